@@ -1,0 +1,1 @@
+"""Analyses over the IR: FLOPs, parameter counts, memory, the inspect report."""

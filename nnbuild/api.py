@@ -1,0 +1,129 @@
+"""The Python API; the CLI is a thin layer over these functions.
+
+    translate(model)            -> IR graph (static shapes, canonical ops)
+    optimize(graph)             -> IR graph after the -O pipeline
+    generate(model, out_dir)    -> GeneratedProject written to out_dir
+    build(model, out_dir)       -> BuildResult (app and library paths)
+    compile(model)              -> CompiledModel loaded in process, through the cache
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+
+import onnx
+
+from . import ops  # noqa: F401  (registers every op)
+from .build import cache
+from .build.driver import BuildResult, artifact_paths, build_project
+from .build.outdir import check_output_folder, publish
+from .codegen import generate_project
+from .codegen.names import model_prefix
+from .errors import ModelError
+from .frontend import load_model
+from .frontend import translate as _translate_onnx
+from .ir import Graph, load_json
+from .options import Options
+from .passes import PassManager, pipeline
+from .runtime import CompiledModel
+
+INTERMEDIATE_SUFFIX = ".nnir.json"
+
+
+def _options(options: Options | None, kwargs: dict) -> Options:
+    if options is not None and kwargs:
+        return Options.make(**{**_as_kwargs(options), **kwargs})
+    return options if options is not None else Options.make(**kwargs)
+
+
+def _as_kwargs(options: Options) -> dict:
+    return dict(name=options.name, target=options.target, opt_level=options.opt_level,
+                shapes=options.shape_map, weights=options.weights, dump_ir=options.dump_ir)
+
+
+def _source(model) -> tuple:
+    """(display name, default prefix, content hash, loader) for a path or ModelProto."""
+    if isinstance(model, onnx.ModelProto):
+        data = model.SerializeToString()
+        return "<ModelProto>", "model", hashlib.sha256(data).hexdigest(), lambda: model
+    path = os.fspath(model)
+    if not os.path.isfile(path):
+        raise ModelError(f"{path}: no such file")
+    return os.path.basename(path), model_prefix(path), _fingerprint(path), None
+
+
+def _fingerprint(path: str) -> str:
+    """sha256 of the model file and of the external-data files beside it that it names."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def translate(model, options: Options | None = None, **kwargs) -> Graph:
+    """ONNX path / ModelProto / intermediate file -> typed IR graph."""
+    options = _options(options, kwargs)
+    display, prefix, _, loader = _source(model)
+    name = options.name or prefix
+    if loader is None and str(model).endswith(INTERMEDIATE_SUFFIX):
+        graph = load_json(os.fspath(model))
+        graph.name = name
+        return graph
+    proto = loader() if loader else load_model(os.fspath(model))
+    return _translate_onnx(proto, options.shape_map, name=name, where=display)
+
+
+def optimize(graph: Graph, options: Options | None = None, stop_after: str | None = None,
+             verify_each: bool = False, **kwargs) -> Graph:
+    options = _options(options, kwargs)
+    manager = PassManager(pipeline(options.opt_level), dump_dir=options.dump_ir,
+                          verify_each=verify_each, stop_after=stop_after)
+    return manager.run(graph)
+
+
+def _generate(model, options: Options):
+    display, _, model_hash, _ = _source(model)
+    graph = optimize(translate(model, options), options)
+    return generate_project(graph, options, display, model_hash)
+
+
+def generate(model, out_dir: str, options: Options | None = None, **kwargs):
+    """Write the complete CMake project for ``model`` into ``out_dir`` (no build)."""
+    options = _options(options, kwargs)
+    check_output_folder(out_dir)          # before any work, so a bad -o fails fast
+    project = _generate(model, options)
+    publish(project, out_dir)
+    return project
+
+
+def build(model, out_dir: str, options: Options | None = None, shared: bool = False,
+          **kwargs) -> BuildResult:
+    """generate + configure + build; returns the app and library paths."""
+    options = _options(options, kwargs)
+    project = generate(model, out_dir, options)
+    return build_project(out_dir, project.prefix, shared=shared)
+
+
+def cached(model, options: Options, cache_dir: str | None = None) -> tuple:
+    """Build through the cache; returns (BuildResult, prefix)."""
+    _, prefix, model_hash, _ = _source(model)
+    prefix = options.name or prefix
+    key = cache.cache_key(model_hash, f"{options.key()}|{prefix}")
+
+    def make(project_dir):
+        project = _generate(model, options)
+        publish(project, project_dir)
+        build_project(project_dir, project.prefix, shared=True,
+                      extra_args=("-DCMAKE_BUILD_RPATH_USE_ORIGIN=ON",))
+
+    entry = cache.cached_build(cache_dir or cache.default_cache_dir(), key, make)
+    return artifact_paths(os.path.join(entry, "project"), prefix, shared=True), prefix
+
+
+def compile(model, cache_dir: str | None = None, options: Options | None = None,
+            **kwargs) -> CompiledModel:
+    """Generate and build through the cache, then load the library in this process."""
+    options = _options(options, kwargs)
+    result, prefix = cached(model, options, cache_dir)
+    return CompiledModel(result.library, prefix, result.project_dir)

@@ -1,0 +1,203 @@
+"""The `nnbuild` command line. Exit codes: 0 ok, 1 build or run failure, 2 usage/model error."""
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+
+from . import __version__, api
+from .errors import BuildError, NNBuildError, UsageError
+from .options import TARGETS, WEIGHT_MODES, Options
+
+
+def _add_model_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("model", help="ONNX model file, or an intermediate file (.nnir.json)")
+    p.add_argument("--name", help="C prefix of every generated symbol (default: from the file name)")
+    p.add_argument("--target", default="host", choices=TARGETS, help="hardware interface (default: host)")
+    p.add_argument("-O", dest="opt_level", type=int, default=2, choices=(0, 1, 2),
+                   help="optimization level (default: 2)")
+    p.add_argument("--shape", action="append", default=[], metavar="NAME=DxDx..",
+                   help="bind a symbolic input shape, e.g. data=1x3x224x224 (repeatable)")
+    p.add_argument("--weights", default="embed", choices=WEIGHT_MODES,
+                   help="embed the weights in the library (default) or load a file at run time")
+    p.add_argument("--dump-ir", metavar="DIR", help="write the text IR after every pass into DIR")
+
+
+def _options(args) -> Options:
+    shapes = {}
+    for spec in args.shape:
+        name, sep, dims = spec.rpartition("=")
+        if not sep or not name:
+            raise UsageError(f"--shape {spec}: expected NAME=DxDx..., e.g. data=1x3x224x224")
+        shapes[name] = dims
+    return Options.make(shapes=shapes, name=args.name, target=args.target,
+                        opt_level=args.opt_level, weights=args.weights, dump_ir=args.dump_ir)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="nnbuild", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"nnbuild {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks of internal errors")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("translate", help="ONNX -> intermediate file (.nnir.json)")
+    _add_model_options(p)
+    p.add_argument("-o", "--output", required=True, help="the .nnir.json file to write")
+    p.set_defaults(func=cmd_translate)
+
+    p = sub.add_parser("generate", help="write the complete CMake project (no build)")
+    _add_model_options(p)
+    p.add_argument("-o", "--output", required=True, help="project folder (new, empty, or ours)")
+    p.set_defaults(func=cmd_generate)
+
+    p = sub.add_parser("build", help="generate + configure + build; prints app and library paths")
+    _add_model_options(p)
+    p.add_argument("-o", "--output", required=True, help="project folder (new, empty, or ours)")
+    p.set_defaults(func=cmd_build)
+
+    p = sub.add_parser("run", help="build through the cache, run the app, summarise the outputs")
+    _add_model_options(p)
+    p.add_argument("--input", action="append", default=[], metavar="NAME=FILE.npy",
+                   help="an input (repeatable); inputs not given are seeded random data")
+    p.add_argument("--output-dir", help="keep the output .npy files here")
+    p.add_argument("--bench", type=int, metavar="N", help="also time N runs")
+    p.add_argument("--threads", type=int, default=1)
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("inspect", help="text IR, params, FLOPs per node, arena size")
+    _add_model_options(p)
+    p.add_argument("--after", metavar="PASS", help="stop after this pass of the pipeline")
+    p.add_argument("--passes", action="store_true", help="list the passes of the pipeline")
+    p.set_defaults(func=cmd_inspect)
+    return parser
+
+
+def cmd_translate(args) -> int:
+    from .ir import save_json
+    graph = api.translate(args.model, _options(args))
+    if not args.output.endswith(api.INTERMEDIATE_SUFFIX):
+        raise UsageError(f"-o {args.output}: the intermediate file must end in "
+                         f"{api.INTERMEDIATE_SUFFIX}")
+    save_json(graph, args.output)
+    print(f"wrote {args.output} ({len(graph.nodes)} nodes)")
+    return 0
+
+
+def cmd_generate(args) -> int:
+    project = api.generate(args.model, args.output, _options(args))
+    print(f"wrote {args.output} ({len(project.files)} files, weights {project.weights_bytes} "
+          f"bytes, arena {project.plan.arena_bytes} bytes)")
+    return 0
+
+
+def cmd_build(args) -> int:
+    result = api.build(args.model, args.output, _options(args))
+    print(f"app:     {result.app}")
+    print(f"library: {result.library}")
+    return 0
+
+
+def cmd_run(args) -> int:
+    import numpy as np
+    options = _options(args)
+    result, prefix = api.cached(args.model, options)
+    from .runtime import CompiledModel
+    model = CompiledModel(result.library, prefix)
+    given = {}
+    for spec in args.input:
+        name, sep, path = spec.rpartition("=")
+        if not sep:
+            if len(model.inputs) != 1:
+                raise UsageError(f"--input {spec}: name the input (NAME=FILE.npy); inputs: "
+                                 f"{', '.join(s.name for s in model.inputs)}")
+            name = model.inputs[0].name
+        given[name] = path
+    unknown = sorted(set(given) - {s.name for s in model.inputs})
+    if unknown:
+        raise UsageError(f"--input {unknown[0]}: no such input "
+                         f"(inputs: {', '.join(s.name for s in model.inputs)})")
+    out_dir = args.output_dir or tempfile.mkdtemp(prefix="nnbuild-run-")
+    os.makedirs(out_dir, exist_ok=True)
+    rng = np.random.default_rng(0)
+    cmd = [result.app, "--output-dir", out_dir, "--threads", str(args.threads)]
+    with tempfile.TemporaryDirectory() as tmp:
+        for spec in model.inputs:
+            path = given.get(spec.name)
+            if path is None:
+                path = os.path.join(tmp, f"input{len(cmd)}.npy")
+                np.save(path, _random_input(rng, spec))
+                print(f"input {spec.name}: random {spec.dtype}{list(spec.shape)} (seed 0)")
+            cmd += ["--input", f"{spec.name}={path}"]
+        if args.bench:
+            cmd += ["--bench", str(args.bench)]
+        proc = subprocess.run(cmd)
+    if proc.returncode != 0:
+        return proc.returncode
+    for spec in model.outputs:
+        array = np.load(os.path.join(out_dir, _npy_name(spec.name)))
+        print(_summary(spec.name, array))
+    if args.output_dir:
+        print(f"outputs in {out_dir}")
+    return 0
+
+
+def _random_input(rng, spec):
+    import numpy as np
+    if spec.dtype.kind == "f":
+        return rng.standard_normal(spec.shape).astype(spec.dtype)
+    if spec.dtype.kind == "b":
+        return rng.integers(0, 2, spec.shape).astype(bool)
+    return rng.integers(0, 10, spec.shape).astype(spec.dtype)
+
+
+def _npy_name(name: str) -> str:
+    """The app's file name for an output (see output_path in app/main.c)."""
+    chars = [c if (c.isascii() and (c.isalnum() or c in "._-")) else "_" for c in name]
+    if chars and chars[0] == ".":
+        chars[0] = "_"
+    return "".join(chars) + ".npy"
+
+
+def _summary(name: str, array) -> str:
+    import numpy as np
+    flat = array.reshape(-1)
+    text = f"output {name}: {array.dtype}{list(array.shape)}"
+    if flat.size and array.dtype.kind in "fiub":
+        values = flat.astype(np.float64)
+        text += (f"  min {values.min():.6g} max {values.max():.6g} mean {values.mean():.6g}"
+                 f"  argmax {int(values.argmax())}")
+    return text
+
+
+def cmd_inspect(args) -> int:
+    from .analysis.report import inspect_report
+    from .passes import pipeline
+    options = _options(args)
+    if args.passes:
+        for p in pipeline(options.opt_level):
+            print(f"{p.name:24s} {p.purpose}")
+        return 0
+    graph = api.translate(args.model, options)
+    graph = api.optimize(graph, options, stop_after=args.after)
+    print(inspect_report(graph), end="")
+    return 0
+
+
+def main(argv=None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except NNBuildError as e:
+        print(f"nnbuild: error: {e}", file=sys.stderr)
+        return e.exit_code
+    except KeyboardInterrupt:
+        return 130
+    except Exception as e:  # an nnbuild bug: one line unless --debug
+        if args.debug:
+            raise
+        print(f"nnbuild: internal error: {type(e).__name__}: {e} (rerun with --debug)",
+              file=sys.stderr)
+        return 1

@@ -1,0 +1,119 @@
+"""What an op's ``lower`` sees: pointers to its tensors, the hardware-interface function names,
+named constant tables, and the list of statements it appends to.
+
+Pointer expressions are typed C casts into one of four storages: the caller's inputs and
+outputs, the weight blob, and the arena (intermediates and scratch, offsets from the plan).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..ir.graph import Graph, Node
+from .plan import MemoryPlan, align
+from .names import c_comment
+
+
+class WeightBlob:
+    """Constants in first-use order, each 64-byte aligned, already in the kernel's layout."""
+
+    def __init__(self):
+        self.offsets: dict = {}
+        self.arrays: list = []       # (offset, array)
+        self.size = 0
+
+    def add(self, key: str, array: np.ndarray) -> int:
+        if key not in self.offsets:
+            self.offsets[key] = self.size
+            self.arrays.append((self.size, array))
+            self.size = align(self.size + array.nbytes)
+        return self.offsets[key]
+
+    def write(self, f) -> None:
+        pos = 0
+        for offset, array in self.arrays:
+            f.write(b"\0" * (offset - pos))
+            data = np.ascontiguousarray(array)
+            data = data.astype(data.dtype.newbyteorder("<"), copy=False)
+            f.write(memoryview(data.reshape(-1)).cast("B"))
+            pos = offset + data.nbytes
+        f.write(b"\0" * (self.size - pos))
+
+
+class LoweringContext:
+    def __init__(self, graph: Graph, plan: MemoryPlan, prefix: str, hal_families: set):
+        self.graph, self.plan, self.prefix = graph, plan, prefix
+        self.weights = WeightBlob()
+        self.tables: dict = {}           # C text of a static table -> its name
+        self.table_decls: list = []
+        self.families = hal_families    # hal sources this model uses
+        self.steps: list = []            # (comment, [statements])
+        self._lines: list = []
+        self.node: Node | None = None
+        self.node_index = -1
+        self.input_index = {n: i for i, n in enumerate(graph.inputs)}
+        self.output_index = {}
+        for i, n in enumerate(graph.outputs):
+            self.output_index.setdefault(n, i)
+
+    # --- tensors -------------------------------------------------------------------------------
+    def type(self, name: str):
+        return self.graph.types[name]
+
+    def shape(self, name: str) -> tuple:
+        return self.graph.types[name].shape
+
+    def ctype(self, name: str) -> str:
+        return self.graph.types[name].dtype.ctype
+
+    def ptr(self, name: str) -> str:
+        """A typed C pointer expression to the tensor ``name``."""
+        ctype = self.ctype(name)
+        if name in self.output_index and name not in self.input_index:
+            return f"(({ctype} *)outputs[{self.output_index[name]}])"
+        if name in self.input_index:
+            return f"((const {ctype} *)inputs[{self.input_index[name]}])"
+        if name in self.graph.constants:
+            offset = self.weights.add(name, self.graph.constants[name])
+            return f"((const {ctype} *)(weights + {offset}))"
+        return f"(({ctype} *)(arena + {self.plan.offsets[name]}))"
+
+    def weight(self, key: str, array: np.ndarray) -> str:
+        """A pointer to data computed at compile time (e.g. a pre-packed copy of a constant)."""
+        from .. import dtypes
+        ctype = dtypes.from_numpy(array.dtype).ctype
+        return f"((const {ctype} *)(weights + {self.weights.add(key, array)}))"
+
+    def scratch(self, ctype: str = "float") -> str:
+        """The scratch buffer this node asked for in ``scratch_bytes``."""
+        return f"(({ctype} *)(arena + {self.plan.offsets[self.plan.scratch_key(self.node_index)]}))"
+
+    # --- hardware interface --------------------------------------------------------------------
+    def fn(self, family: str, name: str) -> str:
+        """The prefixed name of hal function ``name`` from ``hal/<family>.c``."""
+        self.families.add(family)
+        return f"{self.prefix}_{name}"
+
+    def call(self, family: str, name: str, *args) -> None:
+        self.emit(f"{self.fn(family, name)}({', '.join(str(a) for a in args)});")
+
+    def emit(self, statement: str) -> None:
+        self._lines.append(statement)
+
+    def table(self, ctype: str, values, hint: str = "table") -> str:
+        """A ``static const`` array in the network source; identical tables are shared."""
+        body = ", ".join(str(int(v)) if "int" in ctype else repr(float(v)) for v in values) or "0"
+        key = (ctype, body)
+        if key not in self.tables:
+            name = f"{hint}_{len(self.tables)}"
+            self.tables[key] = name
+            self.table_decls.append(f"static const {ctype} {name}[] = {{{body}}};")
+        return self.tables[key]
+
+    # --- driver --------------------------------------------------------------------------------
+    def lower_node(self, index: int, node: Node, lower) -> None:
+        self.node, self.node_index, self._lines = node, index, []
+        lower(node, self)
+        ins = ", ".join(str(self.type(i)) for i in node.inputs if i)
+        outs = ", ".join(str(self.type(o)) for o in node.outputs if o)
+        comment = c_comment(f"{node.label} ({node.op})  {ins} -> {outs}")
+        self.steps.append((comment, self._lines))

@@ -1,0 +1,132 @@
+"""Loop nests written straight into the network source, specialised to their shapes.
+
+Elementwise and broadcasting ops (and, later, fused chains of them) become one loop nest:
+
+    {
+        const float *a = ...;  const float *b = ...;  float *y = ...;
+        for (size_t i0 = 0; i0 < 64; ++i0)
+            for (size_t i1 = 0; i1 < 3136; ++i1)
+                y[i0 * 3136 + i1] = a[i0 * 3136 + i1] + b[i0];
+    }
+
+Dimensions where every operand moves alike are merged, so a same-shape op is one flat loop.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+OPERAND_NAMES = "abcdefgh"
+
+
+def c_literal(value, dtype) -> str:
+    """A C literal of ``value`` in the element type ``dtype`` (a DType)."""
+    if dtype.short == "bool":
+        return "1" if value else "0"
+    if dtype.is_float:
+        v = float(value)
+        if math.isnan(v):
+            return "NAN"
+        if math.isinf(v):
+            return "INFINITY" if v > 0 else "-INFINITY"
+        text = repr(float(np.float32(v))) if dtype.short == "f32" else repr(v)
+        return text + ("f" if dtype.short == "f32" else "")
+    v = int(value)
+    if dtype.short == "i64" and v == -(1 << 63):
+        return "INT64_MIN"
+    suffix = {"i64": "LL", "u64": "ULL", "u32": "U"}.get(dtype.short, "")
+    return f"{v}{suffix}"
+
+
+def math_fn(name: str, dtype) -> str:
+    """C math function for the element type: expf for float, exp for double."""
+    return name + ("f" if dtype.short in ("f32", "f16", "bf16") else "")
+
+
+def _strides_for(shape: tuple, out_shape: tuple) -> list:
+    """Element strides of ``shape`` broadcast to ``out_shape`` (0 on broadcast dims)."""
+    shape = (1,) * (len(out_shape) - len(shape)) + tuple(shape)
+    strides, step = [], 1
+    for d in reversed(shape):
+        strides.append(0 if d == 1 else step)
+        step *= d
+    strides = strides[::-1]
+    return [0 if d == 1 else s for d, s in zip(shape, strides)]
+
+
+def _merge(out_shape: tuple, operand_strides: list) -> tuple:
+    """Merge neighbouring dims where every operand is contiguous across the boundary."""
+    dims = [d for d in out_shape]
+    strides = [list(s) for s in operand_strides]
+    keep = [i for i, d in enumerate(dims) if d != 1]
+    dims = [dims[i] for i in keep]
+    strides = [[s[i] for i in keep] for s in strides]
+    k = len(dims) - 1
+    while k > 0:
+        if all(s[k - 1] == s[k] * dims[k] for s in strides):
+            dims[k - 1] *= dims[k]
+            for s in strides:
+                s[k - 1] = s[k]
+            del dims[k]
+            for s in strides:
+                del s[k]
+        k -= 1
+    return dims, strides
+
+
+def _index(strides: list) -> str:
+    terms = []
+    for k, s in enumerate(strides):
+        if s == 1:
+            terms.append(f"i{k}")
+        elif s:
+            terms.append(f"i{k} * {s}")
+    return " + ".join(terms) or "0"
+
+
+def broadcast_loop(ctx, out: str, operands: list, expr) -> None:
+    """Emit ``out[...] = expr(operand loads...)`` over ``out``'s shape with numpy broadcasting.
+
+    ``operands`` are value names or ready C expressions wrapped in ``Scalar``; ``expr`` maps the
+    list of C load expressions to the C expression of one output element.
+    """
+    out_shape = ctx.shape(out)
+    tensors = [o for o in operands if not isinstance(o, Scalar)]
+    strides = [_strides_for(ctx.shape(o), out_shape) for o in tensors]
+    out_strides = _strides_for(out_shape, out_shape)
+    dims, merged = _merge(out_shape, [out_strides] + strides)
+    lines = [f"{ctx.ctype(out)} *y = {ctx.ptr(out)};"]
+    loads, t = [], 0
+    for o in operands:
+        if isinstance(o, Scalar):
+            loads.append(o.text)
+            continue
+        var = OPERAND_NAMES[t]
+        lines.append(f"const {ctx.ctype(o)} *{var} = {ctx.ptr(o)};")
+        loads.append(f"{var}[{_index(merged[t + 1])}]")
+        t += 1
+    body = f"y[{_index(merged[0])}] = {expr(loads)};"
+    indent = ""
+    for k, d in enumerate(dims):
+        lines.append(f"{indent}for (size_t i{k} = 0; i{k} < {d}; ++i{k})")
+        indent += "    "
+    lines.append(indent + body)
+    ctx.emit("{\n" + "\n".join("    " + line for line in lines) + "\n}")
+
+
+class Scalar:
+    """An operand that is one C expression for every element (a literal, or ``*p``)."""
+
+    def __init__(self, text: str):
+        self.text = text
+
+
+def broadcast_shape(shapes: list, node) -> tuple:
+    """numpy broadcasting of ``shapes``; a ModelError naming the node when they clash."""
+    try:
+        return tuple(int(d) for d in np.broadcast_shapes(*[tuple(s) for s in shapes]))
+    except ValueError:
+        from ..errors import ModelError
+        raise ModelError(f"node {node.label} ({node.op}): shapes "
+                         f"{' and '.join(str(list(s)) for s in shapes)} do not broadcast") from None

@@ -1,0 +1,247 @@
+"""ONNX -> IR: load (with external data kept inside the model's folder), bind symbolic input
+dims, turn initializers and Constant nodes into constants, canonicalize each node to the newest
+opset form, then type every value. Unsupported ops are all reported in one error first.
+"""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import onnx
+from onnx import numpy_helper
+
+from .. import dtypes
+from ..errors import ModelError
+from ..ir.graph import Graph, Node, TensorType
+from ..ops import registry
+from ..ops.infer import infer_graph
+
+NEWEST_OPSET = onnx.defs.onnx_opset_version()
+OLDEST_OPSET = 7
+
+
+def load_model(path: str) -> onnx.ModelProto:
+    """Read an ONNX file; any problem is one ModelError naming the file."""
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except OSError as e:
+        raise ModelError(f"{path}: cannot read: {e.strerror}") from None
+    model = onnx.ModelProto()
+    try:
+        model.ParseFromString(data)
+    except Exception as e:  # protobuf's DecodeError and friends
+        raise ModelError(f"{path}: not a valid ONNX model ({type(e).__name__}: "
+                         f"{str(e).splitlines()[0] if str(e) else 'truncated or corrupt'})") from None
+    if model.ir_version <= 0 or not model.HasField("graph") or not model.opset_import:
+        raise ModelError(f"{path}: not an ONNX model (no ir_version, graph or opset_import)")
+    _load_external_data(model, os.path.dirname(os.path.abspath(path)), path)
+    return model
+
+
+def _load_external_data(model: onnx.ModelProto, folder: str, path: str) -> None:
+    for tensor in _all_tensors(model.graph):
+        if tensor.data_location != onnx.TensorProto.EXTERNAL:
+            continue
+        info = {e.key: e.value for e in tensor.external_data}
+        location = info.get("location", "")
+        target = os.path.realpath(os.path.join(folder, location))
+        if os.path.isabs(location) or os.path.commonpath([target, os.path.realpath(folder)]) \
+                != os.path.realpath(folder):
+            raise ModelError(f"{path}: tensor {tensor.name!r}: external data location "
+                             f"{location!r} leaves the model's folder")
+        offset, length = int(info.get("offset", 0)), info.get("length")
+        try:
+            with open(target, "rb") as f:
+                f.seek(offset)
+                raw = f.read(int(length)) if length is not None else f.read()
+        except OSError as e:
+            raise ModelError(f"{path}: tensor {tensor.name!r}: cannot read external data "
+                             f"{location!r}: {e.strerror}") from None
+        expected = int(np.prod(tensor.dims, dtype=np.int64)) * _itemsize(tensor)
+        if len(raw) < expected:
+            raise ModelError(f"{path}: tensor {tensor.name!r}: external data {location!r} "
+                             f"holds {len(raw)} bytes, needs {expected}")
+        tensor.raw_data = raw[:expected]
+        tensor.data_location = onnx.TensorProto.DEFAULT
+        del tensor.external_data[:]
+
+
+def _itemsize(tensor) -> int:
+    return dtypes.from_code(tensor.data_type).itemsize
+
+
+def _all_tensors(graph):
+    yield from graph.initializer
+    for node in graph.node:
+        for attr in node.attribute:
+            if attr.type == onnx.AttributeProto.TENSOR:
+                yield attr.t
+            elif attr.type == onnx.AttributeProto.GRAPH:
+                yield from _all_tensors(attr.g)
+            elif attr.type == onnx.AttributeProto.GRAPHS:
+                for g in attr.graphs:
+                    yield from _all_tensors(g)
+
+
+def _to_array(tensor, where: str) -> np.ndarray:
+    dtypes.from_code(tensor.data_type)
+    try:
+        return np.array(numpy_helper.to_array(tensor))
+    except Exception as e:
+        raise ModelError(f"{where}: cannot decode tensor {tensor.name!r}: {e}") from None
+
+
+def _attribute(attr, where: str):
+    kind = attr.type
+    A = onnx.AttributeProto
+    if kind == A.INT:
+        return int(attr.i)
+    if kind == A.FLOAT:
+        return float(attr.f)
+    if kind == A.STRING:
+        return attr.s.decode("utf-8", "replace")
+    if kind == A.INTS:
+        return [int(v) for v in attr.ints]
+    if kind == A.FLOATS:
+        return [float(v) for v in attr.floats]
+    if kind == A.STRINGS:
+        return [s.decode("utf-8", "replace") for s in attr.strings]
+    if kind == A.TENSOR:
+        return _to_array(attr.t, where)
+    raise ModelError(f"{where}: attribute {attr.name!r} of type "
+                     f"{A.AttributeType.Name(kind)} is not supported")
+
+
+def _constant_node_value(node, where: str) -> np.ndarray:
+    attr = node.attribute[0] if len(node.attribute) == 1 else None
+    if attr is None:
+        raise ModelError(f"{where}: Constant needs exactly one value attribute")
+    value = _attribute(attr, where)
+    return {
+        "value": lambda: value,
+        "value_float": lambda: np.array(value, np.float32),
+        "value_floats": lambda: np.array(value, np.float32),
+        "value_int": lambda: np.array(value, np.int64),
+        "value_ints": lambda: np.array(value, np.int64),
+    }.get(attr.name, lambda: (_ for _ in ()).throw(
+        ModelError(f"{where}: Constant attribute {attr.name!r} is not supported")))()
+
+
+def _parse_shapes(shapes) -> dict:
+    out = {}
+    for name, dims in (shapes or {}).items():
+        if isinstance(dims, str):
+            try:
+                dims = [int(d) for d in dims.lower().split("x")]
+            except ValueError:
+                raise ModelError(f"--shape {name}={dims}: expected dims like 1x3x224x224") from None
+        out[name] = tuple(int(d) for d in dims)
+    return out
+
+
+def _input_type(value_info, shapes: dict, where: str) -> TensorType:
+    ttype = value_info.type
+    if not ttype.HasField("tensor_type"):
+        raise ModelError(f"{where}: input {value_info.name!r} is not a tensor")
+    dtype = dtypes.from_code(ttype.tensor_type.elem_type)
+    if value_info.name in shapes:
+        return TensorType(dtype, shapes[value_info.name])
+    if not ttype.tensor_type.HasField("shape"):
+        raise ModelError(f"{where}: input {value_info.name!r} has no shape; bind it with "
+                         f"--shape {value_info.name}=DxDx...")
+    dims = []
+    for d in ttype.tensor_type.shape.dim:
+        if d.HasField("dim_value"):
+            dims.append(int(d.dim_value))
+        else:
+            shown = [dd.dim_param or (str(dd.dim_value) if dd.HasField("dim_value") else "?")
+                     for dd in ttype.tensor_type.shape.dim]
+            raise ModelError(f"{where}: input {value_info.name!r} has symbolic shape "
+                             f"[{','.join(shown)}]; bind it with --shape "
+                             f"{value_info.name}={'x'.join(s if s.isdigit() else 'N' for s in shown)}")
+    return TensorType(dtype, tuple(dims))
+
+
+def translate(model, shapes=None, name: str = "model", where: str = "model") -> Graph:
+    """ModelProto (or path) -> typed IR Graph with static shapes."""
+    if isinstance(model, (str, os.PathLike)):
+        where = str(model)
+        model = load_model(where)
+    shapes = _parse_shapes(shapes)
+    g = model.graph
+    opsets = {(o.domain if o.domain != "ai.onnx" else ""): int(o.version) for o in model.opset_import}
+    version = opsets.get("", NEWEST_OPSET)
+    if version > NEWEST_OPSET:
+        raise ModelError(f"{where}: opset {version} is newer than the installed onnx knows "
+                         f"({NEWEST_OPSET})")
+    unknown = [(n.op_type, n.name, opsets.get(n.domain, version), n.domain) for n in g.node
+               if n.op_type != "Constant" and registry.lookup(n.op_type, n.domain) is None]
+    if unknown:
+        listed = "; ".join(f"{d + '::' if d else ''}{op} (node {nm or '<unnamed>'}, opset {v})"
+                           for op, nm, v, d in unknown)
+        raise ModelError(f"{where}: unsupported ops: {listed}")
+    too_old = [(n.op_type, n.name) for n in g.node
+               if n.op_type != "Constant" and opsets.get(n.domain, version)
+               < registry.lookup(n.op_type, n.domain).since]
+    if too_old:
+        raise ModelError(f"{where}: opset {version} is older than supported for "
+                         + "; ".join(f"{op} (node {nm or '<unnamed>'})" for op, nm in too_old))
+
+    graph = Graph(name=name, opsets=opsets)
+    for init in g.initializer:
+        graph.add_constant(init.name, _to_array(init, where))
+    for vi in g.input:
+        if vi.name in graph.constants:
+            continue
+        graph.types[vi.name] = _input_type(vi, shapes, where)
+        graph.inputs.append(vi.name)
+    stray = sorted(set(shapes) - set(graph.inputs))
+    if stray:
+        raise ModelError(f"{where}: --shape names {', '.join(stray)}, not inputs of the model "
+                         f"(inputs: {', '.join(graph.inputs)})")
+
+    defined = set(graph.inputs) | set(graph.constants)
+    for index, proto in enumerate(_topological(g.node, defined, where)):
+        label = proto.name or f"{proto.op_type}_{index}"
+        node_where = f"{where}: node {label} ({proto.op_type})"
+        if proto.op_type == "Constant" and proto.domain in ("", "ai.onnx"):
+            graph.add_constant(proto.output[0], _constant_node_value(proto, node_where))
+            continue
+        attrs = {a.name: _attribute(a, node_where) for a in proto.attribute}
+        node = Node(proto.op_type, tuple(proto.input), tuple(proto.output), attrs, (label,),
+                    proto.domain if proto.domain != "ai.onnx" else "")
+        op = registry.get(node)
+        graph.nodes.extend(op.canonicalize(node, opsets.get(node.domain, version), graph))
+    graph.outputs = [o.name for o in g.output]
+    for out in graph.outputs:
+        if out not in graph.constants and out not in graph.inputs and \
+                not any(out in n.outputs for n in graph.nodes):
+            raise ModelError(f"{where}: graph output {out!r} is never produced")
+    try:
+        infer_graph(graph)
+    except ModelError as e:
+        raise ModelError(f"{where}: {e}") from None
+    return graph
+
+
+def _topological(nodes, defined: set, where: str) -> list:
+    """The nodes in an order where every input is defined first (ONNX requires it; some
+    exporters get it wrong, so sort rather than trust)."""
+    defined = set(defined) | {""}
+    pending, ordered = list(nodes), []
+    while pending:
+        rest = []
+        for n in pending:
+            if all(i in defined for i in n.input):
+                ordered.append(n)
+                defined.update(n.output)
+            else:
+                rest.append(n)
+        if len(rest) == len(pending):
+            n = rest[0]
+            missing = [i for i in n.input if i not in defined]
+            raise ModelError(f"{where}: node {n.name or n.op_type} ({n.op_type}) reads "
+                             f"{missing[0]!r}, which nothing defines (or a cycle)")
+        pending = rest
+    return ordered

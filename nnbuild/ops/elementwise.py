@@ -1,0 +1,347 @@
+"""Elementwise ops: unary math and activations, n-ary arithmetic with numpy broadcasting,
+comparisons and logic, Where, Cast, Clip, PRelu, Identity and Dropout.
+
+Each op is one C expression per element; codegen writes it as a loop nest specialised to the
+shapes (``codegen.loops.broadcast_loop``), for every element type.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .. import dtypes
+from ..codegen.loops import Scalar, broadcast_loop, broadcast_shape, c_literal, math_fn
+from ..ir.graph import Node, TensorType
+from .registry import InferContext, Op, register
+
+_erf = np.vectorize(math.erf, otypes=[np.float64])
+
+
+# --- unary -----------------------------------------------------------------------------------
+class Unary(Op):
+    """y = f(x), same type and shape."""
+    def infer(self, ctx: InferContext) -> list:
+        return [ctx.types[0]]
+
+    def c_expr(self, node: Node, x: str, dtype) -> str:
+        raise NotImplementedError
+
+    def np_fn(self, node: Node, x: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def reference(self, node, x):
+        return [np.asarray(self.np_fn(node, x)).astype(x.dtype)]
+
+    def lower(self, node, ctx) -> None:
+        dtype = ctx.type(node.inputs[0]).dtype
+        broadcast_loop(ctx, node.outputs[0], [node.inputs[0]],
+                       lambda v: self.c_expr(node, v[0], dtype))
+
+
+def _unary(op: str, since: int, c, ref, doc: str):
+    """Register a unary op from a C expression template ({x}, {f:name} math functions) and a
+    numpy reference; attributes with defaults are passed to both as keywords."""
+    @register(op, since=since)
+    class _Op(Unary):
+        __doc__ = doc
+
+        def c_expr(self, node, x, dtype):
+            return c(node, x, dtype)
+
+        def np_fn(self, node, x):
+            return ref(node, x)
+    _Op.__name__ = op
+    return _Op
+
+
+def _lit(node, key, default, dtype):
+    return c_literal(node.attr(key, default), dtype)
+
+
+_unary("Relu", 6, lambda n, x, t: f"{x} > 0 ? {x} : 0", lambda n, x: np.maximum(x, 0),
+       "y = max(x, 0)")
+_unary("Abs", 6, lambda n, x, t: f"{x} < 0 ? -{x} : {x}" if t.short[0] != "u" else x,
+       lambda n, x: np.abs(x), "y = |x|")
+_unary("Neg", 6, lambda n, x, t: f"-{x}", lambda n, x: np.negative(x), "y = -x")
+_unary("Exp", 6, lambda n, x, t: f"{math_fn('exp', t)}({x})", lambda n, x: np.exp(x), "y = e^x")
+_unary("Log", 6, lambda n, x, t: f"{math_fn('log', t)}({x})", lambda n, x: np.log(x), "y = ln x")
+_unary("Sqrt", 6, lambda n, x, t: f"{math_fn('sqrt', t)}({x})", lambda n, x: np.sqrt(x),
+       "y = sqrt(x)")
+_unary("Reciprocal", 6, lambda n, x, t: f"1 / {x}", lambda n, x: np.reciprocal(x), "y = 1/x")
+_unary("Floor", 6, lambda n, x, t: f"{math_fn('floor', t)}({x})", lambda n, x: np.floor(x),
+       "y = floor(x)")
+_unary("Ceil", 6, lambda n, x, t: f"{math_fn('ceil', t)}({x})", lambda n, x: np.ceil(x),
+       "y = ceil(x)")
+_unary("Round", 11, lambda n, x, t: f"{math_fn('nearbyint', t)}({x})", lambda n, x: np.round(x),
+       "y = x rounded half to even")
+_unary("Sin", 7, lambda n, x, t: f"{math_fn('sin', t)}({x})", lambda n, x: np.sin(x), "y = sin x")
+_unary("Cos", 7, lambda n, x, t: f"{math_fn('cos', t)}({x})", lambda n, x: np.cos(x), "y = cos x")
+_unary("Tanh", 6, lambda n, x, t: f"{math_fn('tanh', t)}({x})", lambda n, x: np.tanh(x),
+       "y = tanh x")
+_unary("Erf", 9, lambda n, x, t: f"{math_fn('erf', t)}({x})", lambda n, x: _erf(x), "y = erf x")
+_unary("Sigmoid", 6, lambda n, x, t: f"1 / (1 + {math_fn('exp', t)}(-{x}))",
+       lambda n, x: 1 / (1 + np.exp(-x)), "y = 1 / (1 + e^-x)")
+_unary("Softplus", 1,
+       lambda n, x, t: f"{x} > 0 ? {x} + {math_fn('log1p', t)}({math_fn('exp', t)}(-{x})) "
+                       f": {math_fn('log1p', t)}({math_fn('exp', t)}({x}))",
+       lambda n, x: np.logaddexp(0, x), "y = ln(1 + e^x)")
+_unary("Softsign", 1, lambda n, x, t: f"{x} / (1 + {math_fn('fabs', t)}({x}))",
+       lambda n, x: x / (1 + np.abs(x)), "y = x / (1 + |x|)")
+_unary("LeakyRelu", 6,
+       lambda n, x, t: f"{x} >= 0 ? {x} : {_lit(n, 'alpha', 0.01, t)} * {x}",
+       lambda n, x: np.where(x >= 0, x, np.float32(n.attr("alpha", 0.01)) * x),
+       "y = x >= 0 ? x : alpha * x")
+_unary("Elu", 6,
+       lambda n, x, t: f"{x} >= 0 ? {x} : {_lit(n, 'alpha', 1.0, t)} * "
+                       f"({math_fn('exp', t)}({x}) - 1)",
+       lambda n, x: np.where(x >= 0, x, np.float32(n.attr("alpha", 1.0)) * (np.exp(x) - 1)),
+       "y = x >= 0 ? x : alpha * (e^x - 1)")
+_SELU_ALPHA, _SELU_GAMMA = 1.67326319217681884765625, 1.05070102214813232421875
+_unary("Selu", 6,
+       lambda n, x, t: f"{_lit(n, 'gamma', _SELU_GAMMA, t)} * ({x} > 0 ? {x} : "
+                       f"{_lit(n, 'alpha', _SELU_ALPHA, t)} * ({math_fn('exp', t)}({x}) - 1))",
+       lambda n, x: np.float32(n.attr("gamma", _SELU_GAMMA)) * np.where(
+           x > 0, x, np.float32(n.attr("alpha", _SELU_ALPHA)) * (np.exp(x) - 1)),
+       "y = gamma * (x > 0 ? x : alpha * (e^x - 1))")
+_unary("HardSigmoid", 6,
+       lambda n, x, t: f"{math_fn('fmax', t)}(0, {math_fn('fmin', t)}(1, "
+                       f"{_lit(n, 'alpha', 0.2, t)} * {x} + {_lit(n, 'beta', 0.5, t)}))",
+       lambda n, x: np.clip(np.float32(n.attr("alpha", 0.2)) * x
+                            + np.float32(n.attr("beta", 0.5)), 0, 1),
+       "y = max(0, min(1, alpha * x + beta))")
+_unary("HardSwish", 14,
+       lambda n, x, t: f"{x} * {math_fn('fmax', t)}(0, {math_fn('fmin', t)}(1, "
+                       f"{x} * {c_literal(1 / 6, t)} + {c_literal(0.5, t)}))",
+       lambda n, x: x * np.clip(x * np.float32(1 / 6) + np.float32(0.5), 0, 1),
+       "y = x * max(0, min(1, x / 6 + 1/2))")
+_unary("Not", 1, lambda n, x, t: f"!{x}", lambda n, x: np.logical_not(x), "y = !x")
+
+
+@register("Identity", since=1)
+class Identity(Unary):
+    """y = x (kept only where removal is not possible, e.g. an input passed to an output)."""
+    def np_fn(self, node, x):
+        return x
+
+    def lower(self, node, ctx):
+        ctx.emit(f"memcpy({ctx.ptr(node.outputs[0])}, {ctx.ptr(node.inputs[0])}, "
+                 f"{ctx.type(node.inputs[0]).nbytes});")
+
+
+@register("Dropout", since=1)
+class Dropout(Op):
+    """Inference: y = x; the optional mask is all true."""
+    def canonicalize(self, node, version, graph):
+        attrs = {k: v for k, v in node.attrs.items() if k not in ("is_test", "ratio", "seed")}
+        return [node.replace(attrs=attrs, inputs=node.inputs[:1])]
+
+    def infer(self, ctx):
+        x = ctx.types[0]
+        return [x, TensorType(dtypes.BOOL, x.shape)]
+
+    def reference(self, node, x, *rest):
+        return [x, np.ones(x.shape, bool)]
+
+    def lower(self, node, ctx):
+        x, outs = node.inputs[0], node.outputs
+        ctx.emit(f"memcpy({ctx.ptr(outs[0])}, {ctx.ptr(x)}, {ctx.type(x).nbytes});")
+        if len(outs) > 1 and outs[1]:
+            ctx.emit(f"memset({ctx.ptr(outs[1])}, 1, {ctx.type(outs[1]).nbytes});")
+
+
+# --- n-ary with broadcasting --------------------------------------------------------------------
+class Broadcasting(Op):
+    """y = f(a, b, ...) with numpy broadcasting; output type from ``out_dtype``."""
+    def out_dtype(self, ctx):
+        return ctx.types[0].dtype
+
+    def infer(self, ctx):
+        shapes = [t.shape for t in ctx.types if t is not None]
+        return [TensorType(self.out_dtype(ctx), broadcast_shape(shapes, ctx.node))]
+
+    def c_expr(self, node, args: list, dtype) -> str:
+        raise NotImplementedError
+
+    def np_fn(self, node, *args):
+        raise NotImplementedError
+
+    def reference(self, node, *args):
+        out = np.asarray(self.np_fn(node, *args))
+        return [out.astype(self.np_out_dtype(node, args))]
+
+    def np_out_dtype(self, node, args):
+        return args[0].dtype
+
+    def lower(self, node, ctx):
+        dtype = ctx.type(node.inputs[0]).dtype
+        operands = [_operand(ctx, i) for i in node.inputs if i]
+        broadcast_loop(ctx, node.outputs[0], operands,
+                       lambda v: self.c_expr(node, v, dtype))
+
+
+def _operand(ctx, name):
+    """A one-element constant becomes a literal; anything else is read from memory."""
+    array = ctx.graph.constants.get(name)
+    if array is not None and array.size == 1 and ctx.type(name).rank <= len(ctx.shape(name)) \
+            and array.dtype != np.float16:
+        return Scalar(c_literal(array.reshape(-1)[0], ctx.type(name).dtype))
+    return name
+
+
+def _nary(op: str, since: int, c, ref, doc: str, out_bool: bool = False, variadic=False):
+    @register(op, since=since)
+    class _Op(Broadcasting):
+        __doc__ = doc
+
+        def out_dtype(self, ctx):
+            return dtypes.BOOL if out_bool else ctx.types[0].dtype
+
+        def np_out_dtype(self, node, args):
+            return np.bool_ if out_bool else args[0].dtype
+
+        def c_expr(self, node, args, dtype):
+            return c(node, args, dtype)
+
+        def np_fn(self, node, *args):
+            return ref(node, *args)
+    _Op.__name__ = op
+    return _Op
+
+
+def _fold_left(fn):
+    def apply(node, *args):
+        out = args[0]
+        for a in args[1:]:
+            out = fn(out, a)
+        return out
+    return apply
+
+
+def _chain(op_text):
+    return lambda n, a, t: f" {op_text} ".join(a) if len(a) > 1 else a[0]
+
+
+def _int_div(node, a, b):
+    if np.issubdtype(a.dtype, np.integer):
+        return np.trunc(a / b).astype(a.dtype)
+    return a / b
+
+
+def _minmax(fn_name, cmp):
+    def c(node, args, t):
+        expr = args[0]
+        for a in args[1:]:
+            expr = f"{math_fn(fn_name, t)}({expr}, {a})" if t.is_float else \
+                f"({expr} {cmp} {a} ? {expr} : {a})"
+        return expr
+    return c
+
+
+_nary("Add", 7, _chain("+"), _fold_left(np.add), "y = a + b")
+_nary("Sub", 7, _chain("-"), _fold_left(np.subtract), "y = a - b")
+_nary("Mul", 7, _chain("*"), _fold_left(np.multiply), "y = a * b")
+_nary("Div", 7, _chain("/"), _int_div, "y = a / b (integers truncate)")
+_nary("Pow", 7, lambda n, a, t: f"{math_fn('pow', t) if t.is_float else 'pow'}({a[0]}, {a[1]})",
+      lambda n, a, b: np.power(a, b.astype(a.dtype)), "y = a ^ b")
+_nary("Max", 6, _minmax("fmax", ">"), _fold_left(np.maximum), "y = max(a, b, ...)")
+_nary("Min", 6, _minmax("fmin", "<"), _fold_left(np.minimum), "y = min(a, b, ...)")
+_nary("Sum", 6, _chain("+"), _fold_left(np.add), "y = a + b + ...")
+_nary("Mean", 6, lambda n, a, t: f"({' + '.join(a)}) / {c_literal(len(a), t)}",
+      lambda n, *a: sum(a[1:], a[0]) / np.asarray(len(a), a[0].dtype), "y = (a + b + ...) / n")
+_nary("Equal", 7, lambda n, a, t: f"{a[0]} == {a[1]}", lambda n, a, b: a == b, "y = a == b", True)
+_nary("Less", 7, lambda n, a, t: f"{a[0]} < {a[1]}", lambda n, a, b: a < b, "y = a < b", True)
+_nary("LessOrEqual", 12, lambda n, a, t: f"{a[0]} <= {a[1]}", lambda n, a, b: a <= b,
+      "y = a <= b", True)
+_nary("Greater", 7, lambda n, a, t: f"{a[0]} > {a[1]}", lambda n, a, b: a > b, "y = a > b", True)
+_nary("GreaterOrEqual", 12, lambda n, a, t: f"{a[0]} >= {a[1]}", lambda n, a, b: a >= b,
+      "y = a >= b", True)
+_nary("And", 7, lambda n, a, t: f"{a[0]} && {a[1]}", lambda n, a, b: a & b, "y = a and b", True)
+_nary("Or", 7, lambda n, a, t: f"{a[0]} || {a[1]}", lambda n, a, b: a | b, "y = a or b", True)
+_nary("Xor", 7, lambda n, a, t: f"{a[0]} != {a[1]}", lambda n, a, b: a ^ b, "y = a xor b", True)
+_nary("PRelu", 7, lambda n, a, t: f"{a[0]} < 0 ? {a[0]} * {a[1]} : {a[0]}",
+      lambda n, x, s: np.where(x < 0, x * s, x), "y = x < 0 ? slope * x : x")
+
+
+@register("Where", since=9)
+class Where(Broadcasting):
+    """y = cond ? a : b"""
+    def out_dtype(self, ctx):
+        return ctx.types[1].dtype
+
+    def np_out_dtype(self, node, args):
+        return args[1].dtype
+
+    def np_fn(self, node, cond, a, b):
+        return np.where(cond, a, b)
+
+    def c_expr(self, node, args, dtype):
+        return f"{args[0]} ? {args[1]} : {args[2]}"
+
+
+@register("Clip", since=6)
+class Clip(Op):
+    """y = min(max(x, lo), hi); bounds are inputs (attributes before opset 11)."""
+    def canonicalize(self, node, version, graph):
+        if version >= 11:
+            return [node]
+        inputs = [node.inputs[0]]
+        for key in ("min", "max"):
+            if key in node.attrs:
+                name = graph.unique_name(f"{node.outputs[0]}_{key}")
+                graph.add_constant(name, np.array(node.attrs[key], np.float32))
+                inputs.append(name)
+            else:
+                inputs.append("")
+        return [node.replace(inputs=tuple(inputs), attrs={})]
+
+    def infer(self, ctx):
+        return [ctx.types[0]]
+
+    def reference(self, node, x, lo=None, hi=None):
+        y = x
+        if lo is not None:
+            y = np.maximum(y, lo)
+        if hi is not None:
+            y = np.minimum(y, hi)
+        return [np.asarray(y).astype(x.dtype)]
+
+    def lower(self, node, ctx):
+        x = node.inputs[0]
+        dtype = ctx.type(x).dtype
+        bounds = []
+        for i in (1, 2):
+            name = node.inputs[i] if len(node.inputs) > i else ""
+            if not name:
+                bounds.append(None)
+            elif name in ctx.graph.constants:
+                bounds.append(c_literal(ctx.graph.constants[name].reshape(-1)[0], dtype))
+            else:
+                bounds.append(f"{ctx.ptr(name)}[0]")
+
+        def expr(v):
+            e = v[0]
+            if bounds[0] is not None:
+                e = f"({e} < {bounds[0]} ? {bounds[0]} : {e})"
+            if bounds[1] is not None:
+                e = f"({e} > {bounds[1]} ? {bounds[1]} : {e})"
+            return e
+        broadcast_loop(ctx, node.outputs[0], [x], expr)
+
+
+@register("Cast", since=6)
+class Cast(Op):
+    """y = x converted to the element type ``to``."""
+    def infer(self, ctx):
+        return [TensorType(dtypes.from_code(ctx.node.attr("to")), ctx.types[0].shape)]
+
+    def reference(self, node, x):
+        return [x.astype(dtypes.from_code(node.attr("to")).numpy)]
+
+    def lower(self, node, ctx):
+        to = ctx.type(node.outputs[0]).dtype
+        if to.short == "bool":
+            expr = lambda v: f"{v[0]} != 0"
+        else:
+            expr = lambda v: f"({to.ctype}){v[0]}"
+        broadcast_loop(ctx, node.outputs[0], [node.inputs[0]], expr)

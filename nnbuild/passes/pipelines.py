@@ -1,0 +1,23 @@
+"""The pipelines, one plain list per optimization level."""
+from __future__ import annotations
+
+from ..errors import UsageError
+from .eliminate_dead_code import eliminate_dead_code
+from .fold_batchnorm import fold_batchnorm
+from .fold_constants import fold_constants
+from .remove_identity import remove_identity
+
+PIPELINES = {
+    0: [],
+    1: [fold_constants, remove_identity, eliminate_dead_code],
+    2: [fold_constants, remove_identity, fold_batchnorm, fold_constants, eliminate_dead_code],
+}
+
+ALL_PASSES = {p.name: p for level in PIPELINES.values() for p in level}
+
+
+def pipeline(level: int) -> list:
+    if level not in PIPELINES:
+        raise UsageError(f"-O{level}: optimization level must be one of "
+                         f"{', '.join(str(k) for k in PIPELINES)}")
+    return list(PIPELINES[level])
