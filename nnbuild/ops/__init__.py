@@ -1,3 +1,11 @@
 """Every op nnbuild knows, registered explicitly. Importing this package registers them all."""
 from . import registry  # noqa: F401
 from . import elementwise  # noqa: F401
+from . import linalg  # noqa: F401
+from . import conv  # noqa: F401
+from . import pool  # noqa: F401
+from . import normalization  # noqa: F401
+from . import reduce  # noqa: F401
+from . import shape_ops  # noqa: F401
+from . import movement  # noqa: F401
+from . import resize  # noqa: F401
