@@ -1,1 +1,242 @@
-"""(in progress)"""
+"""Pooling: MaxPool and AveragePool over 1-D, 2-D and 3-D windows (kernel_shape, strides, pads,
+dilations, ceil_mode, auto_pad; MaxPool's optional Indices output), GlobalMaxPool and
+GlobalAveragePool. Element type: float32.
+
+The window geometry (output extents, padding from auto_pad) is worked out once here
+(``window``); the kernels in ``hal/<target>/pool.c`` get it as one static ``nn_pool_window``.
+"""
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+
+import numpy as np
+
+from .. import dtypes
+from ..errors import ModelError
+from ..ir.graph import Node, TensorType
+from .registry import InferContext, Op, attr_ints, register
+
+AUTO_PADS = ("NOTSET", "SAME_UPPER", "SAME_LOWER", "VALID")
+
+
+@dataclass(frozen=True)
+class Window:
+    """One pooling window per spatial dim, with the output extents it produces."""
+    kernel: tuple
+    strides: tuple
+    dilations: tuple
+    pads_begin: tuple
+    pads_end: tuple
+    out: tuple
+
+    @property
+    def volume(self) -> int:
+        return int(np.prod(self.kernel))
+
+
+def window(node: Node, spatial: tuple, fail) -> Window:
+    """The window of a MaxPool / AveragePool ``node`` over input extents ``spatial``;
+    ``fail(message)`` makes the error to raise."""
+    rank = len(spatial)
+    kernel = attr_ints(node, "kernel_shape")
+    if kernel is None or len(kernel) != rank or min(kernel) < 1:
+        raise fail(f"kernel_shape {kernel} must give {rank} positive extents for input "
+                   f"spatial shape {list(spatial)}")
+    strides = attr_ints(node, "strides") or [1] * rank
+    dilations = attr_ints(node, "dilations") or [1] * rank
+    if len(strides) != rank or len(dilations) != rank or min(strides + dilations) < 1:
+        raise fail(f"strides {strides} and dilations {dilations} need {rank} positive values")
+    auto_pad = node.attr("auto_pad", "NOTSET") or "NOTSET"
+    if auto_pad not in AUTO_PADS:
+        raise fail(f"auto_pad {auto_pad!r} is not one of {', '.join(AUTO_PADS)}")
+    extent = [(k - 1) * d + 1 for k, d in zip(kernel, dilations)]
+    if auto_pad in ("SAME_UPPER", "SAME_LOWER"):
+        out = [-(-n // s) for n, s in zip(spatial, strides)]
+        total = [max(0, (o - 1) * s + e - n) for o, s, e, n in zip(out, strides, extent, spatial)]
+        small, big = [t // 2 for t in total], [t - t // 2 for t in total]
+        begin, end = (small, big) if auto_pad == "SAME_UPPER" else (big, small)
+        return Window(*map(tuple, (kernel, strides, dilations, begin, end, out)))
+    pads = attr_ints(node, "pads") or [0] * (2 * rank)
+    if auto_pad == "VALID":
+        pads = [0] * (2 * rank)
+    if len(pads) != 2 * rank or min(pads) < 0:
+        raise fail(f"pads {pads} need {2 * rank} values >= 0")
+    begin, end = pads[:rank], pads[rank:]
+    ceil_mode = bool(node.attr("ceil_mode", 0))
+    out = []
+    for n, b, e, k, s in zip(spatial, begin, end, extent, strides):
+        span = n + b + e - k
+        if span < 0:
+            raise fail(f"window extent {k} is larger than the padded input {n + b + e}")
+        o = (-(-span // s) if ceil_mode else span // s) + 1
+        if ceil_mode and (o - 1) * s >= n + b:
+            o -= 1       # the last window must start inside the input or its leading pad
+        out.append(o)
+    return Window(*map(tuple, (kernel, strides, dilations, begin, end, out)))
+
+
+def _require_f32(ctx: InferContext, low_rank: int = 3) -> TensorType:
+    x = ctx.types[0]
+    if x.dtype != dtypes.FLOAT32:
+        raise ctx.fail(f"element type {x.dtype} is not supported (supported: f32)")
+    if not low_rank <= x.rank <= 5:
+        raise ctx.fail(f"input {x} must be N x C with 1 to 3 spatial dims")
+    return x
+
+
+def _taps(x: np.ndarray, w: Window):
+    """For each kernel tap: the input values under it at every output position, and whether
+    each position is inside the input (False: padding or beyond)."""
+    spatial = x.shape[2:]
+    for k in itertools.product(*(range(n) for n in w.kernel)):
+        pos = [np.arange(o) * s - b + kk * d
+               for o, s, b, kk, d in zip(w.out, w.strides, w.pads_begin, k, w.dilations)]
+        inside = [(p >= 0) & (p < n) for p, n in zip(pos, spatial)]
+        clipped = [np.clip(p, 0, n - 1) for p, n in zip(pos, spatial)]
+        values = x[(slice(None), slice(None)) + np.ix_(*clipped)]
+        mask = np.ones(w.out, bool)
+        for axis, m in enumerate(inside):
+            mask = mask & m.reshape([-1 if a == axis else 1 for a in range(len(w.out))])
+        yield pos, values, mask
+
+
+def _padded_count(w: Window, spatial: tuple) -> np.ndarray:
+    """Per output position: the taps inside the input plus its padding."""
+    count = np.ones(w.out, np.int64)
+    for axis, (o, s, b, e, k, d, n) in enumerate(zip(w.out, w.strides, w.pads_begin, w.pads_end,
+                                                     w.kernel, w.dilations, spatial)):
+        first = np.arange(o) * s - b
+        per = np.array([np.sum(first_i + np.arange(k) * d < n + e) for first_i in first])
+        count = count * per.reshape([-1 if a == axis else 1 for a in range(len(w.out))])
+    return count
+
+
+def _geometry(ctx, x: str, w: Window) -> list:
+    """The ``nn_pool_window`` initializer lines: spatial extents padded to three dims with
+    leading 1s."""
+    shape = ctx.shape(x)
+    lead = 3 - (len(shape) - 2)
+
+    def dims(values, fill):
+        return "{" + ", ".join(str(v) for v in [fill] * lead + list(values)) + "}"
+    return [f".planes = {shape[0] * shape[1]}, .in = {dims(shape[2:], 1)}, "
+            f".out = {dims(w.out, 1)},",
+            f".kernel = {dims(w.kernel, 1)}, .stride = {dims(w.strides, 1)}, "
+            f".dilation = {dims(w.dilations, 1)},",
+            f".pad_begin = {dims(w.pads_begin, 0)}, .pad_end = {dims(w.pads_end, 0)}}};"]
+
+
+def _emit_windowed(ctx, node: Node, fn: str, args: str) -> None:
+    """``{ static const nn_pool_window window = {...}; <prefix>_<fn>(x, y, args, &window); }``"""
+    x = node.inputs[0]
+    w = window(node, ctx.shape(x)[2:], lambda m: _fail(node, m))
+    lines = ["{", "    static const nn_pool_window window = {"]
+    lines += ["        " + line for line in _geometry(ctx, x, w)]
+    lines.append(f"    {ctx.fn('pool', fn)}({ctx.ptr(x)}, {ctx.ptr(node.outputs[0])}, {args}, "
+                 f"&window);")
+    ctx.emit("\n".join(lines + ["}"]))
+
+
+def _fail(node: Node, message: str) -> ModelError:
+    return ModelError(f"node {node.label} ({node.op}): {message}")
+
+
+class WindowedPool(Op):
+    def infer(self, ctx):
+        x = _require_f32(ctx)
+        w = window(ctx.node, x.shape[2:], ctx.fail)
+        return [TensorType(x.dtype, x.shape[:2] + w.out)]
+
+    def flops(self, node, graph):
+        return graph.types[node.outputs[0]].size * window(node, graph.types[node.inputs[0]].shape[2:],
+                                                          lambda m: _fail(node, m)).volume
+
+
+@register("MaxPool", since=1)
+class MaxPool(WindowedPool):
+    """y = max over each window (padding never wins); Indices = flat position of the max."""
+    def infer(self, ctx):
+        y = super().infer(ctx)[0]
+        if ctx.node.attr("storage_order", 0) not in (0, 1):
+            raise ctx.fail("storage_order must be 0 (row-major) or 1 (column-major)")
+        return [y, TensorType(dtypes.INT64, y.shape)]
+
+    def reference(self, node, x):
+        w = window(node, x.shape[2:], lambda m: _fail(node, m))
+        y = np.full(x.shape[:2] + w.out, -np.inf, x.dtype)
+        flat = np.zeros(y.shape, np.int64)
+        spatial = x.shape[2:]
+        column = node.attr("storage_order", 0) == 1
+        for pos, values, mask in _taps(x, w):
+            better = mask & (values > y)
+            y = np.where(better, values, y)
+            grids = np.meshgrid(*pos, indexing="ij")
+            order = reversed(range(len(spatial))) if column else range(len(spatial))
+            index = np.zeros(w.out, np.int64)
+            for a in order:
+                index = index * spatial[a] + grids[a]
+            flat = np.where(better, index, flat)
+        plane = int(np.prod(spatial))
+        flat = flat + (np.arange(x.shape[0] * x.shape[1]) * plane).reshape(
+            x.shape[:2] + (1,) * len(spatial))
+        return [y, flat]
+
+    def lower(self, node, ctx):
+        indices = ctx.ptr(node.outputs[1]) if len(node.outputs) > 1 and node.outputs[1] else "NULL"
+        _emit_windowed(ctx, node, "maxpool_f32",
+                       f"{indices}, {int(node.attr('storage_order', 0))}")
+
+
+@register("AveragePool", since=1)
+class AveragePool(WindowedPool):
+    """y = mean over each window; count_include_pad counts padding positions as zeros."""
+    def reference(self, node, x):
+        w = window(node, x.shape[2:], lambda m: _fail(node, m))
+        total = np.zeros(x.shape[:2] + w.out, np.float64)
+        count = np.zeros(w.out, np.int64)
+        for _, values, mask in _taps(x, w):
+            total += np.where(mask, values, 0)
+            count += mask
+        if node.attr("count_include_pad", 0):
+            count = _padded_count(w, x.shape[2:])
+        return [(total / np.maximum(count, 1)).astype(x.dtype)]
+
+    def lower(self, node, ctx):
+        _emit_windowed(ctx, node, "avgpool_f32",
+                       "true" if node.attr("count_include_pad", 0) else "false")
+
+
+class GlobalPool(Op):
+    kernel = ""
+
+    def infer(self, ctx):
+        x = _require_f32(ctx, low_rank=2)
+        return [TensorType(x.dtype, x.shape[:2] + (1,) * (x.rank - 2))]
+
+    def flops(self, node, graph):
+        return graph.types[node.inputs[0]].size
+
+    def lower(self, node, ctx):
+        shape = ctx.shape(node.inputs[0])
+        ctx.call("pool", self.kernel, ctx.ptr(node.inputs[0]), ctx.ptr(node.outputs[0]),
+                 shape[0] * shape[1], int(np.prod(shape[2:])))
+
+
+@register("GlobalMaxPool", since=1)
+class GlobalMaxPool(GlobalPool):
+    """y[n, c] = max over all spatial positions of x[n, c]"""
+    kernel = "global_maxpool_f32"
+
+    def reference(self, node, x):
+        return [np.max(x, axis=tuple(range(2, x.ndim)), keepdims=True)]
+
+
+@register("GlobalAveragePool", since=1)
+class GlobalAveragePool(GlobalPool):
+    """y[n, c] = mean over all spatial positions of x[n, c]"""
+    kernel = "global_avgpool_f32"
+
+    def reference(self, node, x):
+        return [np.mean(x, axis=tuple(range(2, x.ndim)), dtype=np.float64,
+                        keepdims=True).astype(x.dtype)]

@@ -1,0 +1,112 @@
+"""Pooling ops match onnxruntime on random inputs: MaxPool and AveragePool over 1-D, 2-D and
+3-D windows with every attribute that changes the window (pads, strides, dilations, ceil_mode,
+auto_pad, count_include_pad), MaxPool's Indices output, and the global pools."""
+import numpy as np
+import pytest
+from onnx import helper
+
+import nnbuild
+from nnbuild.errors import ModelError
+from nnbuild.ops.pool import window
+from helpers import check_against_onnxruntime, make_model
+
+F32 = np.float32
+
+
+def pool_model(op, shape, opset=17, outputs=("y",), **attrs):
+    node = helper.make_node(op, ["x"], list(outputs), **attrs)
+    return make_model([node], {"x": (F32, shape)}, list(outputs), opset=opset)
+
+
+WINDOWS = {
+    "resnet-stem": dict(kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1]),
+    "2x2-stride-2": dict(kernel_shape=[2, 2], strides=[2, 2]),
+    "asymmetric-pads": dict(kernel_shape=[3, 2], strides=[1, 2], pads=[0, 1, 2, 0]),
+    "ceil-mode": dict(kernel_shape=[3, 3], strides=[2, 2], ceil_mode=1),
+    "ceil-mode-padded": dict(kernel_shape=[2, 3], strides=[2, 2], pads=[1, 1, 1, 1], ceil_mode=1),
+    "dilated": dict(kernel_shape=[2, 3], dilations=[2, 2], pads=[1, 2, 1, 2]),
+    "same-upper": dict(kernel_shape=[3, 2], strides=[2, 2], auto_pad="SAME_UPPER"),
+    "same-lower": dict(kernel_shape=[2, 3], strides=[2, 1], auto_pad="SAME_LOWER"),
+    "valid": dict(kernel_shape=[3, 3], strides=[2, 2], auto_pad="VALID"),
+}
+
+
+@pytest.mark.parametrize("name", WINDOWS)
+def test_maxpool_2d(name, cache_dir):
+    check_against_onnxruntime(pool_model("MaxPool", [2, 3, 9, 11], **WINDOWS[name]), cache_dir)
+
+
+@pytest.mark.parametrize("name", [n for n in WINDOWS if n != "dilated"])
+@pytest.mark.parametrize("count_include_pad", [0, 1])
+def test_averagepool_2d(name, count_include_pad, cache_dir):
+    model = pool_model("AveragePool", [2, 3, 9, 11], count_include_pad=count_include_pad,
+                       **WINDOWS[name])
+    check_against_onnxruntime(model, cache_dir)
+
+
+def test_averagepool_dilations_opset19(cache_dir):
+    model = pool_model("AveragePool", [1, 2, 10, 9], opset=19, kernel_shape=[2, 3],
+                       dilations=[2, 2], pads=[1, 0, 1, 2], count_include_pad=1)
+    check_against_onnxruntime(model, cache_dir)
+
+
+@pytest.mark.parametrize("op", ["MaxPool", "AveragePool"])
+def test_1d_and_3d_windows(op, cache_dir):
+    one = helper.make_node(op, ["a"], ["y1"], kernel_shape=[3], strides=[2], pads=[1, 1])
+    three = helper.make_node(op, ["b"], ["y3"], kernel_shape=[2, 3, 2], strides=[1, 2, 2],
+                             pads=[0, 1, 1, 1, 1, 0])
+    model = make_model([one, three], {"a": (F32, [2, 3, 17]), "b": (F32, [1, 2, 5, 7, 6])},
+                       ["y1", "y3"])
+    check_against_onnxruntime(model, cache_dir)
+
+
+@pytest.mark.parametrize("storage_order", [0, 1])
+def test_maxpool_indices(storage_order, cache_dir):
+    model = pool_model("MaxPool", [2, 3, 8, 7], outputs=("y", "i"), kernel_shape=[3, 3],
+                       strides=[2, 2], pads=[1, 1, 1, 1], storage_order=storage_order)
+    check_against_onnxruntime(model, cache_dir)
+
+
+@pytest.mark.parametrize("op,opset,attrs", [
+    ("MaxPool", 8, dict(kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1])),
+    ("MaxPool", 10, dict(kernel_shape=[3, 3], strides=[2, 2], ceil_mode=1)),
+    ("AveragePool", 7, dict(kernel_shape=[3, 3], pads=[1, 1, 1, 1], count_include_pad=1)),
+    ("AveragePool", 11, dict(kernel_shape=[2, 2], strides=[2, 2], ceil_mode=1)),
+])
+def test_older_opsets(op, opset, attrs, cache_dir):
+    check_against_onnxruntime(pool_model(op, [1, 4, 9, 9], opset=opset, **attrs), cache_dir)
+
+
+def test_global_pools(cache_dir):
+    nodes = [helper.make_node("GlobalAveragePool", ["x"], ["avg"]),
+             helper.make_node("GlobalMaxPool", ["x"], ["max"]),
+             helper.make_node("GlobalAveragePool", ["v"], ["avg3d"])]
+    model = make_model(nodes, {"x": (F32, [2, 5, 7, 7]), "v": (F32, [1, 3, 4, 5, 6])},
+                       ["avg", "max", "avg3d"])
+    check_against_onnxruntime(model, cache_dir)
+
+
+def test_resnet_sized_maxpool(cache_dir):
+    model = pool_model("MaxPool", [1, 64, 112, 112], kernel_shape=[3, 3], strides=[2, 2],
+                       pads=[1, 1, 1, 1])
+    check_against_onnxruntime(model, cache_dir)
+
+
+def test_window_geometry():
+    node = helper.make_node("MaxPool", ["x"], ["y"])
+    from nnbuild.ir.graph import Node
+    same = Node("MaxPool", ("x",), ("y",), dict(kernel_shape=[3, 3], strides=[2, 2],
+                                                 auto_pad="SAME_LOWER"))
+    w = window(same, (8, 7), ModelError)
+    assert w.out == (4, 4) and w.pads_begin == (1, 1) and w.pads_end == (0, 1)
+    ceil = Node("MaxPool", ("x",), ("y",), dict(kernel_shape=[2], strides=[2], pads=[1, 1],
+                                                 ceil_mode=1))
+    assert window(ceil, (4,), ModelError).out == (3,)       # the 4th window would start in padding
+    del node
+
+
+def test_unsupported_dtype_is_a_clear_error(tmp_path):
+    node = helper.make_node("MaxPool", ["x"], ["y"], kernel_shape=[2, 2])
+    model = make_model([node], {"x": (np.float64, [1, 1, 4, 4])}, ["y"])
+    with pytest.raises(ModelError, match="supported: f32"):
+        nnbuild.translate(model)
