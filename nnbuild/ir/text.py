@@ -28,6 +28,7 @@ from .graph import Graph, Node, TensorType, is_splat, splat
 
 SMALL_CONSTANT = 16
 _BARE = re.compile(r"[A-Za-z0-9_./\-]+\Z")
+_NUMBER = re.compile(r"[-+]?(?:[0-9]|inf\Z|nan\Z)")     # symbolic dims spelled so are quoted
 
 
 # --- printing ---------------------------------------------------------------------------------
@@ -42,11 +43,20 @@ def _ref(graph: Graph, name: str) -> str:
 
 
 def _scalar(value, dtype) -> str:
+    if dtype.short in ("f32", "f16"):
+        return str(dtype.numpy(value))        # the shortest text that reads back exactly
     if dtype.is_float:
         return repr(float(value))
     if dtype.short == "bool":
         return "true" if value else "false"
     return str(int(value))
+
+
+def _type(ttype: TensorType) -> str:
+    """``f32[1,N,4]``; a symbolic dim that is not a bare word is JSON-quoted."""
+    dims = ",".join(str(d) if isinstance(d, int) else
+                    json.dumps(d) if _NUMBER.match(d) else _name(d) for d in ttype.shape)
+    return f"{ttype.dtype.short}[{dims}]"
 
 
 def format_array(array: np.ndarray, elide: bool = False) -> str:
@@ -71,14 +81,14 @@ def _attr(value) -> str:
     if isinstance(value, str):
         return json.dumps(value)
     if isinstance(value, np.ndarray):
-        return f"tensor<{TensorType.of(value)}>({format_array(value)})"
+        return f"tensor<{_type(TensorType.of(value))}>({format_array(value)})"
     if isinstance(value, (list, tuple)):
         return "[" + ", ".join(_attr(v) for v in value) + "]"
     raise TypeError(f"cannot print attribute value {value!r}")
 
 
 def format_node(graph: Graph, node: Node) -> str:
-    outs = ", ".join(f"%{_name(o)}: {graph.types[o]}" if o else "_" for o in node.outputs)
+    outs = ", ".join(f"%{_name(o)}: {_type(graph.types[o])}" if o else "_" for o in node.outputs)
     op = f"{node.domain}::{node.op}" if node.domain else node.op
     args = ", ".join(_ref(graph, i) for i in node.inputs)
     line = f"{outs} = {op}({args})"
@@ -92,10 +102,10 @@ def format_node(graph: Graph, node: Node) -> str:
 def format_graph(graph: Graph, elide_weights: bool = False) -> str:
     opsets = ", ".join(f"{d or 'ai.onnx'}={v}" for d, v in sorted(graph.opsets.items()))
     lines = [f"graph {_name(graph.name)} opsets({opsets}) {{"]
-    lines += [f"  input %{_name(i)}: {graph.types[i]}" for i in graph.inputs]
+    lines += [f"  input %{_name(i)}: {_type(graph.types[i])}" for i in graph.inputs]
     for name in sorted(graph.constants):
         array = graph.constants[name]
-        lines.append(f"  const @{_name(name)}: {graph.types[name]} = "
+        lines.append(f"  const @{_name(name)}: {_type(graph.types[name])} = "
                      f"{format_array(array, elide_weights)}")
     lines += ["  " + format_node(graph, n) for n in graph.nodes]
     lines += [f"  output {_ref(graph, o)}" for o in graph.outputs]
@@ -108,7 +118,7 @@ _TOKEN = re.compile(r"""
     (?P<ws>\s+|\#[^\n]*(?=\n|$)) |
     (?P<b64>b64"[A-Za-z0-9+/=]*") |
     (?P<str>"(?:[^"\\]|\\.)*") |
-    (?P<num>[-+]?(?:\d+\.\d*(?:[eE][-+]?\d+)?|\d+[eE][-+]?\d+|\d+|inf|nan)(?![A-Za-z0-9_])) |
+    (?P<num>[-+]?(?:\d+\.\d*(?:[eE][-+]?\d+)?|\d+[eE][-+]?\d+|\d+|inf|nan)(?![A-Za-z0-9_./\-])) |
     (?P<word>[A-Za-z0-9_./\-]+) |
     (?P<punct>::|[%@(){}\[\],=:<>_])
 """, re.VERBOSE)
@@ -118,19 +128,26 @@ class _Parser:
     def __init__(self, text: str):
         self.tokens = []
         self.comments = {}     # token index -> comment text following a node line
-        pos = 0
+        self.lines = []        # token index -> line number
+        pos, line = 0, 1
         while pos < len(text):
             m = _TOKEN.match(text, pos)
             if not m:
-                raise ModelError(f"IR text: cannot parse at {text[pos:pos + 30]!r}")
+                raise ModelError(f"IR text: line {line}: cannot parse at {text[pos:pos + 30]!r}")
             kind = m.lastgroup
             if kind == "ws":
                 if m.group().startswith("#"):
                     self.comments[len(self.tokens)] = m.group()[1:].strip()
             else:
                 self.tokens.append((kind, m.group()))
+                self.lines.append(line)
+            line += m.group().count("\n")
             pos = m.end()
         self.i = 0
+
+    def line(self) -> int:
+        """The line of the token being read (1-based), for messages."""
+        return self.lines[min(self.i, len(self.lines) - 1)] if self.lines else 1
 
     def peek(self, k: int = 0):
         j = self.i + k
@@ -162,12 +179,17 @@ class _Parser:
         return self.name()
 
     def tensor_type(self) -> TensorType:
-        dtype = dtypes.from_short(self.take())
+        short = self.take()
+        if short not in dtypes.BY_SHORT:
+            raise ModelError(f"IR text: unknown element type {short!r} "
+                             f"(types: {', '.join(dtypes.BY_SHORT)})")
+        dtype = dtypes.from_short(short)
         self.take("[")
         shape = []
         while self.peek()[1] != "]":
+            kind = self.peek()[0]
             d = self.name()
-            shape.append(int(d) if d.isdigit() else d)
+            shape.append(int(d) if kind == "num" else d)
             if self.peek()[1] == ",":
                 self.take()
         self.take("]")
@@ -333,5 +355,13 @@ def _parse_names(comment: str) -> list:
 
 
 def parse_graph(text: str) -> Graph:
-    """Parse the text form back into a Graph (the inverse of ``format_graph``)."""
-    return _Parser(text).graph()
+    """Parse the text form back into a Graph (the inverse of ``format_graph``); any problem
+    is one ModelError naming the line."""
+    parser = _Parser(text)
+    try:
+        return parser.graph()
+    except ModelError as e:
+        raise ModelError(f"{e} (line {parser.line()})") from None
+    except (ValueError, TypeError, OverflowError, IndexError, KeyError) as e:
+        # bad numbers or base64, data that does not fit the declared shape, bad escapes...
+        raise ModelError(f"IR text: line {parser.line()}: {type(e).__name__}: {e}") from None
