@@ -1,13 +1,15 @@
 """The JSON form of the IR: the "intermediate file" (`nnbuild translate -o model.nnir.json`).
 
 Same content as the text form, as plain JSON: constants carry base64 little-endian bytes, or
-``{"splat": v}`` for one-value fills. ``generate`` and ``build`` accept this file in place of
+``{"splat": v}`` for one-value fills. Standard JSON has no NaN or infinities, so those floats
+are spelled "nan", "inf", "-inf" (a float attribute as ``{"float": "nan"}``). ``generate`` and ``build`` accept this file in place of
 an ONNX model.
 """
 from __future__ import annotations
 
 import base64
 import json
+import math
 import os
 import tempfile
 
@@ -29,10 +31,17 @@ def _untype(d: dict) -> TensorType:
     return TensorType(dtypes.from_short(d["dtype"]), tuple(d["shape"]))
 
 
+def _float(value: float):
+    """A float as JSON: a number, or the string "nan", "inf" or "-inf"."""
+    value = float(value)
+    return value if math.isfinite(value) else repr(value)
+
+
 def _array(array: np.ndarray) -> dict:
     out = _type(TensorType.of(array))
     if is_splat(array):
-        out["splat"] = array.flat[0].item()
+        t = TensorType.of(array)
+        out["splat"] = _float(array.flat[0]) if t.dtype.is_float else array.flat[0].item()
     else:
         data = np.ascontiguousarray(array).astype(array.dtype.newbyteorder("<"), copy=False)
         out["data"] = base64.b64encode(data.tobytes()).decode()
@@ -42,7 +51,8 @@ def _array(array: np.ndarray) -> dict:
 def _unarray(d: dict) -> np.ndarray:
     t = _untype(d)
     if "splat" in d:
-        return splat(d["splat"], t.dtype.numpy, t.shape)
+        value = float(d["splat"]) if isinstance(d["splat"], str) else d["splat"]
+        return splat(value, t.dtype.numpy, t.shape)
     le = np.dtype(t.dtype.numpy).newbyteorder("<")
     return np.frombuffer(base64.b64decode(d["data"]), dtype=le).astype(t.dtype.numpy).reshape(t.shape)
 
@@ -52,12 +62,16 @@ def _attr(value):
         return {"tensor": _array(value)}
     if isinstance(value, (list, tuple)):
         return [_attr(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return {"float": _float(value)}
     return value
 
 
 def _unattr(value):
     if isinstance(value, dict) and "tensor" in value:
         return np.array(_unarray(value["tensor"]))
+    if isinstance(value, dict) and "float" in value:
+        return float(value["float"])
     if isinstance(value, list):
         return [_unattr(v) for v in value]
     return value
@@ -99,7 +113,7 @@ def save_json(graph: Graph, path: str) -> None:
     fd, tmp = tempfile.mkstemp(prefix=".nnir-", dir=folder)
     try:
         with os.fdopen(fd, "w") as f:
-            json.dump(graph_to_json(graph), f, separators=(",", ":"))
+            json.dump(graph_to_json(graph), f, separators=(",", ":"), allow_nan=False)
         os.replace(tmp, path)
     except BaseException:
         os.unlink(tmp)
