@@ -68,13 +68,13 @@ class LoweringContext:
     def ptr(self, name: str) -> str:
         """A typed C pointer expression to the tensor ``name``."""
         ctype = self.ctype(name)
+        if name in self.graph.constants:     # also a graph output that folded to a constant
+            offset = self.weights.add(name, self.graph.constants[name])
+            return f"((const {ctype} *)(weights + {offset}))"
         if name in self.output_index and name not in self.input_index:
             return f"(({ctype} *)outputs[{self.output_index[name]}])"
         if name in self.input_index:
             return f"((const {ctype} *)inputs[{self.input_index[name]}])"
-        if name in self.graph.constants:
-            offset = self.weights.add(name, self.graph.constants[name])
-            return f"((const {ctype} *)(weights + {offset}))"
         return f"(({ctype} *)(arena + {self.plan.offsets[name]}))"
 
     def weight(self, key: str, array: np.ndarray) -> str:
