@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..ir.graph import Graph
+from ..ir.graph import Graph, splat
 from ..ops import registry
 from ..ops.registry import InferContext
 from .manager import Pass
@@ -26,10 +26,18 @@ def _fold(graph: Graph) -> Graph:
             continue
         for name, value in zip(node.outputs, folded):
             if name:
-                graph.add_constant(name, np.asarray(value))
+                graph.add_constant(name, _compact(np.asarray(value)))
     graph.nodes = kept
     graph.drop_unused_constants()
     return graph
+
+
+def _compact(value: np.ndarray) -> np.ndarray:
+    """A result holding one value everywhere becomes a one-value fill (Neg of a fill, a
+    ConstantOfShape computed by its reference...), so it stays compact in the graph."""
+    if value.ndim and value.size > 1 and np.all(value == value.reshape(-1)[0]):
+        return splat(value.reshape(-1)[0], value.dtype, value.shape)
+    return value
 
 
 fold_constants = Pass("fold-constants", "nodes whose inputs are all constants become constants",
