@@ -1,0 +1,213 @@
+"""Data-movement ops match onnxruntime for their attributes, opset forms and element types:
+Transpose, Concat, Split, Slice, Gather, GatherElements, Tile, Expand, Pad, DepthToSpace,
+SpaceToDepth and Range. The generated C builds without warnings."""
+import numpy as np
+import pytest
+from onnx import helper
+
+import nnbuild
+from helpers import make_model, random_inputs
+from nnbuild.errors import ModelError
+from test_shape_ops import check
+
+F32, I64, I32 = np.float32, np.int64, np.int32
+ALL_TYPES = [np.float32, np.float16, np.float64, np.int8, np.uint8, np.int32, np.int64, np.bool_]
+
+
+@pytest.mark.parametrize("perm", [None, [0, 2, 1, 3], [3, 1, 0, 2], [1, 2, 3, 0]])
+def test_transpose(perm, cache_dir):
+    attrs = {} if perm is None else {"perm": perm}
+    check(make_model([helper.make_node("Transpose", ["x"], ["y"], **attrs)],
+                     {"x": (F32, [2, 3, 4, 5])}, ["y"]), cache_dir)
+
+
+@pytest.mark.parametrize("dtype", ALL_TYPES)
+def test_movement_for_every_element_type(dtype, cache_dir):
+    """Transpose, Concat, Slice, Gather, Tile, Pad and Split only move bytes, whatever they are."""
+    nodes = [helper.make_node("Transpose", ["x"], ["t"], perm=[1, 0, 2]),
+             helper.make_node("Concat", ["x", "x"], ["c"], axis=1),
+             helper.make_node("Slice", ["x", "st", "en", "ax", "sp"], ["s"]),
+             helper.make_node("Gather", ["x", "idx"], ["g"], axis=2),
+             helper.make_node("Tile", ["x", "reps"], ["ti"]),
+             helper.make_node("Pad", ["x", "pads"], ["p"], mode="edge"),
+             helper.make_node("Split", ["x"], ["sa", "sb"], axis=2)]
+    inits = {"st": np.array([0, -1], I64), "en": np.array([2, -100], I64),
+             "ax": np.array([0, 2], I64), "sp": np.array([1, -2], I64),
+             "idx": np.array([[3, -1], [0, 0]], I64), "reps": np.array([1, 2, 2], I64),
+             "pads": np.array([0, 1, 2, 1, 0, 1], I64)}
+    check(make_model(nodes, {"x": (dtype, [2, 3, 4])}, ["t", "c", "s", "g", "ti", "p", "sa", "sb"],
+                     inits), cache_dir)
+
+
+@pytest.mark.parametrize("axis", [0, 1, -1])
+def test_concat(axis, cache_dir):
+    shapes = {0: ([2, 3, 4], [1, 3, 4]), 1: ([2, 3, 4], [2, 5, 4]), -1: ([2, 3, 4], [2, 3, 1])}[axis]
+    model = make_model([helper.make_node("Concat", ["a", "b", "k"], ["y"], axis=axis)],
+                       {"a": (F32, shapes[0]), "b": (F32, shapes[1])}, ["y"],
+                       {"k": np.arange(np.prod(shapes[1]), dtype=F32).reshape(shapes[1])})
+    check(model, cache_dir)
+
+
+def test_concat_with_an_empty_input(cache_dir):
+    model = make_model([helper.make_node("Concat", ["a", "e", "a"], ["y"], axis=1)],
+                       {"a": (F32, [2, 3]), "e": (F32, [2, 0])}, ["y"])
+    check(model, cache_dir)
+
+
+@pytest.mark.parametrize("opset,form", [(11, "attribute"), (13, "input"), (13, "equal"),
+                                        (18, "num_outputs")])
+def test_split(opset, form, cache_dir):
+    inputs, attrs, inits, outs = ["x"], {"axis": 1}, {}, ["a", "b", "c"]
+    if form == "attribute":
+        attrs["split"] = [1, 4, 2]
+    elif form == "input":
+        inputs.append("split")
+        inits["split"] = np.array([3, 0, 4], I64)
+    elif form == "num_outputs":
+        attrs["num_outputs"] = 3            # 7 -> 3, 3, 1
+    x_shape = [2, 6, 3] if form == "equal" else [2, 7, 3]
+    check(make_model([helper.make_node("Split", inputs, outs, **attrs)], {"x": (F32, x_shape)},
+                     outs, inits, opset=opset), cache_dir)
+
+
+def test_slice_opset9_attributes(cache_dir):
+    node = helper.make_node("Slice", ["x"], ["y"], starts=[1, -3], ends=[1000, -1], axes=[0, 2])
+    check(make_model([node], {"x": (F32, [3, 4, 5])}, ["y"], opset=9), cache_dir)
+
+
+SLICES = {   # starts, ends, axes, steps
+    "positive steps": ([0, 1], [3, 5], [1, 2], [2, 3]),
+    "negative steps": ([-1, 4], [-100, 0], [0, 2], [-1, -2]),
+    "clamped": ([-(1 << 62), 2], [1 << 62, 1 << 62], [1, -1], [1, 1]),
+    "reverse all": ([-1], [-(1 << 63)], [2], [-1]),
+    "no axes, no steps": ([1, 0, 2], [3, 3, 4], None, None),
+    "empty": ([2], [1], [0], [1]),
+}
+
+
+@pytest.mark.parametrize("case", list(SLICES))
+def test_slice_opset13_inputs(case, cache_dir):
+    starts, ends, axes, steps = SLICES[case]
+    inits = {"s": np.array(starts, I64), "e": np.array(ends, I64)}
+    inputs = ["x", "s", "e"]
+    if axes is not None:
+        inits.update(a=np.array(axes, I64), t=np.array(steps, I64))
+        inputs += ["a", "t"]
+    check(make_model([helper.make_node("Slice", inputs, ["y"])], {"x": (F32, [3, 4, 5])}, ["y"],
+                     inits, opset=13), cache_dir)
+
+
+@pytest.mark.parametrize("axis,indices", [(0, [2, 0, -1]), (1, [[1, -4], [3, 3]]), (-1, 1),
+                                          (2, [0, 1, 2, 3])])
+def test_gather_with_constant_indices(axis, indices, cache_dir):
+    model = make_model([helper.make_node("Gather", ["x", "i"], ["y"], axis=axis)],
+                       {"x": (F32, [3, 4, 4])}, ["y"], {"i": np.array(indices, I64)})
+    check(model, cache_dir)
+
+
+@pytest.mark.parametrize("axis,idx_dtype,idx_shape", [(0, I64, [2, 2]), (1, I32, [5]),
+                                                      (2, I64, []), (-1, I32, [3, 1])])
+def test_gather_with_runtime_indices(axis, idx_dtype, idx_shape, cache_dir):
+    x_shape = [3, 4, 6]
+    n = x_shape[axis]
+    model = make_model([helper.make_node("Gather", ["x", "i"], ["y"], axis=axis)],
+                       {"x": (F32, x_shape), "i": (idx_dtype, idx_shape)}, ["y"])
+    feeds = random_inputs(model)
+    feeds["i"] = np.random.default_rng(4).integers(-n, n, idx_shape).astype(idx_dtype)
+    check(model, cache_dir, feeds)
+
+
+def test_gather_constant_index_out_of_range_is_an_error():
+    model = make_model([helper.make_node("Gather", ["x", "i"], ["y"])], {"x": (F32, [3, 4])},
+                       ["y"], {"i": np.array([3], I64)})
+    with pytest.raises(ModelError, match="out of range"):
+        nnbuild.translate(model)
+
+
+@pytest.mark.parametrize("axis", [0, 1, -1])
+def test_gather_elements(axis, cache_dir):
+    x_shape, idx_shape = [3, 4, 5], [2, 4, 3] if axis != 1 else [3, 6, 5]
+    model = make_model([helper.make_node("GatherElements", ["x", "i"], ["y"], axis=axis)],
+                       {"x": (F32, x_shape), "i": (I64, idx_shape)}, ["y"])
+    n = x_shape[axis]
+    feeds = random_inputs(model)
+    feeds["i"] = np.random.default_rng(5).integers(-n, n, idx_shape).astype(I64)
+    check(model, cache_dir, feeds)
+
+
+@pytest.mark.parametrize("repeats", [[1, 1, 1], [2, 1, 3], [1, 3, 1], [3, 2, 2]])
+def test_tile(repeats, cache_dir):
+    model = make_model([helper.make_node("Tile", ["x", "r"], ["y"])], {"x": (F32, [2, 3, 5])},
+                       ["y"], {"r": np.array(repeats, I64)})
+    check(model, cache_dir)
+
+
+@pytest.mark.parametrize("x_shape,shape", [([3, 1], [2, 3, 4]), ([1, 5], [5, 1]),
+                                           ([2, 1, 6], [1]), ([4], [3, 2, 4])])
+def test_expand(x_shape, shape, cache_dir):
+    model = make_model([helper.make_node("Expand", ["x", "s"], ["y"])], {"x": (F32, x_shape)},
+                       ["y"], {"s": np.array(shape, I64)})
+    check(model, cache_dir)
+
+
+@pytest.mark.parametrize("mode", ["constant", "reflect", "edge"])
+def test_pad_opset2_attributes(mode, cache_dir):
+    attrs = {"value": 1.5} if mode == "constant" else {}
+    node = helper.make_node("Pad", ["x"], ["y"], mode=mode, pads=[0, 1, 2, 0, 2, 1], **attrs)
+    check(make_model([node], {"x": (F32, [2, 3, 4])}, ["y"], opset=2), cache_dir)
+
+
+@pytest.mark.parametrize("mode,pads", [("constant", [1, 0, 2, 2, 1, 0]),
+                                       ("constant", [-1, 2, 0, 1, -1, -2]),
+                                       ("reflect", [1, 2, 3, 1, 1, 3]),
+                                       ("edge", [2, 0, -1, 0, 3, 2])])
+def test_pad_opset13_inputs(mode, pads, cache_dir):
+    inputs = ["x", "pads", "v"] if mode == "constant" else ["x", "pads"]
+    model = make_model([helper.make_node("Pad", inputs, ["y"], mode=mode)],
+                       {"x": (F32, [3, 4, 5])}, ["y"],
+                       {"pads": np.array(pads, I64), "v": np.array(-2.5, F32)}, opset=13)
+    check(model, cache_dir)
+
+
+def test_pad_runtime_constant_value_and_int_type(cache_dir):
+    model = make_model([helper.make_node("Pad", ["x", "pads", "v"], ["y"])],
+                       {"x": (I32, [3, 4]), "v": (I32, [])}, ["y"],
+                       {"pads": np.array([1, 2, 0, 1], I64)}, opset=13)
+    check(model, cache_dir, {"x": np.arange(12, dtype=I32).reshape(3, 4), "v": np.array(7, I32)})
+
+
+@pytest.mark.parametrize("mode", ["constant", "wrap", "reflect"])
+def test_pad_opset19_axes_and_wrap(mode, cache_dir):
+    model = make_model([helper.make_node("Pad", ["x", "pads", "", "axes"], ["y"], mode=mode)],
+                       {"x": (F32, [2, 3, 4])}, ["y"],
+                       {"pads": np.array([2, 1, 1, 2], I64), "axes": np.array([-1, 1], I64)},
+                       opset=19)
+    check(model, cache_dir)
+
+
+@pytest.mark.parametrize("mode", ["DCR", "CRD"])
+def test_depth_to_space(mode, cache_dir):
+    model = make_model([helper.make_node("DepthToSpace", ["x"], ["y"], blocksize=2, mode=mode)],
+                       {"x": (F32, [2, 8, 3, 4])}, ["y"], opset=13)
+    check(model, cache_dir)
+
+
+def test_space_to_depth(cache_dir):
+    model = make_model([helper.make_node("SpaceToDepth", ["x"], ["y"], blocksize=3)],
+                       {"x": (F32, [1, 2, 6, 9])}, ["y"], opset=13)
+    check(model, cache_dir)
+
+
+@pytest.mark.parametrize("opt_level", [0, 2])
+def test_range(opt_level, cache_dir):
+    nodes = [helper.make_node("Range", ["s", "l", "d"], ["r"]),
+             helper.make_node("Range", ["fs", "fl", "fd"], ["f"]),
+             helper.make_node("Shape", ["x"], ["shape"]),
+             helper.make_node("Gather", ["shape", "one"], ["n"]),
+             helper.make_node("Range", ["zero", "n", "one"], ["ar"])]
+    model = make_model(nodes, {"x": (F32, [2, 7])}, ["r", "f", "ar"],
+                       {"s": np.array(10, I64), "l": np.array(1, I64), "d": np.array(-3, I64),
+                        "fs": np.array(0.5, F32), "fl": np.array(3.0, F32),
+                        "fd": np.array(0.75, F32), "zero": np.array(0, I64),
+                        "one": np.array(1, I64)})
+    check(model, cache_dir, opt_level=opt_level)
