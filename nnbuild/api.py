@@ -56,9 +56,32 @@ def _fingerprint(path: str) -> str:
     """sha256 of the model file and of the external-data files beside it that it names."""
     h = hashlib.sha256()
     with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
+        data = f.read()
+    h.update(data)
+    if b"location" in data:              # cheap test before parsing: external data is named
+        for location in _external_locations(data):
+            h.update(b"\0" + location.encode() + b"\0")
+            try:
+                with open(os.path.join(os.path.dirname(os.path.abspath(path)), location),
+                          "rb") as f:
+                    for chunk in iter(lambda: f.read(1 << 20), b""):
+                        h.update(chunk)
+            except OSError:
+                pass                     # translate reports the missing or escaping file
     return h.hexdigest()
+
+
+def _external_locations(data: bytes) -> list:
+    """The external-data files a serialized model names, sorted; [] if it does not parse."""
+    from .frontend.onnx_import import _all_tensors
+    model = onnx.ModelProto()
+    try:
+        model.ParseFromString(data)
+    except Exception:
+        return []
+    return sorted({e.value for t in _all_tensors(model.graph)
+                   if t.data_location == onnx.TensorProto.EXTERNAL
+                   for e in t.external_data if e.key == "location"})
 
 
 def translate(model, options: Options | None = None, **kwargs) -> Graph:

@@ -13,6 +13,7 @@ from onnx import numpy_helper
 from .. import dtypes
 from ..errors import ModelError
 from ..ir.graph import Graph, Node, TensorType
+from ..ir.verify import verify
 from ..ops import registry
 from ..ops.infer import infer_graph
 
@@ -85,7 +86,7 @@ def _all_tensors(graph):
 
 
 def _to_array(tensor, where: str) -> np.ndarray:
-    dtypes.from_code(tensor.data_type)
+    _dtype(tensor.data_type, f"{where}: tensor {tensor.name!r}")
     try:
         return np.array(numpy_helper.to_array(tensor))
     except Exception as e:
@@ -140,13 +141,23 @@ def _parse_shapes(shapes) -> dict:
     return out
 
 
+def _dtype(code: int, what: str):
+    """The DType of an ONNX element type code; a ModelError saying what has it otherwise."""
+    try:
+        return dtypes.from_code(code)
+    except ModelError as e:
+        name = onnx.TensorProto.DataType.Name(code) if code in \
+            onnx.TensorProto.DataType.values() else str(code)
+        raise ModelError(f"{what}: {str(e).replace(f'type {code} ', f'type {name} ')}") from None
+
+
 def _input_type(value_info, shapes: dict, where: str) -> TensorType:
     ttype = value_info.type
     if not ttype.HasField("tensor_type"):
         raise ModelError(f"{where}: input {value_info.name!r} is not a tensor")
-    dtype = dtypes.from_code(ttype.tensor_type.elem_type)
+    dtype = _dtype(ttype.tensor_type.elem_type, f"{where}: input {value_info.name!r}")
     if value_info.name in shapes:
-        return TensorType(dtype, shapes[value_info.name])
+        return _bound_type(value_info, dtype, shapes[value_info.name], where)
     if not ttype.tensor_type.HasField("shape"):
         raise ModelError(f"{where}: input {value_info.name!r} has no shape; bind it with "
                          f"--shape {value_info.name}=DxDx...")
@@ -163,6 +174,29 @@ def _input_type(value_info, shapes: dict, where: str) -> TensorType:
     return TensorType(dtype, tuple(dims))
 
 
+def _bound_type(value_info, dtype, dims: tuple, where: str) -> TensorType:
+    """The input's type with the shape --shape gave; it must agree with the model's static dims."""
+    name, ttype = value_info.name, value_info.type.tensor_type
+    if ttype.HasField("shape"):
+        model_dims = [d.dim_value if d.HasField("dim_value") else None for d in ttype.shape.dim]
+        shown = ",".join(str(d) if d is not None else (dd.dim_param or "?")
+                         for d, dd in zip(model_dims, ttype.shape.dim))
+        given = "x".join(str(d) for d in dims)
+        if len(model_dims) != len(dims):
+            raise ModelError(f"{where}: --shape {name}={given} has rank {len(dims)}, input "
+                             f"{name!r} has shape [{shown}] (rank {len(model_dims)})")
+        for axis, (m, d) in enumerate(zip(model_dims, dims)):
+            if m is not None and m != d:
+                raise ModelError(f"{where}: --shape {name}={given} contradicts input {name!r} "
+                                 f"of shape [{shown}] (dim {axis} is {m})")
+    return TensorType(dtype, tuple(dims))
+
+
+def _domain(domain: str) -> str:
+    """ONNX allows "ai.onnx" as another spelling of the default domain ""."""
+    return "" if domain == "ai.onnx" else domain
+
+
 def translate(model, shapes=None, name: str = "model", where: str = "model") -> Graph:
     """ModelProto (or path) -> typed IR Graph with static shapes."""
     if isinstance(model, (str, os.PathLike)):
@@ -175,15 +209,16 @@ def translate(model, shapes=None, name: str = "model", where: str = "model") -> 
     if version > NEWEST_OPSET:
         raise ModelError(f"{where}: opset {version} is newer than the installed onnx knows "
                          f"({NEWEST_OPSET})")
-    unknown = [(n.op_type, n.name, opsets.get(n.domain, version), n.domain) for n in g.node
-               if n.op_type != "Constant" and registry.lookup(n.op_type, n.domain) is None]
+    unknown = [(n.op_type, n.name, opsets.get(_domain(n.domain), version), n.domain)
+               for n in g.node if n.op_type != "Constant"
+               and registry.lookup(n.op_type, _domain(n.domain)) is None]
     if unknown:
         listed = "; ".join(f"{d + '::' if d else ''}{op} (node {nm or '<unnamed>'}, opset {v})"
                            for op, nm, v, d in unknown)
         raise ModelError(f"{where}: unsupported ops: {listed}")
     too_old = [(n.op_type, n.name) for n in g.node
-               if n.op_type != "Constant" and opsets.get(n.domain, version)
-               < registry.lookup(n.op_type, n.domain).since]
+               if n.op_type != "Constant" and opsets.get(_domain(n.domain), version)
+               < registry.lookup(n.op_type, _domain(n.domain)).since]
     if too_old:
         raise ModelError(f"{where}: opset {version} is older than supported for "
                          + "; ".join(f"{op} (node {nm or '<unnamed>'})" for op, nm in too_old))
@@ -191,26 +226,25 @@ def translate(model, shapes=None, name: str = "model", where: str = "model") -> 
     graph = Graph(name=name, opsets=opsets)
     for init in g.initializer:
         graph.add_constant(init.name, _to_array(init, where))
-    for vi in g.input:
-        if vi.name in graph.constants:
-            continue
+    runtime_inputs = [vi for vi in g.input if vi.name not in graph.constants]
+    stray = sorted(set(shapes) - {vi.name for vi in runtime_inputs})
+    if stray:                     # before the inputs' own errors: a misspelt --shape name
+        raise ModelError(f"{where}: --shape names {', '.join(stray)}, not inputs of the model "
+                         f"(inputs: {', '.join(vi.name for vi in runtime_inputs)})")
+    for vi in runtime_inputs:
         graph.types[vi.name] = _input_type(vi, shapes, where)
         graph.inputs.append(vi.name)
-    stray = sorted(set(shapes) - set(graph.inputs))
-    if stray:
-        raise ModelError(f"{where}: --shape names {', '.join(stray)}, not inputs of the model "
-                         f"(inputs: {', '.join(graph.inputs)})")
 
     defined = set(graph.inputs) | set(graph.constants)
     for index, proto in enumerate(_topological(g.node, defined, where)):
         label = proto.name or f"{proto.op_type}_{index}"
         node_where = f"{where}: node {label} ({proto.op_type})"
-        if proto.op_type == "Constant" and proto.domain in ("", "ai.onnx"):
+        if proto.op_type == "Constant" and _domain(proto.domain) == "":
             graph.add_constant(proto.output[0], _constant_node_value(proto, node_where))
             continue
         attrs = {a.name: _attribute(a, node_where) for a in proto.attribute}
         node = Node(proto.op_type, tuple(proto.input), tuple(proto.output), attrs, (label,),
-                    proto.domain if proto.domain != "ai.onnx" else "")
+                    _domain(proto.domain))
         op = registry.get(node)
         graph.nodes.extend(op.canonicalize(node, opsets.get(node.domain, version), graph))
     graph.outputs = [o.name for o in g.output]
@@ -220,6 +254,7 @@ def translate(model, shapes=None, name: str = "model", where: str = "model") -> 
             raise ModelError(f"{where}: graph output {out!r} is never produced")
     try:
         infer_graph(graph)
+        verify(graph)             # e.g. two nodes writing one name
     except ModelError as e:
         raise ModelError(f"{where}: {e}") from None
     return graph
