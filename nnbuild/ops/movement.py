@@ -94,11 +94,14 @@ def index_expr(offset: int, terms: list) -> str:
     return text or "0"
 
 
+def offset_ctype(values) -> str:
+    return "int32_t" if all(-(1 << 31) <= int(v) < (1 << 31) for v in values) else "int64_t"
+
+
 def offset_table(ctx, values, hint: str) -> str:
     """A static table of element offsets, int32 where they fit."""
     values = [int(v) for v in values]
-    ctype = "int32_t" if all(-(1 << 31) <= v < (1 << 31) for v in values) else "int64_t"
-    return ctx.table(ctype, values, hint)
+    return ctx.table(offset_ctype(values), values, hint)
 
 
 def _block(lines: list) -> str:
