@@ -1,0 +1,1 @@
+"""Build driver (CMake + Ninja from PyPI), safe output folders, and the build cache."""

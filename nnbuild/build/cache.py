@@ -1,0 +1,50 @@
+"""The build cache behind ``nnbuild.compile`` and ``nnbuild run``: one built project per
+(model content, options, nnbuild version), reused across calls and processes."""
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import tempfile
+
+from .. import __version__
+
+
+def default_cache_dir() -> str:
+    base = os.environ.get("NNBUILD_CACHE_DIR")
+    if base:
+        return base
+    xdg = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(xdg, "nnbuild")
+
+
+def cache_key(model_hash: str, options_key: str) -> str:
+    h = hashlib.sha256()
+    for part in (model_hash, options_key, __version__):
+        h.update(part.encode())
+        h.update(b"\0")
+    return h.hexdigest()[:24]
+
+
+def cached_build(cache_dir: str, key: str, make) -> str:
+    """The folder for ``key``; when absent, ``make(folder)`` fills a private staging folder
+    that is then renamed into place (a concurrent maker of the same key simply wins)."""
+    entry = os.path.join(cache_dir, key)
+    if os.path.isfile(os.path.join(entry, "complete")):
+        return entry
+    os.makedirs(cache_dir, exist_ok=True)
+    staging = tempfile.mkdtemp(prefix=f".{key}.tmp-", dir=cache_dir)
+    try:
+        project = os.path.join(staging, "project")
+        make(project)
+        open(os.path.join(staging, "complete"), "w").close()
+        if os.path.isdir(entry):            # an earlier, interrupted attempt
+            shutil.rmtree(entry, ignore_errors=True)
+        try:
+            os.replace(staging, entry)
+        except OSError:                     # someone else finished first
+            shutil.rmtree(staging, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return entry
