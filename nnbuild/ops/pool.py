@@ -35,9 +35,10 @@ class Window:
         return int(np.prod(self.kernel))
 
 
-def window(node: Node, spatial: tuple, fail) -> Window:
-    """The window of a MaxPool / AveragePool ``node`` over input extents ``spatial``;
-    ``fail(message)`` makes the error to raise."""
+def window(node: Node, spatial: tuple) -> Window:
+    """The window of a MaxPool / AveragePool ``node`` over input extents ``spatial``."""
+    def fail(message: str) -> ModelError:
+        return ModelError(f"node {node.label} ({node.op}): {message}")
     rank = len(spatial)
     kernel = attr_ints(node, "kernel_shape")
     if kernel is None or len(kernel) != rank or min(kernel) < 1:
@@ -130,7 +131,7 @@ def _geometry(ctx, x: str, w: Window) -> list:
 def _emit_windowed(ctx, node: Node, fn: str, args: str) -> None:
     """``{ static const nn_pool_window window = {...}; <prefix>_<fn>(x, y, args, &window); }``"""
     x = node.inputs[0]
-    w = window(node, ctx.shape(x)[2:], lambda m: _fail(node, m))
+    w = window(node, ctx.shape(x)[2:])
     lines = ["{", "    static const nn_pool_window window = {"]
     lines += ["        " + line for line in _geometry(ctx, x, w)]
     lines.append(f"    {ctx.fn('pool', fn)}({ctx.ptr(x)}, {ctx.ptr(node.outputs[0])}, {args}, "
@@ -138,19 +139,15 @@ def _emit_windowed(ctx, node: Node, fn: str, args: str) -> None:
     ctx.emit("\n".join(lines + ["}"]))
 
 
-def _fail(node: Node, message: str) -> ModelError:
-    return ModelError(f"node {node.label} ({node.op}): {message}")
-
-
 class WindowedPool(Op):
     def infer(self, ctx):
         x = _require_f32(ctx)
-        w = window(ctx.node, x.shape[2:], ctx.fail)
+        w = window(ctx.node, x.shape[2:])
         return [TensorType(x.dtype, x.shape[:2] + w.out)]
 
     def flops(self, node, graph):
-        return graph.types[node.outputs[0]].size * window(node, graph.types[node.inputs[0]].shape[2:],
-                                                          lambda m: _fail(node, m)).volume
+        w = window(node, graph.types[node.inputs[0]].shape[2:])
+        return graph.types[node.outputs[0]].size * w.volume
 
 
 @register("MaxPool", since=1)
@@ -163,7 +160,7 @@ class MaxPool(WindowedPool):
         return [y, TensorType(dtypes.INT64, y.shape)]
 
     def reference(self, node, x):
-        w = window(node, x.shape[2:], lambda m: _fail(node, m))
+        w = window(node, x.shape[2:])
         y = np.full(x.shape[:2] + w.out, -np.inf, x.dtype)
         flat = np.zeros(y.shape, np.int64)
         spatial = x.shape[2:]
@@ -192,7 +189,7 @@ class MaxPool(WindowedPool):
 class AveragePool(WindowedPool):
     """y = mean over each window; count_include_pad counts padding positions as zeros."""
     def reference(self, node, x):
-        w = window(node, x.shape[2:], lambda m: _fail(node, m))
+        w = window(node, x.shape[2:])
         total = np.zeros(x.shape[:2] + w.out, np.float64)
         count = np.zeros(w.out, np.int64)
         for _, values, mask in _taps(x, w):

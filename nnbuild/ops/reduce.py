@@ -22,7 +22,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .. import dtypes
 from ..ir.graph import Node, TensorType
 from .registry import InferContext, Op, normalize_axis, register
 
