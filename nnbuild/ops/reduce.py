@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..errors import ModelError
 from ..ir.graph import Node, TensorType
 from .registry import InferContext, Op, normalize_axis, register
 
@@ -139,6 +140,9 @@ class Reduce(Op):
     def lower(self, node, ctx):
         x = node.inputs[0]
         axes_name = node.inputs[1] if len(node.inputs) > 1 else ""
+        if axes_name and axes_name not in ctx.graph.constants:
+            raise ModelError(f"node {node.label} ({node.op}): axes {axes_name!r} is computed "
+                             f"by the graph; it must be folded to a constant (use -O1 or above)")
         axes = ctx.graph.constants.get(axes_name) if axes_name else None
         picked = self.reduced_axes(node, ctx.type(x).rank, axes)
         ctx.emit(reduce_loop(ctx, x, node.outputs[0], picked, self.kind))

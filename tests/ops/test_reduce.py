@@ -109,3 +109,13 @@ def test_unsupported_dtype_is_a_clear_error():
     model = make_model([node], {"x": (np.int32, [2, 3])}, ["y"], opset=18)
     with pytest.raises(ModelError, match=r"supported: f32, f64\)"):
         nnbuild.translate(model)
+
+
+def test_computed_axes_are_folded_first(cache_dir, tmp_path):
+    nodes = [helper.make_node("Identity", ["axes"], ["picked"]),
+             helper.make_node("ReduceSum", ["x", "picked"], ["y"])]
+    model = make_model(nodes, {"x": (F32, [2, 3])}, ["y"], {"axes": np.array([1], np.int64)},
+                       opset=13)
+    check_against_onnxruntime(model, cache_dir)                 # -O2 folds Identity(@axes)
+    with pytest.raises(ModelError, match="must be folded to a constant"):
+        nnbuild.generate(model, str(tmp_path / "out"), opt_level=0)
