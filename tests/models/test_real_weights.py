@@ -42,10 +42,12 @@ def network(request):
     return path, feeds, onnxruntime_outputs(model, feeds)
 
 
-def test_in_process_matches_onnxruntime(network, cache_dir):
+@pytest.mark.parametrize("opt_level", [2, 0], ids=["O2", "O0"])
+def test_in_process_matches_onnxruntime(network, opt_level, cache_dir):
+    """-O2 folds BatchNormalization into the convolutions; -O0 runs every node as exported."""
     path, feeds, expected = network
-    compiled = nnbuild.compile(path, cache_dir=cache_dir)
-    assert_outputs_match(compiled.run(feeds), expected, os.path.basename(path))
+    compiled = nnbuild.compile(path, cache_dir=cache_dir, opt_level=opt_level)
+    assert_outputs_match(compiled.run(feeds), expected, f"{os.path.basename(path)} -O{opt_level}")
 
 
 def test_built_app_matches_onnxruntime(network, tmp_path):
