@@ -433,9 +433,11 @@ class Gather(Movement):
         axis = normalize_axis(ctx.node.attr("axis", 0), x.rank, ctx.node)
         if not ind.dtype.is_integer:
             raise ctx.fail(f"indices must be int32 or int64, not {ind.dtype}")
+        n = x.shape[axis]
+        if n == 0 and ind.size:
+            raise ctx.fail(f"cannot index an empty axis {axis} of {x}")
         if ctx.values[1] is not None:
             idx = np.asarray(ctx.values[1])
-            n = x.shape[axis]
             if idx.size and (idx.min() < -n or idx.max() >= n):
                 raise ctx.fail(f"indices {idx.reshape(-1).tolist()} out of range for a "
                                f"dimension of {n}")
@@ -491,6 +493,8 @@ class GatherElements(Movement):
         normalize_axis(ctx.node.attr("axis", 0), x.rank, ctx.node)
         if ind.rank != x.rank:
             raise ctx.fail(f"indices {ind} and data {x} differ in rank")
+        if x.shape[normalize_axis(ctx.node.attr("axis", 0), x.rank, ctx.node)] == 0 and ind.size:
+            raise ctx.fail(f"cannot index an empty axis of {x}")
         return [TensorType(x.dtype, ind.shape)]
 
     def reference(self, node, x, idx):
@@ -559,7 +563,7 @@ class Expand(Movement):
 
     def reference(self, node, x, shape):
         out = np.broadcast_shapes(x.shape, tuple(int(d) for d in shape.reshape(-1)))
-        if x.size == 1:
+        if x.size == 1 or is_splat(x):
             return [splat(x.reshape(-1)[0], x.dtype, out)]
         return [np.ascontiguousarray(np.broadcast_to(x, out))]
 

@@ -14,11 +14,12 @@ F32, I64, I32 = np.float32, np.int64, np.int32
 ALL_TYPES = [np.float32, np.float16, np.float64, np.int8, np.uint8, np.int32, np.int64, np.bool_]
 
 
-@pytest.mark.parametrize("perm", [None, [0, 2, 1, 3], [3, 1, 0, 2], [1, 2, 3, 0]])
-def test_transpose(perm, cache_dir):
-    attrs = {} if perm is None else {"perm": perm}
-    check(make_model([helper.make_node("Transpose", ["x"], ["y"], **attrs)],
-                     {"x": (F32, [2, 3, 4, 5])}, ["y"]), cache_dir)
+def test_transpose(cache_dir):
+    perms = [None, [0, 2, 1, 3], [3, 1, 0, 2], [1, 2, 3, 0]]     # None: reverse the axes
+    nodes = [helper.make_node("Transpose", ["x"], [f"y{k}"], **({"perm": p} if p else {}))
+             for k, p in enumerate(perms)]
+    check(make_model(nodes, {"x": (F32, [2, 3, 4, 5])}, [f"y{k}" for k in range(len(perms))]),
+          cache_dir)
 
 
 @pytest.mark.parametrize("dtype", ALL_TYPES)
@@ -85,23 +86,23 @@ SLICES = {   # starts, ends, axes, steps
 }
 
 
-@pytest.mark.parametrize("case", list(SLICES))
-def test_slice_opset13_inputs(case, cache_dir):
-    starts, ends, axes, steps = SLICES[case]
-    inits = {"s": np.array(starts, I64), "e": np.array(ends, I64)}
-    inputs = ["x", "s", "e"]
-    if axes is not None:
-        inits.update(a=np.array(axes, I64), t=np.array(steps, I64))
-        inputs += ["a", "t"]
-    check(make_model([helper.make_node("Slice", inputs, ["y"])], {"x": (F32, [3, 4, 5])}, ["y"],
+def test_slice_opset13_inputs(cache_dir):
+    nodes, inits = [], {}
+    for k, (starts, ends, axes, steps) in enumerate(SLICES.values()):
+        inputs = [f"s{k}", f"e{k}"] + ([f"a{k}", f"t{k}"] if axes is not None else [])
+        for name, value in zip(inputs, (starts, ends, axes, steps)):
+            inits[name] = np.array(value, I64)
+        nodes.append(helper.make_node("Slice", ["x"] + inputs, [f"y{k}"]))
+    check(make_model(nodes, {"x": (F32, [3, 4, 5])}, [f"y{k}" for k in range(len(nodes))],
                      inits, opset=13), cache_dir)
 
 
-@pytest.mark.parametrize("axis,indices", [(0, [2, 0, -1]), (1, [[1, -4], [3, 3]]), (-1, 1),
-                                          (2, [0, 1, 2, 3])])
-def test_gather_with_constant_indices(axis, indices, cache_dir):
-    model = make_model([helper.make_node("Gather", ["x", "i"], ["y"], axis=axis)],
-                       {"x": (F32, [3, 4, 4])}, ["y"], {"i": np.array(indices, I64)})
+def test_gather_with_constant_indices(cache_dir):
+    cases = [(0, [2, 0, -1]), (1, [[1, -4], [3, 3]]), (-1, 1), (2, [0, 1, 2, 3])]  # axis, indices
+    nodes = [helper.make_node("Gather", ["x", f"i{k}"], [f"y{k}"], axis=axis)
+             for k, (axis, _) in enumerate(cases)]
+    model = make_model(nodes, {"x": (F32, [3, 4, 4])}, [f"y{k}" for k in range(len(cases))],
+                       {f"i{k}": np.array(idx, I64) for k, (_, idx) in enumerate(cases)})
     check(model, cache_dir)
 
 
@@ -135,18 +136,20 @@ def test_gather_elements(axis, cache_dir):
     check(model, cache_dir, feeds)
 
 
-@pytest.mark.parametrize("repeats", [[1, 1, 1], [2, 1, 3], [1, 3, 1], [3, 2, 2]])
-def test_tile(repeats, cache_dir):
-    model = make_model([helper.make_node("Tile", ["x", "r"], ["y"])], {"x": (F32, [2, 3, 5])},
-                       ["y"], {"r": np.array(repeats, I64)})
+def test_tile(cache_dir):
+    repeats = [[1, 1, 1], [2, 1, 3], [1, 3, 1], [3, 2, 2]]
+    nodes = [helper.make_node("Tile", ["x", f"r{k}"], [f"y{k}"]) for k in range(len(repeats))]
+    model = make_model(nodes, {"x": (F32, [2, 3, 5])}, [f"y{k}" for k in range(len(repeats))],
+                       {f"r{k}": np.array(r, I64) for k, r in enumerate(repeats)})
     check(model, cache_dir)
 
 
-@pytest.mark.parametrize("x_shape,shape", [([3, 1], [2, 3, 4]), ([1, 5], [5, 1]),
-                                           ([2, 1, 6], [1]), ([4], [3, 2, 4])])
-def test_expand(x_shape, shape, cache_dir):
-    model = make_model([helper.make_node("Expand", ["x", "s"], ["y"])], {"x": (F32, x_shape)},
-                       ["y"], {"s": np.array(shape, I64)})
+def test_expand(cache_dir):
+    cases = [([3, 1], [2, 3, 4]), ([1, 5], [5, 1]), ([2, 1, 6], [1]), ([4], [3, 2, 4])]
+    nodes = [helper.make_node("Expand", [f"x{k}", f"s{k}"], [f"y{k}"]) for k in range(len(cases))]
+    model = make_model(nodes, {f"x{k}": (F32, x) for k, (x, _) in enumerate(cases)},
+                       [f"y{k}" for k in range(len(cases))],
+                       {f"s{k}": np.array(s, I64) for k, (_, s) in enumerate(cases)})
     check(model, cache_dir)
 
 

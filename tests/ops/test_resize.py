@@ -16,50 +16,63 @@ F32, I64 = np.float32, np.int64
 EMPTY = np.zeros(0, F32)
 
 
-def resize_model(x_shape, opset=13, scales=None, sizes=None, roi=None, dtype=F32, **attrs):
-    """Resize(x, roi, scales, sizes) with the given constant inputs ("" where omitted)."""
-    inits, inputs = {}, ["x"]
-    for name, value in (("roi", roi), ("scales", scales), ("sizes", sizes)):
-        if value is None:
-            inputs.append("")
-        else:
-            inits[name] = np.asarray(value, I64 if name == "sizes" else F32)
-            inputs.append(name)
-    while inputs[-1] == "":
-        inputs.pop()
-    return make_model([helper.make_node("Resize", inputs, ["y"], **attrs)],
-                      {"x": (dtype, x_shape)}, ["y"], inits, opset=opset)
+def resize_model(x_shape, opset=13, dtype=F32, variants=None, **one):
+    """Resize(x, roi, scales, sizes) once per variant (outputs y0, y1, ...); a variant is a
+    dict of scales / sizes / roi (constant inputs, "" where omitted) and attributes."""
+    nodes, inits = [], {}
+    for k, variant in enumerate(variants or [one]):
+        attrs, inputs = dict(variant), ["x"]
+        for name in ("roi", "scales", "sizes"):
+            value = attrs.pop(name, None)
+            inputs.append("" if value is None else f"{name}{k}")
+            if value is not None:
+                inits[f"{name}{k}"] = np.asarray(value, I64 if name == "sizes" else F32)
+        while inputs[-1] == "":
+            inputs.pop()
+        nodes.append(helper.make_node("Resize", inputs, [f"y{k}"], **attrs))
+    return make_model(nodes, {"x": (dtype, x_shape)}, [f"y{k}" for k in range(len(nodes))],
+                      inits, opset=opset)
 
 
-@pytest.mark.parametrize("nearest_mode", ["round_prefer_floor", "round_prefer_ceil", "floor", "ceil"])
 @pytest.mark.parametrize("coord", ["half_pixel", "asymmetric", "align_corners", "pytorch_half_pixel",
                                    "tf_half_pixel_for_nn"])
-def test_nearest_modes(nearest_mode, coord, cache_dir):
-    model = resize_model([1, 2, 4, 5], scales=[1, 1, 1.5, 0.6], mode="nearest",
-                         nearest_mode=nearest_mode, coordinate_transformation_mode=coord)
-    check(model, cache_dir)
+def test_nearest_modes(coord, cache_dir):
+    """Every rounding mode, upscaling one axis and downscaling another."""
+    variants = [dict(scales=[1, 1, 1.5, 0.6], mode="nearest", nearest_mode=m,
+                     coordinate_transformation_mode=coord)
+                for m in ("round_prefer_floor", "round_prefer_ceil", "floor", "ceil")]
+    check(resize_model([1, 2, 4, 5], variants=variants), cache_dir)
 
 
 @pytest.mark.parametrize("coord", ["half_pixel", "asymmetric", "align_corners", "pytorch_half_pixel"])
-@pytest.mark.parametrize("scales", [[1, 1, 2, 2], [1, 1, 0.5, 0.75], [1, 1, 1.7, 2.3]])
-def test_linear(coord, scales, cache_dir):
-    model = resize_model([2, 3, 4, 6], scales=scales, mode="linear",
-                         coordinate_transformation_mode=coord)
-    check(model, cache_dir)
+def test_linear(coord, cache_dir):
+    variants = [dict(scales=s, mode="linear", coordinate_transformation_mode=coord)
+                for s in ([1, 1, 2, 2], [1, 1, 0.5, 0.75], [1, 1, 1.7, 2.3])]
+    check(resize_model([2, 3, 4, 6], variants=variants), cache_dir)
 
 
-@pytest.mark.parametrize("exclude_outside,a", [(0, -0.75), (1, -0.5)])
+@pytest.mark.parametrize("x_shape,scales", [([4, 6], [1.5, 0.5]), ([1, 2, 3, 4, 2], [1, 1, 2, 0.5, 1.5])])
+def test_linear_2d_and_trilinear(x_shape, scales, cache_dir):
+    check(resize_model(x_shape, scales=scales, mode="linear"), cache_dir)
+
+
+def test_runtime_scales_are_a_clear_error():
+    model = make_model([helper.make_node("Resize", ["x", "", "s"], ["y"])],
+                       {"x": (F32, [1, 1, 2, 2]), "s": (F32, [4])}, ["y"], opset=13)
+    with pytest.raises(ModelError, match="scales s must be known at compile time"):
+        nnbuild.translate(model)
+
+
 @pytest.mark.parametrize("coord", ["half_pixel", "align_corners", "asymmetric"])
-def test_cubic(exclude_outside, a, coord, cache_dir):
-    model = resize_model([1, 2, 5, 6], scales=[1, 1, 1.6, 0.5], mode="cubic",
-                         cubic_coeff_a=a, exclude_outside=exclude_outside,
-                         coordinate_transformation_mode=coord)
-    check(model, cache_dir)
+def test_cubic(coord, cache_dir):
+    variants = [dict(scales=[1, 1, 1.6, 0.5], mode="cubic", cubic_coeff_a=a, exclude_outside=e,
+                     coordinate_transformation_mode=coord) for e, a in ((0, -0.75), (1, -0.5))]
+    check(resize_model([1, 2, 5, 6], variants=variants), cache_dir)
 
 
-@pytest.mark.parametrize("mode", ["nearest", "linear", "cubic"])
-def test_sizes_input(mode, cache_dir):
-    check(resize_model([1, 3, 7, 5], sizes=[1, 3, 12, 3], mode=mode), cache_dir)
+def test_sizes_input(cache_dir):
+    variants = [dict(sizes=[1, 3, 12, 3], mode=m) for m in ("nearest", "linear", "cubic")]
+    check(resize_model([1, 3, 7, 5], variants=variants), cache_dir)
 
 
 @pytest.mark.parametrize("mode", ["nearest", "linear"])
@@ -108,7 +121,7 @@ def check_against_reference(model, cache_dir, x):
     node = graph.nodes[0]
     args = [graph.constants.get(i) if i else None for i in node.inputs[1:]]
     expected = registry.get(node).reference(node, x, *args)[0]
-    actual = nnbuild.compile(model, cache_dir=cache_dir).run({"x": x})["y"]
+    actual = nnbuild.compile(model, cache_dir=cache_dir).run({"x": x})["y0"]
     assert_close(actual, expected)
 
 

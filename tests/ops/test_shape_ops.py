@@ -57,13 +57,15 @@ def test_data_dependent_reshape_is_a_clear_error():
         nnbuild.translate(model)
 
 
-@pytest.mark.parametrize("shape,allowzero", [([0, -1], 0), ([2, 0, -1], 0), ([-1], 0),
-                                             ([2, 2, 3, 2, 5], 0), ([3, 0], 1)])
-def test_reshape(shape, allowzero, cache_dir):
+def test_reshape(cache_dir):
     """0 copies the input dimension, or is a real 0 with allowzero; -1 takes the rest."""
-    model = make_model([helper.make_node("Reshape", ["x", "s"], ["y"], allowzero=allowzero)],
-                       {"x": (F32, [0, 3]) if allowzero else (F32, [4, 15, 2])}, ["y"],
-                       {"s": np.array(shape, I64)}, opset=14)
+    shapes = [[0, -1], [2, 0, -1], [-1], [2, 2, 3, 2, 5]]
+    nodes = [helper.make_node("Reshape", ["x", f"s{k}"], [f"y{k}"]) for k in range(len(shapes))]
+    nodes.append(helper.make_node("Reshape", ["e", "s_zero"], ["z"], allowzero=1))
+    model = make_model(nodes, {"x": (F32, [4, 15, 2]), "e": (F32, [0, 3])},
+                       [f"y{k}" for k in range(len(shapes))] + ["z"],
+                       {**{f"s{k}": np.array(s, I64) for k, s in enumerate(shapes)},
+                        "s_zero": np.array([3, 0], I64)}, opset=14)
     check(model, cache_dir)
 
 
@@ -76,11 +78,11 @@ def test_reshape_opset1_shape_attribute():
     assert len(graph.nodes[0].inputs) == 2 and graph.nodes[0].attrs == {}
 
 
-@pytest.mark.parametrize("axis", [0, 1, 2, -1, 4])
-def test_flatten(axis, cache_dir):
-    model = make_model([helper.make_node("Flatten", ["x"], ["y"], axis=axis)],
-                       {"x": (F32, [2, 3, 4, 5])}, ["y"], opset=13)
-    check(model, cache_dir)
+def test_flatten(cache_dir):
+    axes = [0, 1, 2, -1, 4]
+    nodes = [helper.make_node("Flatten", ["x"], [f"y{k}"], axis=a) for k, a in enumerate(axes)]
+    check(make_model(nodes, {"x": (F32, [2, 3, 4, 5])}, [f"y{k}" for k in range(len(axes))],
+                     opset=13), cache_dir)
 
 
 @pytest.mark.parametrize("opset", [11, 13])
