@@ -1,1 +1,345 @@
-"""(in progress)"""
+"""Matrix products: Gemm and MatMul, and the GEMM plumbing that Conv shares.
+
+float32 runs on the cache-blocked SGEMM of ``hal/<target>/gemm.c``, whose left operand is
+packed into micro-kernel panels (``pack_a``). A constant operand is packed here, at compile
+time, into the weight blob; when the constant is the right-hand one (a layer's weights), the
+product is computed transposed, Y^T = B^T A^T, so that it still is. Other left operands are
+packed at run time into the node's scratch. float64 uses the plain DGEMM.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .. import dtypes
+from ..codegen.loops import broadcast_loop, broadcast_shape, c_literal
+from ..ir.graph import Node, TensorType
+from .registry import InferContext, Op, register
+
+# The SGEMM blocking; the same numbers as NN_GEMM_* in templates/hal/generic/gemm.h.
+GEMM_BLOCKING = {"MR": 8, "NR": 8, "KC": 256, "MC": 128, "NC": 1024}
+MR, NR, KC, NC = (GEMM_BLOCKING[k] for k in ("MR", "NR", "KC", "NC"))
+KERNEL_DTYPES = ("f32", "f64")
+
+
+def packed_a_floats(m: int, k: int) -> int:
+    """Floats of an m x k left operand packed by ``pack_a`` (NN_GEMM_PACKED_A_FLOATS)."""
+    return -(-m // MR) * MR * k
+
+
+def gemm_work_floats(n: int) -> int:
+    """Floats of the SGEMM's B-panel buffer for n columns (NN_GEMM_WORK_FLOATS)."""
+    return KC * (-(-min(n, NC) // NR) * NR)
+
+
+def pack_a(a: np.ndarray) -> np.ndarray:
+    """The m x k matrix ``a`` in the SGEMM's packed layout: per block of KC columns, MR-row
+    panels stored column by column, rows past m zero (see gemm.h)."""
+    a = np.asarray(a, np.float32)
+    m, k = a.shape
+    mp = -(-m // MR) * MR
+    padded = np.zeros((mp, k), np.float32)
+    padded[:m] = a
+    blocks = [padded[:, pc:pc + KC].reshape(mp // MR, MR, -1).transpose(0, 2, 1).reshape(-1)
+              for pc in range(0, k, KC)]
+    return np.concatenate(blocks) if blocks else np.zeros(0, np.float32)
+
+
+@dataclass(frozen=True)
+class Matrix:
+    """A strided matrix in C: element (i, j) at ptr[i * rs + j * cs]; ``value`` when it is
+    known at compile time (then it is pre-packed, under weight-blob key ``key``)."""
+    ptr: str
+    rows: int
+    cols: int
+    rs: int
+    cs: int
+    value: np.ndarray | None = None
+    key: str = ""
+
+    @property
+    def T(self) -> "Matrix":
+        value = None if self.value is None else self.value.T
+        return Matrix(self.ptr, self.cols, self.rows, self.cs, self.rs, value, self.key + ".T")
+
+
+def sgemm_scratch_floats(m: int, n: int, k: int, lhs_constant: bool) -> int:
+    """Scratch of one ``gemm_calls`` product: the run-time packed left operand, then B panels."""
+    return (0 if lhs_constant else packed_a_floats(m, k)) + gemm_work_floats(n)
+
+
+def gemm_calls(ctx, dtype, lhs: Matrix, rhs: Matrix, out: Matrix, alpha: float = 1.0,
+               bias: str | None = None, accumulate: bool = False,
+               scratch: str | None = None) -> list:
+    """C statements for out = init + alpha * lhs rhs, init being out itself (accumulate),
+    bias[i], or 0. float32 needs ``scratch`` of ``sgemm_scratch_floats``."""
+    m, k, n = lhs.rows, lhs.cols, rhs.cols
+    flags = (bias or "NULL", "true" if accumulate else "false")
+
+    def call(fn, *args):
+        return f"{ctx.fn('gemm', fn)}({', '.join(str(a) for a in args)});"
+    if dtype.short == "f64":
+        return [call("dgemm", m, n, k, c_literal(alpha, dtype), lhs.ptr, lhs.rs, lhs.cs,
+                     rhs.ptr, rhs.rs, rhs.cs, *flags, out.ptr, out.rs, out.cs)]
+    calls = []
+    if lhs.value is not None:
+        packed, work = ctx.weight(f"{lhs.key}:sgemm-packed", pack_a(lhs.value)), scratch
+    else:
+        packed, work = scratch, f"{scratch} + {packed_a_floats(m, k)}"
+        calls.append(call("sgemm_pack_a", m, k, lhs.ptr, lhs.rs, lhs.cs, packed))
+    calls.append(call("sgemm", m, n, k, c_literal(alpha, dtype), packed, rhs.ptr, rhs.rs,
+                      rhs.cs, *flags, out.ptr, out.rs, out.cs, work))
+    return calls
+
+
+def check_kernel_dtype(ctx, node: Node, name: str) -> None:
+    dtype = ctx.type(name).dtype
+    if dtype.short not in KERNEL_DTYPES:
+        from ..errors import ModelError
+        raise ModelError(f"node {node.label} ({node.op}): no kernel for element type {dtype} "
+                         f"(supported: {', '.join(KERNEL_DTYPES)})")
+
+
+def _swapped(m: int, n: int, a_constant: bool, b_constant: bool) -> bool:
+    """Compute Y^T = B^T A^T? When only B is constant (it gets pre-packed), or when neither is
+    and A is a few rows against a wider B (the kernel is most efficient with rows >= MR)."""
+    if b_constant != a_constant:
+        return b_constant
+    return not a_constant and m < MR and n > m
+
+
+def _constant(graph, name: str):
+    return graph.constants.get(name) if name else None
+
+
+# --- Gemm -------------------------------------------------------------------------------------
+@register("Gemm", since=1)
+class Gemm(Op):
+    """Y = alpha * op(A) op(B) + beta * C, op = transpose when transA / transB; C broadcasts."""
+    def canonicalize(self, node, version, graph):
+        if "broadcast" in node.attrs:          # before opset 7: C broadcasting was opt-in
+            return [node.replace(attrs={k: v for k, v in node.attrs.items() if k != "broadcast"})]
+        return [node]
+
+    @staticmethod
+    def dims(node: Node, a_shape, b_shape) -> tuple:
+        m, k = a_shape[::-1] if node.attr("transA", 0) else a_shape
+        k2, n = b_shape[::-1] if node.attr("transB", 0) else b_shape
+        return m, k, k2, n
+
+    def infer(self, ctx: InferContext) -> list:
+        a, b = ctx.types[0], ctx.types[1]
+        if a.rank != 2 or b.rank != 2:
+            raise ctx.fail(f"A and B must be matrices, got {a} and {b}")
+        if a.dtype != b.dtype:
+            raise ctx.fail(f"A and B element types differ: {a.dtype} and {b.dtype}")
+        m, k, k2, n = self.dims(ctx.node, a.shape, b.shape)
+        if k != k2:
+            raise ctx.fail(f"inner dimensions differ: op(A) is {m}x{k}, op(B) is {k2}x{n}")
+        if ctx.has(2):
+            c = ctx.types[2]
+            if c.rank > 2 or any(d not in (1, t) for d, t in zip(c.shape[::-1], (n, m))):
+                raise ctx.fail(f"C {c} does not broadcast to the output [{m},{n}]")
+        return [TensorType(a.dtype, (m, n))]
+
+    def reference(self, node, a, b, c=None):
+        a = a.T if node.attr("transA", 0) else a
+        b = b.T if node.attr("transB", 0) else b
+        y = np.asarray(node.attr("alpha", 1.0), a.dtype) * (a @ b)
+        if c is not None:
+            y = y + np.asarray(node.attr("beta", 1.0), a.dtype) * c
+        return [np.asarray(y).astype(a.dtype)]
+
+    def flops(self, node, graph):
+        m, k, _, n = self.dims(node, graph.types[node.inputs[0]].shape,
+                               graph.types[node.inputs[1]].shape)
+        return 2 * m * n * k
+
+    def _plan(self, node: Node, graph):
+        a, b = node.inputs[:2]
+        m, k, _, n = self.dims(node, graph.types[a].shape, graph.types[b].shape)
+        swapped = _swapped(m, n, _constant(graph, a) is not None, _constant(graph, b) is not None)
+        return m, n, k, swapped
+
+    def scratch_bytes(self, node, graph):
+        if graph.types[node.outputs[0]].dtype.short != "f32":
+            return 0
+        m, n, k, swapped = self._plan(node, graph)
+        a, b = node.inputs[:2]
+        if swapped:
+            return 4 * sgemm_scratch_floats(n, m, k, _constant(graph, b) is not None)
+        return 4 * sgemm_scratch_floats(m, n, k, _constant(graph, a) is not None)
+
+    def lower(self, node, ctx):
+        a, b = node.inputs[:2]
+        c = node.inputs[2] if len(node.inputs) > 2 else ""
+        y = node.outputs[0]
+        check_kernel_dtype(ctx, node, y)
+        dtype = ctx.type(y).dtype
+        m, n, k, swapped = self._plan(node, ctx.graph)
+        (ar, ac), (br, bc) = ctx.shape(a), ctx.shape(b)
+        op_a = Matrix(ctx.ptr(a), ar, ac, ac, 1, _constant(ctx.graph, a), a)
+        op_b = Matrix(ctx.ptr(b), br, bc, bc, 1, _constant(ctx.graph, b), b)
+        op_a = op_a.T if node.attr("transA", 0) else op_a
+        op_b = op_b.T if node.attr("transB", 0) else op_b
+        out = Matrix(ctx.ptr(y), m, n, n, 1)
+        lhs, rhs, out = (op_b.T, op_a.T, out.T) if swapped else (op_a, op_b, out)
+        bias, accumulate = self._init(node, ctx, c, out.rows, swapped)
+        scratch = ctx.scratch(dtype.ctype) if dtype.short == "f32" else None
+        for call in gemm_calls(ctx, dtype, lhs, rhs, out, float(node.attr("alpha", 1.0)), bias,
+                               accumulate, scratch):
+            ctx.emit(call)
+
+    def _init(self, node, ctx, c: str, rows: int, swapped: bool):
+        """How beta * C enters: as the kernel's per-row bias where C varies along kernel rows
+        only, else written into Y first (then accumulated onto)."""
+        beta = float(node.attr("beta", 1.0))
+        if not c or beta == 0.0:
+            return None, False
+        y = node.outputs[0]
+        dtype = ctx.type(y).dtype
+        shape = (1,) * (2 - ctx.type(c).rank) + tuple(ctx.shape(c))
+        along_rows = shape[0] == 1 if swapped else shape[1] == 1
+        value = _constant(ctx.graph, c)
+        if along_rows and value is not None:
+            full = np.broadcast_to(np.asarray(value).reshape(shape), ctx.shape(y))
+            vector = (full[0, :] if swapped else full[:, 0]) * np.asarray(beta, dtype.numpy)
+            return ctx.weight(f"{c}:bias-{beta!r}-{rows}{'T' * swapped}", vector.astype(dtype.numpy)), False
+        if along_rows and beta == 1.0 and ctx.type(c).size == rows:
+            return ctx.ptr(c), False
+        scale = "" if beta == 1.0 else f"{c_literal(beta, dtype)} * "
+        broadcast_loop(ctx, y, [c], lambda v: f"{scale}{v[0]}")
+        return None, True
+
+
+# --- MatMul -----------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class MatMulShape:
+    """numpy matmul of A [..., M, K] and B [..., K, N]: a 1-D A is one row, a 1-D B one column."""
+    m: int
+    k: int
+    n: int
+    batch: tuple         # broadcast batch dims of the output
+    a_batch: tuple       # A's batch dims, right-aligned to ``batch`` with 1s
+    b_batch: tuple
+    out: tuple           # the output shape (1-D operands drop their dim)
+
+    @staticmethod
+    def of(a: tuple, b: tuple, node: Node) -> "MatMulShape":
+        a2 = (1,) + tuple(a) if len(a) == 1 else tuple(a)
+        b2 = tuple(b) + (1,) if len(b) == 1 else tuple(b)
+        batch = broadcast_shape([a2[:-2], b2[:-2]], node)
+        out = batch + ((a2[-2],) if len(a) > 1 else ()) + ((b2[-1],) if len(b) > 1 else ())
+
+        def pad(dims):
+            return (1,) * (len(batch) - len(dims)) + tuple(dims)
+        return MatMulShape(a2[-2], a2[-1], b2[-1], batch, pad(a2[:-2]), pad(b2[:-2]), out)
+
+    @property
+    def batches(self) -> int:
+        return int(np.prod(self.batch, dtype=np.int64))
+
+
+def _batch_strides(dims: tuple, batch: tuple, step: int) -> list:
+    """Element strides of each batch dim (0 where the operand is broadcast)."""
+    strides, s = [], step
+    for d in reversed(dims):
+        strides.append(0 if d == 1 else s)
+        s *= d
+    return strides[::-1]
+
+
+def loop_nest(extents: list, body: list) -> str:
+    """``for (size_t i0 ...) for (size_t i1 ...) { body }``; just the body without extents."""
+    if not extents:
+        return "\n".join(body)
+    lines, indent = [], ""
+    for j, d in enumerate(extents):
+        brace = " {" if j == len(extents) - 1 else ""
+        lines.append(f"{indent}for (size_t i{j} = 0; i{j} < {d}; ++i{j}){brace}")
+        indent += "    "
+    lines += [indent + stmt for stmt in body]
+    lines.append(indent[4:] + "}")
+    return "\n".join(lines)
+
+
+@register("MatMul", since=1)
+class MatMul(Op):
+    """Y = A @ B with numpy semantics (batch dims broadcast; 1-D operands promoted)."""
+    def infer(self, ctx: InferContext) -> list:
+        a, b = ctx.types[0], ctx.types[1]
+        if a.rank == 0 or b.rank == 0:
+            raise ctx.fail(f"operands must have rank >= 1, got {a} and {b}")
+        if a.dtype != b.dtype:
+            raise ctx.fail(f"A and B element types differ: {a.dtype} and {b.dtype}")
+        s = MatMulShape.of(a.shape, b.shape, ctx.node)
+        k2 = b.shape[0] if b.rank == 1 else b.shape[-2]
+        if s.k != k2:
+            raise ctx.fail(f"inner dimensions differ: A {a} has {s.k} columns, B {b} {k2} rows")
+        return [TensorType(a.dtype, s.out)]
+
+    def reference(self, node, a, b):
+        return [np.asarray(np.matmul(a, b)).astype(a.dtype)]
+
+    def flops(self, node, graph):
+        s = MatMulShape.of(graph.types[node.inputs[0]].shape, graph.types[node.inputs[1]].shape,
+                           node)
+        return 2 * s.batches * s.m * s.n * s.k
+
+    def _plan(self, node, graph):
+        """(shape, mode): 'flat' = B is one constant matrix, so A's rows of every batch form
+        one product (computed transposed, B^T pre-packed); else one product per batch, with
+        'const-a' (A one constant matrix), 'swapped' or 'plain'."""
+        a, b = node.inputs
+        s = MatMulShape.of(graph.types[a].shape, graph.types[b].shape, node)
+        a_const = a in graph.constants and np.prod(s.a_batch, dtype=np.int64) == 1
+        b_const = b in graph.constants and np.prod(s.b_batch, dtype=np.int64) == 1
+        if b_const and not a_const:
+            return s, "flat"
+        if a_const:
+            return s, "const-a"
+        return s, "swapped" if _swapped(s.m, s.n, False, False) else "plain"
+
+    def scratch_bytes(self, node, graph):
+        if graph.types[node.outputs[0]].dtype.short != "f32":
+            return 0
+        s, mode = self._plan(node, graph)
+        if mode == "flat":
+            return 4 * sgemm_scratch_floats(s.n, s.batches * s.m, s.k, True)
+        if mode == "swapped":
+            return 4 * sgemm_scratch_floats(s.n, s.m, s.k, False)
+        return 4 * sgemm_scratch_floats(s.m, s.n, s.k, mode == "const-a")
+
+    def lower(self, node, ctx):
+        a, b = node.inputs
+        y = node.outputs[0]
+        check_kernel_dtype(ctx, node, y)
+        dtype = ctx.type(y).dtype
+        s, mode = self._plan(node, ctx.graph)
+        scratch = ctx.scratch(dtype.ctype) if dtype.short == "f32" else None
+        if mode == "flat":               # Y^T (N x rows) = B^T (N x K) A^T (K x rows)
+            rows = s.batches * s.m
+            b_value = np.asarray(ctx.graph.constants[b]).reshape(s.k, s.n)
+            lhs = Matrix(ctx.ptr(b), s.k, s.n, s.n, 1, b_value, b).T
+            rhs = Matrix(ctx.ptr(a), rows, s.k, s.k, 1).T
+            out = Matrix(ctx.ptr(y), rows, s.n, s.n, 1).T
+            for call in gemm_calls(ctx, dtype, lhs, rhs, out, scratch=scratch):
+                ctx.emit(call)
+            return
+        dims = [(i, d) for i, d in enumerate(s.batch) if d != 1]
+        index = {}
+        for name, batch, step in ((a, s.a_batch, s.m * s.k), (b, s.b_batch, s.k * s.n),
+                                  (y, s.batch, s.m * s.n)):
+            strides = _batch_strides(batch, s.batch, step)
+            terms = [f"i{j} * {strides[i]}" for j, (i, _) in enumerate(dims) if strides[i]]
+            index[name] = f"{ctx.ptr(name)} + {' + '.join(terms)}" if terms else ctx.ptr(name)
+        a_value = np.asarray(ctx.graph.constants[a]).reshape(s.m, s.k) if mode == "const-a" \
+            else None
+        lhs = Matrix(index[a], s.m, s.k, s.k, 1, a_value, a)
+        rhs = Matrix(index[b], s.k, s.n, s.n, 1)
+        out = Matrix(index[y], s.m, s.n, s.n, 1)
+        if mode == "swapped":
+            lhs, rhs, out = rhs.T, lhs.T, out.T
+        body = gemm_calls(ctx, dtype, lhs, rhs, out, scratch=scratch)
+        ctx.emit(loop_nest([d for _, d in dims], body))

@@ -1,0 +1,191 @@
+/* Matrix products for the generic target; see gemm.h for the packed layouts. */
+#include "gemm.h"
+
+#define MR NN_GEMM_MR
+#define NR NN_GEMM_NR
+#define KC NN_GEMM_KC
+#define MC NN_GEMM_MC
+#define NC NN_GEMM_NC
+
+enum init { INIT_ZERO, INIT_BIAS, INIT_ADD };
+
+static int min_int(int a, int b) { return a < b ? a : b; }
+
+/* --- packing ---------------------------------------------------------------------------------- */
+void NN_FN(sgemm_pack_a)(int m, int k, const float *a, ptrdiff_t rs, ptrdiff_t cs, float *packed)
+{
+    const int mp = (m + MR - 1) / MR * MR;
+    for (int pc = 0; pc < k; pc += KC) {
+        const int kc = min_int(KC, k - pc);
+        for (int ir = 0; ir < mp; ir += MR) {
+            float *dst = packed + (size_t)pc * mp + (size_t)ir * kc;
+            const int mr = min_int(MR, m - ir);
+            for (int p = 0; p < kc; ++p) {
+                const float *col = a + (pc + p) * cs + ir * rs;
+                for (int i = 0; i < MR; ++i)
+                    dst[p * MR + i] = i < mr ? col[i * rs] : 0.0f;
+            }
+        }
+    }
+}
+
+/* B from a strided matrix: element (p, j) at data[p * row_stride + j * col_stride]. */
+static void pack_dense(const nn_gemm_source *src, int k0, int kc, int n0, int nc, float *panels)
+{
+    const ptrdiff_t rs = src->row_stride, cs = src->col_stride;
+    for (int jr = 0; jr < nc; jr += NR) {
+        const int nr = min_int(NR, nc - jr);
+        const float *b = src->data + k0 * rs + (n0 + jr) * cs;
+        float *dst = panels + (size_t)jr * kc;
+        if (nr == NR && cs == 1) {
+            for (int p = 0; p < kc; ++p)
+                for (int j = 0; j < NR; ++j)
+                    dst[p * NR + j] = b[p * rs + j];
+        } else {
+            for (int p = 0; p < kc; ++p)
+                for (int j = 0; j < NR; ++j)
+                    dst[p * NR + j] = j < nr ? b[p * rs + j * cs] : 0.0f;
+        }
+    }
+}
+
+/* --- micro-kernels ---------------------------------------------------------------------------- */
+/* C tile (mr x nr) = init + alpha * acc, acc holding rows of `acc_stride` floats. */
+static void store_tile(int mr, int nr, const float *acc, int acc_stride, float alpha,
+                       enum init init, const float *bias, float *c, ptrdiff_t rsc, ptrdiff_t csc)
+{
+    if (mr == MR && nr == NR && csc == 1 && acc_stride == NR) {
+        for (int i = 0; i < MR; ++i) {
+            float *row = c + i * rsc;
+            const float *a = acc + i * NR;
+            if (init == INIT_ADD) {
+                for (int j = 0; j < NR; ++j)
+                    row[j] += alpha * a[j];
+            } else {
+                const float b0 = init == INIT_BIAS ? bias[i] : 0.0f;
+                for (int j = 0; j < NR; ++j)
+                    row[j] = b0 + alpha * a[j];
+            }
+        }
+        return;
+    }
+    for (int i = 0; i < mr; ++i) {
+        const float b0 = init == INIT_BIAS ? bias[i] : 0.0f;
+        for (int j = 0; j < nr; ++j) {
+            float *out = c + i * rsc + j * csc;
+            const float v = alpha * acc[i * acc_stride + j];
+            *out = init == INIT_ADD ? *out + v : b0 + v;
+        }
+    }
+}
+
+/* C tile = init + alpha * (A panel x B panel): MR x NR independent sums, k ascending, held in a
+ * local array that the compiler keeps in vector registers. */
+static void kernel_tile(int kc, int mr, int nr, const float *restrict a, const float *restrict b,
+                        float alpha, enum init init, const float *bias, float *c, ptrdiff_t rsc,
+                        ptrdiff_t csc)
+{
+    float acc[MR * NR];
+    for (int t = 0; t < MR * NR; ++t)
+        acc[t] = 0.0f;
+    for (int p = 0; p < kc; ++p) {
+        float bp[NR];
+        for (int j = 0; j < NR; ++j)
+            bp[j] = b[j];
+        for (int i = 0; i < MR; ++i) {
+            const float ai = a[i];
+            for (int j = 0; j < NR; ++j)
+                acc[i * NR + j] += ai * bp[j];
+        }
+        a += MR;
+        b += NR;
+    }
+    store_tile(mr, nr, acc, NR, alpha, init, bias, c, rsc, csc);
+}
+
+/* The same for one column j of the B panel (narrow B, e.g. a matrix-vector product). */
+static void kernel_column(int kc, int mr, int j, const float *restrict a, const float *restrict b,
+                          float alpha, enum init init, const float *bias, float *c,
+                          ptrdiff_t rsc)
+{
+    float acc[MR];
+    for (int i = 0; i < MR; ++i)
+        acc[i] = 0.0f;
+    for (int p = 0; p < kc; ++p) {
+        const float bp = b[p * NR + j];
+        for (int i = 0; i < MR; ++i)
+            acc[i] += a[i] * bp;
+        a += MR;
+    }
+    store_tile(mr, 1, acc, 1, alpha, init, bias, c, rsc, 1);
+}
+
+/* One MR x NR tile of C, column by column when B is narrow. */
+static void tile(int kc, int mr, int nr, const float *a, const float *b, float alpha,
+                 enum init init, const float *bias, float *c, ptrdiff_t rsc, ptrdiff_t csc)
+{
+    if (4 * nr <= NR) {
+        for (int j = 0; j < nr; ++j)
+            kernel_column(kc, mr, j, a, b, alpha, init, bias, c + j * csc, rsc);
+    } else {
+        kernel_tile(kc, mr, nr, a, b, alpha, init, bias, c, rsc, csc);
+    }
+}
+
+/* --- drivers ---------------------------------------------------------------------------------- */
+void NN_FN(sgemm_source)(int m, int n, int k, float alpha, const float *a_packed,
+                         const nn_gemm_source *b, const float *bias, bool accumulate,
+                         float *c, ptrdiff_t rsc, ptrdiff_t csc, float *work)
+{
+    const int mp = (m + MR - 1) / MR * MR;
+    if (k == 0) {                          /* an empty sum: C = init */
+        for (int i = 0; i < m && !accumulate; ++i)
+            for (int j = 0; j < n; ++j)
+                c[i * rsc + j * csc] = bias ? bias[i] : 0.0f;
+        return;
+    }
+    for (int jc = 0; jc < n; jc += NC) {
+        const int nc = min_int(NC, n - jc);
+        for (int pc = 0; pc < k; pc += KC) {
+            const int kc = min_int(KC, k - pc);
+            const enum init init = pc > 0 || accumulate ? INIT_ADD : bias ? INIT_BIAS : INIT_ZERO;
+            const float *a_block = a_packed + (size_t)pc * mp;
+            b->pack(b, pc, kc, jc, nc, work);
+            for (int ic = 0; ic < m; ic += MC) {
+                const int i_end = min_int(ic + MC, m);
+                for (int jr = 0; jr < nc; jr += NR) {
+                    const int nr = min_int(NR, nc - jr);
+                    for (int ir = ic; ir < i_end; ir += MR)
+                        tile(kc, min_int(MR, m - ir), nr, a_block + (size_t)ir * kc,
+                             work + (size_t)jr * kc, alpha, init, bias ? bias + ir : NULL,
+                             c + ir * rsc + (jc + jr) * csc, rsc, csc);
+                }
+            }
+        }
+    }
+}
+
+void NN_FN(sgemm)(int m, int n, int k, float alpha, const float *a_packed,
+                  const float *b, ptrdiff_t rsb, ptrdiff_t csb,
+                  const float *bias, bool accumulate, float *c, ptrdiff_t rsc, ptrdiff_t csc,
+                  float *work)
+{
+    const nn_gemm_source src = {pack_dense, b, rsb, csb, NULL};
+    NN_FN(sgemm_source)(m, n, k, alpha, a_packed, &src, bias, accumulate, c, rsc, csc, work);
+}
+
+void NN_FN(dgemm)(int m, int n, int k, double alpha,
+                  const double *a, ptrdiff_t rsa, ptrdiff_t csa,
+                  const double *b, ptrdiff_t rsb, ptrdiff_t csb,
+                  const double *bias, bool accumulate, double *c, ptrdiff_t rsc, ptrdiff_t csc)
+{
+    for (int i = 0; i < m; ++i) {
+        for (int j = 0; j < n; ++j) {
+            double sum = 0.0;
+            for (int p = 0; p < k; ++p)
+                sum += a[i * rsa + p * csa] * b[p * rsb + j * csb];
+            double *out = c + i * rsc + j * csc;
+            *out = (accumulate ? *out : bias ? bias[i] : 0.0) + alpha * sum;
+        }
+    }
+}
