@@ -46,6 +46,7 @@ class LoweringContext:
         self.tables: dict = {}           # C text of a static table -> its name
         self.table_decls: list = []
         self.families = hal_families    # hal sources this model uses
+        self.helpers: set = set()        # src/nn_<name>.h headers the network source needs
         self.steps: list = []            # (comment, [statements])
         self._lines: list = []
         self.node: Node | None = None
@@ -95,6 +96,10 @@ class LoweringContext:
 
     def call(self, family: str, name: str, *args) -> None:
         self.emit(f"{self.fn(family, name)}({', '.join(str(a) for a in args)});")
+
+    def helper(self, name: str) -> None:
+        """Include ``templates/project/nn_<name>.h`` (static inline helpers) in the network."""
+        self.helpers.add(name)
 
     def emit(self, statement: str) -> None:
         self._lines.append(statement)

@@ -39,6 +39,16 @@ def c_literal(value, dtype) -> str:
     return f"{v}{suffix}"
 
 
+# Element types C has no arithmetic for: loaded as float, stored back (see nn_half.h).
+HALF_TYPES = {"f16": ("nn_f16_to_f32", "nn_f32_to_f16"), "bf16": ("nn_bf16_to_f32", "nn_f32_to_bf16")}
+
+
+def compute_ctype(dtype) -> str:
+    """The C type a loop computes in for elements of ``dtype``: float for f16 / bf16 (which are
+    stored as uint16_t), else the storage type itself."""
+    return "float" if dtype.short in HALF_TYPES else dtype.ctype
+
+
 def math_fn(name: str, dtype) -> str:
     """C math function for the element type: expf for float, exp for double."""
     return name + ("f" if dtype.short in ("f32", "f16", "bf16") else "")
@@ -89,7 +99,9 @@ def broadcast_loop(ctx, out: str, operands: list, expr) -> None:
     """Emit ``out[...] = expr(operand loads...)`` over ``out``'s shape with numpy broadcasting.
 
     ``operands`` are value names or ready C expressions wrapped in ``Scalar``; ``expr`` maps the
-    list of C load expressions to the C expression of one output element.
+    list of C load expressions to the C expression of one output element. f16 / bf16 operands
+    are loaded as float and the output is stored from float (``compute_ctype``), so ``expr``
+    never sees their uint16_t storage.
     """
     out_shape = ctx.shape(out)
     tensors = [o for o in operands if not isinstance(o, Scalar)]
@@ -104,15 +116,23 @@ def broadcast_loop(ctx, out: str, operands: list, expr) -> None:
             continue
         var = OPERAND_NAMES[t]
         lines.append(f"const {ctx.ctype(o)} *{var} = {ctx.ptr(o)};")
-        loads.append(f"{var}[{_index(merged[t + 1])}]")
+        loads.append(_convert(ctx, ctx.type(o).dtype, 0, f"{var}[{_index(merged[t + 1])}]"))
         t += 1
-    body = f"y[{_index(merged[0])}] = {expr(loads)};"
+    body = f"y[{_index(merged[0])}] = {_convert(ctx, ctx.type(out).dtype, 1, expr(loads))};"
     indent = ""
     for k, d in enumerate(dims):
         lines.append(f"{indent}for (size_t i{k} = 0; i{k} < {d}; ++i{k})")
         indent += "    "
     lines.append(indent + body)
     ctx.emit("{\n" + "\n".join("    " + line for line in lines) + "\n}")
+
+
+def _convert(ctx, dtype, direction: int, text: str) -> str:
+    """Wrap a load (direction 0) or a store (1) of a half type in its conversion."""
+    if dtype.short not in HALF_TYPES:
+        return text
+    ctx.helper("half")
+    return f"{HALF_TYPES[dtype.short][direction]}({text})"
 
 
 class Scalar:

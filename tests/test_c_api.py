@@ -1,0 +1,193 @@
+"""The C API contract (include/<p>.h): two generated models with different --name prefixes
+link into one program through CMake add_subdirectory, every function behaves as documented
+(NULL handling, error codes, workspace, threads, weights loaded from a file), and the
+generated project builds warning-free with -Wall -Wextra -Werror under gcc and clang."""
+import os
+import shutil
+import subprocess
+
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper
+
+import nnbuild
+from nnbuild.build.driver import cmake_exe, ninja_exe
+
+from helpers import make_model
+
+F32 = np.float32
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def alpha_model():
+    nodes = [helper.make_node("Add", ["x", "w"], ["a"], name="add0"),
+             helper.make_node("Relu", ["a"], ["r"], name="relu0"),
+             helper.make_node("Mul", ["r", "y"], ["prod"], name="mul0"),
+             helper.make_node("Sigmoid", ["a"], ["gate/out"], name="sig0")]
+    return make_model(nodes, {"x": (F32, [2, 3]), "y": (F32, [3])}, ["prod", "gate/out"],
+                      {"w": np.array([0.5, -1.0, 2.0], F32)})
+
+
+BETA_W = np.linspace(-1, 1, 8).astype(F32)
+BETA_B = np.arange(8, dtype=F32) * 0.1
+
+
+def beta_model():
+    nodes = [helper.make_node("Mul", ["x", "w"], ["m"], name="mul"),
+             helper.make_node("Add", ["m", "b"], ["s"], name="add"),
+             helper.make_node("Tanh", ["s"], ["y"], name="tanh")]
+    return make_model(nodes, {"x": (F32, [8])}, ["y"], {"w": BETA_W, "b": BETA_B})
+
+
+def cmake_build(source, build, *flags, env=None):
+    """Configure and build with the cmake and ninja nnbuild uses; returns the log."""
+    log = []
+    for cmd in ([cmake_exe(), "-S", str(source), "-B", str(build), "-G", "Ninja",
+                 f"-DCMAKE_MAKE_PROGRAM={ninja_exe()}", *flags],
+                [cmake_exe(), "--build", str(build)]):
+        proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
+        log.append(proc.stdout + proc.stderr)
+        assert proc.returncode == 0, "\n".join(log)
+    return "\n".join(log)
+
+
+@pytest.fixture(scope="module")
+def two_models(tmp_path_factory):
+    root = tmp_path_factory.mktemp("c_api")
+    onnx.save(alpha_model(), str(root / "alpha_src.onnx"))
+    onnx.save(beta_model(), str(root / "beta_src.onnx"))
+    nnbuild.generate(str(root / "alpha_src.onnx"), str(root / "alpha"), name="alpha")
+    nnbuild.generate(str(root / "beta_src.onnx"), str(root / "beta"), name="beta",
+                     weights="file")
+    app = root / "app"
+    app.mkdir()
+    shutil.copy(os.path.join(HERE, "c_api", "two_models.c"), app / "main.c")
+    (app / "CMakeLists.txt").write_text(
+        "cmake_minimum_required(VERSION 3.16)\n"
+        "project(two_models LANGUAGES C)\n"
+        "set(ALPHA_BUILD_APP OFF CACHE BOOL \"\")\n"
+        f"add_subdirectory({(root / 'alpha').as_posix()} alpha)\n"
+        f"add_subdirectory({(root / 'beta').as_posix()} beta)\n"
+        "add_executable(two_models main.c)\n"
+        "target_link_libraries(two_models PRIVATE alpha beta)\n")
+    cmake_build(app, app / "build")
+    return root
+
+
+def test_two_models_in_one_program(two_models):
+    exe = two_models / "app" / "build" / "two_models"
+    blob = two_models / "beta" / "weights" / "beta.bin"
+    proc = subprocess.run([str(exe), str(blob)], capture_output=True, text=True)
+    assert proc.returncode == 0 and "FAIL" not in proc.stdout, proc.stdout + proc.stderr
+    values = {line.split()[0]: np.array(line.split()[1:], np.float64)
+              for line in proc.stdout.splitlines() if line.startswith(("alpha.", "beta."))}
+    x = ((np.arange(6) - 3) * 0.75).astype(F32).reshape(2, 3)
+    y = (1.5 - np.arange(3)).astype(F32)
+    a = x + np.array([0.5, -1.0, 2.0], F32)
+    np.testing.assert_allclose(values["alpha.prod"], (np.maximum(a, 0) * y).ravel(), rtol=1e-6)
+    np.testing.assert_allclose(values["alpha.gate"], (1 / (1 + np.exp(-a))).ravel(), rtol=1e-6)
+    bx = (np.arange(8) * 0.5 - 2).astype(F32)
+    np.testing.assert_allclose(values["beta.y"], np.tanh(bx * BETA_W + BETA_B), rtol=1e-6)
+
+
+def test_every_symbol_carries_the_prefix(two_models):
+    nm = shutil.which("nm")
+    if nm is None:
+        pytest.skip("nm not installed")
+    for prefix in ("alpha", "beta"):
+        lib = two_models / "app" / "build" / prefix / f"lib{prefix}.a"
+        out = subprocess.run([nm, "--defined-only", "-g", str(lib)], capture_output=True,
+                             text=True, check=True).stdout
+        symbols = [line.split()[-1] for line in out.splitlines() if len(line.split()) == 3]
+        assert symbols and all(s.startswith(prefix + "_") for s in symbols), symbols
+
+
+def test_weights_file_mode_app(two_models, tmp_path):
+    """The app of a --weights file build loads weights/<p>.bin by default, or --weights FILE."""
+    build = two_models / "beta_app_build"
+    cmake_build(two_models / "beta", build)
+    app = str(build / "beta_app")
+    x = (np.arange(8) * 0.5 - 2).astype(F32)
+    np.save(tmp_path / "x.npy", x)
+    expected = np.tanh(x * BETA_W + BETA_B)
+    moved = tmp_path / "elsewhere.bin"
+    shutil.copy(two_models / "beta" / "weights" / "beta.bin", moved)
+    for extra in ([], ["--weights", str(moved)]):
+        out = tmp_path / f"out{len(extra)}"
+        proc = subprocess.run([app, "--input", f"x={tmp_path / 'x.npy'}", "--output-dir",
+                               str(out), *extra], capture_output=True, text=True)
+        assert proc.returncode == 0, proc.stderr
+        np.testing.assert_allclose(np.load(out / "y.npy"), expected, rtol=1e-6)
+    (tmp_path / "short.bin").write_bytes(b"\0" * 4)
+    for bad in ("short.bin", "missing.bin"):
+        proc = subprocess.run([app, "--input", f"x={tmp_path / 'x.npy'}", "--weights",
+                               str(tmp_path / bad)], capture_output=True, text=True)
+        assert proc.returncode == 2
+        assert proc.stderr.strip().endswith(f"{bad}: weight blob has the wrong size or cannot "
+                                            f"be read"), proc.stderr
+        assert len(proc.stderr.splitlines()) == 1
+
+
+def werror_model():
+    """Several element types and the code paths around them: casts, bool results, an int64
+    chain, an output that is an input, one that is a constant, one written twice."""
+    nodes = [helper.make_node("Cast", ["x"], ["h"], name="to_f16", to=TensorProto.FLOAT16),
+             helper.make_node("Greater", ["x", "zero"], ["pos"], name="gt"),
+             helper.make_node("Where", ["pos", "x", "zero"], ["relu"], name="where"),
+             helper.make_node("Cast", ["x"], ["i"], name="to_i64", to=TensorProto.INT64),
+             helper.make_node("Mul", ["i", "k"], ["ik"], name="imul"),
+             helper.make_node("Clip", ["relu", "zero", "six"], ["c"], name="clip"),
+             helper.make_node("Cast", ["c"], ["d"], name="to_f64", to=TensorProto.DOUBLE),
+             helper.make_node("Sqrt", ["d"], ["sq"], name="sqrt")]
+    return make_model(nodes, {"x": (F32, [4, 5])}, ["h", "pos", "ik", "sq", "x", "k", "c"],
+                      {"zero": np.array(0, F32), "six": np.array(6, F32),
+                       "k": np.arange(5, dtype=np.int64)})
+
+
+@pytest.mark.parametrize("compiler", ["gcc", "clang"])
+@pytest.mark.parametrize("weights", ["embed", "file"])
+def test_generated_project_builds_with_werror(tmp_path, compiler, weights):
+    path = shutil.which(compiler)
+    if path is None:
+        pytest.skip(f"{compiler} not installed")
+    onnx.save(werror_model(), str(tmp_path / "strict.onnx"))
+    nnbuild.generate(str(tmp_path / "strict.onnx"), str(tmp_path / "proj"), weights=weights)
+    log = cmake_build(tmp_path / "proj", tmp_path / "build", f"-DCMAKE_C_COMPILER={path}",
+                      "-DCMAKE_C_FLAGS=-Wall -Wextra -Werror")
+    assert "warning" not in log.lower(), log
+    assert os.access(tmp_path / "build" / "strict_app", os.X_OK)
+
+
+def test_half_precision_values_compute_in_float_and_round_to_nearest_even(cache_dir):
+    """f16 / bf16 buffers hold uint16_t bits; the generated code converts them to float and
+    back (rounding to nearest even), exactly as numpy does through float32."""
+    import ml_dtypes
+    rng = np.random.default_rng(0)
+    every_f16 = np.arange(1 << 16, dtype=np.uint16).view(np.float16)
+    tiny = (rng.standard_normal(4096) * 3e-3).astype(np.float16)      # products are subnormal
+    big = (rng.standard_normal(4096) * 300).astype(np.float16)        # products overflow
+    nodes = [helper.make_node("Neg", ["every"], ["neg"]),
+             helper.make_node("Mul", ["tiny", "tiny2"], ["tiny_prod"]),
+             helper.make_node("Mul", ["big", "big2"], ["big_prod"]),
+             helper.make_node("Div", ["big", "tiny"], ["quot"]),
+             helper.make_node("Add", ["bf", "bf2"], ["bf_sum"])]
+    bf = rng.standard_normal(4096).astype(ml_dtypes.bfloat16)
+    feeds = {"every": every_f16, "tiny": tiny, "tiny2": tiny[::-1].copy(), "big": big,
+             "big2": big[::-1].copy(), "bf": bf, "bf2": bf[::-1].copy()}
+    inputs = {n: (a.dtype, a.shape) for n, a in feeds.items() if n not in ("bf", "bf2")}
+    model = make_model(nodes, inputs, ["neg", "tiny_prod", "big_prod", "quot", "bf_sum"])
+    for name in ("bf", "bf2"):
+        model.graph.input.append(helper.make_tensor_value_info(name, TensorProto.BFLOAT16, [4096]))
+    out = nnbuild.compile(model, cache_dir=cache_dir).run(feeds)
+    f32 = lambda a: a.astype(np.float32)
+    with np.errstate(all="ignore"):
+        expected = {"neg": -every_f16,
+                    "tiny_prod": (f32(tiny) * f32(feeds["tiny2"])).astype(np.float16),
+                    "big_prod": (f32(big) * f32(feeds["big2"])).astype(np.float16),
+                    "quot": (f32(big) / f32(tiny)).astype(np.float16),
+                    "bf_sum": (f32(bf) + f32(feeds["bf2"])).astype(ml_dtypes.bfloat16)}
+    for name, want in expected.items():
+        got = out[name]
+        same = (got.view(np.uint16) == want.view(np.uint16)) | (np.isnan(f32(got)) & np.isnan(f32(want)))
+        assert same.all(), f"{name}: {np.flatnonzero(~same)[:5]} differ"
