@@ -57,8 +57,9 @@ def plan_memory(graph: Graph) -> MemoryPlan:
     placed = []                      # (offset, block)
     offsets = {}
     for block in sorted(blocks, key=lambda b: (-b.size, b.first, b.key)):
-        live = sorted((off, b) for off, b in placed
-                      if b.first <= block.last and block.first <= b.last)
+        live = sorted(((off, b) for off, b in placed
+                       if b.first <= block.last and block.first <= b.last),
+                      key=lambda item: (item[0], item[1].key))
         best, best_gap, cursor = None, None, 0
         for off, other in live:                         # gaps between overlapping blocks
             gap = off - cursor
