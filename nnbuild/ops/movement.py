@@ -11,7 +11,7 @@ both sides are merged, and a contiguous innermost run becomes one ``memcpy``:
         const float *x = ((const float *)inputs[0]);
         float *y = ((float *)outputs[0]);
         for (size_t i0 = 0; i0 < 6; ++i0)
-            memcpy(y + i0 * 40 + 16, x + i0 * 24, 24 * sizeof(*y));
+            memcpy(y + 16 + i0 * 40, x + i0 * 24, 24 * sizeof(*y));
     }
 """
 from __future__ import annotations
@@ -204,10 +204,6 @@ def _ints(ctx: InferContext, i: int, what: str) -> list:
     return [int(v) for v in np.asarray(ctx.value(i, what)).reshape(-1)]
 
 
-def _optional(ctx: InferContext, i: int) -> bool:
-    return ctx.has(i) and ctx.types[i].size > 0
-
-
 def _attr_to_input(node: Node, graph, key: str, name: str, dtype=np.int64):
     """Move attribute ``key`` into a new constant; returns its name ("" if absent)."""
     if key not in node.attrs:
@@ -334,14 +330,15 @@ class Split(Movement):
         x = node.inputs[0]
         shape = ctx.shape(x)
         axis = normalize_axis(node.attr("axis", 0), len(shape), node)
-        split = known(ctx, node.inputs[1]).reshape(-1) if len(node.inputs) > 1 and node.inputs[1] \
-            else None
+        has_split = len(node.inputs) > 1 and node.inputs[1]
+        split = known(ctx, node.inputs[1]).reshape(-1) if has_split else None
         xs = strides_of(shape)
         start = 0
         for y, size in zip(node.outputs, self.sizes(node, shape[axis], split, ValueError)):
             if y:
-                ys = strides_of(ctx.shape(y))
-                copy_nest(ctx, y, x, [Axis(d, ys[i], xs[i]) for i, d in enumerate(ctx.shape(y))],
+                out = ctx.shape(y)
+                ys = strides_of(out)
+                copy_nest(ctx, y, x, [Axis(d, ys[i], xs[i]) for i, d in enumerate(out)],
                           src_offset=start * xs[axis], comment=f"output {y}")
             start += size
 
@@ -354,7 +351,7 @@ def slice_plan(shape, starts, ends, axes, steps, fail) -> list:
     axes = list(range(len(starts))) if axes is None else axes
     steps = [1] * len(starts) if steps is None else steps
     if not len(starts) == len(ends) == len(axes) == len(steps):
-        raise fail(f"starts, ends, axes and steps differ in length")
+        raise fail("starts, ends, axes and steps differ in length")
     seen = set()
     for start, end, axis, step in zip(starts, ends, axes, steps):
         if not -rank <= axis < rank:
@@ -425,6 +422,19 @@ def _clamped_index(k: str, n: int) -> list:
             f"if ({k} < 0) {k} = 0; else if ({k} >= {n}) {k} = {n - 1};  /* out of range: clamp */"]
 
 
+def _index_loop(ctx, node, axes: list, body: list) -> None:
+    """Emit a loop nest over ``axes`` whose body (lines) reads indices from ``ind``."""
+    x, ind, y = node.inputs[0], node.inputs[1], node.outputs[0]
+    lines = [f"const {ctx.ctype(x)} *x = {ctx.ptr(x)};",
+             f"const {ctx.ctype(ind)} *ind = {ctx.ptr(ind)};", f"{ctx.ctype(y)} *y = {ctx.ptr(y)};"]
+    loops, indent = _loops(axes)
+    if loops:
+        lines += loops[:-1] + [loops[-1] + " {"] + [indent + b for b in body] + [indent[:-4] + "}"]
+    else:
+        lines += body
+    ctx.emit(_block(lines))
+
+
 @register("Gather", since=1)
 class Gather(Movement):
     """y = x indexed along ``axis`` by ``indices`` (negative indices count from the end)."""
@@ -457,17 +467,12 @@ class Gather(Movement):
             return
         value = ctx.graph.constants.get(ind)
         if value is not None:       # indices known: a table of rows
-            rows = [(int(i) % n) * inner for i in np.asarray(value).reshape(-1)]
-            copy_nest(ctx, y, x, [Axis(outer, m * inner, n * inner), Axis(m, inner, table=tuple(rows)),
+            rows = tuple((int(i) % n) * inner for i in np.asarray(value).reshape(-1))
+            copy_nest(ctx, y, x, [Axis(outer, m * inner, n * inner), Axis(m, inner, table=rows),
                                   Axis(inner, 1, 1)], hint="gather_rows")
             return
-        ctype = ctx.ctype(y)
-        lines = [f"const {ctype} *x = {ctx.ptr(x)};", f"const {ctx.ctype(ind)} *ind = {ctx.ptr(ind)};",
-                 f"{ctype} *y = {ctx.ptr(y)};"]
         axes = [a for a in (Axis(outer, m * inner, n * inner), Axis(m, inner, 0)) if a.size > 1]
-        loops, indent = _loops(axes)
         names = [f"i{k}" for k in range(len(axes))]
-        i_var = names[-1] if m > 1 else "0"
         y_index = index_expr(0, [(v, a.dst) for v, a in zip(names, axes)])
         x_index = index_expr(0, [(v, a.src) for v, a in zip(names, axes)] + [("(size_t)k", inner)])
         if inner >= MEMCPY_MIN:
@@ -476,13 +481,8 @@ class Gather(Movement):
             move = f"y[{y_index}] = x[{x_index}];"
         else:
             move = f"for (size_t j = 0; j < {inner}; ++j) y[{y_index} + j] = x[{x_index} + j];"
-        body = [f"int64_t k = ind[{i_var}];"] + _clamped_index("k", n) + [move]
-        if loops:
-            lines += loops[:-1] + [loops[-1] + " {"] + [indent + b for b in body] \
-                + [indent[:-4] + "}"]
-        else:
-            lines += body
-        ctx.emit(_block(lines))
+        k = names[-1] if m > 1 else "0"
+        _index_loop(ctx, node, axes, [f"int64_t k = ind[{k}];"] + _clamped_index("k", n) + [move])
 
 
 @register("GatherElements", since=11)
@@ -490,10 +490,10 @@ class GatherElements(Movement):
     """y[i..., j, k...] = x[i..., indices[i..., j, k...], k...] along ``axis``."""
     def infer(self, ctx):
         x, ind = ctx.types[0], ctx.types[1]
-        normalize_axis(ctx.node.attr("axis", 0), x.rank, ctx.node)
+        axis = normalize_axis(ctx.node.attr("axis", 0), x.rank, ctx.node)
         if ind.rank != x.rank:
             raise ctx.fail(f"indices {ind} and data {x} differ in rank")
-        if x.shape[normalize_axis(ctx.node.attr("axis", 0), x.rank, ctx.node)] == 0 and ind.size:
+        if x.shape[axis] == 0 and ind.size:
             raise ctx.fail(f"cannot index an empty axis of {x}")
         return [TensorType(x.dtype, ind.shape)]
 
@@ -510,17 +510,13 @@ class GatherElements(Movement):
         if ctx.type(y).size == 0:
             return
         xs, ys = strides_of(shape), strides_of(out)
-        ctype = ctx.ctype(y)
-        lines = [f"const {ctype} *x = {ctx.ptr(x)};", f"const {ctx.ctype(ind)} *ind = {ctx.ptr(ind)};",
-                 f"{ctype} *y = {ctx.ptr(y)};"]
-        loops, indent = _loops([Axis(d, 0) for d in out])
-        y_index = index_expr(0, [(f"i{k}", s) for k, s in enumerate(ys)])
-        x_index = index_expr(0, [(f"i{k}", s) for k, s in enumerate(xs) if k != axis]
+        dims = [k for k, d in enumerate(out) if d > 1]          # loop i<j> runs over dims[j]
+        y_index = index_expr(0, [(f"i{j}", ys[k]) for j, k in enumerate(dims)])
+        x_index = index_expr(0, [(f"i{j}", xs[k]) for j, k in enumerate(dims) if k != axis]
                              + [("(size_t)k", xs[axis])])
         body = [f"int64_t k = ind[{y_index}];"] + _clamped_index("k", shape[axis]) \
             + [f"y[{y_index}] = x[{x_index}];"]
-        lines += loops[:-1] + [loops[-1] + " {"] + [indent + b for b in body] + [indent[:-4] + "}"]
-        ctx.emit(_block(lines))
+        _index_loop(ctx, node, [Axis(out[k], 0) for k in dims], body)
 
 
 # --- Tile and Expand ----------------------------------------------------------------------------
@@ -631,7 +627,8 @@ class Pad(Movement):
         mode = self.mode(node, ValueError)
         if mode == "constant":
             v = 0 if value is None or value.size == 0 else value.reshape(-1)[0]
-            return [np.pad(x[crop], grow, mode="constant", constant_values=np.asarray(v).astype(x.dtype))]
+            v = np.asarray(v).astype(x.dtype)
+            return [np.pad(x[crop], grow, mode="constant", constant_values=v)]
         return [np.pad(x[crop], grow, mode={"edge": "edge", "reflect": "reflect",
                                             "wrap": "wrap"}[mode])]
 
@@ -672,7 +669,8 @@ class Pad(Movement):
             axes.append(Axis(max(count, 0), ys[k], xs[k]))
             src += max(-b, 0) * xs[k]
             dst += max(b, 0) * ys[k]
-        copy_nest(ctx, y, x, axes, dst_offset=dst, src_offset=src, comment="the input inside the padding")
+        copy_nest(ctx, y, x, axes, dst_offset=dst, src_offset=src,
+                  comment="the input inside the padding")
 
 
 # --- DepthToSpace and SpaceToDepth --------------------------------------------------------------

@@ -144,7 +144,8 @@ class Resize(Op):
         if scales is not None and scales.size:
             given = [F(v) for v in scales.reshape(-1)]
             if len(given) != len(axes) or min(given) <= 0:
-                raise fail(f"scales {[float(v) for v in given]} must be {len(axes)} positive values")
+                raise fail(f"scales {[float(v) for v in given]} must be {len(axes)} "
+                           f"positive values")
             for a, s in zip(axes, given):
                 scale[a], out[a] = s, int(s * F(in_shape[a]))
         elif sizes is not None and sizes.size:
@@ -294,7 +295,8 @@ def _interpolate(ctx, x, y, out, plan, xs, ys, extrapolation) -> None:
     for k, (n, _, src, taps) in enumerate(loops):
         opens = taps is not None and n > 1
         if n > 1:
-            lines.append(f"{indent}for (size_t i{k} = 0; i{k} < {n}; ++i{k}){' {' if opens else ''}")
+            brace = " {" if opens else ""
+            lines.append(f"{indent}for (size_t i{k} = 0; i{k} < {n}; ++i{k}){brace}")
             indent += "    "
             closing.append(indent[:-4] + "}" if opens else None)
         if taps is None:
@@ -336,7 +338,8 @@ def _weighted_terms(resized, offsets, depth=0) -> list:
         if not weighted:
             terms.append(inner_text)
         else:
-            terms.append(f"w{letter}[{t}] * " + (f"({inner_text})" if len(inner) > 1 else inner_text))
+            inner_text = f"({inner_text})" if len(inner) > 1 else inner_text
+            terms.append(f"w{letter}[{t}] * {inner_text}")
     return terms
 
 

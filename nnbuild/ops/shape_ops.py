@@ -31,7 +31,8 @@ class Known(Op):
         return self.values(node, [x.shape for x in xs])
 
     def lower(self, node, ctx):
-        for name, value in zip(node.outputs, self.values(node, [ctx.shape(i) for i in node.inputs])):
+        values = self.values(node, [ctx.shape(i) for i in node.inputs])
+        for name, value in zip(node.outputs, values):
             store_known(ctx, name, value)
 
     def flops(self, node, graph):
@@ -157,7 +158,8 @@ class Flatten(View):
         if not -rank <= axis <= rank:
             raise fail(f"axis {axis} out of range for rank {rank}")
         axis = axis + rank if axis < 0 else axis
-        return (int(np.prod(shape[:axis], dtype=np.int64)), int(np.prod(shape[axis:], dtype=np.int64)))
+        return (int(np.prod(shape[:axis], dtype=np.int64)),
+                int(np.prod(shape[axis:], dtype=np.int64)))
 
 
 def _axes(node, args, fail, rank) -> list | None:

@@ -42,7 +42,8 @@ def test_movement_for_every_element_type(dtype, cache_dir):
 
 @pytest.mark.parametrize("axis", [0, 1, -1])
 def test_concat(axis, cache_dir):
-    shapes = {0: ([2, 3, 4], [1, 3, 4]), 1: ([2, 3, 4], [2, 5, 4]), -1: ([2, 3, 4], [2, 3, 1])}[axis]
+    shapes = {0: ([2, 3, 4], [1, 3, 4]), 1: ([2, 3, 4], [2, 5, 4]),
+              -1: ([2, 3, 4], [2, 3, 1])}[axis]
     model = make_model([helper.make_node("Concat", ["a", "b", "k"], ["y"], axis=axis)],
                        {"a": (F32, shapes[0]), "b": (F32, shapes[1])}, ["y"],
                        {"k": np.arange(np.prod(shapes[1]), dtype=F32).reshape(shapes[1])})
@@ -104,6 +105,18 @@ def test_gather_with_constant_indices(cache_dir):
     model = make_model(nodes, {"x": (F32, [3, 4, 4])}, [f"y{k}" for k in range(len(cases))],
                        {f"i{k}": np.array(idx, I64) for k, (_, idx) in enumerate(cases)})
     check(model, cache_dir)
+
+
+def test_slice_bounds_computed_by_the_graph_at_O0(cache_dir):
+    """At -O0 nothing folds: the kernel still reads the bounds Shape -> Gather computed."""
+    nodes = [helper.make_node("Shape", ["x"], ["shape"]),
+             helper.make_node("Gather", ["shape", "last"], ["ends"]),
+             helper.make_node("Slice", ["x", "starts", "ends", "axes"], ["y"]),
+             helper.make_node("Pad", ["x", "pads"], ["p"], mode="reflect")]
+    model = make_model(nodes, {"x": (F32, [2, 6])}, ["y", "p"],
+                       {"last": np.array([1], I64), "starts": np.array([2], I64),
+                        "axes": np.array([1], I64), "pads": np.array([0, 2, 0, 1], I64)})
+    check(model, cache_dir, opt_level=0)
 
 
 @pytest.mark.parametrize("axis,idx_dtype,idx_shape", [(0, I64, [2, 2]), (1, I32, [5]),

@@ -34,8 +34,8 @@ def resize_model(x_shape, opset=13, dtype=F32, variants=None, **one):
                       inits, opset=opset)
 
 
-@pytest.mark.parametrize("coord", ["half_pixel", "asymmetric", "align_corners", "pytorch_half_pixel",
-                                   "tf_half_pixel_for_nn"])
+@pytest.mark.parametrize("coord", ["half_pixel", "asymmetric", "align_corners",
+                                   "pytorch_half_pixel", "tf_half_pixel_for_nn"])
 def test_nearest_modes(coord, cache_dir):
     """Every rounding mode, upscaling one axis and downscaling another."""
     variants = [dict(scales=[1, 1, 1.5, 0.6], mode="nearest", nearest_mode=m,
@@ -44,14 +44,16 @@ def test_nearest_modes(coord, cache_dir):
     check(resize_model([1, 2, 4, 5], variants=variants), cache_dir)
 
 
-@pytest.mark.parametrize("coord", ["half_pixel", "asymmetric", "align_corners", "pytorch_half_pixel"])
+@pytest.mark.parametrize("coord", ["half_pixel", "asymmetric", "align_corners",
+                                   "pytorch_half_pixel"])
 def test_linear(coord, cache_dir):
     variants = [dict(scales=s, mode="linear", coordinate_transformation_mode=coord)
                 for s in ([1, 1, 2, 2], [1, 1, 0.5, 0.75], [1, 1, 1.7, 2.3])]
     check(resize_model([2, 3, 4, 6], variants=variants), cache_dir)
 
 
-@pytest.mark.parametrize("x_shape,scales", [([4, 6], [1.5, 0.5]), ([1, 2, 3, 4, 2], [1, 1, 2, 0.5, 1.5])])
+@pytest.mark.parametrize("x_shape,scales", [([4, 6], [1.5, 0.5]),
+                                            ([1, 2, 3, 4, 2], [1, 1, 2, 0.5, 1.5])])
 def test_linear_2d_and_trilinear(x_shape, scales, cache_dir):
     check(resize_model(x_shape, scales=scales, mode="linear"), cache_dir)
 
@@ -149,10 +151,12 @@ def test_linear_of_an_integer_tensor_is_a_clear_error():
 @pytest.mark.parametrize("mode", ["linear", "cubic"])
 def test_f64_interpolation_matches_the_reference(mode, cache_dir):
     model = resize_model([1, 2, 3, 4], scales=[1, 1, 2, 1.5], mode=mode, dtype=np.float64)
-    check_against_reference(model, cache_dir, np.random.default_rng(0).standard_normal((1, 2, 3, 4)))
+    x = np.random.default_rng(0).standard_normal((1, 2, 3, 4))
+    check_against_reference(model, cache_dir, x)
 
 
-@pytest.mark.parametrize("opset,mode", [(7, "nearest"), (7, "linear"), (9, "nearest"), (9, "linear")])
+@pytest.mark.parametrize("opset,mode", [(7, "nearest"), (7, "linear"), (9, "nearest"),
+                                        (9, "linear")])
 def test_upsample(opset, mode, cache_dir):
     if opset == 7:
         node = helper.make_node("Upsample", ["x"], ["y"], mode=mode, scales=[1.0, 1.0, 2.0, 3.0])
