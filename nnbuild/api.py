@@ -114,6 +114,7 @@ def _generate(model, options: Options):
 def generate(model, out_dir: str, options: Options | None = None, **kwargs):
     """Write the complete CMake project for ``model`` into ``out_dir`` (no build)."""
     options = _options(options, kwargs)
+    out_dir = os.path.abspath(out_dir)
     check_output_folder(out_dir)          # before any work, so a bad -o fails fast
     project = _generate(model, options)
     publish(project, out_dir)
@@ -124,6 +125,7 @@ def build(model, out_dir: str, options: Options | None = None, shared: bool = Fa
           **kwargs) -> BuildResult:
     """generate + configure + build; returns the app and library paths."""
     options = _options(options, kwargs)
+    out_dir = os.path.abspath(out_dir)
     project = generate(model, out_dir, options)
     return build_project(out_dir, project.prefix, shared=shared)
 

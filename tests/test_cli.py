@@ -287,6 +287,20 @@ def test_generate_into_an_existing_project_replaces_it(workdir, tmp_path):
     assert sorted(os.listdir(tmp_path)) == ["proj"]                   # no staging left behind
 
 
+def test_regenerate_from_inside_the_project_folder(workdir, tmp_path):
+    """`-o .` in the project folder updates it in place (the folder itself is never replaced),
+    so a shell whose working directory it is stays valid."""
+    proj = tmp_path / "proj"
+    proj.mkdir()
+    inode = os.stat(proj).st_ino
+    for options in ([], ["--weights", "file"]):
+        nnbuild("build", workdir / "small.onnx", "-o", ".", *options, cwd=proj)
+        assert os.stat(proj).st_ino == inode
+    assert sorted(os.listdir(proj)) == ["CMakeLists.txt", "app", "build", "hal", "include",
+                                        "nnbuild.json", "src", "weights"]
+    assert sorted(os.listdir(tmp_path)) == ["proj"]
+
+
 # --- a failing C build ---------------------------------------------------------------------------
 def test_failed_c_build_exits_1_with_the_first_compiler_error_and_the_log(workdir, tmp_path):
     # CMake takes CFLAGS from the environment; a macro named like an API function breaks

@@ -1,9 +1,11 @@
 """Publishing a generated project into the user's folder without clobbering anything.
 
 Files are written to a temporary folder beside the target, then renamed into place. The
-target must be new, empty, or a project nnbuild made before (it holds nnbuild.json); then its
-build/ folder is kept, and files whose content did not change keep their timestamps, so the
-next build is incremental.
+target must be new, empty, or a project nnbuild made before (it holds nnbuild.json); then it is
+updated in place, never moved (a shell or an IDE may be inside it): changed files are renamed
+over the old ones, files of the old project that the new one lacks are removed, the build/
+folder is kept, and files whose content did not change keep their timestamps, so the next
+build is incremental. nnbuild.json is written last.
 """
 from __future__ import annotations
 
@@ -28,7 +30,7 @@ def check_output_folder(folder: str) -> None:
 
 
 def publish(project, folder: str) -> None:
-    """Write ``project`` (a GeneratedProject) into ``folder`` atomically."""
+    """Write ``project`` (a GeneratedProject) into ``folder``."""
     folder = os.path.abspath(folder)
     check_output_folder(folder)
     parent = os.path.dirname(folder)
@@ -37,30 +39,42 @@ def publish(project, folder: str) -> None:
     try:
         project.write_into(staging)
         if os.path.isdir(folder):
-            _carry_over(folder, staging, project.files)
-            retired = tempfile.mkdtemp(prefix=f".{os.path.basename(folder)}.old-", dir=parent)
-            os.rmdir(retired)
-            os.replace(folder, retired)
-            os.replace(staging, folder)
-            shutil.rmtree(retired, ignore_errors=True)
+            _update_in_place(staging, folder, project.files)
         else:
             os.replace(staging, folder)
-    except BaseException:
+    finally:
         shutil.rmtree(staging, ignore_errors=True)
-        raise
 
 
-def _carry_over(old: str, new: str, files: dict) -> None:
-    """Keep the old build folder, and old copies of unchanged files (their mtimes)."""
-    if os.path.isdir(os.path.join(old, BUILD_DIR)):
-        os.replace(os.path.join(old, BUILD_DIR), os.path.join(new, BUILD_DIR))
-    for rel, content in files.items():
-        old_path = os.path.join(old, *rel.split("/"))
-        try:
-            if os.path.getsize(old_path) == len(content):
-                with open(old_path, "rb") as f:
-                    same = f.read() == content
-                if same:
-                    os.replace(old_path, os.path.join(new, *rel.split("/")))
-        except OSError:
-            pass
+def _update_in_place(staging: str, folder: str, files: dict) -> None:
+    """Make ``folder`` hold exactly ``files`` (plus its build/ folder)."""
+    for rel in sorted(files, key=lambda r: r == MARKER):           # nnbuild.json last
+        old = os.path.join(folder, *rel.split("/"))
+        if _holds(old, files[rel]):
+            continue                                                 # keep its timestamp
+        os.makedirs(os.path.dirname(old), exist_ok=True)
+        if os.path.isdir(old) and not os.path.islink(old):
+            shutil.rmtree(old)
+        os.replace(os.path.join(staging, *rel.split("/")), old)
+    wanted = {os.path.join(folder, *rel.split("/")) for rel in files}
+    for root, dirs, names in os.walk(folder, topdown=False):
+        if root == folder:
+            dirs[:] = [d for d in dirs if d != BUILD_DIR]
+        if os.path.relpath(root, folder).split(os.sep)[0] == BUILD_DIR:
+            continue
+        for name in names:
+            path = os.path.join(root, name)
+            if path not in wanted:
+                os.unlink(path)                                      # left from an older project
+        if root != folder and not os.listdir(root):
+            os.rmdir(root)
+
+
+def _holds(path: str, content: bytes) -> bool:
+    try:
+        if os.path.isfile(path) and os.path.getsize(path) == len(content):
+            with open(path, "rb") as f:
+                return f.read() == content
+    except OSError:
+        pass
+    return False
