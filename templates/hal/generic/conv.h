@@ -1,0 +1,50 @@
+/* Convolution and transposed convolution for the generic target (NCHW, float).
+ *
+ * Conv is a matrix product per image and group: Y_g (M x P) = W_g (M x K) * cols (K x P), with
+ * M output channels per group, P output positions and K = input channels per group times the
+ * kernel volume. cols is never materialised: the GEMM packs its blocks straight from the image
+ * (implicit im2col), or reads the image as it is for a 1x1, stride-1, unpadded kernel. Depthwise
+ * convolution (one input channel per group) is a direct loop nest instead.
+ *
+ * ConvTranspose is the adjoint: cols (M*kernel x P_in) = W_g^T * X_g per block of input rows,
+ * then scatter-added into Y (col2im).
+ *
+ * 1-D and 2-D problems are 3-D ones with leading spatial sizes of 1. */
+#ifndef NN_CONV_H
+#define NN_CONV_H
+
+#include "nn_hal.h"
+
+typedef struct {
+    int batch;
+    int in_channels, out_channels, groups;
+    int in_size[3];        /* spatial size of X: D, H, W */
+    int out_size[3];       /* spatial size of Y */
+    int kernel[3];
+    int strides[3];
+    int dilations[3];
+    int pads[3];           /* padding before each spatial dim (the end padding only sizes Y) */
+} nn_conv_params;
+
+/* W [out_channels, in_channels / groups, kernel] -> per group, the packed GEMM A operand. */
+void NN_FN(conv_pack_weights)(const nn_conv_params *p, const float *w, float *packed);
+
+/* Y = conv(X, W) + bias (bias may be NULL). w_packed from conv_pack_weights or compile time;
+ * work holds NN_GEMM_WORK_FLOATS(output positions) floats. */
+void NN_FN(conv)(const nn_conv_params *p, const float *x, const float *w_packed,
+                 const float *bias, float *y, float *work);
+
+/* Y = conv(X, W) + bias for in_channels == groups, W in its ONNX layout. */
+void NN_FN(conv_depthwise)(const nn_conv_params *p, const float *x, const float *w,
+                           const float *bias, float *y);
+
+/* W [in_channels, out_channels / groups, kernel] -> per group, W_g^T packed as GEMM A. */
+void NN_FN(conv_transpose_pack_weights)(const nn_conv_params *p, const float *w, float *packed);
+
+/* Y = conv_transpose(X, W) + bias. Input rows (D x H of X) are handled `chunk_rows` at a time;
+ * work holds (out_channels / groups) * kernel volume * chunk_rows * in_size[2] floats for the
+ * columns, then NN_GEMM_WORK_FLOATS(chunk_rows * in_size[2]) for the GEMM. */
+void NN_FN(conv_transpose)(const nn_conv_params *p, const float *x, const float *w_packed,
+                           const float *bias, float *y, int chunk_rows, float *work);
+
+#endif /* NN_CONV_H */
