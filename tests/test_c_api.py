@@ -145,18 +145,56 @@ def werror_model():
                        "k": np.arange(5, dtype=np.int64)})
 
 
+def edge_shapes_model():
+    """A scalar input and an empty (0-element) input and outputs."""
+    nodes = [helper.make_node("Relu", ["s"], ["s_relu"], name="scalar"),
+             helper.make_node("Add", ["e", "e"], ["e_sum"], name="empty"),
+             helper.make_node("Identity", ["e"], ["e_copy"], name="empty_copy")]
+    return make_model(nodes, {"s": (F32, []), "e": (F32, [0, 3])}, ["s_relu", "e_sum", "e_copy"])
+
+
+def constants_only_model():
+    """No runtime inputs at all: every output comes from the weights."""
+    nodes = [helper.make_node("Relu", ["c"], ["y"], name="relu")]
+    return make_model(nodes, {}, ["y", "c"], {"c": np.array([-1.0, 2.0], F32)})
+
+
+STRICT_MODELS = {"dtypes": (werror_model, "embed"), "dtypes, weights file": (werror_model, "file"),
+                 "edge shapes": (edge_shapes_model, "embed"),
+                 "constants only": (constants_only_model, "file")}
+
+
 @pytest.mark.parametrize("compiler", ["gcc", "clang"])
-@pytest.mark.parametrize("weights", ["embed", "file"])
-def test_generated_project_builds_with_werror(tmp_path, compiler, weights):
+@pytest.mark.parametrize("case", STRICT_MODELS)
+def test_generated_project_builds_with_werror(tmp_path, compiler, case):
     path = shutil.which(compiler)
     if path is None:
         pytest.skip(f"{compiler} not installed")
-    onnx.save(werror_model(), str(tmp_path / "strict.onnx"))
-    nnbuild.generate(str(tmp_path / "strict.onnx"), str(tmp_path / "proj"), weights=weights)
+    make, weights = STRICT_MODELS[case]
+    onnx.save(make(), str(tmp_path / "strict.onnx"))
+    nnbuild.generate(str(tmp_path / "strict.onnx"), str(tmp_path / "proj"), weights=weights,
+                     opt_level=0)
     log = cmake_build(tmp_path / "proj", tmp_path / "build", f"-DCMAKE_C_COMPILER={path}",
                       "-DCMAKE_C_FLAGS=-Wall -Wextra -Werror")
     assert "warning" not in log.lower(), log
     assert os.access(tmp_path / "build" / "strict_app", os.X_OK)
+
+
+def test_scalar_empty_and_input_free_models_run(tmp_path):
+    onnx.save(edge_shapes_model(), str(tmp_path / "edge.onnx"))
+    app = nnbuild.build(str(tmp_path / "edge.onnx"), str(tmp_path / "edge")).app
+    np.save(tmp_path / "s.npy", np.array(-2.5, F32))
+    np.save(tmp_path / "e.npy", np.zeros((0, 3), F32))
+    subprocess.run([app, "--input", f"s={tmp_path / 's.npy'}", "--input",
+                    f"e={tmp_path / 'e.npy'}", "--output-dir", str(tmp_path / "out")], check=True)
+    assert np.load(tmp_path / "out" / "s_relu.npy").shape == ()
+    assert np.load(tmp_path / "out" / "s_relu.npy") == 0.0
+    assert np.load(tmp_path / "out" / "e_sum.npy").shape == (0, 3)
+    onnx.save(constants_only_model(), str(tmp_path / "consts.onnx"))
+    app = nnbuild.build(str(tmp_path / "consts.onnx"), str(tmp_path / "consts")).app
+    subprocess.run([app, "--output-dir", str(tmp_path / "out2")], check=True)
+    assert np.load(tmp_path / "out2" / "y.npy").tolist() == [0.0, 2.0]
+    assert np.load(tmp_path / "out2" / "c.npy").tolist() == [-1.0, 2.0]
 
 
 def test_half_precision_values_compute_in_float_and_round_to_nearest_even(cache_dir):

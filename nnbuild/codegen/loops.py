@@ -104,6 +104,8 @@ def broadcast_loop(ctx, out: str, operands: list, expr) -> None:
     never sees their uint16_t storage.
     """
     out_shape = ctx.shape(out)
+    if 0 in out_shape:
+        return                   # no elements: no loop (one over 0 would be dead code)
     tensors = [o for o in operands if not isinstance(o, Scalar)]
     strides = [_strides_for(ctx.shape(o), out_shape) for o in tensors]
     out_strides = _strides_for(out_shape, out_shape)
