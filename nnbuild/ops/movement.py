@@ -20,7 +20,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .. import dtypes
 from ..codegen.loops import c_literal
 from ..errors import ModelError
 from ..ir.graph import Node, TensorType, is_splat, splat
