@@ -118,11 +118,11 @@ def cmd_run(args) -> int:
     if unknown:
         raise UsageError(f"--input {unknown[0]}: no such input "
                          f"(inputs: {', '.join(s.name for s in model.inputs)})")
-    out_dir = args.output_dir or tempfile.mkdtemp(prefix="nnbuild-run-")
-    os.makedirs(out_dir, exist_ok=True)
     rng = np.random.default_rng(0)
-    cmd = [result.app, "--output-dir", out_dir, "--threads", str(args.threads)]
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory(prefix="nnbuild-run-") as tmp:
+        out_dir = args.output_dir or os.path.join(tmp, "outputs")
+        os.makedirs(out_dir, exist_ok=True)
+        cmd = [result.app, "--output-dir", out_dir, "--threads", str(args.threads)]
         for spec in model.inputs:
             path = given.get(spec.name)
             if path is None:
@@ -133,11 +133,11 @@ def cmd_run(args) -> int:
         if args.bench:
             cmd += ["--bench", str(args.bench)]
         proc = subprocess.run(cmd)
-    if proc.returncode != 0:
-        return proc.returncode
-    for spec in model.outputs:
-        array = np.load(os.path.join(out_dir, _npy_name(spec.name)))
-        print(_summary(spec.name, array))
+        if proc.returncode != 0:
+            return proc.returncode
+        for spec in model.outputs:
+            array = np.load(os.path.join(out_dir, _npy_name(spec.name)))
+            print(_summary(spec.name, array))
     if args.output_dir:
         print(f"outputs in {out_dir}")
     return 0

@@ -152,6 +152,21 @@ def test_dump_ir_writes_a_file_per_pass(workdir, tmp_path):
         "003_eliminate-dead-code.nnir"]
 
 
+def test_run_builds_through_the_cache_and_summarises(workdir, tmp_path):
+    env = {"NNBUILD_CACHE_DIR": str(tmp_path / "cache"), "TMPDIR": str(tmp_path / "tmp")}
+    (tmp_path / "tmp").mkdir()
+    out = nnbuild("run", workdir / "small.onnx", "--input", f"x={workdir / 'x.npy'}", env=env).stdout
+    assert "input y: random float32[3] (seed 0)" in out
+    assert re.search(r"^output prod: float32\[2, 3\]  min \S+ max \S+ mean \S+  argmax \d+$", out, re.M)
+    assert re.search(r"^output gate/out: float32\[2, 3\]", out, re.M)
+    assert os.listdir(tmp_path / "tmp") == []                    # no temporary left behind
+    nnbuild("run", workdir / "small.onnx", "--output-dir", tmp_path / "outs", env=env)
+    assert sorted(os.listdir(tmp_path / "outs")) == ["gate_out.npy", "prod.npy"]
+    proc = nnbuild("run", workdir / "small.onnx", "--input", f"q={workdir / 'x.npy'}", env=env,
+                   check=False)
+    assert_one_line_error(proc, 2, r"--input q: no such input \(inputs: x, y\)")
+
+
 # --- the app -----------------------------------------------------------------------------------
 def run_app(app, *args):
     return subprocess.run([app, *map(str, args)], capture_output=True, text=True)
