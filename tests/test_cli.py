@@ -316,6 +316,22 @@ def test_regenerate_from_inside_the_project_folder(workdir, tmp_path):
     assert sorted(os.listdir(tmp_path)) == ["proj"]
 
 
+def test_odd_paths_build(workdir, tmp_path):
+    """Spaces and parentheses in folders, a newline in the model's file name (it ends up in
+    comments of the generated C and CMake files, where it must not escape)."""
+    folder = tmp_path / "my models (v2)"
+    folder.mkdir()
+    model = folder / "net\nmessage(FATAL_ERROR injected).onnx"
+    model.write_bytes((workdir / "small.onnx").read_bytes())
+    for weights in ("embed", "file"):
+        out = folder / f"out {weights}"
+        proc = nnbuild("build", model, "--name", "net", "--weights", weights, "-o", out)
+        app = re.search(r"^app:\s+(.*)$", proc.stdout, re.M).group(1)
+        subprocess.run([app, "--input", f"x={workdir / 'x.npy'}", "--input",
+                        f"y={workdir / 'y.npy'}", "--output-dir", str(out / "o")], check=True)
+        assert (out / "o" / "prod.npy").is_file()
+
+
 # --- a failing C build ---------------------------------------------------------------------------
 def test_failed_c_build_exits_1_with_the_first_compiler_error_and_the_log(workdir, tmp_path):
     # CMake takes CFLAGS from the environment; a macro named like an API function breaks

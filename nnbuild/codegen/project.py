@@ -19,7 +19,7 @@ from ..ir.graph import Graph
 from ..ops import registry
 from ..resources import templates_dir
 from .context import LoweringContext
-from .names import c_string
+from .names import c_comment, c_string
 from .plan import MemoryPlan, plan_memory
 
 
@@ -82,7 +82,8 @@ def generate_project(graph: Graph, options, source_file: str, model_hash: str) -
     in_shapes, inputs = _tensor_infos(graph, graph.inputs, prefix, "input")
     out_shapes, outputs = _tensor_infos(graph, graph.outputs, prefix, "output")
     values = dict(
-        p=prefix, P=prefix.upper(), version=__version__, source_file=source_file,
+        p=prefix, P=prefix.upper(), version=__version__,
+        source_file=c_comment(source_file),     # one printable line: safe in C and CMake comments
         target=options.resolved_target, opt_level=options.opt_level, model_name=graph.name,
         num_inputs=len(inputs), num_outputs=len(outputs), inputs=inputs, outputs=outputs,
         shapes=in_shapes + out_shapes, workspace_bytes=plan.arena_bytes + 64,
