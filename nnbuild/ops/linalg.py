@@ -14,6 +14,7 @@ import numpy as np
 
 from .. import dtypes
 from ..codegen.loops import broadcast_loop, broadcast_shape, c_literal
+from ..codegen.names import c_comment
 from ..ir.graph import Node, TensorType
 from .registry import InferContext, Op, register
 
@@ -38,12 +39,16 @@ def pack_a(a: np.ndarray) -> np.ndarray:
     panels stored column by column, rows past m zero (see gemm.h)."""
     a = np.asarray(a, np.float32)
     m, k = a.shape
-    mp = -(-m // MR) * MR
-    padded = np.zeros((mp, k), np.float32)
-    padded[:m] = a
-    blocks = [padded[:, pc:pc + KC].reshape(mp // MR, MR, -1).transpose(0, 2, 1).reshape(-1)
-              for pc in range(0, k, KC)]
-    return np.concatenate(blocks) if blocks else np.zeros(0, np.float32)
+    panels = -(-m // MR)
+    out = np.zeros(panels * MR * k, np.float32)
+    for pc in range(0, k, KC):
+        kc = min(KC, k - pc)
+        block = out[pc * panels * MR:(pc + kc) * panels * MR].reshape(panels, kc, MR)
+        full = m // MR
+        block[:full] = a[:full * MR, pc:pc + kc].reshape(full, MR, kc).transpose(0, 2, 1)
+        if m % MR:
+            block[full, :, :m % MR] = a[full * MR:, pc:pc + kc].T
+    return out
 
 
 @dataclass(frozen=True)
@@ -57,11 +62,14 @@ class Matrix:
     cs: int
     value: np.ndarray | None = None
     key: str = ""
+    label: str = ""      # how the generated comment names it
 
     @property
     def T(self) -> "Matrix":
         value = None if self.value is None else self.value.T
-        return Matrix(self.ptr, self.cols, self.rows, self.cs, self.rs, value, self.key + ".T")
+        label = self.label[:-2] if self.label.endswith("^T") else self.label + "^T"
+        return Matrix(self.ptr, self.cols, self.rows, self.cs, self.rs, value, self.key + ".T",
+                      label)
 
 
 def sgemm_scratch_floats(m: int, n: int, k: int, lhs_constant: bool) -> int:
@@ -76,13 +84,21 @@ def gemm_calls(ctx, dtype, lhs: Matrix, rhs: Matrix, out: Matrix, alpha: float =
     bias[i], or 0. float32 needs ``scratch`` of ``sgemm_scratch_floats``."""
     m, k, n = lhs.rows, lhs.cols, rhs.cols
     flags = (bias or "NULL", "true" if accumulate else "false")
+    scale = "" if alpha == 1.0 else f"{alpha!r} * "
+    init = f"{out.label} + " if accumulate else "bias + " if bias else ""
+    packed_when = "compile" if lhs.value is not None else "run"
+    comment = c_comment(f"{out.label} [{m}x{n}] = {init}{scale}{lhs.label} [{m}x{k}] "
+                        f"* {rhs.label} [{k}x{n}]" +
+                        (f"; {lhs.label} packed at {packed_when} time" if dtype.short == "f32"
+                         else ""))
 
     def call(fn, *args):
         return f"{ctx.fn('gemm', fn)}({', '.join(str(a) for a in args)});"
     if dtype.short == "f64":
-        return [call("dgemm", m, n, k, c_literal(alpha, dtype), lhs.ptr, lhs.rs, lhs.cs,
+        return [f"/* {comment} */",
+                call("dgemm", m, n, k, c_literal(alpha, dtype), lhs.ptr, lhs.rs, lhs.cs,
                      rhs.ptr, rhs.rs, rhs.cs, *flags, out.ptr, out.rs, out.cs)]
-    calls = []
+    calls = [f"/* {comment} */"]
     if lhs.value is not None:
         packed, work = ctx.weight(f"{lhs.key}:sgemm-packed", pack_a(lhs.value)), scratch
     else:
@@ -179,11 +195,11 @@ class Gemm(Op):
         dtype = ctx.type(y).dtype
         m, n, k, swapped = self._plan(node, ctx.graph)
         (ar, ac), (br, bc) = ctx.shape(a), ctx.shape(b)
-        op_a = Matrix(ctx.ptr(a), ar, ac, ac, 1, _constant(ctx.graph, a), a)
-        op_b = Matrix(ctx.ptr(b), br, bc, bc, 1, _constant(ctx.graph, b), b)
+        op_a = Matrix(ctx.ptr(a), ar, ac, ac, 1, _constant(ctx.graph, a), a, "A")
+        op_b = Matrix(ctx.ptr(b), br, bc, bc, 1, _constant(ctx.graph, b), b, "B")
         op_a = op_a.T if node.attr("transA", 0) else op_a
         op_b = op_b.T if node.attr("transB", 0) else op_b
-        out = Matrix(ctx.ptr(y), m, n, n, 1)
+        out = Matrix(ctx.ptr(y), m, n, n, 1, label="Y")
         lhs, rhs, out = (op_b.T, op_a.T, out.T) if swapped else (op_a, op_b, out)
         bias, accumulate = self._init(node, ctx, c, out.rows, swapped)
         scratch = ctx.scratch(dtype.ctype) if dtype.short == "f32" else None
@@ -321,9 +337,9 @@ class MatMul(Op):
         if mode == "flat":               # Y^T (N x rows) = B^T (N x K) A^T (K x rows)
             rows = s.batches * s.m
             b_value = np.asarray(ctx.graph.constants[b]).reshape(s.k, s.n)
-            lhs = Matrix(ctx.ptr(b), s.k, s.n, s.n, 1, b_value, b).T
-            rhs = Matrix(ctx.ptr(a), rows, s.k, s.k, 1).T
-            out = Matrix(ctx.ptr(y), rows, s.n, s.n, 1).T
+            lhs = Matrix(ctx.ptr(b), s.k, s.n, s.n, 1, b_value, b, "B").T
+            rhs = Matrix(ctx.ptr(a), rows, s.k, s.k, 1, label="A").T
+            out = Matrix(ctx.ptr(y), rows, s.n, s.n, 1, label="Y").T
             for call in gemm_calls(ctx, dtype, lhs, rhs, out, scratch=scratch):
                 ctx.emit(call)
             return
@@ -336,9 +352,9 @@ class MatMul(Op):
             index[name] = f"{ctx.ptr(name)} + {' + '.join(terms)}" if terms else ctx.ptr(name)
         a_value = np.asarray(ctx.graph.constants[a]).reshape(s.m, s.k) if mode == "const-a" \
             else None
-        lhs = Matrix(index[a], s.m, s.k, s.k, 1, a_value, a)
-        rhs = Matrix(index[b], s.k, s.n, s.n, 1)
-        out = Matrix(index[y], s.m, s.n, s.n, 1)
+        lhs = Matrix(index[a], s.m, s.k, s.k, 1, a_value, a, "A")
+        rhs = Matrix(index[b], s.k, s.n, s.n, 1, label="B")
+        out = Matrix(index[y], s.m, s.n, s.n, 1, label="Y")
         if mode == "swapped":
             lhs, rhs, out = rhs.T, lhs.T, out.T
         body = gemm_calls(ctx, dtype, lhs, rhs, out, scratch=scratch)

@@ -29,23 +29,32 @@ void NN_FN(sgemm_pack_a)(int m, int k, const float *a, ptrdiff_t rs, ptrdiff_t c
     }
 }
 
-/* B from a strided matrix: element (p, j) at data[p * row_stride + j * col_stride]. */
+/* B from a strided matrix: element (p, j) at data[p * row_stride + j * col_stride]. Rows are
+ * read in order when they are contiguous (the image rows of a 1x1 convolution, say). */
 static void pack_dense(const nn_gemm_source *src, int k0, int kc, int n0, int nc, float *panels)
 {
     const ptrdiff_t rs = src->row_stride, cs = src->col_stride;
+    const ptrdiff_t panel_step = (ptrdiff_t)kc * NR;
+    const int full = nc / NR * NR;
+    if (cs == 1) {
+        for (int p = 0; p < kc; ++p) {
+            const float *row = src->data + (k0 + p) * rs + n0;
+            float *dst = panels + p * NR;
+            for (int jr = 0; jr < full; jr += NR, dst += panel_step)
+                for (int j = 0; j < NR; ++j)
+                    dst[j] = row[jr + j];
+            for (int j = 0; j < NR && full < nc; ++j)
+                dst[j] = full + j < nc ? row[full + j] : 0.0f;
+        }
+        return;
+    }
     for (int jr = 0; jr < nc; jr += NR) {
         const int nr = min_int(NR, nc - jr);
         const float *b = src->data + k0 * rs + (n0 + jr) * cs;
         float *dst = panels + (size_t)jr * kc;
-        if (nr == NR && cs == 1) {
-            for (int p = 0; p < kc; ++p)
-                for (int j = 0; j < NR; ++j)
-                    dst[p * NR + j] = b[p * rs + j];
-        } else {
-            for (int p = 0; p < kc; ++p)
-                for (int j = 0; j < NR; ++j)
-                    dst[p * NR + j] = j < nr ? b[p * rs + j * cs] : 0.0f;
-        }
+        for (int p = 0; p < kc; ++p)
+            for (int j = 0; j < NR; ++j)
+                dst[p * NR + j] = j < nr ? b[p * rs + j * cs] : 0.0f;
     }
 }
 
