@@ -15,8 +15,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..errors import ModelError
 from ..ir.graph import Node, TensorType
-from .linalg import check_kernel_dtype, gemm_work_floats, pack_a, packed_a_floats
+from .linalg import gemm_work_floats, pack_a, packed_a_floats
 from .registry import InferContext, Op, attr_ints, register
 
 AUTO_PADS = ("NOTSET", "SAME_UPPER", "SAME_LOWER", "VALID")
@@ -131,8 +132,7 @@ def _check_bias(fail, types: list, channels: int) -> None:
 
 
 def _node_fail(node: Node):
-    from ..errors import ModelError
-
+    """ctx.fail outside inference (reference, lowering)."""
     def fail(message):
         return ModelError(f"node {node.label} ({node.op}): {message}")
     return fail
@@ -140,6 +140,18 @@ def _node_fail(node: Node):
 
 def _bias(ctx, node: Node) -> str:
     return ctx.ptr(node.inputs[2]) if len(node.inputs) > 2 and node.inputs[2] else "NULL"
+
+
+def _require_f32(ctx, node: Node) -> None:
+    dtype = ctx.type(node.outputs[0]).dtype
+    if dtype.short != "f32":
+        raise _node_fail(node)(f"no kernel for element type {dtype} (supported: f32)")
+
+
+def _emit_block(ctx, lines: list) -> None:
+    """``{ static const nn_conv_params conv = ...; calls; }``"""
+    ctx.emit("{\n" + "\n".join("    " + line for text in lines
+                                for line in text.split("\n")) + "\n}")
 
 
 # --- Conv -------------------------------------------------------------------------------------
@@ -202,10 +214,7 @@ class Conv(Op):
     def lower(self, node, ctx):
         x, w = node.inputs[:2]
         y = node.outputs[0]
-        check_kernel_dtype(ctx, node, y)
-        if ctx.type(y).dtype.short != "f32":
-            raise _node_fail(node)(f"no kernel for element type {ctx.type(y).dtype} "
-                                   f"(supported: f32)")
+        _require_f32(ctx, node)
         g = self.geometry(node, ctx.graph)
         ctx.fn("gemm", "sgemm")               # conv.c is built on the gemm kernels
         lines = [g.c_params()]
@@ -224,8 +233,7 @@ class Conv(Op):
                              f"{packed});")
             lines.append(f"{ctx.fn('conv', 'conv')}(&conv, {ctx.ptr(x)}, {packed}, "
                          f"{_bias(ctx, node)}, {ctx.ptr(y)}, {work});")
-        ctx.emit("{\n" + "\n".join("    " + line for text in lines
-                                   for line in text.split("\n")) + "\n}")
+        _emit_block(ctx, lines)
 
     @staticmethod
     def pack_weights(w: np.ndarray, g: Geometry) -> np.ndarray:
@@ -333,9 +341,7 @@ class ConvTranspose(Op):
     def lower(self, node, ctx):
         x, w = node.inputs[:2]
         y = node.outputs[0]
-        if ctx.type(y).dtype.short != "f32":
-            raise _node_fail(node)(f"no kernel for element type {ctx.type(y).dtype} "
-                                   f"(supported: f32)")
+        _require_f32(ctx, node)
         g = self.geometry(node, ctx.graph)
         rows, chunk, packed_floats = self._plan(g)
         ctx.fn("gemm", "sgemm")               # conv.c is built on the gemm kernels
@@ -350,8 +356,7 @@ class ConvTranspose(Op):
                          f"{ctx.ptr(w)}, {packed});")
         lines.append(f"{ctx.fn('conv', 'conv_transpose')}(&conv, {ctx.ptr(x)}, {packed}, "
                      f"{_bias(ctx, node)}, {ctx.ptr(y)}, {chunk}, {work});")
-        ctx.emit("{\n" + "\n".join("    " + line for text in lines
-                                   for line in text.split("\n")) + "\n}")
+        _emit_block(ctx, lines)
 
     @staticmethod
     def pack_weights(w: np.ndarray, g: Geometry) -> np.ndarray:

@@ -12,9 +12,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .. import dtypes
 from ..codegen.loops import broadcast_loop, broadcast_shape, c_literal
 from ..codegen.names import c_comment
+from ..errors import ModelError
 from ..ir.graph import Node, TensorType
 from .registry import InferContext, Op, register
 
@@ -112,7 +112,6 @@ def gemm_calls(ctx, dtype, lhs: Matrix, rhs: Matrix, out: Matrix, alpha: float =
 def check_kernel_dtype(ctx, node: Node, name: str) -> None:
     dtype = ctx.type(name).dtype
     if dtype.short not in KERNEL_DTYPES:
-        from ..errors import ModelError
         raise ModelError(f"node {node.label} ({node.op}): no kernel for element type {dtype} "
                          f"(supported: {', '.join(KERNEL_DTYPES)})")
 
@@ -221,7 +220,8 @@ class Gemm(Op):
         if along_rows and value is not None:
             full = np.broadcast_to(np.asarray(value).reshape(shape), ctx.shape(y))
             vector = (full[0, :] if swapped else full[:, 0]) * np.asarray(beta, dtype.numpy)
-            return ctx.weight(f"{c}:bias-{beta!r}-{rows}{'T' * swapped}", vector.astype(dtype.numpy)), False
+            key = f"{c}:bias-{beta!r}-{rows}{'T' * swapped}"
+            return ctx.weight(key, vector.astype(dtype.numpy)), False
         if along_rows and beta == 1.0 and ctx.type(c).size == rows:
             return ctx.ptr(c), False
         scale = "" if beta == 1.0 else f"{c_literal(beta, dtype)} * "

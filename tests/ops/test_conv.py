@@ -91,7 +91,8 @@ CONV_1D_3D = {
            "1d_depthwise": ([1, 4, 9], [4, 1, 5], dict(group=4, pads=[2, 2]))},
     "3d": {"3d": ([1, 3, 5, 6, 7], [4, 3, 3, 2, 3],
                   dict(pads=[1, 0, 1, 1, 1, 0], strides=[1, 2, 1])),
-           "3d_depthwise": ([1, 2, 4, 5, 6], [2, 1, 2, 3, 3], dict(group=2, auto_pad="SAME_UPPER"))},
+           "3d_depthwise": ([1, 2, 4, 5, 6], [2, 1, 2, 3, 3],
+                            dict(group=2, auto_pad="SAME_UPPER"))},
 }
 
 
@@ -116,7 +117,8 @@ def test_conv_of_constants_folds_with_the_reference(cache_dir):
                               pads=[1, 0, 0, 1], dilations=[1, 2]),
              helper.make_node("ConvTranspose", ["c", "wt"], ["t"], strides=[2, 2],
                               output_padding=[1, 0], pads=[0, 1, 1, 0]),
-             helper.make_node("Add", ["x", "k"], ["y"]), helper.make_node("Add", ["xt", "t"], ["z"])]
+             helper.make_node("Add", ["x", "k"], ["y"]),
+             helper.make_node("Add", ["xt", "t"], ["z"])]
     params = {"c": rng.standard_normal((1, 4, 6, 7)).astype(F32),
               "w": rng.standard_normal((6, 2, 3, 2)).astype(F32),
               "b": rng.standard_normal(6).astype(F32),
