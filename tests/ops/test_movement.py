@@ -166,22 +166,24 @@ def test_expand(cache_dir):
     check(model, cache_dir)
 
 
-@pytest.mark.parametrize("mode", ["constant", "reflect", "edge"])
-def test_pad_opset2_attributes(mode, cache_dir):
-    attrs = {"value": 1.5} if mode == "constant" else {}
-    node = helper.make_node("Pad", ["x"], ["y"], mode=mode, pads=[0, 1, 2, 0, 2, 1], **attrs)
-    check(make_model([node], {"x": (F32, [2, 3, 4])}, ["y"], opset=2), cache_dir)
+def test_pad_opset2_attributes(cache_dir):
+    """Before opset 11, pads and value are attributes; each mode is one node of the model."""
+    modes = ["constant", "reflect", "edge"]
+    nodes = [helper.make_node("Pad", ["x"], [f"y_{m}"], mode=m, pads=[0, 1, 2, 0, 2, 1],
+                              **({"value": 1.5} if m == "constant" else {})) for m in modes]
+    check(make_model(nodes, {"x": (F32, [2, 3, 4])}, [f"y_{m}" for m in modes], opset=2),
+          cache_dir)
 
 
-@pytest.mark.parametrize("mode,pads", [("constant", [1, 0, 2, 2, 1, 0]),
-                                       ("constant", [-1, 2, 0, 1, -1, -2]),
-                                       ("reflect", [1, 2, 3, 1, 1, 3]),
-                                       ("edge", [2, 0, -1, 0, 3, 2])])
-def test_pad_opset13_inputs(mode, pads, cache_dir):
-    inputs = ["x", "pads", "v"] if mode == "constant" else ["x", "pads"]
-    model = make_model([helper.make_node("Pad", inputs, ["y"], mode=mode)],
-                       {"x": (F32, [3, 4, 5])}, ["y"],
-                       {"pads": np.array(pads, I64), "v": np.array(-2.5, F32)}, opset=13)
+def test_pad_opset13_inputs(cache_dir):
+    """Pads are inputs; negative pads crop."""
+    cases = [("constant", [1, 0, 2, 2, 1, 0]), ("constant", [-1, 2, 0, 1, -1, -2]),
+             ("reflect", [1, 2, 3, 1, 1, 3]), ("edge", [2, 0, -1, 0, 3, 2])]
+    nodes = [helper.make_node("Pad", ["x", f"pads{k}"] + (["v"] if mode == "constant" else []),
+                              [f"y{k}"], mode=mode) for k, (mode, _) in enumerate(cases)]
+    model = make_model(nodes, {"x": (F32, [3, 4, 5])}, [f"y{k}" for k in range(len(cases))],
+                       {**{f"pads{k}": np.array(p, I64) for k, (_, p) in enumerate(cases)},
+                        "v": np.array(-2.5, F32)}, opset=13)
     check(model, cache_dir)
 
 
@@ -192,20 +194,19 @@ def test_pad_runtime_constant_value_and_int_type(cache_dir):
     check(model, cache_dir, {"x": np.arange(12, dtype=I32).reshape(3, 4), "v": np.array(7, I32)})
 
 
-@pytest.mark.parametrize("mode", ["constant", "wrap", "reflect"])
-def test_pad_opset19_axes_and_wrap(mode, cache_dir):
-    model = make_model([helper.make_node("Pad", ["x", "pads", "", "axes"], ["y"], mode=mode)],
-                       {"x": (F32, [2, 3, 4])}, ["y"],
+def test_pad_opset19_axes_and_wrap(cache_dir):
+    modes = ["constant", "wrap", "reflect"]
+    nodes = [helper.make_node("Pad", ["x", "pads", "", "axes"], [f"y_{m}"], mode=m) for m in modes]
+    model = make_model(nodes, {"x": (F32, [2, 3, 4])}, [f"y_{m}" for m in modes],
                        {"pads": np.array([2, 1, 1, 2], I64), "axes": np.array([-1, 1], I64)},
                        opset=19)
     check(model, cache_dir)
 
 
-@pytest.mark.parametrize("mode", ["DCR", "CRD"])
-def test_depth_to_space(mode, cache_dir):
-    model = make_model([helper.make_node("DepthToSpace", ["x"], ["y"], blocksize=2, mode=mode)],
-                       {"x": (F32, [2, 8, 3, 4])}, ["y"], opset=13)
-    check(model, cache_dir)
+def test_depth_to_space(cache_dir):
+    nodes = [helper.make_node("DepthToSpace", ["x"], [f"y_{m}"], blocksize=2, mode=m)
+             for m in ("DCR", "CRD")]
+    check(make_model(nodes, {"x": (F32, [2, 8, 3, 4])}, ["y_DCR", "y_CRD"], opset=13), cache_dir)
 
 
 def test_space_to_depth(cache_dir):

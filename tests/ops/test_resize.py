@@ -155,14 +155,16 @@ def test_f64_interpolation_matches_the_reference(mode, cache_dir):
     check_against_reference(model, cache_dir, x)
 
 
-@pytest.mark.parametrize("opset,mode", [(7, "nearest"), (7, "linear"), (9, "nearest"),
-                                        (9, "linear")])
-def test_upsample(opset, mode, cache_dir):
+@pytest.mark.parametrize("opset", [7, 9])
+def test_upsample(opset, cache_dir):
+    """Opset 7 takes scales as an attribute, opset 9 as an input."""
+    modes = ["nearest", "linear"]
     if opset == 7:
-        node = helper.make_node("Upsample", ["x"], ["y"], mode=mode, scales=[1.0, 1.0, 2.0, 3.0])
-        model = make_model([node], {"x": (F32, [1, 2, 3, 4])}, ["y"], opset=7)
+        nodes = [helper.make_node("Upsample", ["x"], [f"y_{m}"], mode=m,
+                                  scales=[1.0, 1.0, 2.0, 3.0]) for m in modes]
+        inits = {}
     else:
-        node = helper.make_node("Upsample", ["x", "s"], ["y"], mode=mode)
-        model = make_model([node], {"x": (F32, [1, 2, 3, 4])}, ["y"],
-                           {"s": np.array([1, 1, 2.5, 1.5], F32)}, opset=9)
-    check(model, cache_dir)
+        nodes = [helper.make_node("Upsample", ["x", "s"], [f"y_{m}"], mode=m) for m in modes]
+        inits = {"s": np.array([1, 1, 2.5, 1.5], F32)}
+    check(make_model(nodes, {"x": (F32, [1, 2, 3, 4])}, [f"y_{m}" for m in modes], inits,
+                     opset=opset), cache_dir)
