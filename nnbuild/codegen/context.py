@@ -51,6 +51,7 @@ class LoweringContext:
         self._lines: list = []
         self.node: Node | None = None
         self.node_index = -1
+        self._known = None               # compile-time values, computed on first use
         self.input_index = {n: i for i, n in enumerate(graph.inputs)}
         self.output_index = {}
         for i, n in enumerate(graph.outputs):
@@ -65,6 +66,20 @@ class LoweringContext:
 
     def ctype(self, name: str) -> str:
         return self.graph.types[name].dtype.ctype
+
+    def value(self, name: str) -> np.ndarray:
+        """The compile-time value of ``name``: a constant, or a value computed from constants
+        that no pass folded (shape arithmetic at -O0). A ModelError when only known at run time."""
+        if name in self.graph.constants:
+            return self.graph.constants[name]
+        if self._known is None:
+            from ..ops.infer import infer_graph
+            self._known = infer_graph(self.graph.copy())
+        if name not in self._known:
+            from ..errors import ModelError
+            raise ModelError(f"node {self.node.label} ({self.node.op}): {name!r} must be known "
+                             f"at compile time")
+        return self._known[name]
 
     def ptr(self, name: str) -> str:
         """A typed C pointer expression to the tensor ``name``."""

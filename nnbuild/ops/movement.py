@@ -21,9 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..codegen.loops import c_literal
-from ..errors import ModelError
 from ..ir.graph import Node, TensorType, is_splat, splat
-from .infer import infer_graph
 from .registry import InferContext, Op, attr_ints, normalize_axis, register
 
 MEMCPY_MIN = 4          # contiguous runs at least this long are copied with memcpy
@@ -179,17 +177,8 @@ def store_known(ctx, name: str, array: np.ndarray) -> None:
 
 
 def known(ctx, name: str) -> np.ndarray:
-    """The compile-time value of ``name`` while lowering: a constant, or a value computed from
-    constants that no pass folded (shape arithmetic at -O0)."""
-    if name in ctx.graph.constants:
-        return ctx.graph.constants[name]
-    values = getattr(ctx, "_known_values", None)
-    if values is None:
-        values = ctx._known_values = infer_graph(ctx.graph.copy())
-    if name not in values:
-        raise ModelError(f"node {ctx.node.label} ({ctx.node.op}): {name!r} must be known at "
-                         f"compile time")
-    return values[name]
+    """The compile-time value of ``name`` while lowering (see LoweringContext.value)."""
+    return ctx.value(name)
 
 
 def keep_splat(x: np.ndarray, out: np.ndarray) -> np.ndarray:
