@@ -3,12 +3,14 @@
 Files are written to a temporary folder beside the target, then renamed into place. The
 target must be new, empty, or a project nnbuild made before (it holds nnbuild.json); then it is
 updated in place, never moved (a shell or an IDE may be inside it): changed files are renamed
-over the old ones, files of the old project that the new one lacks are removed, the build/
-folder is kept, and files whose content did not change keep their timestamps, so the next
-build is incremental. nnbuild.json is written last.
+over the old ones, files the old project listed in nnbuild.json and the new one lacks are
+removed, the build/ folder and files nnbuild did not write are kept, and files whose content
+did not change keep their timestamps, so the next build is incremental. nnbuild.json is
+written last.
 """
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import tempfile
@@ -47,7 +49,9 @@ def publish(project, folder: str) -> None:
 
 
 def _update_in_place(staging: str, folder: str, files: dict) -> None:
-    """Make ``folder`` hold exactly ``files`` (plus its build/ folder)."""
+    """Make ``folder`` hold ``files``; files of the previous project that the new one lacks
+    are removed, anything else in the folder (build/, the user's own files) is left alone."""
+    previous = _previous_files(folder)
     for rel in sorted(files, key=lambda r: r == MARKER):           # nnbuild.json last
         old = os.path.join(folder, *rel.split("/"))
         if _holds(old, files[rel]):
@@ -56,18 +60,25 @@ def _update_in_place(staging: str, folder: str, files: dict) -> None:
         if os.path.isdir(old) and not os.path.islink(old):
             shutil.rmtree(old)
         os.replace(os.path.join(staging, *rel.split("/")), old)
-    wanted = {os.path.join(folder, *rel.split("/")) for rel in files}
-    for root, dirs, names in os.walk(folder, topdown=False):
-        if root == folder:
-            dirs[:] = [d for d in dirs if d != BUILD_DIR]
-        if os.path.relpath(root, folder).split(os.sep)[0] == BUILD_DIR:
-            continue
-        for name in names:
-            path = os.path.join(root, name)
-            if path not in wanted:
-                os.unlink(path)                                      # left from an older project
-        if root != folder and not os.listdir(root):
-            os.rmdir(root)
+    for rel in sorted(set(previous) - set(files)):       # only what nnbuild wrote before
+        path = os.path.join(folder, *rel.split("/"))
+        if os.path.isfile(path) or os.path.islink(path):
+            os.unlink(path)
+        parent = os.path.dirname(path)
+        while parent != folder and os.path.isdir(parent) and not os.listdir(parent):
+            os.rmdir(parent)
+            parent = os.path.dirname(parent)
+
+
+def _previous_files(folder: str) -> list:
+    """The files the project in ``folder`` was generated with (its nnbuild.json lists them)."""
+    try:
+        with open(os.path.join(folder, MARKER)) as f:
+            listed = json.load(f).get("files", [])
+    except (OSError, ValueError, AttributeError):
+        return []
+    return [rel for rel in listed if isinstance(rel, str) and ".." not in rel.split("/")
+            and not os.path.isabs(rel) and rel.split("/")[0] != BUILD_DIR]
 
 
 def _holds(path: str, content: bytes) -> bool:
