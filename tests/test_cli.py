@@ -292,11 +292,11 @@ def test_generate_into_an_existing_project_replaces_it(workdir, tmp_path):
     proj = tmp_path / "proj"
     nnbuild("generate", workdir / "small.onnx", "-o", proj)
     assert (proj / "weights" / "small_weights.S").is_file()
-    (proj / "src" / "stale.c").write_text("/* left over */")
+    (proj / "src" / "mine.c").write_text("/* the user's own file */")
     unchanged = os.stat(proj / "app" / "npy.h").st_mtime_ns
     nnbuild("generate", workdir / "small.onnx", "-o", proj, "--weights", "file")
     assert not (proj / "weights" / "small_weights.S").exists()      # embedded-weights file gone
-    assert not (proj / "src" / "stale.c").exists()
+    assert (proj / "src" / "mine.c").exists()            # not nnbuild's: never removed
     assert '"weights": "file"' in (proj / "nnbuild.json").read_text()
     assert os.stat(proj / "app" / "npy.h").st_mtime_ns == unchanged   # same content: same file
     assert sorted(os.listdir(tmp_path)) == ["proj"]                   # no staging left behind
