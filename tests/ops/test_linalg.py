@@ -12,6 +12,7 @@ import nnbuild
 from nnbuild.errors import ModelError
 from nnbuild.ops import linalg
 from nnbuild.resources import templates_dir
+from nnbuild.testing import assert_close
 from helpers import check_against_onnxruntime, make_model
 
 F32, F64 = np.float32, np.float64
@@ -78,6 +79,17 @@ def test_gemm_older_opsets(opset, cache_dir):
     model = make_model([node], {"a": (F32, [2, 10])}, ["y"],
                        {"b": weights([4, 10]), "c": weights([4], seed=1)}, opset=opset)
     check_against_onnxruntime(model, cache_dir)
+
+
+def test_gemm_opset6_broadcast_attribute(cache_dir):
+    """Before opset 7 broadcasting C was opt-in (broadcast=1); onnxruntime no longer runs it,
+    so this compares with numpy."""
+    b, c = weights([4, 10]), weights([4], seed=1)
+    node = helper.make_node("Gemm", ["a", "b", "c"], ["y"], transB=1, beta=0.5, broadcast=1)
+    model = make_model([node], {"a": (F32, [2, 10])}, ["y"], {"b": b, "c": c}, opset=6)
+    a = weights([2, 10], seed=5)
+    actual = nnbuild.compile(model, cache_dir=cache_dir).run({"a": a})["y"]
+    assert_close(actual, a @ b.T + np.float32(0.5) * c)
 
 
 def test_gemm_matrix_vector_fully_connected(cache_dir):
