@@ -6,6 +6,8 @@ outputs, the weight blob, and the arena (intermediates and scratch, offsets from
 """
 from __future__ import annotations
 
+import re
+
 import numpy as np
 
 from ..ir.graph import Graph, Node
@@ -14,12 +16,33 @@ from .names import c_comment
 
 
 class WeightBlob:
-    """Constants in first-use order, each 64-byte aligned, already in the kernel's layout."""
+    """Constants in first-use order, each 64-byte aligned, already in the kernel's layout.
+
+    Lowering asks for a constant with ``reference`` and gets a placeholder; ``resolve`` then
+    places, in order of appearance, only what the emitted code really reads (a constant an op
+    looked at but replaced by a pre-packed copy takes no space)."""
+
+    _MARK = re.compile("\x01W(\\d+)\x01")
 
     def __init__(self):
         self.offsets: dict = {}
         self.arrays: list = []       # (offset, array)
         self.size = 0
+        self._pending: dict = {}     # key -> (marker number, array)
+
+    def reference(self, key: str, array: np.ndarray) -> str:
+        if key not in self._pending:
+            self._pending[key] = (len(self._pending), array)
+        return f"\x01W{self._pending[key][0]}\x01"
+
+    def resolve(self, text: str) -> str:
+        """Replace placeholders by offsets, placing each constant on first appearance."""
+        by_number = {n: (key, array) for key, (n, array) in self._pending.items()}
+
+        def place(match):
+            key, array = by_number[int(match.group(1))]
+            return str(self.add(key, array))
+        return self._MARK.sub(place, text)
 
     def add(self, key: str, array: np.ndarray) -> int:
         if key not in self.offsets:
@@ -85,7 +108,7 @@ class LoweringContext:
         """A typed C pointer expression to the tensor ``name``."""
         ctype = self.ctype(name)
         if name in self.graph.constants:     # also a graph output that folded to a constant
-            offset = self.weights.add(name, self.graph.constants[name])
+            offset = self.weights.reference(name, self.graph.constants[name])
             return f"((const {ctype} *)(weights + {offset}))"
         if name in self.output_index and name not in self.input_index:
             return f"(({ctype} *)outputs[{self.output_index[name]}])"
@@ -97,7 +120,7 @@ class LoweringContext:
         """A pointer to data computed at compile time (e.g. a pre-packed copy of a constant)."""
         from .. import dtypes
         ctype = dtypes.from_numpy(array.dtype).ctype
-        return f"((const {ctype} *)(weights + {self.weights.add(key, array)}))"
+        return f"((const {ctype} *)(weights + {self.weights.reference(key, array)}))"
 
     def scratch(self, ctype: str = "float") -> str:
         """The scratch buffer this node asked for in ``scratch_bytes``."""
@@ -137,3 +160,8 @@ class LoweringContext:
         outs = ", ".join(str(self.type(o)) for o in node.outputs if o)
         comment = c_comment(f"{node.label} ({node.op})  {ins} -> {outs}")
         self.steps.append((comment, self._lines))
+
+    def finish(self) -> None:
+        """Place the weights the emitted code reads, in order, and write in their offsets."""
+        self.steps = [(comment, [self.weights.resolve(s) for s in lines])
+                      for comment, lines in self.steps]

@@ -68,8 +68,9 @@ def _lower(graph: Graph, plan: MemoryPlan, prefix: str) -> LoweringContext:
         if name in written and ctx.output_index[name] == i:
             continue
         source = ctx.ptr(name)
-        ctx.steps.append((f"output {i} ({name}) copied from its source",
+        ctx.steps.append((c_comment(f"output {i} ({name}) copied from its source"),
                           [f"memcpy(outputs[{i}], {source}, {graph.types[name].nbytes});"]))
+    ctx.finish()
     return ctx
 
 
