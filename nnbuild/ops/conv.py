@@ -64,13 +64,13 @@ class Geometry:
                 f".pads = {dims(self.pads_begin, 0)},\n}};")
 
 
-def _attrs(ctx_fail, node: Node, spatial: int, kernel: tuple) -> tuple:
+def _attrs(fail, node: Node, spatial: int, kernel: tuple) -> tuple:
     """strides, dilations, explicit pads (begin, end) and auto_pad, checked."""
     if not 1 <= spatial <= MAX_SPATIAL:
-        raise ctx_fail(f"{spatial}-D images are not supported (supported: 1-D, 2-D, 3-D)")
+        raise fail(f"{spatial}-D images are not supported (supported: 1-D, 2-D, 3-D)")
     declared = attr_ints(node, "kernel_shape")
     if declared is not None and tuple(declared) != tuple(kernel):
-        raise ctx_fail(f"kernel_shape {declared} does not match the weights' {list(kernel)}")
+        raise fail(f"kernel_shape {declared} does not match the weights' {list(kernel)}")
     strides = tuple(attr_ints(node, "strides", [1] * spatial))
     dilations = tuple(attr_ints(node, "dilations", [1] * spatial))
     pads = tuple(attr_ints(node, "pads", [0] * 2 * spatial))
@@ -79,13 +79,13 @@ def _attrs(ctx_fail, node: Node, spatial: int, kernel: tuple) -> tuple:
     for key, values, size in (("strides", strides, spatial), ("dilations", dilations, spatial),
                               ("pads", pads, 2 * spatial)):
         if len(values) != size:
-            raise ctx_fail(f"{key} {list(values)} must have {size} values for a "
+            raise fail(f"{key} {list(values)} must have {size} values for a "
                            f"{spatial}-D image")
     if min(strides) < 1 or min(dilations) < 1 or min(pads) < 0:
-        raise ctx_fail(f"strides {list(strides)} and dilations {list(dilations)} must be >= 1 "
+        raise fail(f"strides {list(strides)} and dilations {list(dilations)} must be >= 1 "
                        f"and pads {list(pads)} >= 0")
     if auto_pad not in AUTO_PADS:
-        raise ctx_fail(f"auto_pad {auto_pad!r} is not one of {', '.join(AUTO_PADS)}")
+        raise fail(f"auto_pad {auto_pad!r} is not one of {', '.join(AUTO_PADS)}")
     return strides, dilations, pads[:spatial], pads[spatial:], auto_pad
 
 
@@ -117,8 +117,8 @@ def conv_geometry(fail, node: Node, x: TensorType, w: TensorType) -> Geometry:
         begin, end = (small, big) if auto_pad == "SAME_UPPER" else (big, small)
     elif auto_pad == "VALID":
         begin = end = (0,) * spatial
-    out = tuple((i + b + e - k) // s + 1
-                for i, b, e, k, s in zip(in_size, begin, end, extent, strides))
+    out = tuple((i + b + e - span) // s + 1
+                for i, b, e, span, s in zip(in_size, begin, end, extent, strides))
     if min(out) < 1:
         raise fail(f"kernel {list(kernel)} (dilations {list(dilations)}) is larger than the "
                    f"padded image {list(in_size)}")
