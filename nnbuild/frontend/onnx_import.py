@@ -213,9 +213,7 @@ def translate(model, shapes=None, name: str = "model", where: str = "model") -> 
                for n in g.node if n.op_type != "Constant"
                and registry.lookup(n.op_type, _domain(n.domain)) is None]
     if unknown:
-        listed = "; ".join(f"{d + '::' if d else ''}{op} (node {nm or '<unnamed>'}, opset {v})"
-                           for op, nm, v, d in unknown)
-        raise ModelError(f"{where}: unsupported ops: {listed}")
+        raise ModelError(f"{where}: unsupported ops: {_group_by_op(unknown)}")
     too_old = [(n.op_type, n.name) for n in g.node
                if n.op_type != "Constant" and opsets.get(_domain(n.domain), version)
                < registry.lookup(n.op_type, _domain(n.domain)).since]
@@ -258,6 +256,20 @@ def translate(model, shapes=None, name: str = "model", where: str = "model") -> 
     except ModelError as e:
         raise ModelError(f"{where}: {e}") from None
     return graph
+
+
+def _group_by_op(unknown: list, shown: int = 3) -> str:
+    """'Foo (opset 9; nodes a, b, c and 12 more); Bar (opset 9; node d)' in first-seen order."""
+    groups: dict = {}
+    for op, name, version, domain in unknown:
+        groups.setdefault((domain, op, version), []).append(name or "<unnamed>")
+    parts = []
+    for (domain, op, version), names in groups.items():
+        listed = ", ".join(names[:shown]) + (f" and {len(names) - shown} more"
+                                             if len(names) > shown else "")
+        parts.append(f"{domain + '::' if domain else ''}{op} (opset {version}; "
+                     f"node{'s' if len(names) > 1 else ''} {listed})")
+    return "; ".join(parts)
 
 
 def _topological(nodes, defined: set, where: str) -> list:
