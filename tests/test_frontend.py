@@ -185,8 +185,18 @@ def test_all_unsupported_ops_are_reported_in_one_error():
         nnbuild.translate(model)
     message = str(info.value)
     assert "\n" not in message
-    assert "unsupported ops: FancyOp (node fancy_1, opset 17); " \
-           "com.example::Warp (node warp/2, opset 3)" in message
+    assert "unsupported ops: FancyOp (opset 17; node fancy_1); " \
+           "com.example::Warp (opset 3; node warp/2)" in message
+
+
+def test_unsupported_ops_are_grouped_by_op():
+    nodes = [helper.make_node("FancyOp", ["x"], ["a1"], name="f1")]
+    nodes += [helper.make_node("FancyOp", [f"a{i}"], [f"a{i + 1}"], name=f"f{i + 1}")
+              for i in range(1, 5)]
+    nodes.append(helper.make_node("Identity", ["a5"], ["y"]))
+    with pytest.raises(ModelError) as info:
+        nnbuild.translate(make_model(nodes, {"x": (F32, [2])}, ["y"]))
+    assert "FancyOp (opset 17; nodes f1, f2, f3 and 2 more)" in str(info.value)
 
 
 def test_ai_onnx_is_the_default_domain():
