@@ -237,8 +237,8 @@ def _bad_models(folder):
         "random.onnx": r"random\.onnx: not a valid ONNX model",
         "text.onnx": r"text\.onnx: not a valid ONNX model",
         "empty.onnx": r"empty\.onnx: not an ONNX model",
-        "unknown_op.onnx": r"unsupported ops: Frobnicate \(node frob1, opset 17\); "
-                           r"Warp \(node warp1, opset 17\)",
+        "unknown_op.onnx": r"unsupported ops: Frobnicate \(opset 17; node frob1\); "
+                           r"Warp \(opset 17; node warp1\)",
         "escape.onnx": r"tensor 'w': external data location '\.\./\.\./small\.onnx' leaves "
                        r"the model's folder",
         "missing.onnx": r"missing\.onnx: no such file",
