@@ -105,19 +105,7 @@ def cmd_run(args) -> int:
     result, prefix = api.cached(args.model, options)
     from .runtime import CompiledModel
     model = CompiledModel(result.library, prefix)
-    given = {}
-    for spec in args.input:
-        name, sep, path = spec.rpartition("=")
-        if not sep:
-            if len(model.inputs) != 1:
-                raise UsageError(f"--input {spec}: name the input (NAME=FILE.npy); inputs: "
-                                 f"{', '.join(s.name for s in model.inputs)}")
-            name = model.inputs[0].name
-        given[name] = path
-    unknown = sorted(set(given) - {s.name for s in model.inputs})
-    if unknown:
-        raise UsageError(f"--input {unknown[0]}: no such input "
-                         f"(inputs: {', '.join(s.name for s in model.inputs)})")
+    given = dict(_split_input(spec, [s.name for s in model.inputs]) for spec in args.input)
     rng = np.random.default_rng(0)
     with tempfile.TemporaryDirectory(prefix="nnbuild-run-") as tmp:
         out_dir = args.output_dir or os.path.join(tmp, "outputs")
@@ -141,6 +129,19 @@ def cmd_run(args) -> int:
     if args.output_dir:
         print(f"outputs in {out_dir}")
     return 0
+
+
+def _split_input(spec: str, names: list) -> tuple:
+    """NAME=FILE (the longest input name that ``spec`` starts with, then '='), or FILE alone
+    for a one-input model; the same rule as the generated app."""
+    matches = [n for n in names if spec.startswith(n + "=")]
+    if matches:
+        name = max(matches, key=len)
+        return name, spec[len(name) + 1:]
+    if len(names) == 1:
+        return names[0], spec
+    raise UsageError(f"--input {spec}: expected NAME=FILE.npy with NAME one of the inputs: "
+                     f"{', '.join(names)}")
 
 
 def _random_input(rng, spec):

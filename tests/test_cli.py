@@ -164,7 +164,8 @@ def test_run_builds_through_the_cache_and_summarises(workdir, tmp_path):
     assert sorted(os.listdir(tmp_path / "outs")) == ["gate_out.npy", "prod.npy"]
     proc = nnbuild("run", workdir / "small.onnx", "--input", f"q={workdir / 'x.npy'}", env=env,
                    check=False)
-    assert_one_line_error(proc, 2, r"--input q: no such input \(inputs: x, y\)")
+    assert_one_line_error(proc, 2, r"--input q=\S+: expected NAME=FILE.npy with NAME one of "
+                                   r"the inputs: x, y")
 
 
 # --- the app -----------------------------------------------------------------------------------
