@@ -2,6 +2,7 @@
 (model content, options, nnbuild version), reused across calls and processes."""
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import shutil
@@ -18,9 +19,29 @@ def default_cache_dir() -> str:
     return os.path.join(xdg, "nnbuild")
 
 
+@functools.lru_cache(maxsize=1)
+def tool_fingerprint() -> str:
+    """sha256 over nnbuild's own Python sources and templates: a changed kernel or generator
+    (even at the same version number) never reuses an old build."""
+    from ..resources import templates_dir
+    package = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    h = hashlib.sha256()
+    for root in (package, templates_dir()):
+        for folder, dirs, files in os.walk(root):
+            dirs[:] = sorted(d for d in dirs if d != "__pycache__")
+            for name in sorted(files):
+                if name.endswith((".pyc", ".pyo")):
+                    continue
+                path = os.path.join(folder, name)
+                h.update(os.path.relpath(path, root).encode() + b"\0")
+                with open(path, "rb") as f:
+                    h.update(f.read())
+    return h.hexdigest()
+
+
 def cache_key(model_hash: str, options_key: str) -> str:
     h = hashlib.sha256()
-    for part in (model_hash, options_key, __version__):
+    for part in (model_hash, options_key, __version__, tool_fingerprint()):
         h.update(part.encode())
         h.update(b"\0")
     return h.hexdigest()[:24]
