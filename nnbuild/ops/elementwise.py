@@ -11,7 +11,9 @@ import math
 import numpy as np
 
 from .. import dtypes
-from ..codegen.loops import Scalar, broadcast_loop, broadcast_shape, c_literal, math_fn
+from ..codegen.loops import (Scalar, broadcast_loop, broadcast_shape, c_literal, compute_ctype,
+                             math_fn)
+from ..errors import ModelError
 from ..ir.graph import Node, TensorType
 from .registry import InferContext, Op, register
 
@@ -133,6 +135,14 @@ class Identity(Unary):
 class Dropout(Op):
     """Inference: y = x; the optional mask is all true."""
     def canonicalize(self, node, version, graph):
+        if node.attr("is_test", 1) == 0 and version < 7:
+            raise ModelError(f"node {node.label} (Dropout): is_test=0 (training) is random; "
+                             f"only inference Dropout is supported")
+        training = node.inputs[2] if len(node.inputs) > 2 else ""
+        if training and (training not in graph.constants
+                         or bool(np.asarray(graph.constants[training]).reshape(-1)[0])):
+            raise ModelError(f"node {node.label} (Dropout): training_mode must be a constant "
+                             f"false; training Dropout is random and not supported")
         attrs = {k: v for k, v in node.attrs.items() if k not in ("is_test", "ratio", "seed")}
         return [node.replace(attrs=attrs, inputs=node.inputs[:1])]
 
@@ -343,5 +353,5 @@ class Cast(Op):
         if to.short == "bool":
             expr = lambda v: f"{v[0]} != 0"
         else:
-            expr = lambda v: f"({to.ctype}){v[0]}"
+            expr = lambda v: f"({compute_ctype(to)}){v[0]}"
         broadcast_loop(ctx, node.outputs[0], [node.inputs[0]], expr)

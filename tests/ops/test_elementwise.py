@@ -89,3 +89,17 @@ def test_logic_and_comparisons(cache_dir):
     model = make_model(nodes, {"p": (B, [2, 3]), "q": (B, [3]), "i": (np.int64, [2, 3]),
                                "j": (np.int64, [2, 3])}, ["and", "or", "xor", "not", "eq", "lt"])
     check_against_onnxruntime(model, cache_dir)
+
+
+def test_cast_to_float16_and_back(cache_dir):
+    nodes = [helper.make_node("Cast", ["x"], ["h"], to=10), helper.make_node("Cast", ["h"], ["y"], to=1)]
+    model = make_model(nodes, {"x": (F32, [3, 7])}, ["h", "y"])
+    check_against_onnxruntime(model, cache_dir)
+
+
+def test_training_dropout_is_refused():
+    import nnbuild
+    model = make_model([helper.make_node("Dropout", ["x", "r", "t"], ["y"])], {"x": (F32, [4])}, ["y"],
+                       {"r": np.array(0.5, F32), "t": np.array(True)})
+    with pytest.raises(nnbuild.ModelError, match="training_mode must be a constant false"):
+        nnbuild.translate(model)
