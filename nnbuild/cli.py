@@ -8,7 +8,8 @@ import sys
 import tempfile
 
 from . import __version__, api
-from .errors import BuildError, NNBuildError, UsageError
+from .codegen.names import app_output_files
+from .errors import NNBuildError, UsageError
 from .options import TARGETS, WEIGHT_MODES, Options
 
 
@@ -123,9 +124,9 @@ def cmd_run(args) -> int:
         proc = subprocess.run(cmd)
         if proc.returncode != 0:
             return proc.returncode
-        for spec in model.outputs:
-            array = np.load(os.path.join(out_dir, _npy_name(spec.name)))
-            print(_summary(spec.name, array))
+        files = app_output_files([spec.name for spec in model.outputs])
+        for spec, file in zip(model.outputs, files):
+            print(_summary(spec.name, np.load(os.path.join(out_dir, file))))
     if args.output_dir:
         print(f"outputs in {out_dir}")
     return 0
@@ -145,20 +146,11 @@ def _split_input(spec: str, names: list) -> tuple:
 
 
 def _random_input(rng, spec):
-    import numpy as np
     if spec.dtype.kind == "f":
         return rng.standard_normal(spec.shape).astype(spec.dtype)
     if spec.dtype.kind == "b":
         return rng.integers(0, 2, spec.shape).astype(bool)
     return rng.integers(0, 10, spec.shape).astype(spec.dtype)
-
-
-def _npy_name(name: str) -> str:
-    """The app's file name for an output (see output_path in app/main.c)."""
-    chars = [c if (c.isascii() and (c.isalnum() or c in "._-")) else "_" for c in name]
-    if chars and chars[0] == ".":
-        chars[0] = "_"
-    return "".join(chars) + ".npy"
 
 
 def _summary(name: str, array) -> str:

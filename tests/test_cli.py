@@ -185,6 +185,26 @@ def test_app_writes_one_npy_per_output(built, workdir, tmp_path):
                                rtol=1e-6)
 
 
+def test_app_output_files_are_safe_and_distinct(tmp_path):
+    """Output names that are not file names (slashes, non-ASCII, 300 characters) or that give the
+    same file become distinct files, as nnbuild.codegen.names.app_output_files says."""
+    import nnbuild
+    from nnbuild.codegen.names import app_output_files
+    names = ["a/b", "a_b", "caf\u00e9", "n" * 300, ".hidden"]
+    nodes = [helper.make_node("Mul", ["x", f"k{i}"], [n]) for i, n in enumerate(names)]
+    model = make_model(nodes, {"x": (np.float32, [2])}, names,
+                       {f"k{i}": np.float32(i + 1) for i in range(len(names))})
+    result = nnbuild.build(model, str(tmp_path / "proj"))
+    np.save(tmp_path / "x.npy", np.array([1, 2], np.float32))
+    proc = run_app(result.app, "--input", f"x={tmp_path / 'x.npy'}", "--output-dir", tmp_path / "o")
+    assert proc.returncode == 0, proc.stderr
+    files = app_output_files(names)
+    assert files[:3] == ["a_b.npy", "a_b_1.npy", "caf__.npy"] and files[4] == "_hidden.npy"
+    assert sorted(os.listdir(tmp_path / "o")) == sorted(files)
+    for i, f in enumerate(files):
+        np.testing.assert_array_equal(np.load(tmp_path / "o" / f), [i + 1, 2 * (i + 1)])
+
+
 def test_app_bench_prints_median_and_p90(built, workdir):
     proc = run_app(built[0], "--input", f"x={workdir / 'x.npy'}", "--input",
                    f"y={workdir / 'y.npy'}", "--bench", 3)

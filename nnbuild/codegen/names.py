@@ -48,3 +48,20 @@ def c_string(text: str) -> str:
         else:
             out.append(f"\\{b:03o}")
     return '"' + "".join(out) + '"'
+
+
+FILE_STEM = 200
+
+
+def app_output_files(names: list) -> list:
+    """The .npy file name the generated app writes for each output (rule of app/main.c):
+    UTF-8 bytes outside [A-Za-z0-9._-] and a leading '.' become '_', at most 200 bytes; a name
+    that gives the same file as an earlier output gets "_<index>" appended."""
+    stems = []
+    for name in names:
+        raw = name.encode("utf-8")[:FILE_STEM]
+        stem = "".join(chr(b) if (chr(b).isascii() and (chr(b).isalnum() or chr(b) in "._-"))
+                       and not (i == 0 and b == ord(".")) else "_" for i, b in enumerate(raw))
+        stems.append(stem)
+    return [f"{stem}_{k}.npy" if stem in stems[:k] else f"{stem}.npy"
+            for k, stem in enumerate(stems)]

@@ -7,7 +7,7 @@ import subprocess
 
 import numpy as np
 
-from nnbuild.cli import _npy_name           # the app's file name for an output
+from nnbuild.codegen.names import app_output_files    # the app's file name for each output
 from nnbuild.testing import MODEL_TOLERANCE, assert_close
 
 DATA_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data")
@@ -26,7 +26,8 @@ def run_app(app: str, feeds: dict, output_names: list, work_dir: str) -> dict:
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=APP_TIMEOUT_S)
     assert proc.returncode == 0, (f"{os.path.basename(app)} exited with {proc.returncode}: "
                                   f"{proc.stderr.strip() or proc.stdout.strip()}")
-    return {name: np.load(os.path.join(out_dir, _npy_name(name))) for name in output_names}
+    files = app_output_files(list(output_names))
+    return {name: np.load(os.path.join(out_dir, f)) for name, f in zip(output_names, files)}
 
 
 def assert_outputs_match(actual: dict, expected: dict, what: str) -> None:
