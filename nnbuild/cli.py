@@ -72,6 +72,23 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--after", metavar="PASS", help="stop after this pass of the pipeline")
     p.add_argument("--passes", action="store_true", help="list the passes of the pipeline")
     p.set_defaults(func=cmd_inspect)
+
+    p = sub.add_parser("conformance", help="run the ONNX conformance cases in one batched build")
+    p.add_argument("--source", default="all",
+                   choices=("node", "pytorch-converted", "pytorch-operator", "all"))
+    p.add_argument("--filter", metavar="REGEX", help="only cases whose <source>/<name> matches")
+    p.add_argument("--jobs", type=int, help="parallel jobs (default: all cores)")
+    p.add_argument("--keep", metavar="DIR", help="build the batch in DIR and keep it "
+                   "(DIR/cases/<prefix>: each case's project; DIR/cases.txt: prefix -> case)")
+    p.add_argument("--json", metavar="FILE", help="write every result as JSON")
+    p.add_argument("--table", metavar="FILE", help="write the Markdown table, e.g. "
+                   "docs/conformance.md")
+    p.add_argument("-O", dest="opt_level", type=int, default=2, choices=(0, 1, 2))
+    p.add_argument("--timeout", type=float, default=60.0, help="seconds per case run")
+    p.add_argument("--freeze-inputs", action="store_true", help="count a case whose shapes "
+                   "depend on a graph input by its result with that input frozen to the test "
+                   "data (default: a data-dependent-shape failure, the frozen result noted)")
+    p.set_defaults(func=cmd_conformance)
     return parser
 
 
@@ -176,6 +193,14 @@ def cmd_inspect(args) -> int:
     graph = api.optimize(graph, options, stop_after=args.after)
     print(inspect_report(graph), end="")
     return 0
+
+
+def cmd_conformance(args) -> int:
+    """Exit 0 when every selected case passes, 1 when some fail."""
+    from .conformance import command
+    return command(source=args.source, pattern=args.filter, jobs=args.jobs, keep=args.keep,
+                   json_path=args.json, table_path=args.table, opt_level=args.opt_level,
+                   timeout=args.timeout, freeze=args.freeze_inputs)
 
 
 def main(argv=None) -> int:

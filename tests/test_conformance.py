@@ -1,0 +1,346 @@
+"""The ONNX conformance runner: a fixed representative subset of the official cases passes
+through the whole pipeline in one batched build; the classifier, the build-log reader and the
+table writer behave as specified. The full sweep is `nnbuild conformance` (docs/conformance.md).
+"""
+from __future__ import annotations
+
+import json
+import re
+
+import numpy as np
+import onnx
+import pytest
+from onnx import helper
+
+from nnbuild.conformance import cases as conformance_cases
+from nnbuild.conformance import report, runner
+from nnbuild.conformance.results import (BUILD_ERROR, COMPILER_ERROR, DATA_DEPENDENT, MISMATCH,
+                                         PASSED, RUNTIME_ERROR, UNSUPPORTED_ATTR, UNSUPPORTED_OP,
+                                         Result, classify_error, missing_ops)
+from nnbuild.errors import ModelError
+
+# Cases across the op families nnbuild implements; every one must pass. Shape-like inputs
+# (Reshape shape, Slice starts, Resize scales, reduction axes...) are graph inputs in the node
+# tests; this subset freezes them to the test data (runner.run(freeze=True)).
+REPRESENTATIVE = """
+node/test_abs node/test_add_bcast node/test_add_uint8 node/test_sub_int16 node/test_mul_example
+node/test_div_bcast node/test_div_int32_trunc node/test_pow_bcast_array
+node/test_pow_types_int64_float32 node/test_relu node/test_sigmoid node/test_tanh node/test_exp
+node/test_log node/test_sqrt node/test_neg node/test_reciprocal node/test_floor node/test_ceil
+node/test_round node/test_erf node/test_sin node/test_cos node/test_clip
+node/test_clip_default_int8_min node/test_leakyrelu node/test_elu node/test_selu
+node/test_hardsigmoid node/test_hardswish node/test_softplus node/test_softsign
+node/test_prelu_broadcast node/test_where_example node/test_equal_bcast
+node/test_greater_equal_bcast node/test_less_int8 node/test_and_bcast4v3d node/test_or3d
+node/test_xor_bcast3v1d node/test_not_2d node/test_max_int8 node/test_min_float64
+node/test_mean_two_inputs node/test_sum_example node/test_cast_FLOAT16_to_FLOAT
+node/test_cast_DOUBLE_to_FLOAT
+
+node/test_basic_conv_with_padding node/test_conv_with_strides_and_asymmetric_padding
+node/test_conv_with_autopad_same pytorch-converted/test_Conv1d_groups
+pytorch-converted/test_Conv2d_depthwise_strided pytorch-converted/test_Conv3d_dilated_strided
+node/test_convtranspose node/test_convtranspose_1d node/test_convtranspose_group_2
+node/test_convtranspose_pads pytorch-converted/test_ConvTranspose2d
+
+node/test_maxpool_2d_pads node/test_maxpool_2d_ceil node/test_maxpool_2d_dilations
+node/test_maxpool_1d_default node/test_maxpool_with_argmax_2d_precomputed_pads
+node/test_averagepool_2d_pads_count_include_pad node/test_averagepool_2d_same_lower
+node/test_averagepool_2d_ceil pytorch-converted/test_AvgPool3d_stride
+pytorch-converted/test_MaxPool2d_stride_padding_dilation node/test_globalaveragepool
+node/test_globalmaxpool
+
+node/test_gemm_all_attributes node/test_gemm_transposeA node/test_gemm_default_scalar_bias
+node/test_matmul_4d node/test_matmul_bcast node/test_matmul_1d_3d pytorch-converted/test_Linear
+pytorch-operator/test_operator_addmm
+
+node/test_reshape_negative_dim node/test_reshape_zero_and_negative_dim
+node/test_transpose_all_permutations_3 node/test_transpose_default node/test_slice_neg_steps
+node/test_slice_negative_axes node/test_concat_3d_axis_negative_2 node/test_concat_1d_axis_0
+node/test_gather_2d_indices node/test_gather_negative_indices
+node/test_gather_elements_negative_indices node/test_flatten_negative_axis2
+node/test_split_2d_uneven_split_opset18 node/test_split_equal_parts_default_axis_opset13
+node/test_unsqueeze_unsorted_axes node/test_squeeze node/test_depthtospace_crd_mode_example
+node/test_spacetodepth_example node/test_tile node/test_expand_dim_changed
+node/test_constant_pad pytorch-operator/test_operator_repeat
+pytorch-converted/test_ReflectionPad2d pytorch-converted/test_ZeroPad2d
+node/test_shape_start_1_end_negative_1 node/test_size_example
+
+node/test_softmax_axis_0 node/test_softmax_default_axis_expanded node/test_logsoftmax_axis_1
+pytorch-converted/test_log_softmax_dim3 pytorch-converted/test_softmax_lastdim
+
+node/test_reduce_sum_keepdims_random node/test_reduce_mean_keepdims_random
+node/test_reduce_max_default_axes_keepdims_random node/test_reduce_min_do_not_keepdims_random
+node/test_reduce_prod_default_axes_keepdims_random node/test_reduce_l2_keep_dims_random
+node/test_reduce_log_sum_exp_keepdims_random
+node/test_reduce_sum_square_negative_axes_keepdims_random
+pytorch-operator/test_operator_reduced_mean_keepdim
+
+node/test_batchnorm_epsilon node/test_batchnorm_example pytorch-converted/test_BatchNorm3d_eval
+node/test_instancenorm_epsilon node/test_layer_normalization_4d_axis1
+node/test_layer_normalization_3d_axis_negative_2_epsilon node/test_lrn
+node/test_group_normalization_example_expanded node/test_mvn_expanded
+
+node/test_resize_upsample_scales_nearest node/test_resize_upsample_scales_linear
+node/test_resize_upsample_scales_cubic node/test_resize_downsample_sizes_nearest
+node/test_resize_tf_crop_and_resize node/test_resize_upsample_sizes_nearest_axes_3_2
+node/test_resize_downsample_scales_linear_half_pixel_symmetric
+""".split()
+
+
+def _select(ids) -> list:
+    pattern = "^(" + "|".join(re.escape(i) for i in ids) + ")$"
+    return conformance_cases.collect("all", pattern)
+
+
+def test_representative_subset_passes_in_one_batch(tmp_path):
+    cases = _select(REPRESENTATIVE)
+    assert sorted(c.id for c in cases) == sorted(REPRESENTATIVE)
+    sweep = runner.run(cases, str(tmp_path / "batch"), freeze=True, log=lambda _: None)
+    failures = [f"{r.id} [{r.category}] {r.reason}" for r in sweep.results if not r.passed]
+    assert not failures, f"{len(failures)} of {len(cases)} failed:\n" + "\n".join(failures)
+    # every case sat in the one batched super-project
+    cmake = (tmp_path / "batch" / "CMakeLists.txt").read_text()
+    assert cmake.count("add_subdirectory(") == len(cases)
+
+
+def _inject(monkeypatch, edits: dict):
+    """Make runner._generate alter the generated C source of the named prefixes."""
+    original = runner._generate
+
+    def generate(model, prefix, opt_level, case_id):
+        graph, project = original(model, prefix, opt_level, case_id)
+        if prefix in edits:
+            src = f"src/{prefix}.c"
+            project.files[src] = edits[prefix](project.files[src].decode(), prefix).encode()
+        return graph, project
+    monkeypatch.setattr(runner, "_generate", generate)
+
+
+def _fake_op_case():
+    x = helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [2])
+    model = helper.make_model(
+        helper.make_graph([helper.make_node("NoSuchOp", ["x"], ["y"], domain="test.fake")], "g",
+                          [x], [helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [2])]),
+        opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("test.fake", 1)])
+    data = np.ones(2, np.float32)
+    return conformance_cases.Case("node", "test_fake", "NoSuchOp", model, [([data], [data])])
+
+
+def _crash_in_run(text: str, prefix: str) -> str:
+    """Write through a null pointer at the end of <prefix>_run_ws."""
+    start = text.index(f"int {prefix}_run_ws(")
+    end = text.index(f"return {prefix.upper()}_OK;", start)
+    return text[:end] + "*(volatile int *)0 = 0;\n    " + text[end:]
+
+
+def test_failures_are_classified_per_case_and_the_rest_still_runs(tmp_path, monkeypatch):
+    cases = _select(["node/test_abs", "node/test_neg", "node/test_relu", "node/test_sigmoid"])
+    cases.insert(1, _fake_op_case())
+    by_id = {c.id: c for c in cases}
+    # c0000 abs: fine; c0001 a made-up op: unsupported; c0002 neg: does not compile;
+    # c0003 relu: crashes; c0004 sigmoid: expected outputs off by one -> mismatch
+    _inject(monkeypatch, {
+        "c0002": lambda text, p: "#error injected by the test\n" + text,
+        "c0003": _crash_in_run,
+    })
+    sigmoid = by_id["node/test_sigmoid"]
+    (inputs, outputs), = sigmoid.load_data()
+    sigmoid.data_sets = [(inputs, [outputs[0] + 1])]
+    sweep = runner.run(cases, str(tmp_path / "batch"), jobs=1, log=lambda _: None)
+    got = {r.id: r for r in sweep.results}
+    assert got["node/test_abs"].category == PASSED
+    assert got["node/test_fake"].category == UNSUPPORTED_OP
+    assert got["node/test_fake"].missing_ops == ["test.fake::NoSuchOp"]
+    assert got["node/test_neg"].category == BUILD_ERROR
+    assert "injected by the test" in got["node/test_neg"].reason
+    assert got["node/test_relu"].category == RUNTIME_ERROR
+    assert "crashed" in got["node/test_relu"].reason
+    assert got["node/test_sigmoid"].category == MISMATCH
+    assert got["node/test_sigmoid"].max_abs == pytest.approx(1.0, rel=1e-3)
+
+
+def test_classify_translation_errors():
+    def category(message):
+        return classify_error(ModelError(message))[0]
+    assert category("<ModelProto>: unsupported ops: Mod (node a, opset 22)") == UNSUPPORTED_OP
+    assert category("m: opset 6 is older than supported for Add (node x)") == UNSUPPORTED_OP
+    assert category("m: node r (Reshape): shape s must be known at compile time "
+                    "(data-dependent shapes are not supported)") == DATA_DEPENDENT
+    assert category("m: input 'x' has symbolic shape [N,3]; bind it") == DATA_DEPENDENT
+    assert category("m: input 'x': unsupported tensor element type STRING") == UNSUPPORTED_ATTR
+    assert category("m: node p (Pad): mode 'wrap' is not supported (supported: x)") \
+        == UNSUPPORTED_ATTR
+    assert category("m: node c (Conv): output [2] gets a negative dimension") == COMPILER_ERROR
+    assert classify_error(KeyError("x"))[0] == COMPILER_ERROR
+    assert classify_error(KeyError("x"))[1].startswith("internal error: KeyError")
+    assert classify_error(NotImplementedError("Foo has no kernel"))[:1] == (UNSUPPORTED_OP,)
+
+
+def test_unsupported_op_reason_names_each_op_once():
+    category, reason, ops = classify_error(ModelError(
+        "<ModelProto>: unsupported ops: CastLike (node a, opset 22); Mod (node <unnamed>, "
+        "opset 22); CastLike (node b, opset 22); ai.onnx.preview::FlexAttention (node c, opset 1)"))
+    assert ops == ["CastLike", "Mod", "ai.onnx.preview::FlexAttention"]
+    assert reason == "unsupported ops: CastLike, Mod, ai.onnx.preview::FlexAttention"
+    assert missing_ops("opset 6 is older than supported for Add (node x); Mul (node y)") == \
+        ["Add (old opset)", "Mul (old opset)"]
+
+
+def _model(*ops, name="test"):
+    nodes = [helper.make_node(op, ["x"], [f"y{i}"]) for i, op in enumerate(ops)]
+    graph = helper.make_graph(nodes, name, [], [])
+    return helper.make_model(graph)
+
+
+def test_op_under_test():
+    schemas = {"reducesum": "ReduceSum", "reducesumsquare": "ReduceSumSquare", "conv": "Conv",
+               "convtranspose": "ConvTranspose", "softmax": "Softmax"}
+    assert conformance_cases.op_under_test("test_anything", _model("Constant", "Relu"),
+                                           schemas) == "Relu"
+    assert conformance_cases.op_under_test("test_reduce_sum_square_keepdims",
+                                           _model("Mul", "ReduceSum"), schemas) \
+        == "ReduceSumSquare"
+    assert conformance_cases.op_under_test("test_softmax_axis_0_expanded",
+                                           _model("Exp"), schemas) == "Softmax"
+    assert conformance_cases.op_under_test("test_weird", _model("Reshape", "Exp", "Mul"),
+                                           schemas) == "Exp+Mul"
+
+
+def test_build_log_blames_cases_and_drivers():
+    drivers = runner.group_drivers(["c0000", "c0001", "c0002", "c0003"], alone=set(), size=2)
+    assert [d["cases"] for d in drivers] == [["c0000", "c0001"], ["c0002", "c0003"]]
+    log = "\n".join([
+        "[1/9] Building C object cases/c0000/CMakeFiles/c0000.dir/src/c0000.c.o",
+        "FAILED: [code=1] cases/c0001/CMakeFiles/c0001.dir/src/c0001.c.o ",
+        "/usr/bin/cc -O3 -c /w/cases/c0001/src/c0001.c",
+        "/w/cases/c0001/src/c0001.c: In function 'c0001_run_ws':",
+        "/w/cases/c0001/src/c0001.c:12:5: error: 'x' undeclared",
+        "[2/9] Linking C executable driver_001",
+        "FAILED: driver_001 ",
+        ": && /usr/bin/cc driver_001.c.o -o driver_001 cases/c0002/libc0002.a && :",
+        "/usr/bin/ld: cases/c0003/libc0003.a(c0003.c.o): in function `c0003_run_ws':",
+        "c0003.c:(.text+0x1c): undefined reference to `c0003_missing'",
+        "collect2: error: ld returned 1 exit status",
+        "FAILED: driver_000 ",
+        ": && /usr/bin/cc -o driver_000",
+        "collect2: error: ld returned 1 exit status",
+        "ninja: build stopped: cannot make progress due to previous errors.",
+    ])
+    bad, unknown = runner.parse_build_log(log, drivers)
+    assert bad == {"c0001": "/w/cases/c0001/src/c0001.c:12:5: error: 'x' undeclared",
+                   "c0003": "link: c0003.c:(.text+0x1c): undefined reference to `c0003_missing'"}
+    assert unknown == ["driver_000"]
+    # a driver that fails without naming a case gets its cases one driver each next round
+    alone = runner.group_drivers(["c0000", "c0001", "c0002"], alone={"c0000", "c0001"}, size=2)
+    assert [d["cases"] for d in alone] == [["c0002"], ["c0000"], ["c0001"]]
+
+
+def test_frozen_inputs_are_reported():
+    passed = Result("node/test_x", "Reshape", PASSED)
+    r = runner.with_frozen(passed, ["shape"], "node r (Reshape): shape shape must be known at "
+                           "compile time", freeze=False)
+    assert r.category == DATA_DEPENDENT and r.frozen == ["shape"] and r.frozen_result == PASSED
+    assert r.reason == ("node r (Reshape) needs shape at compile time; with it frozen to the "
+                        "test data it passes")
+    assert runner.with_frozen(passed, ["shape"], "...", freeze=True).category == PASSED
+    assert runner.dependent_input("node s (Slice): starts starts must be known at compile "
+                                  "time", ["x", "starts"]) == "starts"
+    assert runner.dependent_input("node s (Slice): 'k' must be known at compile time",
+                                  ["x"]) is None
+
+
+def test_freeze_input_turns_a_graph_input_into_an_initializer():
+    x = helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [2, 3])
+    s = helper.make_tensor_value_info("s", onnx.TensorProto.INT64, [2])
+    y = helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [3, 2])
+    model = helper.make_model(helper.make_graph([helper.make_node("Reshape", ["x", "s"], ["y"])],
+                                                "g", [x, s], [y]))
+    frozen = runner.freeze_input(model, "s", np.array([3, 2], np.int64))
+    assert [vi.name for vi in frozen.graph.input] == ["x"]
+    assert [t.name for t in frozen.graph.initializer] == ["s"]
+    assert [vi.name for vi in model.graph.input] == ["x", "s"]     # the original is untouched
+
+
+def test_error_stats():
+    a = np.array([1.0, 2.0, np.inf, 0.5], np.float32)
+    e = np.array([1.0, 2.5, np.inf, 0.0], np.float32)
+    assert runner.error_stats(a, e) == (pytest.approx(0.5), pytest.approx(0.2))
+    assert runner.error_stats(np.zeros(2, np.int64), np.zeros(3, np.int64)) == (None, None)
+
+
+RESULTS = [
+    Result("node/test_abs", "Abs", PASSED),
+    Result("node/test_add", "Add", PASSED),
+    Result("node/test_add_bcast", "Add", MISMATCH, "max abs 0.5; output y: 1 of 6 elements",
+           max_abs=0.5, max_rel=0.1),
+    Result("node/test_mod", "Mod", UNSUPPORTED_OP, "unsupported ops: Mod", ["Mod"]),
+    Result("node/test_mod_expanded", "Mod", UNSUPPORTED_OP, "unsupported ops: Mod, CastLike",
+           ["Mod", "CastLike"]),
+    Result("pytorch-operator/test_operator_x", "Pad", BUILD_ERROR,
+           "c.c:1: error: a | b <unnamed>"),
+]
+
+
+def test_markdown_table():
+    text = report.markdown(RESULTS, {"command": "nnbuild conformance --table t.md",
+                                     "nnbuild_version": "0.1.0", "onnx_version": "1.0",
+                                     "onnx_opset": 21, "opt_level": 2})
+    assert text.startswith("# ONNX conformance\n")
+    assert "`nnbuild conformance --table t.md`" in text
+    assert "| node | 2 | 5 | 40.0% |" in text
+    assert "| pytorch-operator | 0 | 1 | 0.0% |" in text
+    assert "| **all** | **2** | **6** | **33.3%** |" in text
+    assert "| unsupported op | 2 |" in text
+    assert "| Mod | 2 |\n| CastLike | 1 |" in text            # blocking ops, most first
+    assert "| Add | 1 | 2 | 1 numeric mismatch |" in text
+    assert "| Abs | 1 | 1 |  |" in text
+    # one row per failing case, table-safe
+    assert "| `pytorch-operator/test_operator_x` | Pad | build error | " \
+           "c.c:1: error: a \\| b &lt;unnamed&gt; |" in text
+    failing = [ln for ln in text.split("## Failing cases")[1].splitlines() if ln.startswith("| `")]
+    assert len(failing) == 4
+    assert text == report.markdown(RESULTS, {"command": "nnbuild conformance --table t.md",
+                                             "nnbuild_version": "0.1.0", "onnx_version": "1.0",
+                                             "onnx_opset": 21, "opt_level": 2})
+
+
+def test_markdown_counts_data_dependent_cases_that_pass_frozen():
+    results = [Result("node/test_a", "Reshape", DATA_DEPENDENT, "r", frozen=["shape"],
+                      frozen_result=PASSED),
+               Result("node/test_b", "Reshape", DATA_DEPENDENT, "r", frozen=["shape"],
+                      frozen_result=MISMATCH),
+               Result("node/test_c", "Reshape", DATA_DEPENDENT, "r")]
+    assert "1 of the 3 data-dependent-shape cases pass when" in report.markdown(results, {})
+    assert "data-dependent shape: 3 (1 pass with those inputs frozen)" in report.summary(results)
+
+
+def test_json_round_trip(tmp_path):
+    path = tmp_path / "results.json"
+    report.write_json(str(path), RESULTS, {"source": "all"}, {"total_s": 12.34})
+    data = json.loads(path.read_text())
+    assert data["totals"]["cases"] == 6 and data["totals"]["passed"] == 2
+    assert data["totals"]["by_category"][UNSUPPORTED_OP] == 2
+    assert data["missing_ops"] == {"Mod": 2, "CastLike": 1}
+    assert data["timing"] == {"total_s": 12.3}
+    results, settings = report.read_json(str(path))
+    assert results == RESULTS and settings == {"source": "all"}
+
+
+def test_summary_lists_few_failures():
+    text = report.summary(RESULTS, {"total_s": 3.0})
+    assert text.splitlines()[0] == "2/6 passed (33.3%) in 3s"
+    assert "  FAIL node/test_mod [unsupported op] unsupported ops: Mod" in text
+    assert "most blocking missing ops: Mod (2), CastLike (1)" in text
+
+
+def test_cli_refuses_a_foreign_keep_folder(tmp_path, capsys):
+    from nnbuild.cli import main
+    (tmp_path / "mine.txt").write_text("not the runner's")
+    assert main(["conformance", "--filter", "node/test_abs$", "--keep", str(tmp_path)]) == 2
+    assert "did not write" in capsys.readouterr().err
+
+
+def test_cli_rejects_a_bad_filter(capsys):
+    from nnbuild.cli import main
+    assert main(["conformance", "--source", "pytorch-operator", "--filter", "(("]) == 2
+    assert "--filter" in capsys.readouterr().err
