@@ -42,6 +42,7 @@ from .results import (BUILD_ERROR, COMPILER_ERROR, DATA_DEPENDENT, MISMATCH, PAS
 MARKER = "nnbuild-conformance.txt"      # marks a folder the runner owns (safe to reuse)
 CASES_PER_DRIVER = 64
 MAX_BUILD_ROUNDS = 6
+PREPARE_TIMEOUT = 300                   # seconds to translate + generate one case
 
 
 @dataclass
@@ -188,9 +189,30 @@ def _prepare(case, prefix: str, work_dir: str, opt_level: int, freeze: bool):
     return Prepared(-1, prefix, len(data), frozen, dependent_reason)
 
 
+class PrepareTimeout(Exception):
+    """A case's translation or generation ran past PREPARE_TIMEOUT."""
+
+
+def _alarm(signum, frame):
+    raise PrepareTimeout(f"translate/optimize/generate took over {PREPARE_TIMEOUT}s")
+
+
 def _prepare_task(task):
     index, case, prefix, work_dir, opt_level, freeze = task
-    out = prepare_case(case, prefix, work_dir, opt_level, freeze)
+    previous = None
+    try:                                  # a case that hangs the compiler fails alone
+        previous = signal.signal(signal.SIGALRM, _alarm)
+        signal.alarm(PREPARE_TIMEOUT)
+    except (AttributeError, ValueError):  # no SIGALRM (Windows), or not the main thread
+        pass
+    try:
+        out = prepare_case(case, prefix, work_dir, opt_level, freeze)
+    except PrepareTimeout as e:           # fired outside prepare_case's own handler
+        out = Result(case.id, case.op, COMPILER_ERROR, str(e))
+    finally:
+        if previous is not None:
+            signal.alarm(0)
+            signal.signal(signal.SIGALRM, previous)
     if isinstance(out, Prepared):
         out.index = index
     return index, out
