@@ -41,7 +41,14 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="nnbuild", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"nnbuild {__version__}")
     parser.add_argument("--debug", action="store_true", help="show tracebacks of internal errors")
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser.add_argument("--cmake-dir", action="store_true",
+                        help="print the folder of nnbuild's CMake package (for nnbuild_ROOT)")
+    parser.add_argument("--bazel-dir", action="store_true",
+                        help="print the root of nnbuild's Bazel repository")
+    sub = parser.add_subparsers(dest="command")
+
+    p = sub.add_parser("ops", help="list the supported ops")
+    p.set_defaults(func=cmd_ops)
 
     p = sub.add_parser("translate", help="ONNX -> intermediate file (.nnir.json)")
     _add_model_options(p)
@@ -203,16 +210,33 @@ def cmd_conformance(args) -> int:
                    timeout=args.timeout, freeze=args.freeze_inputs)
 
 
+def cmd_ops(args) -> int:
+    from .ops import registry
+    for op in registry.supported_ops():
+        domain, _, name = op.rpartition("::")
+        print(f"{op:28s} since opset {registry.lookup(name, domain).since}")
+    return 0
+
+
 def main(argv=None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     try:
+        if args.cmake_dir or args.bazel_dir:
+            from . import resources
+            print(resources.cmake_dir() if args.cmake_dir else resources.bazel_dir())
+            return 0
+        if args.command is None:
+            parser.error("a command is required")
         return args.func(args)
     except NNBuildError as e:
         print(f"nnbuild: error: {e}", file=sys.stderr)
         return e.exit_code
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:          # output piped into head & co.
+        sys.stderr.close()
+        return 0
     except Exception as e:  # an nnbuild bug: one line unless --debug
         if args.debug:
             raise

@@ -6,9 +6,24 @@ import os
 _HERE = os.path.dirname(os.path.abspath(__file__))
 
 
-def templates_dir() -> str:
-    """The templates folder: ``nnbuild/templates`` when installed, ``templates/`` in a checkout."""
-    for candidate in (os.path.join(_HERE, "templates"), os.path.join(_HERE, "..", "templates")):
-        if os.path.isdir(os.path.join(candidate, "project")):
+def _data_dir(name: str, probe: str) -> str:
+    """``nnbuild/<name>`` when installed from a wheel, ``<name>/`` in a checkout."""
+    for candidate in (os.path.join(_HERE, name), os.path.join(_HERE, "..", name)):
+        if os.path.exists(os.path.join(candidate, probe)):
             return os.path.normpath(candidate)
-    raise RuntimeError("nnbuild templates not found; is the installation complete?")
+    raise RuntimeError(f"nnbuild's {name}/ folder not found; is the installation complete?")
+
+
+def templates_dir() -> str:
+    """The jinja2 templates of the generated project and the hardware-interface sources."""
+    return _data_dir("templates", "project")
+
+
+def cmake_dir() -> str:
+    """The CMake package (nnbuildConfig.cmake): what `nnbuild --cmake-dir` prints."""
+    return _data_dir("cmake", "nnbuildConfig.cmake")
+
+
+def bazel_dir() -> str:
+    """The Bazel repository (WORKSPACE + bazel/defs.bzl): what `nnbuild --bazel-dir` prints."""
+    return _data_dir("bazel", "WORKSPACE")

@@ -213,7 +213,8 @@ def translate(model, shapes=None, name: str = "model", where: str = "model") -> 
                for n in g.node if n.op_type != "Constant"
                and registry.lookup(n.op_type, _domain(n.domain)) is None]
     if unknown:
-        raise ModelError(f"{where}: unsupported ops: {_group_by_op(unknown)}")
+        raise ModelError(f"{where}: unsupported ops: {_group_by_op(unknown)} "
+                         f"(`nnbuild ops` lists the {len(registry.supported_ops())} supported)")
     too_old = [(n.op_type, n.name) for n in g.node
                if n.op_type != "Constant" and opsets.get(_domain(n.domain), version)
                < registry.lookup(n.op_type, _domain(n.domain)).since]
