@@ -57,7 +57,7 @@ class WeightBlob:
             f.write(b"\0" * (offset - pos))
             data = np.ascontiguousarray(array)
             data = data.astype(data.dtype.newbyteorder("<"), copy=False)
-            f.write(memoryview(data.reshape(-1)).cast("B"))
+            f.write(data.reshape(-1).view(np.uint8).data)
             pos = offset + data.nbytes
         f.write(b"\0" * (self.size - pos))
 
