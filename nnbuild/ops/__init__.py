@@ -9,3 +9,4 @@ from . import reduce  # noqa: F401
 from . import shape_ops  # noqa: F401
 from . import movement  # noqa: F401
 from . import resize  # noqa: F401
+from . import math_extra  # noqa: F401

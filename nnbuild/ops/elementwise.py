@@ -161,8 +161,47 @@ class Dropout(Op):
 
 
 # --- n-ary with broadcasting --------------------------------------------------------------------
+def _align_at_axis(node, graph, index: int, axis: int) -> list:
+    """Nodes computing ``node`` with input ``index`` given trailing size-1 dims so that its
+    dims start at ``axis`` of input 0 under numpy broadcasting."""
+    a, b = node.inputs[0], node.inputs[index]
+    ta, tb = graph.types.get(a), graph.types.get(b)
+    if ta is None or tb is None:
+        raise ModelError(f"node {node.label} ({node.op}): the legacy axis broadcast needs the "
+                         f"ranks of its inputs before inference ({a!r}, {b!r} are computed)")
+    axis = axis + ta.rank if axis < 0 else axis
+    trailing = ta.rank - axis - tb.rank
+    if trailing < 0:
+        raise ModelError(f"node {node.label} ({node.op}): axis {axis} leaves no room for "
+                         f"{tb} in {ta}")
+    if trailing == 0:
+        return [node]
+    axes = np.arange(tb.rank, tb.rank + trailing, dtype=np.int64)
+    inputs = list(node.inputs)
+    if b in graph.constants:
+        inputs[index] = graph.add_constant(graph.unique_name(f"{b}_aligned"),
+                                           np.expand_dims(graph.constants[b], tuple(axes)))
+        return [node.replace(inputs=tuple(inputs))]
+    axes_name = graph.add_constant(graph.unique_name(f"{b}_align_axes"), axes)
+    inputs[index] = graph.unique_name(f"{b}_aligned")
+    graph.types[inputs[index]] = TensorType(tb.dtype, tb.shape + (1,) * trailing)
+    unsqueeze = Node("Unsqueeze", (b, axes_name), (inputs[index],), {}, node.sources)
+    return [unsqueeze, node.replace(inputs=tuple(inputs))]
+
+
 class Broadcasting(Op):
     """y = f(a, b, ...) with numpy broadcasting; output type from ``out_dtype``."""
+    def canonicalize(self, node, version, graph):
+        # before opset 7: Add(a, b) {broadcast=1, axis=k}  =>  Add(a, Unsqueeze(b))
+        # (b's dims line up with a's from axis k; numpy lines them up from the last dim)
+        if version >= 7:
+            return [node]
+        attrs = {k: v for k, v in node.attrs.items()
+                 if k not in ("broadcast", "axis", "consumed_inputs")}
+        if "axis" not in node.attrs or not node.attr("broadcast", 0):
+            return [node.replace(attrs=attrs)]
+        return _align_at_axis(node.replace(attrs=attrs), graph, 1, node.attrs["axis"])
+
     def out_dtype(self, ctx):
         return ctx.types[0].dtype
 
@@ -248,29 +287,41 @@ def _minmax(fn_name, cmp):
     return c
 
 
-_nary("Add", 7, _chain("+"), _fold_left(np.add), "y = a + b")
-_nary("Sub", 7, _chain("-"), _fold_left(np.subtract), "y = a - b")
-_nary("Mul", 7, _chain("*"), _fold_left(np.multiply), "y = a * b")
-_nary("Div", 7, _chain("/"), _int_div, "y = a / b (integers truncate)")
-_nary("Pow", 7, lambda n, a, t: f"{math_fn('pow', t) if t.is_float else 'pow'}({a[0]}, {a[1]})",
+_nary("Add", 1, _chain("+"), _fold_left(np.add), "y = a + b")
+_nary("Sub", 1, _chain("-"), _fold_left(np.subtract), "y = a - b")
+_nary("Mul", 1, _chain("*"), _fold_left(np.multiply), "y = a * b")
+_nary("Div", 1, _chain("/"), _int_div, "y = a / b (integers truncate)")
+_nary("Pow", 1, lambda n, a, t: f"{math_fn('pow', t) if t.is_float else 'pow'}({a[0]}, {a[1]})",
       lambda n, a, b: np.power(a, b.astype(a.dtype)), "y = a ^ b")
 _nary("Max", 6, _minmax("fmax", ">"), _fold_left(np.maximum), "y = max(a, b, ...)")
 _nary("Min", 6, _minmax("fmin", "<"), _fold_left(np.minimum), "y = min(a, b, ...)")
 _nary("Sum", 6, _chain("+"), _fold_left(np.add), "y = a + b + ...")
 _nary("Mean", 6, lambda n, a, t: f"({' + '.join(a)}) / {c_literal(len(a), t)}",
       lambda n, *a: sum(a[1:], a[0]) / np.asarray(len(a), a[0].dtype), "y = (a + b + ...) / n")
-_nary("Equal", 7, lambda n, a, t: f"{a[0]} == {a[1]}", lambda n, a, b: a == b, "y = a == b", True)
-_nary("Less", 7, lambda n, a, t: f"{a[0]} < {a[1]}", lambda n, a, b: a < b, "y = a < b", True)
+_nary("Equal", 1, lambda n, a, t: f"{a[0]} == {a[1]}", lambda n, a, b: a == b, "y = a == b", True)
+_nary("Less", 1, lambda n, a, t: f"{a[0]} < {a[1]}", lambda n, a, b: a < b, "y = a < b", True)
 _nary("LessOrEqual", 12, lambda n, a, t: f"{a[0]} <= {a[1]}", lambda n, a, b: a <= b,
       "y = a <= b", True)
-_nary("Greater", 7, lambda n, a, t: f"{a[0]} > {a[1]}", lambda n, a, b: a > b, "y = a > b", True)
+_nary("Greater", 1, lambda n, a, t: f"{a[0]} > {a[1]}", lambda n, a, b: a > b, "y = a > b", True)
 _nary("GreaterOrEqual", 12, lambda n, a, t: f"{a[0]} >= {a[1]}", lambda n, a, b: a >= b,
       "y = a >= b", True)
-_nary("And", 7, lambda n, a, t: f"{a[0]} && {a[1]}", lambda n, a, b: a & b, "y = a and b", True)
-_nary("Or", 7, lambda n, a, t: f"{a[0]} || {a[1]}", lambda n, a, b: a | b, "y = a or b", True)
-_nary("Xor", 7, lambda n, a, t: f"{a[0]} != {a[1]}", lambda n, a, b: a ^ b, "y = a xor b", True)
-_nary("PRelu", 7, lambda n, a, t: f"{a[0]} < 0 ? {a[0]} * {a[1]} : {a[0]}",
+_nary("And", 1, lambda n, a, t: f"{a[0]} && {a[1]}", lambda n, a, b: a & b, "y = a and b", True)
+_nary("Or", 1, lambda n, a, t: f"{a[0]} || {a[1]}", lambda n, a, b: a | b, "y = a or b", True)
+_nary("Xor", 1, lambda n, a, t: f"{a[0]} != {a[1]}", lambda n, a, b: a ^ b, "y = a xor b", True)
+_PRelu = _nary("PRelu", 6, lambda n, a, t: f"{a[0]} < 0 ? {a[0]} * {a[1]} : {a[0]}",
       lambda n, x, s: np.where(x < 0, x * s, x), "y = x < 0 ? slope * x : x")
+
+
+def _prelu_canonicalize(node, version, graph):
+    # before opset 7: PRelu(x, slope[C])  =>  PRelu(x, slope[C, 1, ...]) (one slope per channel)
+    node = node.replace(attrs={k: v for k, v in node.attrs.items() if k != "consumed_inputs"})
+    slope = graph.types.get(node.inputs[1])
+    if version >= 7 or slope is None or slope.rank != 1 or slope.size == 1:
+        return [node]
+    return _align_at_axis(node, graph, 1, 1)
+
+
+_PRelu.canonicalize = staticmethod(_prelu_canonicalize)
 
 
 @register("Where", since=9)
@@ -355,3 +406,18 @@ class Cast(Op):
         else:
             expr = lambda v: f"({compute_ctype(to)}){v[0]}"
         broadcast_loop(ctx, node.outputs[0], [node.inputs[0]], expr)
+
+
+@register("CastLike", since=15)
+class CastLike(Cast):
+    """y = x converted to the element type of ``target_type`` (whose values are not read)."""
+    def infer(self, ctx):
+        return [TensorType(ctx.types[1].dtype, ctx.types[0].shape)]
+
+    def reference(self, node, x, like):
+        return [x.astype(like.dtype)]
+
+    def fold(self, ctx):
+        if ctx.values[0] is None:
+            return None
+        return [ctx.values[0].astype(ctx.types[1].dtype.numpy)]
