@@ -10,3 +10,4 @@ from . import shape_ops  # noqa: F401
 from . import movement  # noqa: F401
 from . import resize  # noqa: F401
 from . import math_extra  # noqa: F401
+from . import index  # noqa: F401
