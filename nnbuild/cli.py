@@ -65,6 +65,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", required=True, help="project folder (new, empty, or ours)")
     p.set_defaults(func=cmd_build)
 
+    p = sub.add_parser("package", help="write a scikit-build-core project: the model as a "
+                       "pip-installable Python extension")
+    _add_model_options(p)
+    p.add_argument("-o", "--output", required=True, help="package folder (new, empty, or ours)")
+    p.set_defaults(func=cmd_package, target="generic")   # a wheel runs on any CPU of its kind
+
     p = sub.add_parser("run", help="build through the cache, run the app, summarise the outputs")
     _add_model_options(p)
     p.add_argument("--input", action="append", default=[], metavar="NAME=FILE.npy",
@@ -114,6 +120,17 @@ def cmd_generate(args) -> int:
     project = api.generate(args.model, args.output, _options(args))
     print(f"wrote {args.output} ({len(project.files)} files, weights {project.weights_bytes} "
           f"bytes, arena {project.plan.arena_bytes} bytes)")
+    return 0
+
+
+def cmd_package(args) -> int:
+    from .package import package
+    project = package(args.model, args.output, _options(args))
+    name, folder = project.prefix, args.output
+    if not os.path.isabs(folder) and not folder.startswith("."):
+        folder = os.path.join(".", folder)         # pip reads a bare name as a PyPI project
+    print(f"wrote {args.output} (Python package {name}, {len(project.files)} files); "
+          f"pip install {folder}, then: import {name}; {name}.run(x)")
     return 0
 
 
