@@ -105,18 +105,21 @@ def optimize(graph: Graph, options: Options | None = None, stop_after: str | Non
     return manager.run(graph)
 
 
-def _generate(model, options: Options):
+def _generate(model, options: Options, fixed_files: bool = False):
     display, _, model_hash, _ = _source(model)
     graph = optimize(translate(model, options), options)
-    return generate_project(graph, options, display, model_hash)
+    return generate_project(graph, options, display, model_hash, fixed_files)
 
 
-def generate(model, out_dir: str, options: Options | None = None, **kwargs):
-    """Write the complete CMake project for ``model`` into ``out_dir`` (no build)."""
+def generate(model, out_dir: str, options: Options | None = None, fixed_files: bool = False,
+             **kwargs):
+    """Write the complete CMake project for ``model`` into ``out_dir`` (no build).
+    ``fixed_files``: also write every HAL family and helper header of the target, so that the
+    file list depends only on the options (build systems that declare outputs: Bazel)."""
     options = _options(options, kwargs)
     out_dir = os.path.abspath(out_dir)
     check_output_folder(out_dir)          # before any work, so a bad -o fails fast
-    project = _generate(model, options)
+    project = _generate(model, options, fixed_files)
     publish(project, out_dir)
     return project
 

@@ -58,6 +58,9 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("generate", help="write the complete CMake project (no build)")
     _add_model_options(p)
     p.add_argument("-o", "--output", required=True, help="project folder (new, empty, or ours)")
+    p.add_argument("--fixed-files", action="store_true",
+                   help="also write every HAL family and helper header of the target, so the "
+                   "file list depends only on the options (for Bazel's declared outputs)")
     p.set_defaults(func=cmd_generate)
 
     p = sub.add_parser("build", help="generate + configure + build; prints app and library paths")
@@ -117,7 +120,7 @@ def cmd_translate(args) -> int:
 
 
 def cmd_generate(args) -> int:
-    project = api.generate(args.model, args.output, _options(args))
+    project = api.generate(args.model, args.output, _options(args), fixed_files=args.fixed_files)
     print(f"wrote {args.output} ({len(project.files)} files, weights {project.weights_bytes} "
           f"bytes, arena {project.plan.arena_bytes} bytes)")
     return 0

@@ -25,10 +25,19 @@ def check_output_folder(folder: str) -> None:
     """UsageError unless ``folder`` is absent, empty, or an nnbuild project."""
     if os.path.exists(folder) and not os.path.isdir(folder):
         raise UsageError(f"-o {folder}: exists and is not a folder")
-    if os.path.isdir(folder) and os.listdir(folder) and \
+    if os.path.isdir(folder) and _holds_files(folder) and \
             not os.path.isfile(os.path.join(folder, MARKER)):
         raise UsageError(f"-o {folder}: folder holds files that nnbuild did not write; "
                          f"choose a new or empty folder")
+
+
+def _holds_files(folder: str) -> bool:
+    """Anything but (nested) empty folders: Bazel creates the folders of an action's declared
+    outputs before the generator runs."""
+    for _, _, files in os.walk(folder):
+        if files:
+            return True
+    return False
 
 
 def publish(project, folder: str) -> None:
