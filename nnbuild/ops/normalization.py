@@ -14,8 +14,9 @@ from __future__ import annotations
 import numpy as np
 
 from .. import dtypes
-from ..codegen.loops import c_literal
+from ..codegen.loops import c_literal, compute_ctype
 from ..ir.graph import Node, TensorType
+from .index import block, load, store
 from .registry import InferContext, Op, normalize_axis, register
 
 F32 = dtypes.FLOAT32
@@ -218,6 +219,70 @@ class LayerNormalization(Op):
                  _f32(node.attr("epsilon", 1e-5)), _size(shape[:axis]), _size(normalized))
 
 
+@register("RMSNormalization", since=23)
+class RMSNormalization(Op):
+    """y = x / sqrt(mean(x^2 over dims axis..-1) + epsilon) * scale; any float type, the mean
+    of squares in double"""
+    def _axis(self, node: Node, rank: int) -> int:
+        return normalize_axis(int(node.attr("axis", -1)), rank, node)
+
+    def infer(self, ctx):
+        x = ctx.types[0]
+        if not x.dtype.is_float:
+            raise ctx.fail(f"element type {x.dtype}; supported: f32, f64, f16, bf16")
+        normalized = x.shape[self._axis(ctx.node, x.rank):]
+        scale = ctx.types[1]
+        try:
+            fits = np.broadcast_shapes(scale.shape, normalized) == tuple(normalized)
+        except ValueError:
+            fits = False
+        if not fits:
+            raise ctx.fail(f"scale {scale} does not broadcast to the normalized shape "
+                           f"{list(normalized)}")
+        if scale.size != _size(normalized) and ctx.node.inputs[1] not in ctx.graph.constants:
+            raise ctx.fail(f"scale {scale} must hold {_size(normalized)} values when it is "
+                           f"not a constant")
+        return [x]
+
+    def reference(self, node, x, scale):
+        axes = tuple(range(self._axis(node, x.ndim), x.ndim))
+        wide = x.astype(np.float64)
+        rms = np.sqrt((wide * wide).mean(axis=axes, keepdims=True)
+                      + float(node.attr("epsilon", 1e-5)))
+        return [(wide / rms * scale.astype(np.float64)).astype(x.dtype)]
+
+    def flops(self, node, graph):
+        return 4 * graph.types[node.inputs[0]].size
+
+    def lower(self, node, ctx):
+        x, scale = node.inputs[:2]
+        shape, dtype = ctx.shape(x), ctx.type(x).dtype
+        axis = self._axis(node, len(shape))
+        rows, size = _size(shape[:axis]), _size(shape[axis:])
+        if rows * size == 0:
+            return
+        scale_ptr = LayerNormalization._param(self, ctx, scale, shape[axis:])
+        sdtype = ctx.type(scale).dtype
+        epsilon = repr(float(node.attr("epsilon", 1e-5)))
+        value = f"(double){load(ctx, dtype, 'x[r * SIZE + j]'.replace('SIZE', str(size)))}"
+        gain = f"(double){load(ctx, sdtype, 's[j]')}"
+        result = store(ctx, dtype, f"({compute_ctype(dtype)})({value} * inv * {gain})")
+        ctx.emit(block([
+            f"const {dtype.ctype} *x = {ctx.ptr(x)};",
+            f"const {sdtype.ctype} *s = {scale_ptr};",
+            f"{dtype.ctype} *y = {ctx.ptr(node.outputs[0])};",
+            f"for (size_t r = 0; r < {rows}; ++r) {{",
+            "    double squares = 0;",
+            f"    for (size_t j = 0; j < {size}; ++j) {{",
+            f"        const double v = {value};",
+            "        squares += v * v;",
+            "    }",
+            f"    const double inv = 1.0 / sqrt(squares / {size} + {epsilon});",
+            f"    for (size_t j = 0; j < {size}; ++j)",
+            f"        y[r * {size} + j] = {result};",
+            "}"]))
+
+
 # --- local response normalization ------------------------------------------------------------
 @register("LRN", since=1)
 class LRN(Op):
@@ -272,7 +337,9 @@ class SoftmaxBase(Op):
         return _size(shape[:axis]), shape[axis], _size(shape[axis + 1:])
 
     def infer(self, ctx):
-        x = _require_f32(ctx, [0])
+        x = ctx.types[0]
+        if not x.dtype.is_float:
+            raise ctx.fail(f"element type {x.dtype}; supported: f32, f64, f16, bf16")
         self.lines(ctx.node, x.shape)      # checks the axis
         return [x]
 
@@ -289,14 +356,41 @@ class SoftmaxBase(Op):
 
     def lower(self, node, ctx):
         x = node.inputs[0]
-        ctx.call("norm", self.kernel, ctx.ptr(x), ctx.ptr(node.outputs[0]),
-                 *self.lines(node, ctx.shape(x)))
+        dtype = ctx.type(x).dtype
+        if dtype == F32:
+            ctx.call("norm", self.kernel, ctx.ptr(x), ctx.ptr(node.outputs[0]),
+                     *self.lines(node, ctx.shape(x)))
+            return
+        # f64, f16, bf16: a loop in double
+        outer, n, inner = self.lines(node, ctx.shape(x))
+        if outer * n * inner == 0:
+            return
+        at = f"(o * {n} + k) * {inner} + i"
+        value = f"(double){load(ctx, dtype, f'x[{at}]')}"
+        finish = self.c_finish.replace("VALUE", value)
+        result = store(ctx, dtype, f"({compute_ctype(dtype)})({finish})")
+        ctx.emit(block([
+            f"const {dtype.ctype} *x = {ctx.ptr(x)};",
+            f"{dtype.ctype} *y = {ctx.ptr(node.outputs[0])};",
+            f"for (size_t o = 0; o < {outer}; ++o)",
+            f"    for (size_t i = 0; i < {inner}; ++i) {{",
+            "        double top = -INFINITY, sum = 0;",
+            f"        for (size_t k = 0; k < {n}; ++k) {{",
+            f"            const double v = {value};",
+            "            top = v > top ? v : top;",
+            "        }",
+            f"        for (size_t k = 0; k < {n}; ++k)",
+            f"            sum += exp({value} - top);",
+            f"        for (size_t k = 0; k < {n}; ++k)",
+            f"            y[{at}] = {result};",
+            "    }"]))
 
 
 @register("Softmax", since=1)
 class Softmax(SoftmaxBase):
     """y = exp(x - max) / sum(exp(x - max)) along axis"""
     kernel = "softmax_f32"
+    c_finish = "exp(VALUE - top) / sum"
 
     def finish(self, shifted, log_sum):
         return np.exp(shifted - log_sum)
@@ -306,6 +400,7 @@ class Softmax(SoftmaxBase):
 class LogSoftmax(SoftmaxBase):
     """y = x - max - log(sum(exp(x - max))) along axis"""
     kernel = "logsoftmax_f32"
+    c_finish = "VALUE - top - log(sum)"
 
     def finish(self, shifted, log_sum):
         return shifted - log_sum

@@ -165,3 +165,24 @@ def test_softmax_canonical_form():
                        ["y"], opset=11)
     node = nnbuild.translate(model).nodes[0]
     assert node.attrs == {"axis": 1, "coerce_2d": 1}
+
+
+def test_rms_normalization(cache_dir):
+    nodes = [helper.make_node("RMSNormalization", ["x", "w_last"], ["last"]),
+             helper.make_node("RMSNormalization", ["x", "w_two"], ["two"], axis=1, epsilon=0.1)]
+    model = make_model(nodes, {"x": (np.float32, [2, 3, 5]), "w_last": (np.float32, [5]),
+                               "w_two": (np.float32, [3, 5])}, ["last", "two"], opset=23)
+    model.ir_version = 10
+    feeds = {k: np.random.default_rng(10).standard_normal(s).astype(np.float32)
+             for k, s in (("x", (2, 3, 5)), ("w_last", (5,)), ("w_two", (3, 5)))}
+    expected = ReferenceEvaluator(model).run(None, feeds)      # onnxruntime lacks opset 23 here
+    actual = nnbuild.compile(model, cache_dir=cache_dir).run(feeds)
+    for name, want in zip(["last", "two"], expected):
+        assert_close(actual[name], want, what=name)
+
+
+def test_softmax_float64_loops(cache_dir):
+    nodes = [helper.make_node("Softmax", ["x"], ["soft"], axis=1),
+             helper.make_node("LogSoftmax", ["x"], ["log"])]
+    check_against_onnxruntime(make_model(nodes, {"x": (np.float64, [2, 4, 3])}, ["soft", "log"],
+                                         opset=13), cache_dir)
