@@ -12,8 +12,8 @@
 # when the model uses them and is an empty unit otherwise, so the source list does not depend
 # on the model. It depends on the model file, on the options (a file rewritten at configure
 # time only when they change) and on nnbuild's own sources and templates: editing any of them
-# regenerates; nothing else does. Files whose content did not change keep their timestamps, so
-# (with Ninja) only what really changed is recompiled.
+# regenerates; nothing else does. With Ninja, files whose content did not change keep their
+# timestamps, so only what really changed is recompiled; other generators recompile the model.
 include_guard(GLOBAL)
 
 set(_NNBUILD_CMAKE_DIR "${CMAKE_CURRENT_LIST_DIR}")
@@ -222,6 +222,12 @@ function(nn_add_model target)
   if(ARG_WEIGHTS STREQUAL "embed")
     list(APPEND sources "${project}/weights/${prefix}_weights.S")
   endif()
+  # Ninja keeps an output whose timestamp did not move (restat) and rebuilds only what really
+  # changed; other generators would rerun the step at every build, so it touches every output.
+  set(touch OFF)
+  if(NOT CMAKE_GENERATOR MATCHES "Ninja")
+    set(touch ON)
+  endif()
   _nnbuild_tool_files(tool_files)
   file(RELATIVE_PATH shown "${CMAKE_BINARY_DIR}" "${project}")
   add_custom_command(
@@ -230,7 +236,8 @@ function(nn_add_model target)
             -P "${_NNBUILD_CMAKE_DIR}/nnbuild_hal_wrappers.cmake"
     COMMAND "${NNBUILD_PYTHON}" -m nnbuild ${args}
     COMMAND "${CMAKE_COMMAND}" "-DNNBUILD_BASE=${base}" -DNNBUILD_STEP=wrappers
-            "-DNNBUILD_FAMILIES=${family_arg}" -P "${_NNBUILD_CMAKE_DIR}/nnbuild_hal_wrappers.cmake"
+            "-DNNBUILD_FAMILIES=${family_arg}" -DNNBUILD_TOUCH=${touch}
+            -P "${_NNBUILD_CMAKE_DIR}/nnbuild_hal_wrappers.cmake"
     DEPENDS "${model}" "${base}/options.txt" ${tool_files}
             "${_NNBUILD_CMAKE_DIR}/nnbuild_hal_wrappers.cmake"
     WORKING_DIRECTORY "${base}"      # not the binary dir: a folder there could shadow a module

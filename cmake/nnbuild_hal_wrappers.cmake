@@ -7,7 +7,8 @@
 # wrappers (-DNNBUILD_FAMILIES=<a,b,..>): writes <NNBUILD_BASE>/hal_<family>.c for every
 #   family: an #include of project/hal/<family>.c when the generated project has it, else an
 #   empty unit. A file is rewritten only when its content changes (its timestamp then tells
-#   the truth), and generated.stamp is touched last.
+#   the truth), and generated.stamp is touched last; with -DNNBUILD_TOUCH=ON (generators
+#   without Ninja's restat) every output is touched, so the step does not rerun at every build.
 cmake_minimum_required(VERSION 3.20)
 if(NNBUILD_STEP STREQUAL "prepare")
   set(project "${NNBUILD_BASE}/project")
@@ -43,4 +44,9 @@ foreach(family IN LISTS NNBUILD_FAMILIES)
     file(WRITE "${path}" "${content}")
   endif()
 endforeach()
+if(NNBUILD_TOUCH)             # generators without Ninja's restat: every output is new now
+  file(GLOB_RECURSE outputs LIST_DIRECTORIES false "${NNBUILD_BASE}/project/*")
+  file(GLOB wrappers "${NNBUILD_BASE}/hal_*.c")
+  file(TOUCH_NOCREATE ${outputs} ${wrappers})
+endif()
 file(TOUCH "${NNBUILD_BASE}/generated.stamp")

@@ -23,11 +23,13 @@ def copy_example(name: str, dest) -> str:
     return target
 
 
-def configure(source: str, build: str, *args: str, check: bool = True):
+def configure(source: str, build: str, *args: str, check: bool = True,
+              generator: str = "Ninja"):
     """cmake -G Ninja with nnbuild_ROOT from `nnbuild --cmake-dir`, as the README says."""
-    cmd = [cmake_exe(), "-S", source, "-B", build, "-G", "Ninja",
-           f"-DCMAKE_MAKE_PROGRAM={ninja_exe()}", f"-Dnnbuild_ROOT={resources.cmake_dir()}",
-           f"-DNNBUILD_PYTHON={sys.executable}", *args]
+    cmd = [cmake_exe(), "-S", source, "-B", build, "-G", generator,
+           f"-Dnnbuild_ROOT={resources.cmake_dir()}", f"-DNNBUILD_PYTHON={sys.executable}", *args]
+    if generator == "Ninja":
+        cmd.append(f"-DCMAKE_MAKE_PROGRAM={ninja_exe()}")
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if check:
         assert proc.returncode == 0, f"configure failed:\n{proc.stdout}\n{proc.stderr}"

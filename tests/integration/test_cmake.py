@@ -2,6 +2,7 @@
 project (examples/cmake-app: two models in one executable), configure, build, run; editing a
 model regenerates and rebuilds, an unchanged model does not; mistakes fail at configure time."""
 import os
+import shutil
 import subprocess
 import sys
 
@@ -129,3 +130,28 @@ def test_changed_options_regenerate(tmp_path):
     assert "generating scorer.nnbuild" in build(build_dir)
     header = tmp_path / "build" / "scorer.nnbuild" / "project" / "include" / "my_scorer.h"
     assert "my_scorer_run" in header.read_text()
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="no make")
+def test_makefile_generator_regenerates_once_per_change(tmp_path):
+    model = os.path.join(os.path.dirname(__file__), "..", "..", "examples", "cmake-app",
+                         "models", "scorer.onnx")
+    local = tmp_path / "scorer.onnx"
+    shutil.copy(model, local)
+    source = user_project(tmp_path, 'nn_add_model(scorer MODEL scorer.onnx '
+                                    'SHAPES "features=1x16")\nadd_executable(app app.c)\n'
+                                    'target_link_libraries(app PRIVATE scorer)\n')
+    (tmp_path / "app.c").write_text(
+        '#include "scorer.h"\nint main(void) { return scorer_num_inputs() != 1; }\n')
+    build_dir = str(tmp_path / "build")
+    configure(source, build_dir, generator="Unix Makefiles")
+
+    def make():
+        return subprocess.run(["make", "-C", build_dir], capture_output=True, text=True,
+                              check=True).stdout
+    assert "generating scorer.nnbuild" in make()
+    assert "generating" not in make()
+    os.utime(local)
+    assert "generating scorer.nnbuild" in make()
+    assert "generating" not in make()
+    subprocess.run([os.path.join(build_dir, "app")], check=True)
