@@ -13,3 +13,6 @@ from . import math_extra  # noqa: F401
 from . import index  # noqa: F401
 from . import index  # noqa: F401
 from . import loss  # noqa: F401
+from . import index  # noqa: F401
+from . import loss  # noqa: F401
+from . import quantize  # noqa: F401
