@@ -695,18 +695,23 @@ class DepthToSpace(Movement):
 
 @register("SpaceToDepth", since=1)
 class SpaceToDepth(Movement):
-    """[N, C, H*b, W*b] -> [N, C*b*b, H, W]."""
+    """[N, C, H*b, W*b] -> [N, C*b*b, H, W]; mode DCR (block offsets before channels, the
+    only form before opset 28) or CRD (channels before block offsets)."""
     def infer(self, ctx):
         x, b = ctx.types[0], int(ctx.node.attr("blocksize"))
         if x.rank != 4 or x.shape[2] % b or x.shape[3] % b:
             raise ctx.fail(f"needs a 4-D input with H and W divisible by {b}, got {x}")
+        if ctx.node.attr("mode", "DCR") not in ("DCR", "CRD"):
+            raise ctx.fail(f"mode {ctx.node.attr('mode')!r} is not supported (DCR, CRD)")
         n, c, h, w = x.shape
         return [TensorType(x.dtype, (n, c * b * b, h // b, w // b))]
 
     def _view(self, node, shape):
         b = int(node.attr("blocksize"))
         n, c, h, w = shape
-        return (n, c, h // b, b, w // b, b), (0, 3, 5, 1, 2, 4)
+        if node.attr("mode", "DCR") == "DCR":
+            return (n, c, h // b, b, w // b, b), (0, 3, 5, 1, 2, 4)
+        return (n, c, h // b, b, w // b, b), (0, 1, 3, 5, 2, 4)
 
     def reference(self, node, x):
         view, perm = self._view(node, x.shape)

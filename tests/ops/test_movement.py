@@ -215,6 +215,16 @@ def test_space_to_depth(cache_dir):
     check(model, cache_dir)
 
 
+def test_space_to_depth_crd_mode(cache_dir):
+    # opset 28 adds mode; CRD keeps each channel's b*b block offsets together
+    model = make_model([helper.make_node("SpaceToDepth", ["x"], ["y"], blocksize=2, mode="CRD")],
+                       {"x": (F32, [1, 2, 4, 6])}, ["y"], opset=28)
+    x = np.arange(48, dtype=F32).reshape(1, 2, 4, 6)
+    expected = x.reshape(1, 2, 2, 2, 3, 2).transpose(0, 1, 3, 5, 2, 4).reshape(1, 8, 2, 3)
+    y = nnbuild.compile(model, cache_dir=cache_dir).run({"x": x})["y"]
+    np.testing.assert_array_equal(y, expected)
+
+
 @pytest.mark.parametrize("opt_level", [0, 2])
 def test_range(opt_level, cache_dir):
     nodes = [helper.make_node("Range", ["s", "l", "d"], ["r"]),
