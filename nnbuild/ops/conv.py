@@ -262,8 +262,8 @@ def conv_transpose_geometry(fail, node: Node, x: TensorType, w: TensorType) -> G
     if shape is not None:
         if len(shape) != spatial:
             raise fail(f"output_shape {shape} must have {spatial} values")
-        if any(o > f for o, f in zip(shape, full)):
-            raise fail(f"output_shape {shape} is larger than the full output {list(full)}")
+        # larger than the full output: negative total padding, the extra positions get only
+        # the bias (floor division as the spec's reference, so begin may be negative too)
         total = [f - o for f, o in zip(full, shape)]
         begin = tuple(t // 2 if auto_pad == "SAME_UPPER" else t - t // 2 for t in total)
         out = tuple(shape)
@@ -298,17 +298,18 @@ class ConvTranspose(Op):
         g = conv_transpose_geometry(_node_fail(node), node, TensorType.of(x), TensorType.of(w))
         acc = np.float64 if x.dtype != np.float64 else x.dtype
         m, c = g.out_channels // g.groups, g.in_channels // g.groups
-        full = tuple(max(b + o, (i - 1) * s + (k - 1) * d + 1)
-                     for b, o, i, s, k, d in zip(g.pads_begin, g.out_size, g.in_size, g.strides,
-                                                 g.kernel, g.dilations))
+        lead = tuple(max(0, -b) for b in g.pads_begin)      # output before the first tap
+        full = tuple(max(b + o, (i - 1) * s + (k - 1) * d + 1) + a
+                     for a, b, o, i, s, k, d in zip(lead, g.pads_begin, g.out_size, g.in_size,
+                                                    g.strides, g.kernel, g.dilations))
         y = np.zeros((g.batch, g.groups, m) + full, acc)
         xg = x.astype(acc).reshape((g.batch, g.groups, c) + g.in_size)
         wg = w.astype(acc).reshape((g.groups, c, m) + g.kernel)
         for tap in itertools.product(*(range(k) for k in g.kernel)):
-            window = tuple(slice(t * d, t * d + (i - 1) * s + 1, s)
-                           for t, d, i, s in zip(tap, g.dilations, g.in_size, g.strides))
+            window = tuple(slice(a + t * d, a + t * d + (i - 1) * s + 1, s)
+                           for a, t, d, i, s in zip(lead, tap, g.dilations, g.in_size, g.strides))
             y[(Ellipsis,) + window] += np.einsum("ngc...,gcm->ngm...", xg, wg[(Ellipsis,) + tap])
-        crop = tuple(slice(b, b + o) for b, o in zip(g.pads_begin, g.out_size))
+        crop = tuple(slice(a + b, a + b + o) for a, b, o in zip(lead, g.pads_begin, g.out_size))
         y = y[(Ellipsis,) + crop].reshape((g.batch, g.out_channels) + g.out_size)
         if b is not None:
             y = y + b.astype(acc).reshape((1, -1) + (1,) * g.spatial)

@@ -9,7 +9,7 @@ from onnx import helper
 import nnbuild
 from nnbuild.errors import ModelError
 from nnbuild.ops import conv, linalg
-from helpers import check_against_onnxruntime, make_model
+from helpers import check_against_onnxruntime, make_model, target_param
 
 F32 = np.float32
 
@@ -69,15 +69,17 @@ CONV_2D_GROUPS = {
 
 
 @pytest.mark.parametrize("group", CONV_2D_GROUPS)
-def test_conv_2d(group, cache_dir):
+@target_param()
+def test_conv_2d(group, target, cache_dir):
     cases = pick(CONV_2D, *CONV_2D_GROUPS[group])
-    check_against_onnxruntime(conv_model("Conv", cases), cache_dir)
+    check_against_onnxruntime(conv_model("Conv", cases), cache_dir, target=target)
 
 
-def test_conv_weights_given_at_run_time(cache_dir):
+@target_param()
+def test_conv_weights_given_at_run_time(target, cache_dir):
     """W and B as graph inputs: packed into scratch at run time (or read as is, depthwise)."""
     cases = pick(CONV_2D, "plain", "strides", "groups", "depthwise", "pointwise")
-    check_against_onnxruntime(conv_model("Conv", cases, constant=False), cache_dir)
+    check_against_onnxruntime(conv_model("Conv", cases, constant=False), cache_dir, target=target)
 
 
 def test_conv_without_bias(cache_dir):
@@ -97,17 +99,19 @@ CONV_1D_3D = {
 
 
 @pytest.mark.parametrize("rank", CONV_1D_3D)
-def test_conv_1d_and_3d(rank, cache_dir):
-    check_against_onnxruntime(conv_model("Conv", CONV_1D_3D[rank]), cache_dir)
+@target_param()
+def test_conv_1d_and_3d(rank, target, cache_dir):
+    check_against_onnxruntime(conv_model("Conv", CONV_1D_3D[rank]), cache_dir, target=target)
 
 
-def test_conv_larger_than_one_gemm_block(cache_dir):
+@target_param()
+def test_conv_larger_than_one_gemm_block(target, cache_dir):
     """More output channels than MC, K = 33 * 9 > KC and 35 * 33 > NC output positions."""
     out_channels = linalg.GEMM_BLOCKING["MC"] + 5
     model = conv_model("Conv", {"big": ([1, 33, 35, 33], [out_channels, 33, 3, 3],
                                         dict(pads=[1, 1, 1, 1]))})
     feeds = {"x_big": np.random.default_rng(2).uniform(-1, 1, (1, 33, 35, 33)).astype(F32)}
-    check_against_onnxruntime(model, cache_dir, feeds)
+    check_against_onnxruntime(model, cache_dir, feeds, target=target)
 
 
 def test_conv_of_constants_folds_with_the_reference(cache_dir):
@@ -160,8 +164,10 @@ CONV_TRANSPOSE = {
 
 
 @pytest.mark.parametrize("group", CONV_TRANSPOSE)
-def test_conv_transpose(group, cache_dir):
-    check_against_onnxruntime(conv_model("ConvTranspose", CONV_TRANSPOSE[group]), cache_dir)
+@target_param()
+def test_conv_transpose(group, target, cache_dir):
+    check_against_onnxruntime(conv_model("ConvTranspose", CONV_TRANSPOSE[group]), cache_dir,
+                              target=target)
 
 
 def test_conv_transpose_weights_given_at_run_time_without_bias(cache_dir):
@@ -218,3 +224,12 @@ def test_flops_count_multiply_adds_twice():
     assert [registry.get(n).flops(n, graph) for n in graph.nodes] == [
         2 * 6 * 4 * 4 * 2 * 3 * 3,       # 6 outputs x 4x4 positions x (2 channels x 3x3 taps)
         2 * 6 * 4 * 4 * 1 * 2 * 2]       # 6 inputs x 4x4 positions x (1 output channel x 2x2)
+
+
+def test_conv_transpose_output_shape_larger_than_full(cache_dir):
+    # the spec's total padding goes negative: the extra end row / column hold only the bias
+    node = helper.make_node("ConvTranspose", ["x", "w", "b"], ["y"], strides=[3, 2],
+                            output_shape=[10, 8])
+    model = make_model([node], {"x": (np.float32, [1, 1, 3, 3]), "w": (np.float32, [1, 2, 3, 3]),
+                                "b": (np.float32, [2])}, ["y"])
+    check_against_onnxruntime(model, cache_dir)
