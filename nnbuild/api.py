@@ -66,7 +66,7 @@ def _fingerprint(path: str) -> str:
                           "rb") as f:
                     for chunk in iter(lambda: f.read(1 << 20), b""):
                         h.update(chunk)
-            except OSError:
+            except (OSError, ValueError):    # ValueError: a NUL in the name
                 pass                     # translate reports the missing or escaping file
     return h.hexdigest()
 

@@ -238,6 +238,11 @@ def cmd_ops(args) -> int:
     return 0
 
 
+def _one_line(text: str) -> str:
+    """Model names are data: control characters (newlines...) in a message are escaped."""
+    return "".join(c if c.isprintable() or c == " " else repr(c)[1:-1] for c in text)
+
+
 def main(argv=None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
@@ -250,7 +255,7 @@ def main(argv=None) -> int:
             parser.error("a command is required")
         return args.func(args)
     except NNBuildError as e:
-        print(f"nnbuild: error: {e}", file=sys.stderr)
+        print(f"nnbuild: error: {_one_line(str(e))}", file=sys.stderr)
         return e.exit_code
     except KeyboardInterrupt:
         return 130
@@ -260,6 +265,7 @@ def main(argv=None) -> int:
     except Exception as e:  # an nnbuild bug: one line unless --debug
         if args.debug:
             raise
-        print(f"nnbuild: internal error: {type(e).__name__}: {e} (rerun with --debug)",
+        print(f"nnbuild: internal error: {type(e).__name__}: {_one_line(str(e))} "
+              f"(rerun with --debug)",
               file=sys.stderr)
         return 1
