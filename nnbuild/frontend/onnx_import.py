@@ -15,7 +15,7 @@ from ..errors import ModelError
 from ..ir.graph import Graph, Node, TensorType
 from ..ir.verify import verify
 from ..ops import registry
-from ..ops.infer import infer_graph
+from ..ops.infer import MAX_TENSOR_ELEMENTS, check_elements, infer_graph  # noqa: F401
 
 NEWEST_OPSET = onnx.defs.onnx_opset_version()
 OLDEST_OPSET = 7
@@ -46,26 +46,47 @@ def _load_external_data(model: onnx.ModelProto, folder: str, path: str) -> None:
             continue
         info = {e.key: e.value for e in tensor.external_data}
         location = info.get("location", "")
+        if not location or "\0" in location:
+            raise ModelError(f"{path}: tensor {tensor.name!r}: bad external data location "
+                             f"{location!r}")
         target = os.path.realpath(os.path.join(folder, location))
         if os.path.isabs(location) or os.path.commonpath([target, os.path.realpath(folder)]) \
                 != os.path.realpath(folder):
             raise ModelError(f"{path}: tensor {tensor.name!r}: external data location "
                              f"{location!r} leaves the model's folder")
-        offset, length = int(info.get("offset", 0)), info.get("length")
+        _dtype(tensor.data_type, f"{path}: tensor {tensor.name!r}")
+        _check_dims(tensor.dims, f"{path}: tensor {tensor.name!r}")
+        try:
+            offset = int(info.get("offset", 0))
+            length = int(info["length"]) if "length" in info else None
+        except ValueError:
+            raise ModelError(f"{path}: tensor {tensor.name!r}: external data offset/length "
+                             f"are not integers") from None
+        if offset < 0 or (length is not None and length < 0):
+            raise ModelError(f"{path}: tensor {tensor.name!r}: negative external data "
+                             f"offset or length")
+        expected = int(np.prod(tensor.dims, dtype=np.int64)) * _itemsize(tensor)
         try:
             with open(target, "rb") as f:
                 f.seek(offset)
-                raw = f.read(int(length)) if length is not None else f.read()
-        except OSError as e:
+                raw = f.read(min(expected, length) if length is not None else expected)
+        except (OSError, OverflowError) as e:
             raise ModelError(f"{path}: tensor {tensor.name!r}: cannot read external data "
-                             f"{location!r}: {e.strerror}") from None
-        expected = int(np.prod(tensor.dims, dtype=np.int64)) * _itemsize(tensor)
+                             f"{location!r}: {getattr(e, 'strerror', None) or e}") from None
         if len(raw) < expected:
             raise ModelError(f"{path}: tensor {tensor.name!r}: external data {location!r} "
                              f"holds {len(raw)} bytes, needs {expected}")
         tensor.raw_data = raw[:expected]
         tensor.data_location = onnx.TensorProto.DEFAULT
         del tensor.external_data[:]
+
+
+def _check_dims(dims, what: str) -> None:
+    """Declared dims: none negative, at most MAX_TENSOR_ELEMENTS elements (before any
+    allocation of that size)."""
+    if any(d < 0 for d in dims):
+        raise ModelError(f"{what}: negative dimension in {list(dims)}")
+    check_elements(what, dims)
 
 
 def _itemsize(tensor) -> int:
@@ -87,6 +108,7 @@ def _all_tensors(graph):
 
 def _to_array(tensor, where: str) -> np.ndarray:
     _dtype(tensor.data_type, f"{where}: tensor {tensor.name!r}")
+    _check_dims(tensor.dims, f"{where}: tensor {tensor.name!r}")
     try:
         return np.array(numpy_helper.to_array(tensor))
     except Exception as e:
@@ -112,6 +134,35 @@ def _attribute(attr, where: str):
         return _to_array(attr.t, where)
     raise ModelError(f"{where}: attribute {attr.name!r} of type "
                      f"{A.AttributeType.Name(kind)} is not supported")
+
+
+def _check_against_schema(proto, version: int, where: str) -> None:
+    """What the op's ONNX schema states, checked before any op sees the node: the number of
+    inputs and outputs, required inputs present (not ""), and each declared attribute of the
+    declared type (an INT where INTS is expected is taken by no op)."""
+    try:
+        schema = onnx.defs.get_schema(proto.op_type, version, _domain(proto.domain))
+    except Exception:              # no schema (nnbuild's own domain, or too old): nothing to check
+        return
+    if not schema.min_input <= len(proto.input) <= schema.max_input:
+        raise ModelError(f"{where}: has {len(proto.input)} inputs, the op takes "
+                         f"{schema.min_input}..{schema.max_input}")
+    if not schema.min_output <= len(proto.output) <= schema.max_output:
+        raise ModelError(f"{where}: has {len(proto.output)} outputs, the op gives "
+                         f"{schema.min_output}..{schema.max_output}")
+    single = onnx.defs.OpSchema.FormalParameterOption.Single
+    for i, (formal, name) in enumerate(zip(schema.inputs, proto.input)):
+        if formal.option == single and not name:
+            raise ModelError(f"{where}: required input {i} ({formal.name}) is missing")
+    A = onnx.AttributeProto
+    for attr in proto.attribute:
+        declared = schema.attributes.get(attr.name)
+        if declared is None or int(declared.type) in (A.UNDEFINED, attr.type):
+            continue
+        kind = A.AttributeType.Name(attr.type) if attr.type in A.AttributeType.values() \
+            else str(attr.type)
+        raise ModelError(f"{where}: attribute {attr.name!r} is {kind}, the op expects "
+                         f"{A.AttributeType.Name(int(declared.type))}")
 
 
 def _constant_node_value(node, where: str) -> np.ndarray:
@@ -238,6 +289,7 @@ def translate(model, shapes=None, name: str = "model", where: str = "model") -> 
     for index, proto in enumerate(_topological(g.node, defined, where)):
         label = proto.name or f"{proto.op_type}_{index}"
         node_where = f"{where}: node {label} ({proto.op_type})"
+        _check_against_schema(proto, opsets.get(_domain(proto.domain), version), node_where)
         if proto.op_type == "Constant" and _domain(proto.domain) == "":
             graph.add_constant(proto.output[0], _constant_node_value(proto, node_where))
             continue

@@ -15,6 +15,19 @@ from .registry import InferContext
 
 # Results up to this many elements are computed during inference (shape arithmetic is tiny).
 KNOWN_VALUE_LIMIT = 1 << 16
+# No tensor may hold more elements: a model declaring more is refused before anything of that
+# size is allocated (the frontend checks inputs and initializers, inference every node output).
+MAX_TENSOR_ELEMENTS = 1 << 31
+
+
+def check_elements(what: str, shape) -> None:
+    """ModelError when ``shape`` (Python ints) holds more than MAX_TENSOR_ELEMENTS elements."""
+    n = 1
+    for d in shape:
+        n *= int(d)
+    if n > MAX_TENSOR_ELEMENTS:
+        raise ModelError(f"{what}: shape {list(shape)} holds {n} elements, more than the limit "
+                         f"of {MAX_TENSOR_ELEMENTS}")
 
 
 def infer_node(graph: Graph, node, known: dict) -> list:
@@ -34,6 +47,10 @@ def infer_node(graph: Graph, node, known: dict) -> list:
                 raise ctx.fail(f"output {name!r} has a data-dependent shape {t}")
             if any(d < 0 for d in t.shape):
                 raise ctx.fail(f"output {name!r} gets a negative dimension {t}")
+            try:
+                check_elements(f"output {name!r}", t.shape)
+            except ModelError as e:
+                raise ctx.fail(str(e)) from None
             graph.types[name] = t
     values = [None] * len(node.outputs)
     if all(t is None or t.size <= KNOWN_VALUE_LIMIT for t in out_types):
