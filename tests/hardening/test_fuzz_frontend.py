@@ -1,0 +1,170 @@
+"""Frontend fuzzing (hypothesis): every mutated ONNX file given to `nnbuild generate` ends in a
+generated project (exit 0) or one error line `nnbuild: error: ...` with exit 2. Never an
+internal error or a traceback, never a hang (each case has HANG_SECONDS), never a file written
+outside -o (the sandbox around the model and the output folder is compared before and after).
+
+Time-boxed: NNBUILD_FUZZ_SECONDS (default 45) of mutated cases in the default suite. Longer:
+
+    NNBUILD_FUZZ_SECONDS=3600 python -m pytest tests/hardening/test_fuzz_frontend.py -q -s
+
+prints the number of cases run and how they ended.
+"""
+from __future__ import annotations
+
+import collections
+import contextlib
+import io
+import os
+import shutil
+import signal
+import time
+
+import numpy as np
+import onnx
+import pytest
+from hypothesis import HealthCheck, given, settings
+from onnx import TensorProto, helper
+
+from nnbuild import cli
+from nnbuild.frontend.onnx_import import MAX_TENSOR_ELEMENTS
+
+from fuzz_models import mutated_model, seeds
+
+BUDGET_SECONDS = float(os.environ.get("NNBUILD_FUZZ_SECONDS", "45"))
+HANG_SECONDS = 60
+SEEDS = seeds()
+
+
+class Hang(Exception):
+    pass
+
+
+def _on_alarm(signum, frame):
+    raise Hang(f"no result after {HANG_SECONDS} s")
+
+
+def _snapshot(root: str, skip: str) -> dict:
+    """path -> (size, mtime) of everything under root except under ``skip``."""
+    found = {}
+    for folder, dirs, files in os.walk(root):
+        if os.path.abspath(folder) == os.path.abspath(skip):
+            dirs[:] = []
+            continue
+        for name in dirs + files:
+            path = os.path.join(folder, name)
+            if os.path.abspath(path) == os.path.abspath(skip):
+                continue
+            st = os.lstat(path)
+            found[os.path.relpath(path, root)] = (st.st_size, st.st_mtime_ns)
+    return found
+
+
+def run_generate(sandbox: str, data: bytes, argv_extra=()) -> tuple:
+    """`nnbuild generate sandbox/model/m.onnx -o sandbox/out` in process: (exit, stderr)."""
+    model_dir, out = os.path.join(sandbox, "model"), os.path.join(sandbox, "out")
+    shutil.rmtree(out, ignore_errors=True)
+    with open(os.path.join(model_dir, "m.onnx"), "wb") as f:
+        f.write(data)
+    before = _snapshot(sandbox, out)
+    err = io.StringIO()
+    previous = signal.signal(signal.SIGALRM, _on_alarm)
+    signal.alarm(HANG_SECONDS)
+    try:
+        with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+            code = cli.main([*argv_extra, "generate", os.path.join(model_dir, "m.onnx"),
+                             "-o", out, "--target", "generic"])
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+    after = _snapshot(sandbox, out)
+    assert after == before, f"files outside -o changed: {sorted(set(after) ^ set(before))}"
+    return code, err.getvalue()
+
+
+def _traceback(sandbox: str) -> str:
+    """The internal error's traceback (the same case again with --debug)."""
+    import traceback
+    try:
+        run_generate(sandbox, open(os.path.join(sandbox, "model", "m.onnx"), "rb").read(),
+                     ["--debug"])
+    except Exception:
+        return "".join(traceback.format_exc().splitlines(True)[-12:])
+    return ""
+
+
+def assert_clean_outcome(code: int, stderr: str, what: str, sandbox: str) -> str:
+    """0 and a project, or 2 and exactly one `nnbuild: error:` line. Returns the outcome."""
+    if code == 0:
+        return "generated"
+    if "internal error" in stderr:
+        stderr += _traceback(sandbox)
+    lines = stderr.rstrip("\n").split("\n")
+    assert code == 2 and len(lines) == 1 and lines[0].startswith("nnbuild: error: "), \
+        f"{what}: exit {code}, stderr:\n{stderr}"
+    return "refused"
+
+
+@pytest.fixture
+def sandbox(tmp_path, monkeypatch):
+    """tmp/model/ (the model, weights.bin, sub/), tmp/outside.bin, tmp/cwd/ as the working
+    folder; -o is tmp/out."""
+    (tmp_path / "model" / "sub").mkdir(parents=True)
+    (tmp_path / "model" / "weights.bin").write_bytes(np.arange(4096, dtype=np.float32).tobytes())
+    (tmp_path / "outside.bin").write_bytes(b"secret" * 1000)
+    (tmp_path / "cwd").mkdir()
+    monkeypatch.chdir(tmp_path / "cwd")
+    return str(tmp_path)
+
+
+def test_seeds_generate(sandbox):
+    """The unmutated seeds compile: the harness's baseline."""
+    for name, model in SEEDS.items():
+        code, err = run_generate(sandbox, model.SerializeToString())
+        assert code == 0, f"{name}: {err}"
+
+
+def test_fuzz_mutated_models(sandbox):
+    outcomes = collections.Counter()
+    start = time.monotonic()
+
+    @settings(max_examples=20, deadline=None, database=None, print_blob=True,
+              suppress_health_check=list(HealthCheck))
+    @given(mutated_model(SEEDS))
+    def one_case(case):
+        what, data = case
+        code, err = run_generate(sandbox, data)
+        outcomes[assert_clean_outcome(code, err, what, sandbox)] += 1
+
+    while time.monotonic() - start < BUDGET_SECONDS:
+        one_case()
+    total = sum(outcomes.values())
+    print(f"\nfrontend fuzz: {total} cases in {time.monotonic() - start:.0f} s: "
+          f"{dict(outcomes)}")
+    assert total > 0
+
+
+# -- regressions the fuzzer found, and the stated limits, as plain cases -------------------
+
+def _model(nodes, inputs, outputs, inits=(), opset=17):
+    graph = helper.make_graph(nodes, "g", inputs, [helper.make_empty_tensor_value_info(o)
+                                                   for o in outputs], list(inits))
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+    model.ir_version = 8
+    return model
+
+
+def test_declared_elements_over_the_limit_are_refused_before_allocation(sandbox):
+    """An input, an initializer or a ConstantOfShape output over MAX_TENSOR_ELEMENTS is one
+    error line; nothing of that size is allocated (the run stays far below it in memory)."""
+    f = TensorProto.FLOAT
+    big = [1 << 20, 1 << 20, 4]                    # 2^42 elements, 16 TiB of float
+    huge_input = _model([helper.make_node("Relu", ["x"], ["y"])],
+                        [helper.make_tensor_value_info("x", f, big)], ["y"])
+    huge_init = _model([helper.make_node("Add", ["x", "w"], ["y"])],
+                       [helper.make_tensor_value_info("x", f, [1])], ["y"],
+                       [onnx.TensorProto(name="w", data_type=f, dims=big, raw_data=b"\0" * 16)])
+    shape = onnx.numpy_helper.from_array(np.array(big, np.int64), "s")
+    huge_fill = _model([helper.make_node("ConstantOfShape", ["s"], ["y"])], [], ["y"], [shape])
+    for model in (huge_input, huge_init, huge_fill):
+        code, err = run_generate(sandbox, model.SerializeToString())
+        assert code == 2 and "elements" in err and str(MAX_TENSOR_ELEMENTS) in err, err
