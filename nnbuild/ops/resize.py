@@ -36,8 +36,11 @@ class Taps:
 
 
 # --- coordinates and taps ---------------------------------------------------------------------
-def original_coordinate(mode, out_len, in_len, scale, roi_start=0.0, roi_end=1.0, ft=F):
-    """Input coordinate of every output index, in the arithmetic of ``ft``."""
+def original_coordinate(mode, out_len, in_len, scale, roi_start=0.0, roi_end=1.0, ft=F,
+                        from_scales=False):
+    """Input coordinate of every output index, in the arithmetic of ``ft``. With ``scales``
+    given, align_corners divides by the unrounded resized length scale * in_len (as the
+    reference does: it differs from out_len when downsampling by a non-integer factor)."""
     x = np.arange(out_len, dtype=ft)
     s, lo, li, half, one = ft(scale), ft(out_len), ft(in_len), ft(0.5), ft(1)
     if mode == "asymmetric":
@@ -47,7 +50,9 @@ def original_coordinate(mode, out_len, in_len, scale, roi_start=0.0, roi_end=1.0
     if mode == "tf_half_pixel_for_nn":
         return (x + half) / s
     if mode == "align_corners":
-        return x * (li - one) / (lo - one) if out_len > 1 else np.zeros_like(x)
+        resized = ft(float(s) * float(li)) if from_scales else lo
+        return x * (li - one) / (resized - one) if out_len > 1 and resized != one \
+            else np.zeros_like(x)
     if mode == "tf_crop_and_resize":
         start, end = ft(roi_start), ft(roi_end)
         if out_len > 1:
@@ -203,7 +208,8 @@ class Resize(Op):
             if scale[k] == 1 or n_out == 0 or n_in == 0:
                 plan.append(None)
                 continue
-            x = original_coordinate(s["coord"], n_out, n_in, scale[k], *box[k], ft=ft)
+            x = original_coordinate(s["coord"], n_out, n_in, scale[k], *box[k], ft=ft,
+                                    from_scales=scales is not None and scales.size > 0)
             valid = None
             if s["coord"] == "tf_crop_and_resize":
                 valid = (x >= 0) & (x <= ft(n_in - 1))
