@@ -83,8 +83,14 @@ def _logsumexp(x, axes):
 
 _LIMITS = {("f32", "lowest"): "-INFINITY", ("f32", "highest"): "INFINITY",
            ("f64", "lowest"): "-INFINITY", ("f64", "highest"): "INFINITY",
-           ("i32", "lowest"): "INT32_MIN", ("i32", "highest"): "INT32_MAX",
-           ("i64", "lowest"): "INT64_MIN", ("i64", "highest"): "INT64_MAX"}
+           ("bool", "lowest"): "0", ("bool", "highest"): "1"}
+for _bits in (8, 16, 32, 64):
+    _LIMITS[(f"i{_bits}", "lowest")] = f"INT{_bits}_MIN"
+    _LIMITS[(f"i{_bits}", "highest")] = f"INT{_bits}_MAX"
+    _LIMITS[(f"u{_bits}", "lowest")] = "0"
+    _LIMITS[(f"u{_bits}", "highest")] = f"UINT{_bits}_MAX"
+# max and min only compare: they also take bool and the narrower integers
+ORDERED = ("bool", "i8", "u8", "i16", "u16", "u32", "u64")
 
 
 class Reduce(Op):
@@ -122,6 +128,8 @@ class Reduce(Op):
     def infer(self, ctx):
         x = ctx.types[0]
         allowed = FLOATS + (INTEGERS if self.kind.integers else ())
+        if not self.kind.wide:
+            allowed += ORDERED
         if x.dtype.short not in allowed:
             raise ctx.fail(f"element type {x.dtype} is not supported "
                            f"(supported: {', '.join(allowed)})")
@@ -130,7 +138,8 @@ class Reduce(Op):
 
     def reference(self, node, x, axes=None):
         picked = self.reduced_axes(node, x.ndim, axes)
-        wide = np.int64 if x.dtype.kind == "i" else np.float64
+        wide = np.int64 if x.dtype.kind == "i" else x.dtype if x.dtype.kind in "ub" \
+            else np.float64
         y = NUMPY[self.op_type](x.astype(wide), picked)
         return [np.asarray(y).astype(x.dtype).reshape(self.out_shape(node, x.shape, picked))]
 
@@ -145,7 +154,8 @@ class Reduce(Op):
                              f"by the graph; it must be folded to a constant (use -O1 or above)")
         axes = ctx.graph.constants.get(axes_name) if axes_name else None
         picked = self.reduced_axes(node, ctx.type(x).rank, axes)
-        ctx.emit(reduce_loop(ctx, x, node.outputs[0], picked, self.kind))
+        if ctx.type(node.outputs[0]).size:       # no outputs: nothing to write
+            ctx.emit(reduce_loop(ctx, x, node.outputs[0], picked, self.kind))
 
 
 def _merged_dims(shape: tuple, axes: tuple) -> list:
@@ -200,14 +210,18 @@ def reduce_loop(ctx, x: str, y: str, axes: tuple, kind: Reduction) -> str:
         result = f"({dtype.ctype})" + (finish if finish == "acc" else f"({finish})")
 
     body = []
+    empty = count == 0           # an empty set: no loop over it (and no read of x)
     if "{top}" in kind.step:     # a first pass for the running maximum
         body.append(f"{dtype.ctype} top = {_LIMITS[(dtype.short, 'lowest')]};")
-        body += _nest(reduced, "r", _max_step(">").format(acc="top", x=load))
+        if not empty:
+            body += _nest(reduced, "r", _max_step(">").format(acc="top", x=load))
     body.append(f"{acc_type} acc = {init};")
-    body += _nest(reduced, "r", kind.step.format(acc="acc", x=load, wx=wide_load, top="top"))
+    if not empty:
+        body += _nest(reduced, "r", kind.step.format(acc="acc", x=load, wx=wide_load, top="top"))
     body.append(f"y[{_index(out_terms[::-1])}] = {result};")
 
-    lines = [f"const {dtype.ctype} *x = {ctx.ptr(x)};", f"{dtype.ctype} *y = {ctx.ptr(y)};"]
+    lines = [] if empty else [f"const {dtype.ctype} *x = {ctx.ptr(x)};"]
+    lines.append(f"{dtype.ctype} *y = {ctx.ptr(y)};")
     lines += _nest(kept, "i", body)
     return "{\n" + "\n".join("    " + line for line in lines) + "\n}"
 

@@ -119,3 +119,35 @@ def test_computed_axes_are_folded_first(cache_dir, tmp_path):
     check_against_onnxruntime(model, cache_dir)                 # -O2 folds Identity(@axes)
     with pytest.raises(ModelError, match="must be folded to a constant"):
         nnbuild.generate(model, str(tmp_path / "out"), opt_level=0)
+
+
+def test_max_min_of_bool_and_narrow_integers(cache_dir):
+    nodes = [helper.make_node("ReduceMax", ["u"], ["umax"], axes=[0]),
+             helper.make_node("ReduceMin", ["i"], ["imin"], keepdims=0, axes=[1])]
+    model = make_model(nodes, {"u": (np.uint8, [3, 4]), "i": (np.int8, [3, 4])},
+                       ["umax", "imin"], opset=13)
+    check_against_onnxruntime(model, cache_dir)
+    # bool (opset 20; this onnxruntime lacks it): max is any, min is all
+    nodes = [helper.make_node("ReduceMax", ["b", "axes"], ["any"]),
+             helper.make_node("ReduceMin", ["b", "axes"], ["all"])]
+    model = make_model(nodes, {"b": (np.bool_, [3, 4])}, ["any", "all"],
+                       {"axes": np.array([1], np.int64)}, opset=20)
+    b = np.array([[0, 0, 0, 0], [1, 0, 1, 0], [1, 1, 1, 1]], bool)
+    out = nnbuild.compile(model, cache_dir=cache_dir).run({"b": b})
+    np.testing.assert_array_equal(out["any"], b.any(axis=1, keepdims=True))
+    np.testing.assert_array_equal(out["all"], b.all(axis=1, keepdims=True))
+
+
+@pytest.mark.parametrize("op", ["ReduceL1", "ReduceSum", "ReduceLogSumExp", "ReduceMax"])
+def test_empty_set_builds_without_warnings(op, cache_dir):
+    # reducing over a zero-length axis: the identity, and no loop over nothing in the C
+    model = make_model([helper.make_node(op, ["x", "axes"], ["y"])], {"x": (F32, [2, 0, 4])},
+                       ["y"], {"axes": np.array([1], np.int64)}, opset=18)
+    compiled = nnbuild.compile(model, cache_dir=cache_dir)
+    y = compiled.run({"x": np.zeros((2, 0, 4), F32)})["y"]
+    expected = {"ReduceL1": 0, "ReduceSum": 0, "ReduceLogSumExp": -np.inf, "ReduceMax": -np.inf}
+    np.testing.assert_array_equal(y, np.full((2, 1, 4), expected[op], F32))
+    import glob
+    import os
+    for log in glob.glob(os.path.join(compiled.project_dir, "build", "*.log")):
+        assert "warning:" not in open(log).read()
