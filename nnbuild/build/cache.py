@@ -2,6 +2,7 @@
 (model content, options, nnbuild version), reused across calls and processes."""
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import os
@@ -9,6 +10,11 @@ import shutil
 import tempfile
 
 from .. import __version__
+
+try:
+    import fcntl
+except ImportError:                         # Windows
+    fcntl = None
 
 
 def default_cache_dir() -> str:
@@ -47,13 +53,40 @@ def cache_key(model_hash: str, options_key: str) -> str:
     return h.hexdigest()[:24]
 
 
+@contextlib.contextmanager
+def _locked(path: str):
+    """An exclusive advisory lock on ``path`` (fcntl.flock; released when the process dies,
+    so a killed build never blocks the next). Without fcntl (Windows) no lock is taken: the
+    staging-and-rename below still keeps entries whole."""
+    if fcntl is None:
+        yield
+        return
+    with open(path, "a") as f:
+        fcntl.flock(f.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f.fileno(), fcntl.LOCK_UN)
+
+
 def cached_build(cache_dir: str, key: str, make) -> str:
     """The folder for ``key``; when absent, ``make(folder)`` fills a private staging folder
-    that is then renamed into place (a concurrent maker of the same key simply wins)."""
+    that is then renamed into place. Makers of one key take turns under a file lock
+    (processes and threads alike): the first builds, the others find the entry complete."""
     entry = os.path.join(cache_dir, key)
     if os.path.isfile(os.path.join(entry, "complete")):
         return entry
     os.makedirs(cache_dir, exist_ok=True)
+    with _locked(os.path.join(cache_dir, f".{key}.lock")):
+        if os.path.isfile(os.path.join(entry, "complete")):
+            return entry                    # built while we waited
+        return _make_entry(cache_dir, key, entry, make)
+
+
+def _make_entry(cache_dir: str, key: str, entry: str, make) -> str:
+    for name in os.listdir(cache_dir):      # under the lock: leftovers of killed makers
+        if name.startswith(f".{key}.tmp-"):
+            shutil.rmtree(os.path.join(cache_dir, name), ignore_errors=True)
     staging = tempfile.mkdtemp(prefix=f".{key}.tmp-", dir=cache_dir)
     try:
         project = os.path.join(staging, "project")

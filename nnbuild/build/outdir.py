@@ -7,6 +7,13 @@ over the old ones, files the old project listed in nnbuild.json and the new one 
 removed, the build/ folder and files nnbuild did not write are kept, and files whose content
 did not change keep their timestamps, so the next build is incremental. nnbuild.json is
 written last.
+
+Interrupted runs: the new files are written to the staging folder first, so a kill before
+the update leaves the folder untouched (stale staging folders of dead processes are removed by
+the next run). The update itself is journaled: ``.nnbuild-journal`` in the folder names the
+files to be added and those replaced or removed, whose old versions are moved into the staging
+folder's ``.old/`` before the new ones go in; a kill during the update leaves the journal, and
+the next publish (or ``recover``) first rolls the folder back to the previous project.
 """
 from __future__ import annotations
 
@@ -19,6 +26,8 @@ from ..errors import UsageError
 
 MARKER = "nnbuild.json"
 BUILD_DIR = "build"
+JOURNAL = ".nnbuild-journal"
+STAGING_INFIX = ".tmp-"
 
 
 def check_output_folder(folder: str) -> None:
@@ -43,10 +52,13 @@ def _holds_files(folder: str) -> bool:
 def publish(project, folder: str) -> None:
     """Write ``project`` (a GeneratedProject) into ``folder``."""
     folder = os.path.abspath(folder)
+    recover(folder)
     check_output_folder(folder)
     parent = os.path.dirname(folder)
     os.makedirs(parent, exist_ok=True)
-    staging = tempfile.mkdtemp(prefix=f".{os.path.basename(folder)}.tmp-", dir=parent)
+    _remove_stale_staging(folder)
+    staging = tempfile.mkdtemp(prefix=f".{os.path.basename(folder)}{STAGING_INFIX}"
+                               f"{os.getpid()}-", dir=parent)
     try:
         project.write_into(staging)
         if os.path.isdir(folder):
@@ -57,26 +69,115 @@ def publish(project, folder: str) -> None:
         shutil.rmtree(staging, ignore_errors=True)
 
 
-def _update_in_place(staging: str, folder: str, files: dict) -> None:
-    """Make ``folder`` hold ``files``; files of the previous project that the new one lacks
-    are removed, anything else in the folder (build/, the user's own files) is left alone."""
-    previous = _previous_files(folder)
-    for rel in sorted(files, key=lambda r: r == MARKER):           # nnbuild.json last
-        old = os.path.join(folder, *rel.split("/"))
-        if _holds(old, files[rel]):
-            continue                                                 # keep its timestamp
-        os.makedirs(os.path.dirname(old), exist_ok=True)
-        if os.path.isdir(old) and not os.path.islink(old):
-            shutil.rmtree(old)
-        os.replace(os.path.join(staging, *rel.split("/")), old)
-    for rel in sorted(set(previous) - set(files)):       # only what nnbuild wrote before
+def recover(folder: str) -> bool:
+    """Roll ``folder`` back to its previous project if an update was interrupted (its journal
+    is there); True when it did."""
+    journal = os.path.join(folder, JOURNAL)
+    if os.path.isdir(folder):
+        for name in os.listdir(folder):       # a journal cut while being written
+            if name.startswith(f"{JOURNAL}.tmp-"):
+                os.unlink(os.path.join(folder, name))
+    try:
+        with open(journal) as f:
+            record = json.load(f)
+    except (OSError, ValueError):
+        if os.path.lexists(journal):          # cut while being written: nothing moved yet
+            os.unlink(journal)
+        return False
+    if not _valid_journal(record, folder):
+        raise UsageError(f"-o {folder}: {JOURNAL} is not one nnbuild wrote; remove it")
+    backup = record["backup"]
+    for rel in record["added"]:
         path = os.path.join(folder, *rel.split("/"))
         if os.path.isfile(path) or os.path.islink(path):
             os.unlink(path)
-        parent = os.path.dirname(path)
+    for rel in record["moved"]:
+        saved = os.path.join(backup, *rel.split("/"))
+        if os.path.lexists(saved):
+            path = os.path.join(folder, *rel.split("/"))
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            os.replace(saved, path)
+    _remove_empty_parents(folder, record["added"])
+    os.unlink(journal)
+    shutil.rmtree(os.path.dirname(backup), ignore_errors=True)
+    return True
+
+
+def _valid_journal(record, folder: str) -> bool:
+    """Only paths inside ``folder`` and a backup inside a staging folder beside it."""
+    try:
+        backup, rels = record["backup"], list(record["added"]) + list(record["moved"])
+        staging = os.path.dirname(backup)
+        return (isinstance(backup, str) and os.path.basename(backup) == ".old"
+                and os.path.dirname(staging) == os.path.dirname(folder)
+                and os.path.basename(staging).startswith(
+                    f".{os.path.basename(folder)}{STAGING_INFIX}")
+                and all(isinstance(r, str) and r and not os.path.isabs(r)
+                        and ".." not in r.split("/") for r in rels))
+    except (KeyError, TypeError):
+        return False
+
+
+def _remove_stale_staging(folder: str) -> None:
+    """Staging folders beside ``folder`` left by processes that no longer run (killed)."""
+    parent, prefix = os.path.dirname(folder), f".{os.path.basename(folder)}{STAGING_INFIX}"
+    for name in os.listdir(parent):
+        if not name.startswith(prefix):
+            continue
+        pid = name[len(prefix):].split("-")[0]
+        if pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(os.path.join(parent, name), ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True                           # exists, another user's
+    return True
+
+
+def _update_in_place(staging: str, folder: str, files: dict) -> None:
+    """Make ``folder`` hold ``files``; files of the previous project that the new one lacks
+    are removed, anything else in the folder (build/, the user's own files) is left alone.
+    Journaled: old versions go to staging/.old/ first, so ``recover`` can roll back."""
+    previous = _previous_files(folder)
+    changed = [rel for rel in sorted(files, key=lambda r: r == MARKER)     # nnbuild.json last
+               if not _holds(os.path.join(folder, *rel.split("/")), files[rel])]
+    gone = sorted(set(previous) - set(files))            # only what nnbuild wrote before
+    exists = [rel for rel in changed + gone if os.path.lexists(os.path.join(folder, *rel.split("/")))]
+    backup = os.path.join(staging, ".old")
+    record = {"backup": backup, "moved": exists, "added": [r for r in changed if r not in exists]}
+    _write_atomically(os.path.join(folder, JOURNAL), json.dumps(record).encode())
+    for rel in exists:                                   # the previous versions, kept aside
+        saved = os.path.join(backup, *rel.split("/"))
+        os.makedirs(os.path.dirname(saved), exist_ok=True)
+        os.replace(os.path.join(folder, *rel.split("/")), saved)
+    for rel in changed:
+        path = os.path.join(folder, *rel.split("/"))
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        os.replace(os.path.join(staging, *rel.split("/")), path)
+    _remove_empty_parents(folder, gone)
+    os.unlink(os.path.join(folder, JOURNAL))             # committed
+
+
+def _remove_empty_parents(folder: str, rels: list) -> None:
+    for rel in rels:
+        parent = os.path.dirname(os.path.join(folder, *rel.split("/")))
         while parent != folder and os.path.isdir(parent) and not os.listdir(parent):
             os.rmdir(parent)
             parent = os.path.dirname(parent)
+
+
+def _write_atomically(path: str, data: bytes) -> None:
+    tmp = f"{path}.tmp-{os.getpid()}"
+    with open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
 
 
 def _previous_files(folder: str) -> list:
