@@ -15,6 +15,7 @@ from ..errors import ModelError
 from ..ir.graph import Graph, Node, TensorType
 from ..ir.verify import verify
 from ..ops import registry
+from .functions import expand_functions
 from ..ops.infer import MAX_TENSOR_ELEMENTS, check_elements, infer_graph  # noqa: F401
 
 NEWEST_OPSET = onnx.defs.onnx_opset_version()
@@ -155,8 +156,12 @@ def _check_against_schema(proto, version: int, where: str) -> None:
         if formal.option == single and not name:
             raise ModelError(f"{where}: required input {i} ({formal.name}) is missing")
     A = onnx.AttributeProto
+    try:                           # the ops read the newest form's attributes too
+        newest = onnx.defs.get_schema(proto.op_type, _domain(proto.domain)).attributes
+    except Exception:
+        newest = {}
     for attr in proto.attribute:
-        declared = schema.attributes.get(attr.name)
+        declared = schema.attributes.get(attr.name) or newest.get(attr.name)
         if declared is None or int(declared.type) in (A.UNDEFINED, attr.type):
             continue
         kind = A.AttributeType.Name(attr.type) if attr.type in A.AttributeType.values() \
@@ -254,6 +259,7 @@ def translate(model, shapes=None, name: str = "model", where: str = "model") -> 
         where = str(model)
         model = load_model(where)
     shapes = _parse_shapes(shapes)
+    model = expand_functions(model, lambda op, domain: registry.lookup(op, _domain(domain)))
     g = model.graph
     opsets = {(o.domain if o.domain != "ai.onnx" else ""): int(o.version) for o in model.opset_import}
     version = opsets.get("", NEWEST_OPSET)
