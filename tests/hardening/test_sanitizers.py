@@ -9,12 +9,16 @@ For each real-weight network of tests/models/data (host target):
   allocations during <p>_run / <p>_run_ws;
 - valgrind --error-exitcode=1 --leak-check=full on the app: zero errors, zero leaks.
 
-The default tier builds the three networks (about a minute on two cores); --runslow adds
-valgrind on the other networks and conformance cases spanning dtypes under the sanitizers.
+Also: the harness's two threads under ThreadSanitizer (transformer_small).
+
+The default tier builds the three networks (about 100 s on two cores); --runslow adds
+valgrind on the other networks and 93 conformance node cases spanning dtypes (every 8th case
+of many op families, batched) under ASan+UBSan.
 """
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 
@@ -140,6 +144,24 @@ def test_asan_ubsan_clean(projects, net, tmp_path):
         assert_close(np.load(out_dir / f"{name}.npy"), value, MODEL_TOLERANCE, what=name)
 
 
+def _links_tsan() -> bool:
+    proc = subprocess.run([CC or "cc", "-fsanitize=thread", "-x", "c", "-", "-o", os.devnull],
+                          input="int main(void){return 0;}", capture_output=True, text=True)
+    return proc.returncode == 0
+
+
+@pytest.mark.skipif(CC is None or not _links_tsan(), reason="no ThreadSanitizer runtime")
+def test_two_threads_thread_sanitizer_clean(projects, tmp_path):
+    """The harness's two threads with their own workspaces, under -fsanitize=thread."""
+    project, prefix, _ = projects["transformer_small"]
+    build = build_with_harness(project, prefix, str(tmp_path / "build"),
+                               "-fsanitize=thread -g", cc=CC)
+    proc = subprocess.run([os.path.join(build, "harness")], capture_output=True, text=True,
+                          env={**os.environ, "TSAN_OPTIONS": "halt_on_error=1:exitcode=25"})
+    assert proc.returncode == 0 and "WARNING: ThreadSanitizer" not in proc.stderr, \
+        proc.stdout + proc.stderr[-4000:]
+
+
 @pytest.mark.parametrize("net", NETWORKS)
 def test_no_heap_allocation_on_the_inference_path(projects, net, tmp_path):
     project, prefix, _ = projects[net]
@@ -181,3 +203,33 @@ def test_valgrind_clean(tmp_path):
 @pytest.mark.parametrize("net", ["resnet_small", "mobilenet_small"])
 def test_valgrind_clean_every_network(net, tmp_path):
     valgrind_app(net, tmp_path)
+
+
+CONFORMANCE_OPS = re.compile(
+    r"node/test_(add|sub|mul|div|cast_|where|equal|greater|less|and|or|xor|not|max|min|clip|"
+    r"gather|concat|transpose|matmul|gemm|conv|maxpool|averagepool|softmax|reduce_sum|argmax|"
+    r"cumsum|bitshift|mod|pow|erf|flatten|slice|split|tile|expand|pad|resize|bitwise|isnan|"
+    r"sign|trilu|einsum|instancenorm|layer_normalization|batchnorm|lrn|depthtospace|onehot|"
+    r"range|topk|scatter|hardmax|lstm|gru|rnn|quantizelinear|dequantizelinear|qlinear)")
+
+
+@needs_sanitizers
+@pytest.mark.slow
+def test_conformance_cases_under_sanitizers(tmp_path, monkeypatch):
+    """Every 8th node case of many op families (float, double, float16, int8..int64, uint8..,
+    bool, string-free), batched and built with ASan+UBSan: no case fails with a report."""
+    from nnbuild.conformance.cases import _node_cases
+    from nnbuild.conformance.runner import run
+    cases = [c for c in _node_cases() if CONFORMANCE_OPS.search(c.id)][::8]
+    for var in ("CFLAGS", "LDFLAGS"):
+        monkeypatch.setenv(var, SANITIZE)
+    monkeypatch.setenv("CC", CC)
+    for var, value in SANITIZER_ENV.items():
+        monkeypatch.setenv(var, value)
+    sweep = run(cases, str(tmp_path / "batch"), jobs=os.cpu_count(), log=lambda *a: None)
+    reports = [r for r in sweep.results if any(s in r.reason for s in (
+        "exit code 23", "exit code 24", "Sanitizer", "runtime error:"))]
+    passed = sum(r.passed for r in sweep.results)
+    print(f"\nconformance under ASan+UBSan: {len(cases)} cases, {passed} passed, "
+          f"{len(reports)} sanitizer reports ({sweep.timing['total_s']:.0f} s)")
+    assert not reports, "\n".join(f"{r.id}: {r.reason}" for r in reports)
