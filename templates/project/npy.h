@@ -94,6 +94,11 @@ static int npy_read(const char *path, npy_array *out, char *err, size_t errlen) 
     size_t item = (size_t)strtol(out->descr + 2, NULL, 10);
     if (item == 0 || item > 16) { snprintf(err, errlen, "%s: unsupported dtype %s", path, out->descr); fclose(f); return 0; }
     out->bytes = count * item;
+    long here = ftell(f);                 /* a shape larger than the file: refused unallocated */
+    if (here < 0 || fseek(f, 0, SEEK_END) != 0) goto truncated;
+    long end = ftell(f);
+    if (end < here || (size_t)(end - here) < out->bytes || fseek(f, here, SEEK_SET) != 0)
+        goto truncated;
     out->data = malloc(out->bytes ? out->bytes : 1);
     if (!out->data) { fclose(f); snprintf(err, errlen, "out of memory"); return 0; }
     if (fread(out->data, 1, out->bytes, f) != out->bytes) { free(out->data); out->data = NULL; goto truncated; }
