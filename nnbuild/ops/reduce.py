@@ -22,11 +22,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..codegen.loops import compute_ctype
 from ..errors import ModelError
 from ..ir.graph import Node, TensorType
+from .index import load as load_as_compute, store as store_from_compute
 from .registry import InferContext, Op, normalize_axis, register
 
-FLOATS = ("f32", "f64")
+FLOATS = ("f32", "f64", "f16", "bf16")
 INTEGERS = ("i32", "i64")
 
 
@@ -83,6 +85,8 @@ def _logsumexp(x, axes):
 
 _LIMITS = {("f32", "lowest"): "-INFINITY", ("f32", "highest"): "INFINITY",
            ("f64", "lowest"): "-INFINITY", ("f64", "highest"): "INFINITY",
+           ("f16", "lowest"): "-INFINITY", ("f16", "highest"): "INFINITY",
+           ("bf16", "lowest"): "-INFINITY", ("bf16", "highest"): "INFINITY",
            ("bool", "lowest"): "0", ("bool", "highest"): "1"}
 for _bits in (8, 16, 32, 64):
     _LIMITS[(f"i{_bits}", "lowest")] = f"INT{_bits}_MIN"
@@ -197,22 +201,25 @@ def reduce_loop(ctx, x: str, y: str, axes: tuple, kind: Reduction) -> str:
     x_terms = [(v, s) for v, (_, s) in zip(kept_vars, kept)]
     x_terms += [(f"r{k}", s) for k, (_, s) in enumerate(reduced)]
     x_terms.sort(key=lambda t: -t[1])
-    load = f"x[{_index(x_terms)}]"
+    # f16 / bf16 elements are loaded as float and the result stored back
+    etype = compute_ctype(dtype)
+    load = load_as_compute(ctx, dtype, f"x[{_index(x_terms)}]")
 
     # integers wrap around like the element type would: uint64_t arithmetic is modular
-    acc_type = dtype.ctype if not kind.wide else "double" if dtype.is_float else "uint64_t"
+    acc_type = etype if not kind.wide else "double" if dtype.is_float else "uint64_t"
     init = _LIMITS.get((dtype.short, kind.init), kind.init)
-    wide_load = load if acc_type == dtype.ctype else f"({acc_type}){load}"
+    wide_load = load if acc_type == etype else f"({acc_type}){load}"
     finish = kind.finish.format(acc="acc", n=count, top="top")
-    if acc_type == dtype.ctype and finish == "acc":
+    if acc_type == etype and finish == "acc":
         result = finish
     else:
-        result = f"({dtype.ctype})" + (finish if finish == "acc" else f"({finish})")
+        result = f"({etype})" + (finish if finish == "acc" else f"({finish})")
+    result = store_from_compute(ctx, dtype, result)
 
     body = []
     empty = count == 0           # an empty set: no loop over it (and no read of x)
     if "{top}" in kind.step:     # a first pass for the running maximum
-        body.append(f"{dtype.ctype} top = {_LIMITS[(dtype.short, 'lowest')]};")
+        body.append(f"{etype} top = {_LIMITS[(dtype.short, 'lowest')]};")
         if not empty:
             body += _nest(reduced, "r", _max_step(">").format(acc="top", x=load))
     body.append(f"{acc_type} acc = {init};")

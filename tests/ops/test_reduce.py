@@ -151,3 +151,11 @@ def test_empty_set_builds_without_warnings(op, cache_dir):
     import os
     for log in glob.glob(os.path.join(compiled.project_dir, "build", "*.log")):
         assert "warning:" not in open(log).read()
+
+
+def test_half_types_load_as_float(cache_dir):
+    nodes = [helper.make_node("ReduceMax", ["x"], ["max"], axes=[1]),
+             helper.make_node("ReduceSum", ["x", "axes"], ["sum"])]
+    model = make_model(nodes, {"x": (np.float16, [3, 5])}, ["max", "sum"],
+                       {"axes": np.array([1], np.int64)}, opset=13)
+    check_against_onnxruntime(model, cache_dir)
