@@ -248,6 +248,20 @@ def _bound_type(value_info, dtype, dims: tuple, where: str) -> TensorType:
     return TensorType(dtype, tuple(dims))
 
 
+def _check_names_are_text(model, where: str) -> None:
+    """protobuf hands string fields holding invalid UTF-8 over as bytes: refuse them here,
+    before anything treats a name as text."""
+    g = model.graph
+    texts = [o.domain for o in model.opset_import]
+    texts += [v.name for v in list(g.input) + list(g.output) + list(g.value_info)]
+    texts += [t.name for t in g.initializer]
+    for n in g.node:
+        texts += [n.op_type, n.domain, n.name, *n.input, *n.output]
+    bad = next((t for t in texts if not isinstance(t, str)), None)
+    if bad is not None:
+        raise ModelError(f"{where}: a name is not valid UTF-8: {bad!r}")
+
+
 def _domain(domain: str) -> str:
     """ONNX allows "ai.onnx" as another spelling of the default domain ""."""
     return "" if domain == "ai.onnx" else domain
@@ -259,6 +273,7 @@ def translate(model, shapes=None, name: str = "model", where: str = "model") -> 
         where = str(model)
         model = load_model(where)
     shapes = _parse_shapes(shapes)
+    _check_names_are_text(model, where)
     model = expand_functions(model, lambda op, domain: registry.lookup(op, _domain(domain)))
     g = model.graph
     opsets = {(o.domain if o.domain != "ai.onnx" else ""): int(o.version) for o in model.opset_import}

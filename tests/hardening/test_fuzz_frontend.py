@@ -168,3 +168,40 @@ def test_declared_elements_over_the_limit_are_refused_before_allocation(sandbox)
     for model in (huge_input, huge_init, huge_fill):
         code, err = run_generate(sandbox, model.SerializeToString())
         assert code == 2 and "elements" in err and str(MAX_TENSOR_ELEMENTS) in err, err
+
+
+def _regressions() -> dict:
+    """Minimal forms of what the fuzzer found (each crashed with an internal error before)."""
+    f = TensorProto.FLOAT
+    x = [helper.make_tensor_value_info("x", f, [2, 4])]
+    cases = {
+        "attribute_of_the_wrong_type": _model(
+            [helper.make_node("Transpose", ["x"], ["y"], perm="text")], x, ["y"]),
+        "required_input_omitted": _model(
+            [helper.make_node("Transpose", [""], ["y"])], x, ["y"]),
+        "constant_value_of_the_wrong_type": _model(
+            [helper.make_node("Constant", [], ["y"], value="text")], [], ["y"]),
+        "attribute_of_a_newer_opset_wrong_type": _model(
+            [helper.make_node("Split", ["x"], ["a", "b"], axis=1, num_outputs="text")], x,
+            ["a", "b"], opset=13),
+        "newline_in_a_node_name": _model(
+            [helper.make_node("Frobnicate", ["x"], ["y"], name="a\nb")], x, ["y"]),
+    }
+    external = _model([helper.make_node("Add", ["x", "w"], ["y"])], x, ["y"],
+                      [onnx.TensorProto(name="w", data_type=f, dims=[4])])
+    external.graph.initializer[0].data_location = TensorProto.EXTERNAL
+    external.graph.initializer[0].external_data.add(key="location", value="a\0b")
+    cases["nul_in_an_external_data_location"] = external
+    return {k: v.SerializeToString() for k, v in cases.items()}
+
+
+REGRESSIONS = _regressions()
+REGRESSIONS["invalid_utf8_in_an_op_type"] = _model(
+    [helper.make_node("Relu", ["x"], ["y"])], [helper.make_tensor_value_info(
+        "x", TensorProto.FLOAT, [2])], ["y"]).SerializeToString().replace(b"Relu", b"R\xfflu")
+
+
+@pytest.mark.parametrize("case", sorted(REGRESSIONS))
+def test_fuzzer_findings_are_one_line_errors(sandbox, case):
+    code, err = run_generate(sandbox, REGRESSIONS[case])
+    assert assert_clean_outcome(code, err, case, sandbox) == "refused"
