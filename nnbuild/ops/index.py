@@ -295,3 +295,59 @@ class EyeLike(Op):
     def lower(self, node, ctx):
         t = ctx.type(node.outputs[0])
         store_known(ctx, node.outputs[0], self._value(node, t.shape, t.dtype.numpy))
+
+
+# --- LpNormalization ---------------------------------------------------------------------------
+@register("LpNormalization", since=1)
+class LpNormalization(Op):
+    """y = x / ||x||_p along ``axis`` (default -1), p 1 or 2 (default 2); a zero norm gives 0."""
+    def _p(self, node, fail):
+        p = int(node.attr("p", 2))
+        if p not in (1, 2):
+            raise fail(f"p={p}; supported: 1, 2")
+        return p
+
+    def infer(self, ctx):
+        x = ctx.types[0]
+        if not x.dtype.is_float:
+            raise ctx.fail(f"element type {x.dtype}; supported: f32, f64, f16, bf16")
+        self._p(ctx.node, ctx.fail)
+        normalize_axis(ctx.node.attr("axis", -1), x.rank, ctx.node)
+        return [x]
+
+    def reference(self, node, x):
+        axis = normalize_axis(node.attr("axis", -1), x.ndim, node)
+        wide = x.astype(np.float64)
+        if self._p(node, ValueError) == 1:
+            norm = np.abs(wide).sum(axis=axis, keepdims=True)
+        else:
+            norm = np.sqrt((wide * wide).sum(axis=axis, keepdims=True))
+        with np.errstate(invalid="ignore", divide="ignore"):
+            y = np.where(norm == 0, 0, wide / norm)
+        return [y.astype(x.dtype)]
+
+    def lower(self, node, ctx):
+        x, y = node.inputs[0], node.outputs[0]
+        dtype = ctx.type(x).dtype
+        outer, n, inner = split_at(ctx.shape(x), normalize_axis(node.attr("axis", -1),
+                                                                ctx.type(x).rank, node))
+        if outer * n * inner == 0:
+            return
+        at = f"(o * {n} + k) * {inner} + i"
+        value = f"(double){load(ctx, dtype, f'x[{at}]')}"
+        if self._p(node, ValueError) == 1:
+            step, norm = f"sum += fabs({value});", "sum"
+        else:
+            step, norm = f"sum += {value} * {value};", "sqrt(sum)"
+        result = store(ctx, dtype, f"({compute_ctype(dtype)})(norm == 0 ? 0 : {value} / norm)")
+        ctx.emit(block([
+            f"const {dtype.ctype} *x = {ctx.ptr(x)};", f"{dtype.ctype} *y = {ctx.ptr(y)};",
+            f"for (size_t o = 0; o < {outer}; ++o)",
+            f"    for (size_t i = 0; i < {inner}; ++i) {{",
+            "        double sum = 0;",
+            f"        for (size_t k = 0; k < {n}; ++k)",
+            f"            {step}",
+            f"        const double norm = {norm};",
+            f"        for (size_t k = 0; k < {n}; ++k)",
+            f"            y[{at}] = {result};",
+            "    }"]))

@@ -53,3 +53,12 @@ def test_eyelike(cache_dir):
              helper.make_node("EyeLike", ["x"], ["eye_f"], dtype=1, k=-2)]
     check_against_onnxruntime(make_model(nodes, {"x": (np.int32, [4, 5])}, ["eye", "eye_f"]),
                               cache_dir)
+
+
+def test_lp_normalization(cache_dir):
+    nodes = [helper.make_node("LpNormalization", ["x"], ["l2"]),
+             helper.make_node("LpNormalization", ["x"], ["l1"], p=1, axis=0)]
+    x = np.random.default_rng(13).standard_normal((3, 4)).astype(F32)
+    x[:, 1] = 0                      # a zero norm along axis 0 gives zeros
+    check_against_onnxruntime(make_model(nodes, {"x": (F32, [3, 4])}, ["l2", "l1"]), cache_dir,
+                              {"x": x})
