@@ -35,7 +35,8 @@ def check_output_folder(folder: str) -> None:
     if os.path.exists(folder) and not os.path.isdir(folder):
         raise UsageError(f"-o {folder}: exists and is not a folder")
     if os.path.isdir(folder) and _holds_files(folder) and \
-            not os.path.isfile(os.path.join(folder, MARKER)):
+            not os.path.isfile(os.path.join(folder, MARKER)) and \
+            not os.path.isfile(os.path.join(folder, JOURNAL)):     # an interrupted first update
         raise UsageError(f"-o {folder}: folder holds files that nnbuild did not write; "
                          f"choose a new or empty folder")
 

@@ -178,3 +178,17 @@ def test_concurrent_compiles_share_one_cache_entry(tmp_path):
     entries = [n for n in os.listdir(cache) if not n.startswith(".")]
     assert len(entries) == 1 and os.path.isfile(os.path.join(cache, entries[0], "complete"))
     assert not [n for n in os.listdir(cache) if ".tmp-" in n]
+
+
+def test_interrupted_first_update_of_an_empty_folder_is_recovered(built, tmp_path):
+    """An existing empty -o killed mid-update holds a journal, not nnbuild.json: the next run
+    still takes the folder, rolls it back (empty) and publishes."""
+    root, _, _, _ = built
+    out = tmp_path / "fresh"
+    out.mkdir()
+    proc = subprocess.run([sys.executable, "-c", KILLER, "update", "3", str(root / "net.onnx"),
+                           str(out)], capture_output=True, text=True)
+    assert proc.returncode == -9, proc.stderr
+    assert os.path.isfile(out / outdir.JOURNAL)
+    nnbuild.generate(str(root / "net.onnx"), str(out))
+    assert os.path.isfile(out / "nnbuild.json") and not os.path.exists(out / outdir.JOURNAL)
