@@ -351,3 +351,165 @@ class LpNormalization(Op):
             f"        for (size_t k = 0; k < {n}; ++k)",
             f"            y[{at}] = {result};",
             "    }"]))
+
+
+# --- ScatterElements, ScatterND, GatherND ------------------------------------------------------
+def _reduction_attr(node) -> str:
+    value = node.attr("reduction", "none")
+    return value.decode() if isinstance(value, bytes) else value
+
+
+_COMBINE = {"none": "{u}", "add": "{y} + {u}", "mul": "{y} * {u}",
+            "max": "{u} > {y} ? {u} : {y}", "min": "{u} < {y} ? {u} : {y}"}
+_NP_COMBINE = {"add": np.add, "mul": np.multiply, "max": np.maximum, "min": np.minimum}
+
+
+def _scatter_store(ctx, dtype, target: str, update: str, reduction: str) -> str:
+    """``y[target] = (y[target] combined with update)`` through the compute type."""
+    current = load(ctx, dtype, f"y[{target}]")
+    value = _COMBINE[reduction].format(y=current, u=load(ctx, dtype, update))
+    return f"y[{target}] = {store(ctx, dtype, value)};"
+
+
+def _copy_data(ctx, data: str, y: str) -> list:
+    return [f"memcpy(y, {ctx.ptr(data)}, {ctx.type(data).nbytes});"] if ctx.type(data).size else []
+
+
+def _index_value(ctx, name: str, at: str, extent: int) -> str:
+    """An index read at run time, negative ones counted from the end."""
+    return f"({ctx.ptr(name)}[{at}] < 0 ? {ctx.ptr(name)}[{at}] + {extent} : {ctx.ptr(name)}[{at}])"
+
+
+class ScatterCommon(Op):
+    def check_reduction(self, ctx):
+        reduction = _reduction_attr(ctx.node)
+        if reduction not in _COMBINE:
+            raise ctx.fail(f"reduction {reduction!r}; supported: {', '.join(_COMBINE)}")
+
+    def infer(self, ctx):
+        self.check_reduction(ctx)
+        return [ctx.types[0]]
+
+
+@register("ScatterElements", since=11)
+class ScatterElements(ScatterCommon):
+    """y = data with y[..., indices[p], ...] (at ``axis``) = updates[p] (or combined by
+    ``reduction``: add, mul, max, min), in index order"""
+    def reference(self, node, data, indices, updates):
+        axis = normalize_axis(node.attr("axis", 0), data.ndim, node)
+        y = data.copy()
+        reduction = _reduction_attr(node)
+        for p in np.ndindex(*indices.shape):
+            target = list(p)
+            target[axis] = int(indices[p]) % data.shape[axis]
+            t = tuple(target)
+            y[t] = updates[p] if reduction == "none" else _NP_COMBINE[reduction](y[t], updates[p])
+        return [y]
+
+    def lower(self, node, ctx):
+        data, indices, updates = node.inputs[:3]
+        shape, ishape = ctx.shape(data), ctx.shape(indices)
+        dtype = ctx.type(data).dtype
+        axis = normalize_axis(node.attr("axis", 0), len(shape), node)
+        lines = [f"{dtype.ctype} *y = {ctx.ptr(node.outputs[0])};"] + _copy_data(ctx, data, "y")
+        if ctx.type(indices).size:
+            ystrides = [int(np.prod(shape[j + 1:], dtype=np.int64)) for j in range(len(shape))]
+            istrides = [int(np.prod(ishape[j + 1:], dtype=np.int64)) for j in range(len(ishape))]
+            at = " + ".join(f"p{j} * {s}" for j, s in enumerate(istrides)) or "0"
+            idx = _index_value(ctx, indices, at, shape[axis])
+            target = " + ".join(f"(size_t){idx} * {s}" if j == axis else f"p{j} * {s}"
+                                for j, s in enumerate(ystrides))
+            body = [_scatter_store(ctx, dtype, target, f"{ctx.ptr(updates)}[{at}]",
+                                   _reduction_attr(node))]
+            for j in reversed(range(len(ishape))):
+                body = [f"for (size_t p{j} = 0; p{j} < {ishape[j]}; ++p{j})"] + \
+                    ["    " + line for line in body]
+            lines += body
+        ctx.emit(block(lines))
+
+
+@register("Scatter", since=9)
+class Scatter(ScatterElements):
+    """Deprecated ScatterElements (no reduction)"""
+
+
+@register("ScatterND", since=11)
+class ScatterND(ScatterCommon):
+    """y = data with the slices y[indices[b]] = updates[b] (or combined by ``reduction``)"""
+    def reference(self, node, data, indices, updates):
+        y = data.copy()
+        reduction = _reduction_attr(node)
+        for b in np.ndindex(*indices.shape[:-1]):
+            t = tuple(int(i) for i in indices[b])
+            y[t] = updates[b] if reduction == "none" else _NP_COMBINE[reduction](y[t], updates[b])
+        return [y]
+
+    def lower(self, node, ctx):
+        data, indices, updates = node.inputs[:3]
+        shape, ishape = ctx.shape(data), ctx.shape(indices)
+        dtype = ctx.type(data).dtype
+        k = ishape[-1]
+        count = int(np.prod(ishape[:-1], dtype=np.int64))
+        piece = int(np.prod(shape[k:], dtype=np.int64))
+        lines = [f"{dtype.ctype} *y = {ctx.ptr(node.outputs[0])};"] + _copy_data(ctx, data, "y")
+        if count and piece:
+            offset = " + ".join(
+                f"(size_t){_index_value(ctx, indices, f'b * {k} + {j}', shape[j])} * "
+                f"{int(np.prod(shape[j + 1:], dtype=np.int64))}" for j in range(k)) or "0"
+            lines += [f"for (size_t b = 0; b < {count}; ++b) {{",
+                      f"    const size_t offset = {offset};",
+                      f"    for (size_t e = 0; e < {piece}; ++e)",
+                      "        " + _scatter_store(ctx, dtype, "offset + e",
+                                                  f"{ctx.ptr(updates)}[b * {piece} + e]",
+                                                  _reduction_attr(node)),
+                      "}"]
+        ctx.emit(block(lines))
+
+
+@register("GatherND", since=11)
+class GatherND(Op):
+    """y[b..., m...] = data[b..., indices[b..., m..., :], ...] with ``batch_dims`` leading
+    dims shared"""
+    def _dims(self, node, shape, ishape):
+        b = int(node.attr("batch_dims", 0))
+        k = ishape[-1]
+        return b, k, tuple(ishape[:-1]) + tuple(shape[b + k:])
+
+    def infer(self, ctx):
+        x, i = ctx.types[0], ctx.types[1]
+        b, k, out = self._dims(ctx.node, x.shape, i.shape)
+        if b + k > x.rank or x.shape[:b] != i.shape[:b]:
+            raise ctx.fail(f"indices {i} do not fit data {x} with batch_dims={b}")
+        return [TensorType(x.dtype, out)]
+
+    def reference(self, node, data, indices):
+        b, k, out = self._dims(node, data.shape, indices.shape)
+        batch = int(np.prod(data.shape[:b], dtype=np.int64))
+        d = data.reshape((batch,) + data.shape[b:])
+        ind = indices.reshape(batch, -1, k)
+        rows = [d[n][tuple(int(v) for v in ind[n, m])] for n in range(batch)
+                for m in range(ind.shape[1])]
+        return [np.asarray(rows, data.dtype).reshape(out)]
+
+    def lower(self, node, ctx):
+        data, indices = node.inputs[:2]
+        shape, ishape = ctx.shape(data), ctx.shape(indices)
+        b, k, out = self._dims(node, shape, ishape)
+        batch = int(np.prod(shape[:b], dtype=np.int64))
+        per_batch = int(np.prod(ishape[b:-1], dtype=np.int64))
+        piece = int(np.prod(shape[b + k:], dtype=np.int64))
+        data_batch = int(np.prod(shape[b:], dtype=np.int64))
+        if batch * per_batch * piece == 0:
+            return
+        dtype = ctx.type(data).dtype
+        row = f"(n * {per_batch} + m) * {k}"
+        offset = " + ".join(
+            f"(size_t){_index_value(ctx, indices, f'{row} + {j}', shape[b + j])} * "
+            f"{int(np.prod(shape[b + j + 1:], dtype=np.int64))}" for j in range(k)) or "0"
+        ctx.emit(block([
+            f"const {dtype.ctype} *x = {ctx.ptr(data)};", f"{dtype.ctype} *y = {ctx.ptr(node.outputs[0])};",
+            f"for (size_t n = 0; n < {batch}; ++n)",
+            f"    for (size_t m = 0; m < {per_batch}; ++m) {{",
+            f"        const {dtype.ctype} *src = x + n * {data_batch} + {offset};",
+            f"        memcpy(y + (n * {per_batch} + m) * {piece}, src, {piece} * sizeof *src);",
+            "    }"]))

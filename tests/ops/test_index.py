@@ -62,3 +62,25 @@ def test_lp_normalization(cache_dir):
     x[:, 1] = 0                      # a zero norm along axis 0 gives zeros
     check_against_onnxruntime(make_model(nodes, {"x": (F32, [3, 4])}, ["l2", "l1"]), cache_dir,
                               {"x": x})
+
+
+def test_scatter_elements_scatter_nd_gather_nd(cache_dir):
+    nodes = [helper.make_node("ScatterElements", ["data", "ei", "eu"], ["se"], axis=1),
+             helper.make_node("ScatterElements", ["data", "ei", "eu"], ["se_add"], axis=1,
+                              reduction="add"),
+             helper.make_node("ScatterND", ["data", "ni", "nu"], ["snd"]),
+             helper.make_node("ScatterND", ["data", "ni", "nu"], ["snd_max"], reduction="max"),
+             helper.make_node("GatherND", ["data", "gi"], ["gnd"]),
+             helper.make_node("GatherND", ["data", "bi"], ["gnd_batch"], batch_dims=1)]
+    rng = np.random.default_rng(14)
+    inits = {"ei": np.array([[0, -1], [2, 2], [1, 0]], np.int64),
+             "ni": np.array([[2], [0]], np.int64),
+             "gi": np.array([[1, 3], [-1, 0]], np.int64),
+             "bi": np.array([[3], [0], [1]], np.int64)}
+    feeds = {"data": rng.standard_normal((3, 4)).astype(F32),
+             "eu": rng.standard_normal((3, 2)).astype(F32),
+             "nu": rng.standard_normal((2, 4)).astype(F32)}
+    model = make_model(nodes, {"data": (F32, [3, 4]), "eu": (F32, [3, 2]), "nu": (F32, [2, 4])},
+                       ["se", "se_add", "snd", "snd_max", "gnd", "gnd_batch"],
+                       initializers=inits, opset=18)
+    check_against_onnxruntime(model, cache_dir, feeds)
