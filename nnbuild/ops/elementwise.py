@@ -421,3 +421,21 @@ class CastLike(Cast):
         if ctx.values[0] is None:
             return None
         return [ctx.values[0].astype(ctx.types[1].dtype.numpy)]
+
+
+@register("BitCast", since=26)
+class BitCast(Op):
+    """y = the bytes of x read as the element type ``to`` (same width, same shape)."""
+    def infer(self, ctx):
+        x, to = ctx.types[0], dtypes.from_code(ctx.node.attr("to"))
+        if to.itemsize != x.dtype.itemsize:
+            raise ctx.fail(f"{x.dtype} and {to} differ in width")
+        return [TensorType(to, x.shape)]
+
+    def reference(self, node, x):
+        return [np.ascontiguousarray(x).view(dtypes.from_code(node.attr("to")).numpy)]
+
+    def lower(self, node, ctx):
+        if ctx.type(node.inputs[0]).size:
+            ctx.emit(f"memcpy({ctx.ptr(node.outputs[0])}, {ctx.ptr(node.inputs[0])}, "
+                     f"{ctx.type(node.inputs[0]).nbytes});")

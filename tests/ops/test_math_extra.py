@@ -101,3 +101,15 @@ def test_opset6_axis_broadcast_and_channel_prelu(cache_dir):
     actual = nnbuild.compile(model, cache_dir=cache_dir).run(feeds)
     for name, want in expected.items():
         np.testing.assert_allclose(actual[name], want, rtol=1e-6)
+
+
+def test_bitcast_keeps_the_bits(cache_dir):
+    import nnbuild
+    nodes = [helper.make_node("BitCast", ["x"], ["i"], to=6),
+             helper.make_node("BitCast", ["i"], ["back"], to=1)]
+    model = make_model(nodes, {"x": (F32, [3])}, ["i", "back"], opset=26)
+    model.ir_version = 13
+    x = np.array([1.5, -0.0, np.inf], F32)
+    out = nnbuild.compile(model, cache_dir=cache_dir).run({"x": x})
+    np.testing.assert_array_equal(out["i"], x.view(np.int32))
+    np.testing.assert_array_equal(out["back"].view(np.int32), x.view(np.int32))
