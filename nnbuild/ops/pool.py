@@ -204,6 +204,51 @@ class AveragePool(WindowedPool):
                        "true" if node.attr("count_include_pad", 0) else "false")
 
 
+@register("LpPool", since=2)
+class LpPool(WindowedPool):
+    """y = (sum of |x|^p over each window)^(1/p), p default 2; padding adds nothing. A loop nest
+    in the network source (double sums)."""
+    def reference(self, node, x):
+        w = window(node, x.shape[2:])
+        p = float(node.attr("p", 2))
+        total = np.zeros(x.shape[:2] + w.out, np.float64)
+        for _, values, mask in _taps(x, w):
+            total += np.where(mask, np.abs(values.astype(np.float64)) ** p, 0)
+        return [(total ** (1 / p)).astype(x.dtype)]
+
+    def lower(self, node, ctx):
+        x, y = node.inputs[0], node.outputs[0]
+        shape = ctx.shape(x)
+        w = window(node, shape[2:])
+        p = int(node.attr("p", 2))
+        rank = len(w.out)
+        planes = shape[0] * shape[1]
+        if planes * int(np.prod(w.out)) == 0:
+            return
+        in_strides = [int(np.prod(shape[2 + j + 1:])) for j in range(rank)]
+        power = {1: "fabs(v)", 2: "v * v"}.get(p, f"pow(fabs(v), {p})")
+        root = {1: "acc", 2: "sqrt(acc)"}.get(p, f"pow(acc, {1 / p!r})")
+        at = " + ".join(f"(size_t)i{j} * {s}" for j, s in enumerate(in_strides))
+        inner = [f"const double v = (double)xp[{at}];", f"acc += {power};"]
+        for j in reversed(range(rank)):
+            inner = [f"for (size_t k{j} = 0; k{j} < {w.kernel[j]}; ++k{j}) {{",
+                     f"    const ptrdiff_t i{j} = (ptrdiff_t)(o{j} * {w.strides[j]} + "
+                     f"k{j} * {w.dilations[j]}) - {w.pads_begin[j]};",
+                     f"    if (i{j} < 0 || i{j} >= {shape[2 + j]})",
+                     "        continue;"] + ["    " + line for line in inner] + ["}"]
+        out_at = " + ".join(f"o{j} * {int(np.prod(w.out[j + 1:]))}" for j in range(rank))
+        body = ["double acc = 0;"] + inner + [
+            f"y[c * {int(np.prod(w.out))} + {out_at}] = (float)({root});"]
+        for j in reversed(range(rank)):
+            body = [f"for (size_t o{j} = 0; o{j} < {w.out[j]}; ++o{j}) {{"] + \
+                ["    " + line for line in body] + ["}"]
+        lines = [f"const float *x = {ctx.ptr(x)};", f"float *y = {ctx.ptr(y)};",
+                 f"for (size_t c = 0; c < {planes}; ++c) {{",
+                 f"    const float *xp = x + c * {int(np.prod(shape[2:]))};"]
+        lines += ["    " + line for line in body] + ["}"]
+        ctx.emit("{\n" + "\n".join("    " + line for line in lines) + "\n}")
+
+
 class GlobalPool(Op):
     kernel = ""
 

@@ -108,3 +108,14 @@ def test_unsupported_dtype_is_a_clear_error(tmp_path):
     model = make_model([node], {"x": (np.float64, [1, 1, 4, 4])}, ["y"])
     with pytest.raises(ModelError, match="supported: f32"):
         nnbuild.translate(model)
+
+
+def test_lp_pool(cache_dir):
+    nodes = [helper.make_node("LpPool", ["x"], ["p2"], kernel_shape=[3, 3], pads=[1, 1, 1, 1],
+                              strides=[2, 2]),
+             helper.make_node("LpPool", ["x"], ["p3"], kernel_shape=[2, 2], p=3,
+                              auto_pad="SAME_UPPER"),
+             helper.make_node("LpPool", ["x"], ["p1"], kernel_shape=[2, 2], p=1,
+                              dilations=[2, 2])]
+    model = make_model(nodes, {"x": (np.float32, [1, 2, 7, 6])}, ["p2", "p3", "p1"], opset=18)
+    check_against_onnxruntime(model, cache_dir)
