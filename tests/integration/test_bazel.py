@@ -279,7 +279,8 @@ def test_bazel_generates_the_same_sources_as_nnbuild_generate(builds, tmp_path):
         out = tmp_path / name
         proc = subprocess.run([sys.executable, "-m", "nnbuild", "generate",
                                os.path.join(a.workspace, "models", model), "-o", str(out),
-                               *options], capture_output=True, text=True, env=a.env)
+                               *options], capture_output=True, text=True, env=a.env,
+                              cwd=str(tmp_path))       # not the checkout: -m imports from cwd
         assert proc.returncode == 0, proc.stderr
         assert_same_sources(generated(a.bin(f"{name}_gen")), generated(out), "nnbuild generate")
 
@@ -301,7 +302,8 @@ def test_bazel_and_cmake_generate_the_same_sources(builds, tmp_path):
     for cmd in (["cmake", "-S", str(project), "-B", str(build), "-G", "Ninja",
                  f"-Dnnbuild_ROOT={cmake_dir}", f"-DNNBUILD_PYTHON={sys.executable}"],
                 ["cmake", "--build", str(build)]):
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=a.env)
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=a.env,
+                              cwd=str(tmp_path))
         assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     for name in ("classifier", "scorer"):
         cmake_files = generated(build / f"{name}.nnbuild" / "project")
