@@ -70,6 +70,10 @@ static int npy_read(const char *path, npy_array *out, char *err, size_t errlen) 
         free(header); snprintf(err, errlen, "%s: bad dtype in .npy header", path); fclose(f); return 0;
     }
     memcpy(out->descr, d + 1, (size_t)(dend - d - 1));
+    for (const char *c = out->descr; *c; ++c)     /* it is echoed in messages: one line */
+        if (*c < 0x21 || *c > 0x7e) {
+            free(header); snprintf(err, errlen, "%s: bad dtype in .npy header", path); fclose(f); return 0;
+        }
     if (strncmp(fo + 16, " True", 5) == 0 || strncmp(fo + 16, "True", 4) == 0) {
         free(header); snprintf(err, errlen, "%s: Fortran-ordered arrays are not supported", path); fclose(f); return 0;
     }

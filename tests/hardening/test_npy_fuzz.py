@@ -75,3 +75,17 @@ def test_a_shape_larger_than_the_file_is_refused_before_allocation(tmp_path):
     proc = subprocess.run([exe, "-malloc_limit_mb=64", str(tmp_path / "huge.npy")],
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr[-3000:]
+
+
+def test_a_dtype_with_a_newline_is_a_one_line_error(tmp_path):
+    """The dtype string is echoed in the error: control characters in it are refused (the
+    fuzzer found a dtype '<q\\n' giving a two-line message)."""
+    exe = _fuzzer(tmp_path)
+    if exe is None:
+        pytest.skip("clang with libFuzzer is missing")
+    header = "{'descr': '<q\n', 'fortran_order': False, 'shape': (1,), }"
+    data = b"\x93NUMPY\x01\x00" + len(header).to_bytes(2, "little") + header.encode() + bytes(4)
+    (tmp_path / "nl.npy").write_bytes(data)
+    proc = subprocess.run([exe, str(tmp_path / "nl.npy")], capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 0, proc.stderr[-3000:]
