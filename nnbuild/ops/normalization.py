@@ -86,6 +86,8 @@ class BatchNormalization(Op):
         for i, what in enumerate(("scale", "B", "input_mean", "input_var"), start=1):
             if ctx.types[i].size != channels:
                 raise ctx.fail(f"{what} {ctx.types[i]} must hold {channels} values for input {x}")
+            if ctx.types[i].shape != ctx.types[1].shape:     # the folding pass combines them
+                raise ctx.fail(f"{what} {ctx.types[i]} and scale {ctx.types[1]} differ in shape")
         extra = [o for o in ctx.node.outputs[1:] if o]
         used = set(ctx.graph.outputs) | set(ctx.graph.consumers())
         if any(o in used for o in extra):

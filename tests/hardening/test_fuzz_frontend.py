@@ -205,3 +205,17 @@ REGRESSIONS["invalid_utf8_in_an_op_type"] = _model(
 def test_fuzzer_findings_are_one_line_errors(sandbox, case):
     code, err = run_generate(sandbox, REGRESSIONS[case])
     assert assert_clean_outcome(code, err, case, sandbox) == "refused"
+
+
+def test_batchnorm_parameters_of_different_shapes_are_refused(sandbox):
+    """scale (3, 8) beside var (24,) passed inference and crashed the BN-folding pass."""
+    f = TensorProto.FLOAT
+    p = {"s": np.ones((3, 8), np.float32), "b": np.zeros(24, np.float32),
+         "m": np.zeros(24, np.float32), "v": np.ones(24, np.float32)}
+    conv_w = onnx.numpy_helper.from_array(np.ones((24, 2, 1, 1), np.float32), "cw")
+    model = _model([helper.make_node("Conv", ["x", "cw"], ["c"]),
+                    helper.make_node("BatchNormalization", ["c", "s", "b", "m", "v"], ["y"])],
+                   [helper.make_tensor_value_info("x", f, [1, 2, 4, 4])], ["y"],
+                   [conv_w] + [onnx.numpy_helper.from_array(v, k) for k, v in p.items()])
+    code, err = run_generate(sandbox, model.SerializeToString())
+    assert assert_clean_outcome(code, err, "bn", sandbox) == "refused" and "shape" in err
