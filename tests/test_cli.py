@@ -116,7 +116,8 @@ def test_build_prints_app_and_library(built):
 def test_inspect_prints_ir_flops_and_arena(workdir):
     out = nnbuild("inspect", workdir / "small.onnx").stdout
     assert out.startswith("graph small opsets(ai.onnx=17) {\n  input %x: f32[2,3]\n")
-    assert "%prod: f32[2,3] = Mul(%r, %y)  # mul0" in out          # Identity removed
+    assert ('%prod: f32[2,3] = nnbuild::Elementwise(%a, %y) {body=["Relu($0)", "Mul(#0, $1)"]}'
+            "  # relu0, mul0") in out                  # Identity removed, Relu and Mul fused
     assert "dead0" not in out.split("}")[0]                          # dead node removed
     header = next(line for line in out.splitlines() if line.startswith("node"))
     assert header.split() == ["node", "op", "output", "params", "MFLOP"]
@@ -141,8 +142,9 @@ def test_inspect_after_an_unknown_pass(workdir):
 def test_inspect_lists_passes(workdir):
     out = nnbuild("inspect", workdir / "small.onnx", "--passes").stdout
     assert [line.split()[0] for line in out.splitlines()] == [
-        "fold-constants", "remove-identity", "fold-batchnorm", "fold-constants",
-        "eliminate-dead-code"]
+        "fold-constants", "remove-identity", "simplify-algebra", "fold-batchnorm",
+        "fold-constants", "eliminate-common-subexpressions", "eliminate-dead-code",
+        "recognize-gelu", "fuse-epilogue", "fuse-elementwise"]
 
 
 def test_dump_ir_writes_a_file_per_pass(workdir, tmp_path):

@@ -99,7 +99,9 @@ def broadcast_loop(ctx, out: str, operands: list, expr) -> None:
     """Emit ``out[...] = expr(operand loads...)`` over ``out``'s shape with numpy broadcasting.
 
     ``operands`` are value names or ready C expressions wrapped in ``Scalar``; ``expr`` maps the
-    list of C load expressions to the C expression of one output element. f16 / bf16 operands
+    list of C load expressions to the C expression of one output element, or to a pair
+    (statements, expression) when the element needs named temporaries first (a fused chain
+    composes its ops' expressions so: ``const float t0 = ...;``). f16 / bf16 operands
     are loaded as float and the output is stored from float (``compute_ctype``), so ``expr``
     never sees their uint16_t storage.
     """
@@ -120,12 +122,19 @@ def broadcast_loop(ctx, out: str, operands: list, expr) -> None:
         lines.append(f"const {ctx.ctype(o)} *{var} = {ctx.ptr(o)};")
         loads.append(_convert(ctx, ctx.type(o).dtype, 0, f"{var}[{_index(merged[t + 1])}]"))
         t += 1
-    body = f"y[{_index(merged[0])}] = {_convert(ctx, ctx.type(out).dtype, 1, expr(loads))};"
+    value = expr(loads)
+    prelude = []
+    if isinstance(value, tuple):
+        prelude, value = value
+    body = f"y[{_index(merged[0])}] = {_convert(ctx, ctx.type(out).dtype, 1, value)};"
     indent = ""
     for k, d in enumerate(dims):
-        lines.append(f"{indent}for (size_t i{k} = 0; i{k} < {d}; ++i{k})")
+        brace = " {" if prelude and k == len(dims) - 1 else ""
+        lines.append(f"{indent}for (size_t i{k} = 0; i{k} < {d}; ++i{k}){brace}")
         indent += "    "
-    lines.append(indent + body)
+    lines += [indent + s for s in prelude] + [indent + body]
+    if prelude and dims:
+        lines.append(indent[4:] + "}")
     ctx.emit("{\n" + "\n".join("    " + line for line in lines) + "\n}")
 
 

@@ -16,3 +16,4 @@ from . import loss  # noqa: F401
 from . import index  # noqa: F401
 from . import loss  # noqa: F401
 from . import quantize  # noqa: F401
+from . import fused  # noqa: F401

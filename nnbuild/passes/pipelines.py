@@ -2,15 +2,22 @@
 from __future__ import annotations
 
 from ..errors import UsageError
+from .eliminate_common_subexpressions import eliminate_common_subexpressions
 from .eliminate_dead_code import eliminate_dead_code
 from .fold_batchnorm import fold_batchnorm
 from .fold_constants import fold_constants
+from .fuse_elementwise import fuse_elementwise
+from .fuse_epilogue import fuse_epilogue
+from .recognize_gelu import recognize_gelu
 from .remove_identity import remove_identity
+from .simplify_algebra import simplify_algebra
 
 PIPELINES = {
     0: [],
     1: [fold_constants, remove_identity, eliminate_dead_code],
-    2: [fold_constants, remove_identity, fold_batchnorm, fold_constants, eliminate_dead_code],
+    2: [fold_constants, remove_identity, simplify_algebra, fold_batchnorm, fold_constants,
+        eliminate_common_subexpressions, eliminate_dead_code, recognize_gelu, fuse_epilogue,
+        fuse_elementwise],
 }
 
 ALL_PASSES = {p.name: p for level in PIPELINES.values() for p in level}

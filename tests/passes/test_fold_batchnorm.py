@@ -289,6 +289,7 @@ def test_compiled_conv_batchnorm_matches_onnxruntime(cache_dir):
                         **{k: v for k, v in zip("stmv", _random_bn(rng, 4).values())}})
     import nnbuild
     optimized = nnbuild.optimize(nnbuild.translate(model), opt_level=2)
-    assert [n.op for n in optimized.nodes] == ["Conv", "Relu"]
+    [fused] = optimized.nodes           # -O2 then fuses the Relu as the convolution's epilogue
+    assert fused.op == "FusedConv" and fused.sources == ("conv", "bn", "relu")
     for level in (0, 2):
         check_against_onnxruntime(model, cache_dir, opt_level=level)

@@ -36,8 +36,11 @@ def test_pipelines_are_plain_lists_per_level():
     assert [p.name for p in pipeline(1)] == ["fold-constants", "remove-identity",
                                              "eliminate-dead-code"]
     assert [p.name for p in pipeline(2)] == ["fold-constants", "remove-identity",
-                                             "fold-batchnorm", "fold-constants",
-                                             "eliminate-dead-code"]
+                                             "simplify-algebra", "fold-batchnorm",
+                                             "fold-constants",
+                                             "eliminate-common-subexpressions",
+                                             "eliminate-dead-code", "recognize-gelu",
+                                             "fuse-epilogue", "fuse-elementwise"]
     with pytest.raises(UsageError, match="-O3"):
         pipeline(3)
 
@@ -55,8 +58,10 @@ def test_dump_ir_writes_one_file_per_pass_in_order(tmp_path):
     result = manager.run(parse(BEFORE))
     files = sorted(os.listdir(tmp_path / "dump"))
     assert files == ["000_input.nnir", "001_fold-constants.nnir", "002_remove-identity.nnir",
-                     "003_fold-batchnorm.nnir", "004_fold-constants.nnir",
-                     "005_eliminate-dead-code.nnir"]
+                     "003_simplify-algebra.nnir", "004_fold-batchnorm.nnir",
+                     "005_fold-constants.nnir", "006_eliminate-common-subexpressions.nnir",
+                     "007_eliminate-dead-code.nnir", "008_recognize-gelu.nnir",
+                     "009_fuse-epilogue.nnir", "010_fuse-elementwise.nnir"]
     # each file is the graph after that pass, and parses back
     graph = parse(BEFORE)
     assert (tmp_path / "dump" / files[0]).read_text() == format_graph(graph)
@@ -139,8 +144,8 @@ def test_translated_model_verifies_after_every_pass(level):
     verify(graph)
     result = nnbuild.optimize(graph, opt_level=level, verify_each=True)
     ops = [n.op for n in result.nodes]
-    assert ops == (["Mul", "Add", "Identity", "Dropout", "Relu", "Sigmoid", "Clip"]
-                   if level == 0 else ["Add", "Relu", "Clip"])
+    assert ops == {0: ["Mul", "Add", "Identity", "Dropout", "Relu", "Sigmoid", "Clip"],
+                   1: ["Add", "Relu", "Clip"], 2: ["Elementwise"]}[level]
 
 
 @pytest.mark.parametrize("model", ["light_resnet50.onnx", "light_shufflenet.onnx",
