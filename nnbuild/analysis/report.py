@@ -1,6 +1,9 @@
 """What `nnbuild inspect` prints: the text IR, then a table of nodes with their FLOPs and the
-parameters they read, then totals and the arena size against its bounds."""
+parameters they read, then totals, the arena size against its bounds, how many values share
+memory, and what the fusion passes made."""
 from __future__ import annotations
+
+from collections import Counter
 
 from ..codegen.plan import plan_memory
 from ..ir.graph import Graph
@@ -34,5 +37,13 @@ def inspect_report(graph: Graph) -> str:
               f"params: {params} ({param_bytes / 1e6:.2f} MB)",
               f"compute: {total_flops / 1e9:.4f} GFLOP",
               f"arena: {plan.arena_bytes} bytes (lower bound {plan.lower_bound}, "
-              f"naive sum {plan.naive_bytes})", ""]
+              f"naive sum {plan.naive_bytes})",
+              f"memory sharing: {len(plan.aliases)} views without a copy, "
+              f"{len(plan.in_place)} elementwise ops in place"]
+    fused = Counter(n.op for n in graph.nodes if n.domain == "nnbuild")
+    if fused:
+        absorbed = sum(len(n.sources) for n in graph.nodes if n.domain == "nnbuild")
+        lines.append(f"fused: {sum(fused.values())} nodes stand for {absorbed} ONNX nodes ("
+                     + ", ".join(f"{op} {k}" for op, k in sorted(fused.items())) + ")")
+    lines.append("")
     return "\n".join(lines)

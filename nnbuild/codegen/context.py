@@ -155,7 +155,12 @@ class LoweringContext:
     # --- driver --------------------------------------------------------------------------------
     def lower_node(self, index: int, node: Node, lower) -> None:
         self.node, self.node_index, self._lines = node, index, []
-        lower(node, self)
+        if index in self.plan.aliases:      # a view of an arena value: the same bytes, no copy
+            out, source = self.plan.aliases[index]
+            self.emit(f"/* {c_comment(out)} = {c_comment(source)} viewed as "
+                      f"{self.type(out)}: no copy */")
+        else:
+            lower(node, self)
         ins = ", ".join(str(self.type(i)) for i in node.inputs if i)
         outs = ", ".join(str(self.type(o)) for o in node.outputs if o)
         comment = c_comment(f"{node.label} ({node.op})  {ins} -> {outs}")
