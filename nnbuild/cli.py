@@ -89,6 +89,20 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--passes", action="store_true", help="list the passes of the pipeline")
     p.set_defaults(func=cmd_inspect)
 
+    p = sub.add_parser("profile", help="build with per-kernel timers, run N times, time per node")
+    _add_model_options(p)
+    p.add_argument("--runs", type=int, default=20, help="timed runs (default 20)")
+    p.add_argument("--top", type=int, default=None, help="print only the N slowest kernels")
+    p.add_argument("--trace", default=None, help="Chrome-trace JSON (default <name>.trace.json)")
+    p.add_argument("--html", default=None, help="HTML report (default <name>.profile.html)")
+    p.add_argument("--keep", default=None, help="folder for the profiling project and build")
+    p.set_defaults(func=cmd_profile)
+
+    p = sub.add_parser("calibrate", help="measure peak FLOP/s and memory bandwidth for the "
+                       "roofline; stored per machine")
+    p.add_argument("--runs", type=int, default=5, help="timed runs per probe (default 5)")
+    p.set_defaults(func=cmd_calibrate)
+
     p = sub.add_parser("conformance", help="run the ONNX conformance cases in one batched build")
     p.add_argument("--source", default="all",
                    choices=("node", "pytorch-converted", "pytorch-operator", "all"))
@@ -219,6 +233,29 @@ def cmd_inspect(args) -> int:
     graph = api.translate(args.model, options)
     graph = api.optimize(graph, options, stop_after=args.after)
     print(inspect_report(graph), end="")
+    return 0
+
+
+def cmd_profile(args) -> int:
+    from .analysis.machine import load_machine
+    from .analysis.profile import profile_model, table, write_reports
+    options = _options(args)
+    result = profile_model(args.model, options, runs=max(args.runs, 1), work_dir=args.keep,
+                           machine=load_machine())
+    stem = os.path.splitext(os.path.basename(args.model))[0]
+    trace, report = args.trace or f"{stem}.trace.json", args.html or f"{stem}.profile.html"
+    write_reports(result, trace, report)
+    print(table(result, args.top), end="")
+    print(f"trace: {trace}\nreport: {report}")
+    return 0
+
+
+def cmd_calibrate(args) -> int:
+    from .analysis.machine import calibrate, machine_file
+    machine = calibrate(runs=max(args.runs, 1))
+    print(f"{machine.name}: peak {machine.flops_per_s / 1e9:.2f} GFLOP/s (SGEMM, one thread), "
+          f"bandwidth {machine.bytes_per_s / 1e9:.2f} GB/s; ridge {machine.ridge:.2f} FLOP/byte")
+    print(f"stored in {machine_file()}")
     return 0
 
 

@@ -1,0 +1,204 @@
+"""`nnbuild profile`: build the model with per-step timers (compile definition NN_PROFILE; a
+normal build has none), run it N times, and report one row per kernel mapped to the ONNX node
+names it stands for: time, % of total, GFLOP/s and % of the roofline estimate (when the machine
+was calibrated). Also writes a Chrome-trace JSON (chrome://tracing, Perfetto) and a
+self-contained HTML report (slowest layers, arena timeline).
+"""
+from __future__ import annotations
+
+import ctypes
+import html
+import json
+import os
+import statistics
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..ir.graph import Graph
+from .cost import Machine, node_cost
+
+
+@dataclass
+class Row:
+    label: str           # the ONNX node names
+    op: str
+    seconds: float       # median over the runs
+    flops: int
+    bytes: int
+    roofline_s: float | None
+
+    @property
+    def gflops(self) -> float:
+        return self.flops / self.seconds / 1e9 if self.seconds > 0 else 0.0
+
+    @property
+    def roofline_pct(self) -> float | None:
+        if self.roofline_s is None or self.seconds <= 0:
+            return None
+        return 100.0 * self.roofline_s / self.seconds
+
+
+@dataclass
+class Profile:
+    model: str
+    runs: int
+    rows: list
+    kernel_total_s: float     # sum of the rows
+    end_to_end_s: float       # median wall time of one run through the C API
+    machine: Machine | None
+    graph: Graph
+    plan: object
+
+
+def _feeds(model, seed: int = 0) -> dict:
+    rng = np.random.default_rng(seed)
+    feeds = {}
+    for spec in model.inputs:
+        if spec.dtype.kind == "f":
+            feeds[spec.name] = rng.standard_normal(spec.shape).astype(spec.dtype)
+        elif spec.dtype.kind == "b":
+            feeds[spec.name] = rng.integers(0, 2, spec.shape).astype(bool)
+        else:
+            feeds[spec.name] = rng.integers(0, 10, spec.shape).astype(spec.dtype)
+    return feeds
+
+
+def profile_model(model_path: str, options, runs: int = 20, work_dir: str | None = None,
+                  machine: Machine | None = None) -> Profile:
+    import tempfile
+
+    from .. import api
+    from ..build.driver import build_project
+    from ..codegen.project import generate_project
+    from ..runtime import CompiledModel
+
+    graph = api.optimize(api.translate(model_path, options), options)
+    project = generate_project(graph, options, os.path.basename(model_path), "profile")
+    folder = os.path.join(work_dir or tempfile.mkdtemp(prefix="nnbuild-profile-"), "project")
+    project.write_into(folder)
+    result = build_project(folder, project.prefix, shared=True,
+                           extra_args=("-DCMAKE_C_FLAGS=-DNN_PROFILE",
+                                       "-DCMAKE_BUILD_RPATH_USE_ORIGIN=ON"))
+    model = CompiledModel(result.library, project.prefix, folder)
+    read = getattr(model._lib, f"{project.prefix}_profile")
+    read.argtypes, read.restype = [ctypes.POINTER(ctypes.c_double), ctypes.c_int], ctypes.c_int
+    steps = read(None, 0)
+    buffer = (ctypes.c_double * max(steps, 1))()
+    feeds = _feeds(model)
+    model.run(feeds)                                 # warm up, then clear the counters
+    read(buffer, steps)
+    wall, per_run = [], []
+    for _ in range(runs):
+        start = time.perf_counter()
+        model.run(feeds)
+        wall.append(time.perf_counter() - start)
+        read(buffer, steps)
+        per_run.append(list(buffer[:steps]))
+    times = np.median(np.array(per_run).reshape(runs, steps), axis=0) * 1e-9
+    rows = []
+    for i in range(steps):
+        seconds = float(times[i])
+        if i < len(graph.nodes):
+            node = graph.nodes[i]
+            cost = node_cost(graph, node)
+            rows.append(Row(node.label, node.op, seconds, cost.flops, cost.bytes,
+                            cost.roofline_s(machine) if machine else None))
+        else:
+            rows.append(Row("(graph outputs copied into place)", "copy", seconds, 0, 0, None))
+    return Profile(model_path, runs, rows, sum(r.seconds for r in rows),
+                   statistics.median(wall), machine, graph, project.plan)
+
+
+# --- reports -----------------------------------------------------------------------------------
+def table(p: Profile, top: int | None = None) -> str:
+    rows = sorted(p.rows, key=lambda r: -r.seconds)[:top] if top else p.rows
+    total = p.kernel_total_s or 1.0
+    lines = [f"{'node':<48} {'op':<14} {'ms':>9} {'%':>6} {'GFLOP/s':>9} {'% roof':>7}"]
+    for r in rows:
+        roof = f"{r.roofline_pct:7.1f}" if r.roofline_pct is not None else "      -"
+        label = r.label if len(r.label) <= 48 else r.label[:45] + "..."
+        lines.append(f"{label:<48} {r.op:<14} {r.seconds * 1e3:9.4f} "
+                     f"{100 * r.seconds / total:6.2f} {r.gflops:9.3f} {roof}")
+    lines.append(f"kernels: {p.kernel_total_s * 1e3:.4f} ms per run (sum of rows, medians of "
+                 f"{p.runs} runs); end to end: {p.end_to_end_s * 1e3:.4f} ms (median, C API "
+                 f"called from Python)")
+    if p.machine is None:
+        lines.append("roofline: not calibrated on this machine (run `nnbuild calibrate`)")
+    return "\n".join(lines) + "\n"
+
+
+def chrome_trace(p: Profile) -> dict:
+    """One median run as consecutive complete events (microseconds)."""
+    events, ts = [], 0.0
+    for r in p.rows:
+        dur = r.seconds * 1e6
+        events.append({"name": r.label, "cat": r.op, "ph": "X", "ts": round(ts, 3),
+                       "dur": round(dur, 3), "pid": 1, "tid": 1,
+                       "args": {"op": r.op, "flops": r.flops, "bytes": r.bytes}})
+        ts += dur
+    return {"traceEvents": events, "displayTimeUnit": "ms",
+            "otherData": {"model": os.path.basename(p.model), "runs": p.runs}}
+
+
+def _arena_spans(graph: Graph, plan) -> list:
+    first, last = {}, {}
+    for i, node in enumerate(graph.nodes):
+        for name in node.inputs:
+            if name in first:
+                last[name] = i
+        for name in node.outputs:
+            if name and name in plan.offsets:
+                first[name], last[name] = i, i
+    return [(name, first[name], last[name], plan.offsets[name], graph.types[name].nbytes)
+            for name in first]
+
+
+def html_report(p: Profile) -> str:
+    esc = html.escape
+    slow = sorted(p.rows, key=lambda r: -r.seconds)[:20]
+    longest = max((r.seconds for r in slow), default=0) or 1.0
+    bars = []
+    for k, r in enumerate(slow):
+        w = 600 * r.seconds / longest
+        bars.append(f'<rect x="300" y="{k * 22}" width="{w:.1f}" height="18" fill="#4a7"/>'
+                    f'<text x="295" y="{k * 22 + 14}" text-anchor="end">{esc(r.label[:40])}</text>'
+                    f'<text x="{305 + w:.1f}" y="{k * 22 + 14}">{r.seconds * 1e3:.3f} ms</text>')
+    spans = _arena_spans(p.graph, p.plan)
+    steps = max(len(p.graph.nodes), 1)
+    arena = max(p.plan.arena_bytes, 1)
+    rects = [f'<rect x="{900 * a / steps:.1f}" y="{300 * off / arena:.1f}" '
+             f'width="{max(900 * (b - a + 1) / steps, 1):.1f}" '
+             f'height="{max(300 * size / arena, 1):.1f}" fill="#58c" stroke="#fff">'
+             f'<title>{esc(name)}: {size} bytes at {off}, nodes {a}..{b}</title></rect>'
+             for name, a, b, off, size in spans]
+    rows = "".join(
+        f"<tr><td>{esc(r.label)}</td><td>{esc(r.op)}</td><td>{r.seconds * 1e3:.4f}</td>"
+        f"<td>{100 * r.seconds / (p.kernel_total_s or 1):.2f}</td><td>{r.gflops:.3f}</td>"
+        f"<td>{'' if r.roofline_pct is None else f'{r.roofline_pct:.1f}'}</td></tr>"
+        for r in p.rows)
+    return f"""<!DOCTYPE html>
+<html><head><meta charset="utf-8"><title>nnbuild profile: {esc(os.path.basename(p.model))}</title>
+<style>body{{font-family:sans-serif;margin:2em}} td,th{{padding:2px 8px;text-align:right}}
+td:first-child,th:first-child{{text-align:left}} svg text{{font-size:12px}}</style></head><body>
+<h1>{esc(os.path.basename(p.model))}</h1>
+<p>{p.runs} runs; kernels {p.kernel_total_s * 1e3:.4f} ms per run, end to end
+{p.end_to_end_s * 1e3:.4f} ms; arena {p.plan.arena_bytes} bytes (lower bound
+{p.plan.lower_bound}, naive sum {p.plan.naive_bytes}).</p>
+<h2>Slowest layers</h2>
+<svg width="1000" height="{22 * len(slow)}">{"".join(bars)}</svg>
+<h2>Arena timeline</h2><p>x: node index, y: arena offset; hover for the tensor.</p>
+<svg width="900" height="300" style="border:1px solid #ccc">{"".join(rects)}</svg>
+<h2>Every kernel</h2>
+<table><tr><th>node</th><th>op</th><th>ms</th><th>%</th><th>GFLOP/s</th><th>% roofline</th></tr>
+{rows}</table></body></html>
+"""
+
+
+def write_reports(p: Profile, trace_path: str, html_path: str) -> None:
+    with open(trace_path, "w") as f:
+        json.dump(chrome_trace(p), f, indent=1)
+        f.write("\n")
+    with open(html_path, "w") as f:
+        f.write(html_report(p))
