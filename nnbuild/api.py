@@ -137,7 +137,7 @@ def cached(model, options: Options, cache_dir: str | None = None) -> tuple:
     """Build through the cache; returns (BuildResult, prefix)."""
     _, prefix, model_hash, _ = _source(model)
     prefix = options.name or prefix
-    key = cache.cache_key(model_hash, f"{options.key()}|{prefix}")
+    key = cache.cache_key(model_hash, f"{options.key()}|{prefix}|{options.resolved_target}")
 
     def make(project_dir):
         project = _generate(model, options)

@@ -6,16 +6,17 @@ import json
 import re
 from dataclasses import dataclass, field
 
+from . import targets
 from .errors import UsageError
 
-TARGETS = ("generic", "host")
+TARGETS = ("host",) + tuple(targets.TARGETS)
 WEIGHT_MODES = ("embed", "file")
 
 
 @dataclass(frozen=True)
 class Options:
     name: str | None = None          # C prefix; default: from the model file name
-    target: str = "host"             # hardware interface: generic, or host (best for this machine)
+    target: str = "host"             # a name in targets.TARGETS, or host (best for this machine)
     opt_level: int = 2
     shapes: tuple = ()               # (("input", (1, 3, 224, 224)), ...)
     weights: str = "embed"           # embed into the library, or load from a file at run time
@@ -52,7 +53,8 @@ class Options:
 
     @property
     def resolved_target(self) -> str:
-        return "generic" if self.target == "host" else self.target
+        """The target name, ``host`` replaced by the best one for this machine."""
+        return targets.resolve(self.target).name
 
     def key(self) -> str:
         """What the generated project depends on, as canonical JSON (cache keys, nnbuild.json)."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import onnx
+import pytest
 from onnx import helper, numpy_helper
 
 import nnbuild
@@ -74,3 +75,13 @@ def check_against_onnxruntime(model: onnx.ModelProto, cache_dir: str, feeds: dic
     for name in expected:
         assert_close(actual[name], expected[name], tolerance, what=f"output {name}")
     return actual
+
+
+def target_param(names=None):
+    """Parametrize a test's ``target`` over hardware interfaces (default: every target); one
+    whose code this CPU cannot run is skipped."""
+    from nnbuild import targets
+    here = targets.supported_here()
+    return pytest.mark.parametrize("target", [
+        pytest.param(n, marks=pytest.mark.skipif(n not in here, reason=f"this CPU cannot run {n}"))
+        for n in (names or list(targets.TARGETS))])

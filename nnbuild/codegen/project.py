@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 import jinja2
 
-from .. import __version__
+from .. import __version__, targets
 from ..ir.graph import Graph
 from ..ops import registry
 from ..resources import templates_dir
@@ -82,8 +82,10 @@ def _lower(graph: Graph, plan: MemoryPlan, prefix: str) -> LoweringContext:
 def generate_project(graph: Graph, options, source_file: str, model_hash: str,
                      fixed_files: bool = False) -> GeneratedProject:
     prefix = graph.name
-    plan = plan_memory(graph)
-    ctx = _lower(graph, plan, prefix)
+    target = targets.resolve(options.target)
+    with targets.using(target):              # scratch sizes and packed layouts are the target's
+        plan = plan_memory(graph)
+        ctx = _lower(graph, plan, prefix)
     families = sorted(ctx.families)
     embedded = options.weights == "embed"
     blob = io.BytesIO()
@@ -95,7 +97,8 @@ def generate_project(graph: Graph, options, source_file: str, model_hash: str,
     values = dict(
         p=prefix, P=prefix.upper(), version=__version__,
         source_file=c_comment(source_file),     # one printable line: safe in C and CMake comments
-        target=options.resolved_target, opt_level=options.opt_level, model_name=graph.name,
+        target=target.name, target_flags=";".join(target.c_flags),
+        opt_level=options.opt_level, model_name=graph.name,
         num_inputs=len(inputs), num_outputs=len(outputs), inputs=inputs, outputs=outputs,
         shapes=in_shapes + out_shapes, workspace_bytes=plan.arena_bytes + 64,
         arena_bytes=plan.arena_bytes, weights_bytes=ctx.weights.size, embedded=embedded,
@@ -119,17 +122,17 @@ def generate_project(graph: Graph, options, source_file: str, model_hash: str,
     for helper in sorted(all_helpers() if fixed_files else helpers):
         files[f"src/nn_{helper}.h"] = _read(os.path.join(templates_dir(), "project",
                                                          f"nn_{helper}.h"))
-    hal = os.path.join(templates_dir(), "hal", options.resolved_target)
+    hal = os.path.join(templates_dir(), "hal")
     emitted = all_families() if fixed_files else families
-    for family in emitted:
+    for family in emitted:                   # the target's own file, else its fallback's
         for ext in ("h", "c"):
-            files[f"hal/{family}.{ext}"] = _read(os.path.join(hal, f"{family}.{ext}"))
+            files[f"hal/{family}.{ext}"] = _read(targets.family_source(target, family, ext, hal))
     files[f"weights/{prefix}.bin"] = blob.getvalue()
     if embedded:
         files[f"weights/{prefix}_weights.S"] = render("weights.S.j2")
     files["nnbuild.json"] = (json.dumps({
         "nnbuild_version": __version__, "model": source_file, "model_sha256": model_hash,
-        "name": prefix, "target": options.resolved_target, "options": json.loads(options.key()),
+        "name": prefix, "target": target.name, "options": json.loads(options.key()),
         "arena_bytes": plan.arena_bytes, "weights_bytes": ctx.weights.size,
         "weights_sha256": weights_sha256.hex(),
         "files": sorted(files) + ["nnbuild.json"],

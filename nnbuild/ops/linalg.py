@@ -1,10 +1,11 @@
 """Matrix products: Gemm and MatMul, and the GEMM plumbing that Conv shares.
 
 float32 runs on the cache-blocked SGEMM of ``hal/<target>/gemm.c``, whose left operand is
-packed into micro-kernel panels (``pack_a``). A constant operand is packed here, at compile
-time, into the weight blob; when the constant is the right-hand one (a layer's weights), the
-product is computed transposed, Y^T = B^T A^T, so that it still is. Other left operands are
-packed at run time into the node's scratch. float64 uses the plain DGEMM.
+packed into micro-kernel panels (``pack_a``) of the target's blocking (``targets.py``). A
+constant operand is packed here, at compile time, into the weight blob; when the constant is
+the right-hand one (a layer's weights), the product is computed transposed, Y^T = B^T A^T, so
+that it still is. Other left operands are packed at run time into the node's scratch. float64
+uses the plain DGEMM.
 """
 from __future__ import annotations
 
@@ -16,22 +17,31 @@ from ..codegen.loops import broadcast_loop, broadcast_shape, c_literal
 from ..codegen.names import c_comment
 from ..errors import ModelError
 from ..ir.graph import Node, TensorType
+from ..targets import GENERIC, active
 from .registry import InferContext, Op, register
 
-# The SGEMM blocking; the same numbers as NN_GEMM_* in templates/hal/generic/gemm.h.
-GEMM_BLOCKING = {"MR": 8, "NR": 8, "KC": 256, "MC": 128, "NC": 1024}
+# The generic SGEMM blocking (NN_GEMM_* in templates/hal/generic/gemm.h). Lowering packs for
+# the active target's blocking, ``blocking()``.
+GEMM_BLOCKING = GENERIC.gemm.as_dict()
 MR, NR, KC, NC = (GEMM_BLOCKING[k] for k in ("MR", "NR", "KC", "NC"))
 KERNEL_DTYPES = ("f32", "f64")
 
 
+def blocking():
+    """The SGEMM blocking of the target being generated for (``targets.active``)."""
+    return active().gemm
+
+
 def packed_a_floats(m: int, k: int) -> int:
     """Floats of an m x k left operand packed by ``pack_a`` (NN_GEMM_PACKED_A_FLOATS)."""
-    return -(-m // MR) * MR * k
+    mr = blocking().MR
+    return -(-m // mr) * mr * k
 
 
 def gemm_work_floats(n: int) -> int:
     """Floats of the SGEMM's B-panel buffer for n columns (NN_GEMM_WORK_FLOATS)."""
-    return KC * (-(-min(n, NC) // NR) * NR)
+    b = blocking()
+    return b.KC * (-(-min(n, b.NC) // b.NR) * b.NR)
 
 
 def pack_a(a: np.ndarray) -> np.ndarray:
@@ -39,6 +49,7 @@ def pack_a(a: np.ndarray) -> np.ndarray:
     panels stored column by column, rows past m zero (see gemm.h)."""
     a = np.asarray(a, np.float32)
     m, k = a.shape
+    MR, KC = blocking().MR, blocking().KC        # noqa: N806 (the names of gemm.h)
     panels = -(-m // MR)
     out = np.zeros(panels * MR * k, np.float32)
     for pc in range(0, k, KC):
@@ -121,7 +132,7 @@ def _swapped(m: int, n: int, a_constant: bool, b_constant: bool) -> bool:
     and A is a few rows against a wider B (the kernel is most efficient with rows >= MR)."""
     if b_constant != a_constant:
         return b_constant
-    return not a_constant and m < MR and n > m
+    return not a_constant and m < blocking().MR and n > m
 
 
 def _constant(graph, name: str):

@@ -10,7 +10,7 @@ import onnx
 import pytest
 
 import nnbuild
-from helpers import onnxruntime_outputs
+from helpers import onnxruntime_outputs, target_param
 from model_checks import DATA_DIR, assert_outputs_match, run_app
 
 VOCAB = 100                    # transformer_small's embedding table size
@@ -48,6 +48,14 @@ def test_in_process_matches_onnxruntime(network, opt_level, cache_dir):
     path, feeds, expected = network
     compiled = nnbuild.compile(path, cache_dir=cache_dir, opt_level=opt_level)
     assert_outputs_match(compiled.run(feeds), expected, f"{os.path.basename(path)} -O{opt_level}")
+
+
+@target_param()
+def test_every_target_matches_onnxruntime(network, target, cache_dir):
+    """Each hardware interface's kernels (those this CPU runs), not only the host's."""
+    path, feeds, expected = network
+    compiled = nnbuild.compile(path, cache_dir=cache_dir, target=target)
+    assert_outputs_match(compiled.run(feeds), expected, f"{os.path.basename(path)} {target}")
 
 
 def test_built_app_matches_onnxruntime(network, tmp_path):

@@ -13,7 +13,7 @@ from nnbuild.errors import ModelError
 from nnbuild.ops import linalg
 from nnbuild.resources import templates_dir
 from nnbuild.testing import assert_close
-from helpers import check_against_onnxruntime, make_model
+from helpers import check_against_onnxruntime, make_model, target_param
 
 F32, F64 = np.float32, np.float64
 
@@ -24,7 +24,8 @@ def weights(shape, seed=7, dtype=F32):
 
 # --- Gemm -------------------------------------------------------------------------------------
 @pytest.mark.parametrize("constant_b", [False, True], ids=["runtime-B", "constant-B"])
-def test_gemm_transposes(constant_b, cache_dir):
+@target_param()
+def test_gemm_transposes(constant_b, target, cache_dir):
     """One Gemm per (transA, transB); output y_<transA><transB>."""
     m, k, n = 5, 19, 11
     nodes, inputs, inits = [], {"c": (F32, [n])}, {}
@@ -38,7 +39,7 @@ def test_gemm_transposes(constant_b, cache_dir):
             inputs[b] = (F32, b_shape)
         nodes.append(helper.make_node("Gemm", [a, b, "c"], [f"y_{ta}{tb}"], transA=ta, transB=tb))
     check_against_onnxruntime(make_model(nodes, inputs, [n.output[0] for n in nodes], inits),
-                              cache_dir)
+                              cache_dir, target=target)
 
 
 C_SHAPES = {"none": None, "scalar": [], "one": [1], "row": [7], "row2d": [1, 7],
@@ -92,15 +93,17 @@ def test_gemm_opset6_broadcast_attribute(cache_dir):
     assert_close(actual, a @ b.T + np.float32(0.5) * c)
 
 
-def test_gemm_matrix_vector_fully_connected(cache_dir):
+@target_param()
+def test_gemm_matrix_vector_fully_connected(target, cache_dir):
     """Batch 1 through a layer: one column of the transposed product (the column kernel)."""
     node = helper.make_node("Gemm", ["x", "w", "b"], ["y"], transB=1)
     model = make_model([node], {"x": (F32, [1, 300])}, ["y"],
                        {"w": weights([70, 300]), "b": weights([70], seed=2)})
-    check_against_onnxruntime(model, cache_dir)
+    check_against_onnxruntime(model, cache_dir, target=target)
 
 
-def test_gemm_larger_than_one_cache_block(cache_dir):
+@target_param()
+def test_gemm_larger_than_one_cache_block(target, cache_dir):
     """M > MC, K > KC and N > NC: every blocking loop runs more than once, with edges."""
     m, k, n = linalg.GEMM_BLOCKING["MC"] + 3, linalg.KC + 21, linalg.NC + 13
     node = helper.make_node("Gemm", ["a", "b", "c"], ["y"])
@@ -110,7 +113,7 @@ def test_gemm_larger_than_one_cache_block(cache_dir):
     feeds = {"a": rng.uniform(-1, 1, (m, k)).astype(F32),
              "b": rng.uniform(-1, 1, (k, n)).astype(F32),
              "c": rng.uniform(-1, 1, (m, 1)).astype(F32)}
-    check_against_onnxruntime(model, cache_dir, feeds)
+    check_against_onnxruntime(model, cache_dir, feeds, target=target)
 
 
 def test_gemm_float64(cache_dir):
@@ -143,13 +146,15 @@ MATMUL_SHAPES = {
 }
 
 
-def test_matmul_numpy_semantics(cache_dir):
+@target_param()
+def test_matmul_numpy_semantics(target, cache_dir):
     """One MatMul per case of MATMUL_SHAPES, output y_<case>; nothing constant."""
     nodes, inputs = [], {}
     for name, (a_shape, b_shape) in MATMUL_SHAPES.items():
         inputs[f"a_{name}"], inputs[f"b_{name}"] = (F32, a_shape), (F32, b_shape)
         nodes.append(helper.make_node("MatMul", [f"a_{name}", f"b_{name}"], [f"y_{name}"]))
-    check_against_onnxruntime(make_model(nodes, inputs, [n.output[0] for n in nodes]), cache_dir)
+    check_against_onnxruntime(make_model(nodes, inputs, [n.output[0] for n in nodes]), cache_dir,
+                              target=target)
 
 
 MATMUL_CONSTANT = {
@@ -162,7 +167,8 @@ MATMUL_CONSTANT = {
 }
 
 
-def test_matmul_constant_operand(cache_dir):
+@target_param()
+def test_matmul_constant_operand(target, cache_dir):
     """One MatMul per case of MATMUL_CONSTANT (output y_<case>), one operand constant."""
     nodes, inputs, inits = [], {}, {}
     for name, (a_shape, b_shape, constant) in MATMUL_CONSTANT.items():
@@ -173,7 +179,7 @@ def test_matmul_constant_operand(cache_dir):
                 inputs[f"{operand}_{name}"] = (F32, shape)
         nodes.append(helper.make_node("MatMul", [f"a_{name}", f"b_{name}"], [f"y_{name}"]))
     check_against_onnxruntime(make_model(nodes, inputs, [n.output[0] for n in nodes], inits),
-                              cache_dir)
+                              cache_dir, target=target)
 
 
 def test_matmul_float64_batched(cache_dir):
