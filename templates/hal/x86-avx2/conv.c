@@ -1,0 +1,499 @@
+/* Convolution and transposed convolution for the x86 targets; see conv.h.
+ *
+ * The generic implementation, plus a direct path for Conv: when a zero-padded copy of one
+ * group's image fits the GEMM's work buffer, the micro-kernel reads the GEMM's B operand
+ * straight from that copy (one offset per row of cols, the taps of an output row are equally
+ * spaced) instead of packing im2col panels; A is still the pre-packed weights. Output tiles are
+ * NR consecutive positions of one output row. Sums run k ascending within KC blocks, blocks in
+ * order: the result depends on the operands only. */
+#include "conv.h"
+
+#include <immintrin.h>
+
+#include "gemm.h"
+
+#define NR NN_GEMM_NR
+
+static int min_int(int a, int b) { return a < b ? a : b; }
+static int max_int(int a, int b) { return a > b ? a : b; }
+
+static int volume(const int size[3]) { return size[0] * size[1] * size[2]; }
+
+/* Indices i in [0, n) with 0 <= i * stride + offset < limit: the range [*lo, *hi). */
+static void valid_range(int n, int stride, int offset, int limit, int *lo, int *hi)
+{
+    const int first = offset >= 0 ? 0 : (-offset + stride - 1) / stride;
+    const int end = limit - offset <= 0 ? 0 : (limit - offset + stride - 1) / stride;
+    *lo = min_int(first, n);
+    *hi = max_int(min_int(end, n), *lo);
+}
+
+/* --- implicit im2col: GEMM B blocks packed straight from the image ------------------------------ */
+/* Writes values one after another into NR-wide panels (next panel every NR values). */
+typedef struct {
+    float *at;             /* current panel row */
+    int lane;
+    ptrdiff_t panel_step;  /* kc * NR */
+} panel_cursor;
+
+static void advance(panel_cursor *c, int count)
+{
+    c->lane += count;
+    if (c->lane == NR) {
+        c->lane = 0;
+        c->at += c->panel_step;
+    }
+}
+
+static void put_zeros(panel_cursor *c, int count)
+{
+    while (count > 0) {
+        const int run = min_int(count, NR - c->lane);
+        for (int t = 0; t < run; ++t)
+            c->at[c->lane + t] = 0.0f;
+        advance(c, run);
+        count -= run;
+    }
+}
+
+static void put_run(panel_cursor *c, const float *src, int stride, int count)
+{
+    while (count > 0) {
+        const int run = min_int(count, NR - c->lane);
+        float *dst = c->at + c->lane;
+        if (stride == 1) {
+            for (int t = 0; t < run; ++t)
+                dst[t] = src[t];
+        } else {
+            for (int t = 0; t < run; ++t)
+                dst[t] = src[t * stride];
+        }
+        src += run * stride;
+        advance(c, run);
+        count -= run;
+    }
+}
+
+/* Row k of cols is input channel c at kernel offset (kd, kh, kw); column j is output position
+ * (od, oh, ow). Each row is written as runs along ow: zeros where the kernel tap falls into
+ * the padding, the (strided) image row elsewhere. */
+static void pack_im2col(const nn_gemm_source *src, int k0, int kc, int n0, int nc, float *panels)
+{
+    const nn_conv_params *p = src->geometry;
+    const int *in = p->in_size, *out = p->out_size, *ks = p->kernel;
+    const int *s = p->strides, *d = p->dilations, *pad = p->pads;
+    const int kvol = volume(ks), plane = volume(in);
+    for (int kk = 0; kk < kc; ++kk) {
+        const int k = k0 + kk, c = k / kvol, r = k % kvol;
+        const int kd = r / (ks[1] * ks[2]), kh = r / ks[2] % ks[1], kw = r % ks[2];
+        const int d_off = kd * d[0] - pad[0], h_off = kh * d[1] - pad[1], w_off = kw * d[2] - pad[2];
+        const float *xc = src->data + (size_t)c * plane;
+        int lo, hi;
+        valid_range(out[2], s[2], w_off, in[2], &lo, &hi);
+        panel_cursor cur = {panels + (size_t)kk * NR, 0, (ptrdiff_t)kc * NR};
+        int ow = n0 % out[2], row = n0 / out[2], left = nc;
+        while (left > 0) {
+            const int end = min_int(out[2], ow + left);
+            const int id = row / out[1] * s[0] + d_off, ih = row % out[1] * s[1] + h_off;
+            if (id < 0 || id >= in[0] || ih < 0 || ih >= in[1]) {
+                put_zeros(&cur, end - ow);
+            } else {
+                const float *xrow = xc + ((size_t)id * in[1] + ih) * in[2];
+                const int a = min_int(max_int(lo, ow), end), b = min_int(max_int(hi, a), end);
+                put_zeros(&cur, a - ow);
+                if (b > a)
+                    put_run(&cur, xrow + a * s[2] + w_off, s[2], b - a);
+                put_zeros(&cur, end - b);
+            }
+            left -= end - ow;
+            ow = 0;
+            ++row;
+        }
+        if (nc % NR)
+            put_zeros(&cur, NR - nc % NR);
+    }
+}
+
+/* --- direct tiles: B read from a zero-padded copy of the image ------------------------------ */
+#if defined(__AVX512F__)
+typedef __m512 vec;
+#define VL 16
+#define vload _mm512_loadu_ps
+#define vstore _mm512_storeu_ps
+#define vset1 _mm512_set1_ps
+#define vfma _mm512_fmadd_ps
+#define vzero _mm512_setzero_ps
+#else
+typedef __m256 vec;
+#define VL 8
+#define vload _mm256_loadu_ps
+#define vstore _mm256_storeu_ps
+#define vset1 _mm256_set1_ps
+#define vfma _mm256_fmadd_ps
+#define vzero _mm256_setzero_ps
+#endif
+#define MR NN_GEMM_MR
+#define KC NN_GEMM_KC
+#define MC NN_GEMM_MC
+#define INLINE static inline __attribute__((always_inline))
+
+/* Floats of the padded image (per channel) that the outputs read, and its extents. */
+static size_t padded_plane(const nn_conv_params *p, int ext[3])
+{
+    for (int i = 0; i < 3; ++i)
+        ext[i] = (p->out_size[i] - 1) * p->strides[i] + (p->kernel[i] - 1) * p->dilations[i] + 1;
+    return (size_t)ext[0] * ext[1] * ext[2];
+}
+
+/* Work floats of the direct path: k tap offsets, c padded channels, a tail that the last
+ * tile of a row may read past its end. */
+static size_t direct_floats(const nn_conv_params *p, int c, int k)
+{
+    int ext[3];
+    const size_t plane = padded_plane(p, ext);
+    return (size_t)(k + 15) / 16 * 16 + (size_t)c * plane + (size_t)NR * p->strides[2];
+}
+
+static void pad_image(const nn_conv_params *p, int c, const float *x, const int ext[3], float *xp)
+{
+    const int *in = p->in_size, *pad = p->pads;
+    for (int ch = 0; ch < c; ++ch) {
+        for (int a = 0; a < ext[0]; ++a) {
+            for (int b = 0; b < ext[1]; ++b, xp += ext[2]) {
+                const int id = a - pad[0], ih = b - pad[1];
+                if (id < 0 || id >= in[0] || ih < 0 || ih >= in[1]) {
+                    for (int w = 0; w < ext[2]; ++w)
+                        xp[w] = 0.0f;
+                    continue;
+                }
+                const float *row = x + (((size_t)ch * in[0] + id) * in[1] + ih) * in[2] - pad[2];
+                for (int w = 0; w < ext[2]; ++w)
+                    xp[w] = w >= pad[2] && w - pad[2] < in[2] ? row[w] : 0.0f;
+            }
+        }
+    }
+}
+
+/* acc[j] += sum over p of A rows times the image at x + off[p] + j * s. */
+INLINE void direct_kernel(int kc, int nv, int s, const float *restrict a,
+                          const float *restrict x, const int *restrict off, vec acc[NR][2])
+{
+    for (int p = 0; p < kc; ++p) {
+        const vec a0 = vload(a);
+        const vec a1 = nv > 1 ? vload(a + VL) : vzero();
+        const float *xp = x + off[p];
+        for (int j = 0; j < NR; ++j) {
+            const vec bj = vset1(xp[j * s]);
+            acc[j][0] = vfma(a0, bj, acc[j][0]);
+            if (nv > 1)
+                acc[j][1] = vfma(a1, bj, acc[j][1]);
+        }
+        a += MR;
+    }
+}
+
+/* C rows [0, mr) x columns [0, nr) (row stride rsc) = init + acc; init is C (add), bias, or 0. */
+static void store_rows(int mr, int nr, vec acc[NR][2], bool add, const float *bias, float *c,
+                       ptrdiff_t rsc)
+{
+    float tile[NR][MR];
+    for (int j = 0; j < nr; ++j) {
+        vstore(tile[j], acc[j][0]);
+        vstore(tile[j] + VL, acc[j][1]);
+    }
+    for (int i = 0; i < mr; ++i) {
+        float *row = c + i * rsc;
+        if (add) {
+            for (int j = 0; j < nr; ++j)
+                row[j] += tile[j][i];
+        } else {
+            const float b0 = bias ? bias[i] : 0.0f;
+            for (int j = 0; j < nr; ++j)
+                row[j] = b0 + tile[j][i];
+        }
+    }
+}
+
+static void direct_tile(int kc, int mr, int s, const float *a, const float *x, const int *off,
+                        vec acc[NR][2])
+{
+    for (int j = 0; j < NR; ++j)
+        acc[j][0] = acc[j][1] = vzero();
+    if (mr > VL) {
+        if (s == 1)
+            direct_kernel(kc, 2, 1, a, x, off, acc);
+        else
+            direct_kernel(kc, 2, s, a, x, off, acc);
+    } else {
+        if (s == 1)
+            direct_kernel(kc, 1, 1, a, x, off, acc);
+        else
+            direct_kernel(kc, 1, s, a, x, off, acc);
+    }
+}
+
+/* Y_g (m x positions) = bias + W_g cols, cols read through tap offsets from the padded image. */
+static void conv_direct(const nn_conv_params *p, int m, int c, int k, const float *xg,
+                        const float *wg, const float *bias, float *yg, float *work)
+{
+    const int *out = p->out_size, *s = p->strides, *ks = p->kernel, *d = p->dilations;
+    const int kvol = volume(ks), positions = volume(out), mp = (m + MR - 1) / MR * MR;
+    int ext[3];
+    const size_t plane = padded_plane(p, ext);
+    int *off = (int *)work;
+    float *xp = work + (size_t)(k + 15) / 16 * 16;
+    pad_image(p, c, xg, ext, xp);
+    for (int t = 0; t < NR * s[2]; ++t)
+        xp[(size_t)c * plane + t] = 0.0f;
+    for (int kk = 0; kk < k; ++kk) {
+        const int ch = kk / kvol, r = kk % kvol;
+        const int kd = r / (ks[1] * ks[2]), kh = r / ks[2] % ks[1], kw = r % ks[2];
+        off[kk] = (int)((size_t)ch * plane) + (kd * d[0] * ext[1] + kh * d[1]) * ext[2] + kw * d[2];
+    }
+    for (int pc = 0; pc < k; pc += KC) {
+        const int kc = min_int(KC, k - pc);
+        for (int ic = 0; ic < m; ic += MC) {
+            const int i_end = min_int(ic + MC, m);
+            for (int od = 0; od < out[0]; ++od) {
+                for (int oh = 0; oh < out[1]; ++oh) {
+                    const float *xrow = xp + ((size_t)od * s[0] * ext[1] +
+                                              (size_t)oh * s[1]) * ext[2];
+                    float *yrow = yg + ((size_t)od * out[1] + oh) * out[2];
+                    for (int ow = 0; ow < out[2]; ow += NR) {
+                        const int nr = min_int(NR, out[2] - ow);
+                        for (int ir = ic; ir < i_end; ir += MR) {
+                            vec acc[NR][2];
+                            direct_tile(kc, min_int(MR, m - ir), s[2], wg + (size_t)pc * mp +
+                                        (size_t)ir * kc, xrow + (size_t)ow * s[2], off + pc, acc);
+                            store_rows(min_int(MR, m - ir), nr, acc, pc > 0,
+                                       bias ? bias + ir : NULL, yrow + (size_t)ir * positions + ow,
+                                       positions);
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/* --- Conv ------------------------------------------------------------------------------------- */
+void NN_FN(conv_pack_weights)(const nn_conv_params *p, const float *w, float *packed)
+{
+    const int m = p->out_channels / p->groups;
+    const int k = p->in_channels / p->groups * volume(p->kernel);
+    for (int g = 0; g < p->groups; ++g)
+        NN_FN(sgemm_pack_a)(m, k, w + (size_t)g * m * k, k, 1,
+                            packed + g * NN_GEMM_PACKED_A_FLOATS(m, k));
+}
+
+void NN_FN(conv)(const nn_conv_params *p, const float *x, const float *w_packed,
+                 const float *bias, float *y, float *work)
+{
+    const int groups = p->groups, m = p->out_channels / groups, c = p->in_channels / groups;
+    const int k = c * volume(p->kernel), positions = volume(p->out_size), plane = volume(p->in_size);
+    const bool pointwise = k == c && positions == plane && p->strides[0] == 1 &&
+                           p->strides[1] == 1 && p->strides[2] == 1 && p->pads[0] == 0 &&
+                           p->pads[1] == 0 && p->pads[2] == 0;
+    /* Direct tiles when rows fill at least half a tile and the padded image fits the work. */
+    const bool direct = !pointwise && 2 * p->out_size[2] >= NR &&
+                        direct_floats(p, c, k) <= NN_GEMM_WORK_FLOATS(positions);
+    for (int n = 0; n < p->batch; ++n) {
+        for (int g = 0; g < groups; ++g) {
+            const float *xg = x + ((size_t)n * p->in_channels + (size_t)g * c) * plane;
+            const float *wg = w_packed + g * NN_GEMM_PACKED_A_FLOATS(m, k);
+            const float *bg = bias ? bias + g * m : NULL;
+            float *yg = y + ((size_t)n * p->out_channels + (size_t)g * m) * positions;
+            if (direct) {
+                conv_direct(p, m, c, k, xg, wg, bg, yg, work);
+            } else if (pointwise) {      /* cols is the image itself: channels x positions */
+                NN_FN(sgemm)(m, positions, k, 1.0f, wg, xg, plane, 1, bg, false,
+                             yg, positions, 1, work);
+            } else {
+                const nn_gemm_source cols = {pack_im2col, xg, 0, 0, p};
+                NN_FN(sgemm_source)(m, positions, k, 1.0f, wg, &cols, bg, false,
+                                    yg, positions, 1, work);
+            }
+        }
+    }
+}
+
+/* Depthwise with unit stride along rows, one channel at a time through a zero-padded copy of
+ * its image (on the stack, DEPTHWISE_PAD_FLOATS at most): VL outputs of a row at once, each
+ * summing its kernel taps in order from the bias. */
+#define DEPTHWISE_PAD_FLOATS 16384
+
+static bool depthwise_direct(const nn_conv_params *p, const float *x, const float *w,
+                             const float *bias, float *y)
+{
+    int ext[3];
+    const size_t plane = padded_plane(p, ext);
+    const int *out = p->out_size, *ks = p->kernel, *s = p->strides, *d = p->dilations;
+    if (s[2] != 1 || plane + VL > DEPTHWISE_PAD_FLOATS)
+        return false;
+    float xp[DEPTHWISE_PAD_FLOATS];
+    const int multiplier = p->out_channels / p->groups, kvol = volume(ks);
+    const int in_plane = volume(p->in_size), positions = volume(out);
+    for (size_t t = plane; t < plane + VL; ++t)
+        xp[t] = 0.0f;
+    for (int n = 0; n < p->batch; ++n) {
+        for (int m = 0; m < p->out_channels; ++m) {
+            if (m % multiplier == 0) {
+                const float *xc = x + ((size_t)n * p->in_channels + m / multiplier) * in_plane;
+                pad_image(p, 1, xc, ext, xp);
+            }
+            const float *wm = w + (size_t)m * kvol;
+            float *ym = y + ((size_t)n * p->out_channels + m) * positions;
+            const vec b = vset1(bias ? bias[m] : 0.0f);
+            for (int od = 0; od < out[0]; ++od) {
+                for (int oh = 0; oh < out[1]; ++oh) {
+                    float *yrow = ym + ((size_t)od * out[1] + oh) * out[2];
+                    const float *xrow = xp + ((size_t)od * s[0] * ext[1] +
+                                              (size_t)oh * s[1]) * ext[2];
+                    for (int ow = 0; ow < out[2]; ow += VL) {
+                        vec acc = b;
+                        const float *wt = wm;
+                        for (int kd = 0; kd < ks[0]; ++kd)
+                            for (int kh = 0; kh < ks[1]; ++kh) {
+                                const float *xt = xrow + ((size_t)kd * d[0] * ext[1] +
+                                                          (size_t)kh * d[1]) * ext[2] + ow;
+                                for (int kw = 0; kw < ks[2]; ++kw)
+                                    acc = vfma(vset1(*wt++), vload(xt + kw * d[2]), acc);
+                            }
+                        if (ow + VL <= out[2]) {
+                            vstore(yrow + ow, acc);
+                        } else {
+                            float tail[VL];
+                            vstore(tail, acc);
+                            for (int j = 0; j < out[2] - ow; ++j)
+                                yrow[ow + j] = tail[j];
+                        }
+                    }
+                }
+            }
+        }
+    }
+    return true;
+}
+
+/* One output channel at a time, one output row at a time: the row starts as the bias, then each
+ * kernel tap adds its weight times the (shifted, strided) input row. */
+void NN_FN(conv_depthwise)(const nn_conv_params *p, const float *x, const float *w,
+                           const float *bias, float *y)
+{
+    if (depthwise_direct(p, x, w, bias, y))
+        return;
+    const int *in = p->in_size, *out = p->out_size, *ks = p->kernel;
+    const int *s = p->strides, *d = p->dilations, *pad = p->pads;
+    const int multiplier = p->out_channels / p->groups, kvol = volume(ks);
+    const int plane = volume(in), positions = volume(out);
+    for (int n = 0; n < p->batch; ++n) {
+        for (int m = 0; m < p->out_channels; ++m) {
+            const float *xc = x + ((size_t)n * p->in_channels + m / multiplier) * plane;
+            const float *wm = w + (size_t)m * kvol;
+            float *ym = y + ((size_t)n * p->out_channels + m) * positions;
+            const float b = bias ? bias[m] : 0.0f;
+            for (int od = 0; od < out[0]; ++od) {
+                for (int oh = 0; oh < out[1]; ++oh) {
+                    float *yrow = ym + ((size_t)od * out[1] + oh) * out[2];
+                    for (int ow = 0; ow < out[2]; ++ow)
+                        yrow[ow] = b;
+                    for (int kd = 0; kd < ks[0]; ++kd) {
+                        const int id = od * s[0] + kd * d[0] - pad[0];
+                        if (id < 0 || id >= in[0])
+                            continue;
+                        for (int kh = 0; kh < ks[1]; ++kh) {
+                            const int ih = oh * s[1] + kh * d[1] - pad[1];
+                            if (ih < 0 || ih >= in[1])
+                                continue;
+                            const float *xrow = xc + ((size_t)id * in[1] + ih) * in[2];
+                            for (int kw = 0; kw < ks[2]; ++kw) {
+                                const float wv = wm[(kd * ks[1] + kh) * ks[2] + kw];
+                                const int w_off = kw * d[2] - pad[2];
+                                int lo, hi;
+                                valid_range(out[2], s[2], w_off, in[2], &lo, &hi);
+                                if (s[2] == 1) {
+                                    for (int ow = lo; ow < hi; ++ow)
+                                        yrow[ow] += wv * xrow[ow + w_off];
+                                } else {
+                                    for (int ow = lo; ow < hi; ++ow)
+                                        yrow[ow] += wv * xrow[ow * s[2] + w_off];
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/* --- ConvTranspose ---------------------------------------------------------------------------- */
+void NN_FN(conv_transpose_pack_weights)(const nn_conv_params *p, const float *w, float *packed)
+{
+    const int c = p->in_channels / p->groups;
+    const int rows = p->out_channels / p->groups * volume(p->kernel);
+    for (int g = 0; g < p->groups; ++g)
+        NN_FN(sgemm_pack_a)(rows, c, w + (size_t)g * c * rows, 1, rows,
+                            packed + g * NN_GEMM_PACKED_A_FLOATS(rows, c));
+}
+
+/* Y += cols for input rows [q0, q1): row (m, kd, kh, kw) of cols, column (input position)
+ * (id, ih, iw) lands on output position (id * s - pad + kd * d, ...). */
+static void col2im(const nn_conv_params *p, const float *cols, int q0, int q1, float *yg)
+{
+    const int *in = p->in_size, *out = p->out_size, *ks = p->kernel;
+    const int *s = p->strides, *d = p->dilations, *pad = p->pads;
+    const int m_count = p->out_channels / p->groups, positions = volume(out);
+    const int ncols = (q1 - q0) * in[2];
+    const float *crow = cols;
+    for (int m = 0; m < m_count; ++m) {
+        float *ym = yg + (size_t)m * positions;
+        for (int kd = 0; kd < ks[0]; ++kd) {
+            for (int kh = 0; kh < ks[1]; ++kh) {
+                for (int kw = 0; kw < ks[2]; ++kw, crow += ncols) {
+                    const int w_off = kw * d[2] - pad[2];
+                    int lo, hi;
+                    valid_range(in[2], s[2], w_off, out[2], &lo, &hi);
+                    for (int q = q0; q < q1 && lo < hi; ++q) {
+                        const int od = q / in[1] * s[0] + kd * d[0] - pad[0];
+                        const int oh = q % in[1] * s[1] + kh * d[1] - pad[1];
+                        if (od < 0 || od >= out[0] || oh < 0 || oh >= out[1])
+                            continue;
+                        float *yrow = ym + ((size_t)od * out[1] + oh) * out[2];
+                        const float *src = crow + (size_t)(q - q0) * in[2];
+                        for (int iw = lo; iw < hi; ++iw)
+                            yrow[iw * s[2] + w_off] += src[iw];
+                    }
+                }
+            }
+        }
+    }
+}
+
+void NN_FN(conv_transpose)(const nn_conv_params *p, const float *x, const float *w_packed,
+                           const float *bias, float *y, int chunk_rows, float *work)
+{
+    const int groups = p->groups, m = p->out_channels / groups, c = p->in_channels / groups;
+    const int rows = m * volume(p->kernel), plane = volume(p->in_size);
+    const int positions = volume(p->out_size), in_rows = p->in_size[0] * p->in_size[1];
+    float *cols = work;
+    float *gemm_work = work + (size_t)rows * chunk_rows * p->in_size[2];
+    for (int n = 0; n < p->batch; ++n) {
+        for (int g = 0; g < groups; ++g) {
+            const float *xg = x + ((size_t)n * p->in_channels + (size_t)g * c) * plane;
+            const float *wg = w_packed + g * NN_GEMM_PACKED_A_FLOATS(rows, c);
+            float *yg = y + ((size_t)n * p->out_channels + (size_t)g * m) * positions;
+            for (int i = 0; i < m; ++i) {
+                const float b = bias ? bias[g * m + i] : 0.0f;
+                for (int j = 0; j < positions; ++j)
+                    yg[(size_t)i * positions + j] = b;
+            }
+            for (int q0 = 0; q0 < in_rows; q0 += chunk_rows) {
+                const int q1 = min_int(in_rows, q0 + chunk_rows), ncols = (q1 - q0) * p->in_size[2];
+                NN_FN(sgemm)(rows, ncols, c, 1.0f, wg, xg + (size_t)q0 * p->in_size[2], plane, 1,
+                             NULL, false, cols, ncols, 1, gemm_work);
+                col2im(p, cols, q0, q1, yg);
+            }
+        }
+    }
+}
