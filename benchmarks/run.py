@@ -1,0 +1,293 @@
+"""nnbuild against onnxruntime, side by side in one run, on batch-1 float32 inference.
+
+    python benchmarks/run.py                       # the whole set at 1 and 2 threads
+    python benchmarks/run.py --threads 1 --models sgemm_1024,mlp --runs 50 --json out.json
+
+The set: the nine light model-zoo nets shipped with the onnx package (1x3x224x224, weights that
+are one value everywhere: their speed is real, their numbers are not), the real-weight nets of
+tests/models/data, an MLP (seeded weights) and a 1024x1024x1024 SGEMM (a MatMul with constant
+weights). Every model is built once with ``nnbuild.build`` (target ``--target``, default host)
+into ``--work``; then, per thread count, our app (``<p>_app --bench N --threads T``) and
+onnxruntime (CPU provider, all graph optimizations on, ``intra_op_num_threads = T``, the same
+inputs) each run in a fresh process, alternating ``--repeat`` times; each side's best median
+is reported (the best is the least disturbed by other work on the machine). Both take
+``--warmup`` untimed runs first. Outputs are compared once, within the shared model tolerance.
+
+The FMA peak is measured once per run with a small loop of independent vector FMAs
+(benchmarks/fma_peak.c, built with the target's flags); "% peak" is GFLOP/s over T times that.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import re
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+import onnx
+from onnx import helper, numpy_helper
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+sys.path.insert(0, ROOT)
+
+import nnbuild                                          # noqa: E402
+from nnbuild import targets                             # noqa: E402
+from nnbuild.ops import registry                        # noqa: E402
+from nnbuild.testing import MODEL_TOLERANCE, assert_close   # noqa: E402
+
+LIGHT_DIR = os.path.join(os.path.dirname(onnx.__file__), "backend", "test", "data", "light")
+ZOO = ["bvlc_alexnet", "zfnet512", "squeezenet", "shufflenet", "inception_v1", "resnet50",
+       "inception_v2", "densenet121", "vgg19"]
+REAL = ["resnet_small", "mobilenet_small", "transformer_small"]
+REAL_DIR = os.path.join(ROOT, "tests", "models", "data")
+VOCAB = 100                                            # transformer_small's token ids
+
+
+# --- the benchmark set ------------------------------------------------------------------------
+def _light(name: str):
+    path = os.path.join(LIGHT_DIR, f"light_{name}.onnx")
+    graph = onnx.load(path, load_external_data=False).graph
+    inits = {i.name for i in graph.initializer}
+    (vi,) = [v for v in graph.input if v.name not in inits]
+    shape = tuple(d.dim_value or 1 for d in vi.type.tensor_type.shape.dim)
+    n = int(np.prod(shape))
+    return path, {vi.name: (np.arange(n).reshape(shape) / n).astype(np.float32)}
+
+
+def _seeded(model: onnx.ModelProto, seed: int = 0) -> dict:
+    rng = np.random.default_rng(seed)
+    inits = {i.name for i in model.graph.initializer}
+    feeds = {}
+    for vi in model.graph.input:
+        if vi.name in inits:
+            continue
+        t = vi.type.tensor_type
+        dtype = helper.tensor_dtype_to_np_dtype(t.elem_type)
+        shape = [d.dim_value for d in t.shape.dim]
+        feeds[vi.name] = (rng.integers(0, VOCAB, shape).astype(dtype)
+                          if np.issubdtype(dtype, np.integer)
+                          else rng.standard_normal(shape).astype(dtype))
+    return feeds
+
+
+def _real(name: str):
+    path = os.path.join(REAL_DIR, f"{name}.onnx")
+    return path, _seeded(onnx.load(path))
+
+
+def _save(model: onnx.ModelProto, work: str, name: str) -> str:
+    path = os.path.join(work, "models", f"{name}.onnx")
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    onnx.save(model, path)
+    return path
+
+
+def _model(nodes, inputs, outputs, inits) -> onnx.ModelProto:
+    graph = helper.make_graph(
+        nodes, "bench", [helper.make_tensor_value_info(n, onnx.TensorProto.FLOAT, s)
+                         for n, s in inputs],
+        [helper.make_tensor_value_info(n, onnx.TensorProto.FLOAT, None) for n in outputs],
+        [numpy_helper.from_array(v, n) for n, v in inits.items()])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    return model
+
+
+def _mlp(work: str):
+    """784 -> 1024 -> 1024 -> 10, ReLU between, batch 1 (matrix-vector products)."""
+    rng = np.random.default_rng(1)
+    sizes, nodes, inits, prev = [784, 1024, 1024, 10], [], {}, "x"
+    for i, (a, b) in enumerate(zip(sizes, sizes[1:])):
+        inits[f"w{i}"] = (rng.standard_normal((b, a)) / math.sqrt(a)).astype(np.float32)
+        inits[f"b{i}"] = rng.standard_normal(b).astype(np.float32) * 0.1
+        out = "y" if i == len(sizes) - 2 else f"h{i}"
+        nodes.append(helper.make_node("Gemm", [prev, f"w{i}", f"b{i}"], [out + "_"]
+                                      if out != "y" else [out], transB=1))
+        if out != "y":
+            nodes.append(helper.make_node("Relu", [out + "_"], [out]))
+        prev = out
+    path = _save(_model(nodes, [("x", [1, 784])], ["y"], inits), work, "mlp")
+    return path, {"x": rng.standard_normal((1, 784)).astype(np.float32)}
+
+
+def _sgemm(work: str, n: int = 1024):
+    rng = np.random.default_rng(2)
+    w = rng.uniform(-1, 1, (n, n)).astype(np.float32)
+    model = _model([helper.make_node("MatMul", ["x", "w"], ["y"])], [("x", [n, n])], ["y"],
+                   {"w": w})
+    return _save(model, work, f"sgemm_{n}"), {"x": rng.uniform(-1, 1, (n, n)).astype(np.float32)}
+
+
+def benchmark_set(work: str) -> dict:
+    """name -> a function returning (onnx path, feeds)."""
+    cases = {"sgemm_1024": lambda: _sgemm(work), "mlp": lambda: _mlp(work)}
+    cases.update({name: (lambda n=name: _real(n)) for name in REAL})
+    cases.update({name: (lambda n=name: _light(n)) for name in ZOO})
+    return cases
+
+
+# --- measuring --------------------------------------------------------------------------------
+def fma_peak(target, work: str) -> float:
+    """GFLOP/s of one core running independent FMAs at the target's vector width."""
+    width = {"x86-avx512": 64, "x86-avx2": 32}.get(target.name, 16)
+    exe = os.path.join(work, f"fma_peak_{target.name}")
+    subprocess.run([os.environ.get("CC", "cc"), "-O2", "-ffp-contract=fast",
+                    *target.c_flags, f"-DVEC_BYTES={width}",
+                    os.path.join(HERE, "fma_peak.c"), "-o", exe], check=True)
+    return float(subprocess.run([exe], capture_output=True, text=True,
+                                check=True).stdout.split()[0])
+
+
+def model_flops(path: str, target: str) -> int:
+    graph = nnbuild.optimize(nnbuild.translate(path), nnbuild.Options(target=target))
+    return sum(int(registry.get(n).flops(n, graph) or 0) for n in graph.nodes)
+
+
+def ours_ms(app: str, inputs: list, runs: int, warmup: int, threads: int) -> float:
+    args = [app]
+    for name, file in inputs:
+        args += ["--input", f"{name}={file}"]
+    if warmup:
+        subprocess.run(args + ["--bench", str(warmup), "--threads", str(threads)],
+                       capture_output=True, check=True)
+    out = subprocess.run(args + ["--bench", str(runs), "--threads", str(threads)],
+                         capture_output=True, text=True, check=True).stdout
+    return float(re.search(r"median ([0-9.]+) ms", out).group(1))
+
+
+ORT_WORKER = r"""
+import sys, time, numpy as np, onnxruntime as ort
+path, runs, warmup, threads = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+feeds = {n: np.load(f) for n, f in zip(sys.argv[5::2], sys.argv[6::2])}
+o = ort.SessionOptions()
+o.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+o.intra_op_num_threads, o.inter_op_num_threads = threads, 1
+o.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+s = ort.InferenceSession(path, o, providers=["CPUExecutionProvider"])
+for _ in range(warmup):
+    s.run(None, feeds)
+ms = []
+for _ in range(runs):
+    t = time.perf_counter(); s.run(None, feeds); ms.append((time.perf_counter() - t) * 1e3)
+print(float(np.median(ms)))
+"""
+
+
+def ort_ms(path: str, inputs: list, runs: int, warmup: int, threads: int) -> float:
+    args = [sys.executable, "-c", ORT_WORKER, path, str(runs), str(warmup), str(threads)]
+    for name, file in inputs:
+        args += [name, file]
+    return float(subprocess.run(args, capture_output=True, text=True, check=True).stdout)
+
+
+def outputs_match(app: str, path: str, inputs: list, feeds: dict, work: str) -> str:
+    import onnxruntime as ort
+    out_dir = tempfile.mkdtemp(dir=work)
+    args = [app, "--output-dir", out_dir]
+    for name, file in inputs:
+        args += ["--input", f"{name}={file}"]
+    subprocess.run(args, capture_output=True, check=True)
+    session = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
+    names = [o.name for o in session.get_outputs()]
+    from nnbuild.codegen.names import app_output_files
+    try:
+        for name, value, file in zip(names, session.run(names, feeds), app_output_files(names)):
+            assert_close(np.load(os.path.join(out_dir, file)), value, MODEL_TOLERANCE,
+                         what=name)
+    except AssertionError as e:
+        return f"MISMATCH {str(e)[:60]}"
+    return "ok"
+
+
+def geomean(values):
+    return math.exp(sum(math.log(v) for v in values) / len(values)) if values else float("nan")
+
+
+# --- main -------------------------------------------------------------------------------------
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--threads", default="1,2", help="thread counts, e.g. 1,2")
+    p.add_argument("--models", default="", help="comma-separated subset (default: all)")
+    p.add_argument("--skip", default="", help="comma-separated models to leave out")
+    p.add_argument("--target", default="host", help="nnbuild target (default: host)")
+    p.add_argument("--runs", type=int, default=30, help="timed runs per measurement")
+    p.add_argument("--warmup", type=int, default=3)
+    p.add_argument("--repeat", type=int, default=2, help="alternating measurements per side")
+    p.add_argument("--work", default=os.path.join(tempfile.gettempdir(), "nnbuild-bench"),
+                   help="builds and inputs go here (kept for the next run)")
+    p.add_argument("--json", help="also write the results here")
+    args = p.parse_args(argv)
+
+    threads = [int(t) for t in args.threads.split(",")]
+    target = targets.resolve(args.target)
+    os.makedirs(args.work, exist_ok=True)
+    cases = benchmark_set(args.work)
+    names = [n for n in (args.models.split(",") if args.models else cases)
+             if n not in args.skip.split(",")]
+    unknown = [n for n in names if n not in cases]
+    if unknown:
+        p.error(f"unknown models {unknown} (known: {', '.join(cases)})")
+    peak = fma_peak(target, args.work)
+    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo")
+                if line.startswith("model name")), platform.processor()) \
+        if os.path.exists("/proc/cpuinfo") else platform.processor()
+    print(f"# {time.strftime('%Y-%m-%d')}  {cpu}  target {target.name}  "
+          f"FMA peak {peak:.1f} GFLOP/s per core  onnxruntime "
+          f"{__import__('onnxruntime').__version__}  load {os.getloadavg()[0]:.1f}", flush=True)
+
+    rows = []
+    for name in names:
+        path, feeds = cases[name]()
+        build_dir = os.path.join(args.work, "build", name)
+        t0 = time.perf_counter()
+        result = nnbuild.build(path, build_dir, target=args.target)
+        build_s = time.perf_counter() - t0
+        inputs = []
+        for i, (input_name, value) in enumerate(feeds.items()):
+            file = os.path.join(args.work, "build", f"{name}_input{i}.npy")
+            np.save(file, value)
+            inputs.append((input_name, file))
+        flops = model_flops(path, args.target)
+        check = outputs_match(result.app, path, inputs, feeds, args.work)
+        for t in threads:
+            ours, ort = [], []
+            for _ in range(args.repeat):
+                ours.append(ours_ms(result.app, inputs, args.runs, args.warmup, t))
+                ort.append(ort_ms(path, inputs, args.runs, args.warmup, t))
+            row = dict(model=name, threads=t, gflop=flops / 1e9, ours_ms=min(ours),
+                       ort_ms=min(ort), build_s=build_s, check=check)
+            row["ratio"] = row["ours_ms"] / row["ort_ms"]
+            row["gflops"] = flops / row["ours_ms"] / 1e6
+            row["peak_pct"] = 100 * row["gflops"] / (peak * t)
+            rows.append(row)
+            print(f"{name:18s} T={t} {row['gflop']:8.3f} GFLOP  ours {row['ours_ms']:9.3f} ms  "
+                  f"ORT {row['ort_ms']:9.3f} ms  ratio {row['ratio']:5.2f}  "
+                  f"{row['gflops']:7.1f} GFLOP/s  {row['peak_pct']:5.1f}% peak  {check}",
+                  file=sys.stderr, flush=True)
+
+    print()
+    print("| model | threads | GFLOP | nnbuild ms | onnxruntime ms | ratio | GFLOP/s | % peak |")
+    print("|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        print(f"| {r['model']} | {r['threads']} | {r['gflop']:.3f} | {r['ours_ms']:.3f} | "
+              f"{r['ort_ms']:.3f} | {r['ratio']:.2f} | {r['gflops']:.1f} | "
+              f"{r['peak_pct']:.1f} |")
+    for t in threads:
+        ratios = [r["ratio"] for r in rows if r["threads"] == t]
+        print(f"| **geometric mean** | {t} | | | | **{geomean(ratios):.2f}** | | |")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"date": time.strftime("%Y-%m-%d"), "cpu": cpu, "target": target.name,
+                       "fma_peak_gflops_per_core": peak, "rows": rows}, f, indent=2)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
