@@ -13,7 +13,19 @@ from cmake_helpers import EXAMPLES
 from helpers import onnxruntime_outputs
 from nnbuild.testing import MODEL_TOLERANCE, assert_close
 
-MODEL = os.path.join(EXAMPLES, "classifier.onnx")
+
+
+def _example_model() -> str:
+    """The quick-start classifier, written by examples/make_example_model.py into a temporary
+    folder (the model is generated, not checked in: a fresh clone has none)."""
+    import tempfile
+    path = os.path.join(tempfile.mkdtemp(prefix="nnbuild-example-"), "classifier.onnx")
+    subprocess.run([sys.executable, os.path.join(EXAMPLES, "make_example_model.py"), path],
+                   check=True, capture_output=True)
+    return path
+
+
+MODEL = _example_model()
 USE = os.path.join(EXAMPLES, "python-extension", "use_classifier.py")
 
 
