@@ -11,9 +11,6 @@ from . import movement  # noqa: F401
 from . import resize  # noqa: F401
 from . import math_extra  # noqa: F401
 from . import index  # noqa: F401
-from . import index  # noqa: F401
-from . import loss  # noqa: F401
-from . import index  # noqa: F401
 from . import loss  # noqa: F401
 from . import quantize  # noqa: F401
 from . import fused  # noqa: F401
