@@ -23,7 +23,8 @@ set(_NNBUILD_CMAKE_DIR "${CMAKE_CURRENT_LIST_DIR}")
 # Sets the cache variable NNBUILD_PYTHON to a Python that imports nnbuild, and from it (see
 # nnbuild_probe.py) nnbuild_VERSION, NNBUILD_TEMPLATES_DIR, NNBUILD_PACKAGE_DIR,
 # NNBUILD_TARGETS, NNBUILD_HOST_TARGET and NNBUILD_C_FLAGS_<target>.
-# A configure-time FATAL_ERROR names every candidate tried when none works.
+# When none works, a configure-time FATAL_ERROR names every candidate tried; without REQUIRED,
+# find_package(nnbuild) reports nnbuild as not found with that message instead.
 function(_nnbuild_find_python)
   set(NNBUILD_PYTHON "" CACHE FILEPATH "Python interpreter that has nnbuild installed")
   set(candidates)
@@ -66,10 +67,15 @@ function(_nnbuild_find_python)
     set(tried "none: no python3 or python on PATH")
   endif()
   list(JOIN tried "\n    " tried)
-  message(FATAL_ERROR
+  set(problem
     "nnbuild: no Python with nnbuild installed was found; tried:\n    ${tried}\n"
     "Install it (`pip install nnbuild`) into the Python you build with, or point CMake at the "
     "right interpreter: -DNNBUILD_PYTHON=/path/to/python")
+  if(nnbuild_FIND_REQUIRED)
+    message(FATAL_ERROR ${problem})
+  endif()
+  string(CONCAT problem ${problem})
+  set(_nnbuild_not_found "${problem}" PARENT_SCOPE)   # find_package(nnbuild) without REQUIRED
 endfunction()
 
 # _nnbuild_tool_files(<out-var>)

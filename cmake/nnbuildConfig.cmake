@@ -18,7 +18,8 @@
 #   Models are generated at build time by `<python> -m nnbuild generate`. The Python is the
 #   cache variable NNBUILD_PYTHON when set (it must import nnbuild), else the first of
 #   Python3_EXECUTABLE, Python_EXECUTABLE, $VIRTUAL_ENV/bin/python, python3, python that
-#   imports nnbuild. None found is a configure-time error.
+#   imports nnbuild. None found is a configure-time error with REQUIRED; without it,
+#   nnbuild_FOUND is FALSE (the generated Python packages then build their vendored sources).
 #
 # Languages
 #   The generated libraries are C11 with an assembler file for the weights: finding the package
@@ -31,6 +32,12 @@ cmake_minimum_required(VERSION 3.20)
 
 include("${CMAKE_CURRENT_LIST_DIR}/nnbuild.cmake")
 _nnbuild_find_python()
+if(DEFINED _nnbuild_not_found)
+  set(nnbuild_FOUND FALSE)
+  set(nnbuild_NOT_FOUND_MESSAGE "${_nnbuild_not_found}")
+  unset(_nnbuild_not_found)
+  return()
+endif()
 get_property(_nnbuild_languages GLOBAL PROPERTY ENABLED_LANGUAGES)
 foreach(_nnbuild_language IN ITEMS C ASM)
   if(NOT _nnbuild_language IN_LIST _nnbuild_languages)
