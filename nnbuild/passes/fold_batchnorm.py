@@ -33,16 +33,25 @@ def _sole_producer(graph: Graph, bn: Node, op: str):
     return producer
 
 
+def _foldable(graph: Graph, bn: Node, op: str):
+    """(producer, has_bias, (s, shift)) when ``bn`` folds into its sole ``op`` producer: constant
+    weights, constant or absent bias, constant BN parameters; else None."""
+    producer = _sole_producer(graph, bn, op)
+    params = _bn_params(graph, bn)
+    if producer is None or params is None or not graph.is_constant(producer.inputs[1]):
+        return None
+    has_bias = bool(len(producer.inputs) > 2 and producer.inputs[2])
+    if has_bias and not graph.is_constant(producer.inputs[2]):
+        return None
+    return producer, has_bias, params
+
+
 def _into_conv(graph: Graph, bn: Node):
     # y = Conv(x, W, b); z = BN(y, scale, bias, mean, var)  =>  z = Conv(x, W*s, (b-mean)*s+bias)
-    conv = _sole_producer(graph, bn, "Conv")
-    params = _bn_params(graph, bn)
-    if conv is None or params is None or not graph.is_constant(conv.inputs[1]):
+    found = _foldable(graph, bn, "Conv")
+    if found is None:
         return None
-    has_bias = len(conv.inputs) > 2 and conv.inputs[2]
-    if has_bias and not graph.is_constant(conv.inputs[2]):
-        return None
-    s, shift = params
+    conv, has_bias, (s, shift) = found
     w = np.asarray(graph.constants[conv.inputs[1]])
     b = np.asarray(graph.constants[conv.inputs[2]], np.float64) if has_bias else 0.0
     new_w = (w * s.reshape((-1,) + (1,) * (w.ndim - 1))).astype(w.dtype)
@@ -56,14 +65,10 @@ def _into_conv(graph: Graph, bn: Node):
 
 def _into_gemm(graph: Graph, bn: Node):
     # y = Gemm(a, B, c); z = BN(y, ...)  =>  z = Gemm(a, B*s, (beta*c-mean)*s+bias), beta=1
-    gemm = _sole_producer(graph, bn, "Gemm")
-    params = _bn_params(graph, bn)
-    if gemm is None or params is None or not graph.is_constant(gemm.inputs[1]):
+    found = _foldable(graph, bn, "Gemm")
+    if found is None:
         return None
-    has_c = len(gemm.inputs) > 2 and gemm.inputs[2]
-    if has_c and not graph.is_constant(gemm.inputs[2]):
-        return None
-    s, shift = params
+    gemm, has_c, (s, shift) = found
     b = np.asarray(graph.constants[gemm.inputs[1]])
     n = graph.types[bn.outputs[0]].shape[1]
     alpha, beta = float(gemm.attr("alpha", 1.0)), float(gemm.attr("beta", 1.0))
