@@ -155,17 +155,27 @@ def _emit_block(ctx, lines: list) -> None:
 
 
 # --- Conv -------------------------------------------------------------------------------------
-@register("Conv", since=1)
-class Conv(Op):
-    """Y = conv(X, W) + B: cross-correlation over each group's channels."""
+class _Convolution(Op):
+    """What Conv and ConvTranspose share: geometry from the attributes and shapes, and from it
+    the output type (the bias, when given, has one value per output channel)."""
+    @staticmethod
+    def _geometry(fail, node: Node, x: TensorType, w: TensorType) -> Geometry:
+        raise NotImplementedError
+
     def geometry(self, node: Node, graph) -> Geometry:
         x, w = (graph.types[i] for i in node.inputs[:2])
-        return conv_geometry(_node_fail(node), node, x, w)
+        return self._geometry(_node_fail(node), node, x, w)
 
     def infer(self, ctx: InferContext) -> list:
-        g = conv_geometry(ctx.fail, ctx.node, ctx.types[0], ctx.types[1])
+        g = self._geometry(ctx.fail, ctx.node, ctx.types[0], ctx.types[1])
         _check_bias(ctx.fail, ctx.types, g.out_channels)
         return [TensorType(ctx.types[0].dtype, (g.batch, g.out_channels) + g.out_size)]
+
+
+@register("Conv", since=1)
+class Conv(_Convolution):
+    """Y = conv(X, W) + B: cross-correlation over each group's channels."""
+    _geometry = staticmethod(conv_geometry)
 
     def reference(self, node, x, w, b=None):
         g = conv_geometry(_node_fail(node), node, TensorType.of(x), TensorType.of(w))
@@ -283,16 +293,9 @@ def conv_transpose_geometry(fail, node: Node, x: TensorType, w: TensorType) -> G
 
 
 @register("ConvTranspose", since=1)
-class ConvTranspose(Op):
+class ConvTranspose(_Convolution):
     """Y = conv_transpose(X, W) + B: each input element scatters W times itself into Y."""
-    def geometry(self, node: Node, graph) -> Geometry:
-        x, w = (graph.types[i] for i in node.inputs[:2])
-        return conv_transpose_geometry(_node_fail(node), node, x, w)
-
-    def infer(self, ctx: InferContext) -> list:
-        g = conv_transpose_geometry(ctx.fail, ctx.node, ctx.types[0], ctx.types[1])
-        _check_bias(ctx.fail, ctx.types, g.out_channels)
-        return [TensorType(ctx.types[0].dtype, (g.batch, g.out_channels) + g.out_size)]
+    _geometry = staticmethod(conv_transpose_geometry)
 
     def reference(self, node, x, w, b=None):
         g = conv_transpose_geometry(_node_fail(node), node, TensorType.of(x), TensorType.of(w))
