@@ -6,10 +6,10 @@
 """
 __version__ = "0.1.0"
 
-from .api import build, compile, generate, optimize, translate  # noqa: E402
+from .api import build, compile, diff, generate, optimize, translate  # noqa: E402
 from .errors import BuildError, ModelError, NNBuildError, UsageError  # noqa: E402
 from .options import Options  # noqa: E402
 from .runtime import CompiledModel  # noqa: E402
 
 __all__ = ["compile", "build", "generate", "translate", "optimize", "Options", "CompiledModel",
-           "NNBuildError", "ModelError", "UsageError", "BuildError", "__version__"]
+           "diff", "NNBuildError", "ModelError", "UsageError", "BuildError", "__version__"]

@@ -5,6 +5,7 @@
     generate(model, out_dir)    -> GeneratedProject written to out_dir
     build(model, out_dir)       -> BuildResult (app and library paths)
     compile(model)              -> CompiledModel loaded in process, through the cache
+    diff(model)                 -> DiffResult: every surviving intermediate against onnxruntime
 """
 from __future__ import annotations
 
@@ -129,8 +130,13 @@ def build(model, out_dir: str, options: Options | None = None, shared: bool = Fa
     """generate + configure + build; returns the app and library paths."""
     options = _options(options, kwargs)
     out_dir = os.path.abspath(out_dir)
-    project = generate(model, out_dir, options)
-    return build_project(out_dir, project.prefix, shared=shared)
+    check_output_folder(out_dir)
+    project = _generate(model, options)
+    artifacts = artifact_paths(out_dir, project.prefix, shared)
+    built = []                  # the build is part of the journaled update of out_dir
+    publish(project, out_dir, keep=(artifacts.app, artifacts.library),
+            then=lambda: built.append(build_project(out_dir, project.prefix, shared=shared)))
+    return built[0]
 
 
 def cached(model, options: Options, cache_dir: str | None = None) -> tuple:
@@ -155,3 +161,13 @@ def compile(model, cache_dir: str | None = None, options: Options | None = None,
     options = _options(options, kwargs)
     result, prefix = cached(model, options, cache_dir)
     return CompiledModel(result.library, prefix, result.project_dir)
+
+
+def diff(model, options: Options | None = None, inputs: dict | None = None,
+         tolerance: str = "model", work_dir: str | None = None, **kwargs):
+    """Build ``model`` with every surviving intermediate as an output, run it and onnxruntime
+    on ``inputs`` (the rest seeded random); ``result.first_bad`` names the first node whose
+    error exceeds nnbuild.testing's tolerance ("model" or "op")."""
+    from .analysis.diff import diff_model
+    return diff_model(model, _options(options, kwargs), inputs=inputs, tolerance=tolerance,
+                      work_dir=work_dir)

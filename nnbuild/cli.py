@@ -98,6 +98,16 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--keep", default=None, help="folder for the profiling project and build")
     p.set_defaults(func=cmd_profile)
 
+    p = sub.add_parser("diff", help="compare every surviving intermediate with onnxruntime; "
+                       "name the first node over the tolerance (exit 1)")
+    _add_model_options(p)
+    p.add_argument("--input", action="append", default=[], metavar="NAME=FILE.npy",
+                   help="an input (repeatable); inputs not given are seeded random data")
+    p.add_argument("--tolerance", default="model", choices=("model", "op"),
+                   help="nnbuild.testing's MODEL_TOLERANCE (default) or OP_TOLERANCE")
+    p.add_argument("--keep", default=None, help="folder for the diff project and build")
+    p.set_defaults(func=cmd_diff)
+
     p = sub.add_parser("calibrate", help="measure peak FLOP/s and memory bandwidth for the "
                        "roofline; stored per machine")
     p.add_argument("--runs", type=int, default=5, help="timed runs per probe (default 5)")
@@ -248,6 +258,31 @@ def cmd_profile(args) -> int:
     print(table(result, args.top), end="")
     print(f"trace: {trace}\nreport: {report}")
     return 0
+
+
+def cmd_diff(args) -> int:
+    """Exit 0 when every compared tensor is within the tolerance, 1 when some is not."""
+    import numpy as np
+    names = _onnx_input_names(args.model)
+    inputs = {}
+    for spec in args.input:
+        name, path = _split_input(spec, names)
+        try:
+            inputs[name] = np.load(path)
+        except (OSError, ValueError) as e:
+            raise UsageError(f"--input {spec}: cannot read {path}: {e}") from None
+    result = api.diff(args.model, _options(args), inputs=inputs, tolerance=args.tolerance,
+                      work_dir=args.keep)
+    from .analysis.diff import report
+    print(report(result), end="")
+    return 0 if result.ok else 1
+
+
+def _onnx_input_names(path: str) -> list:
+    from .frontend import load_model
+    graph = load_model(path).graph
+    inits = {i.name for i in graph.initializer}
+    return [i.name for i in graph.input if i.name not in inits]
 
 
 def cmd_calibrate(args) -> int:
