@@ -14,3 +14,4 @@ from . import index  # noqa: F401
 from . import loss  # noqa: F401
 from . import quantize  # noqa: F401
 from . import fused  # noqa: F401
+from . import sampling  # noqa: F401
