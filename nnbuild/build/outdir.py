@@ -14,6 +14,14 @@ the next run). The update itself is journaled: ``.nnbuild-journal`` in the folde
 files to be added and those replaced or removed, whose old versions are moved into the staging
 folder's ``.old/`` before the new ones go in; a kill during the update leaves the journal, and
 the next publish (or ``recover``) first rolls the folder back to the previous project.
+
+A publish can carry a step that must finish before the update counts as done (``then``: the
+cmake/ninja build of ``nnbuild build``). The journal stays until that step returns, and the
+previous build artifacts it names (``keep``: the app and the library) are saved first as hard
+links in the backup (the linker and CMake's archive rule remove an output before writing it, so
+the saved inode is never written). Killed during the build, the next run restores the previous
+project and artifacts, and touches the restored sources so the next build recompiles them.
+A build that fails with an error (not a kill) commits: the new project stays with its log.
 """
 from __future__ import annotations
 
@@ -28,6 +36,7 @@ MARKER = "nnbuild.json"
 BUILD_DIR = "build"
 JOURNAL = ".nnbuild-journal"
 STAGING_INFIX = ".tmp-"
+KEPT = ".built"                 # in the backup: the previous build artifacts
 
 
 def check_output_folder(folder: str) -> None:
@@ -50,8 +59,10 @@ def _holds_files(folder: str) -> bool:
     return False
 
 
-def publish(project, folder: str) -> None:
-    """Write ``project`` (a GeneratedProject) into ``folder``."""
+def publish(project, folder: str, then=None, keep: tuple = ()) -> None:
+    """Write ``project`` (a GeneratedProject) into ``folder``; then run ``then()`` (if given)
+    inside the same journaled update, the files ``keep`` (paths inside ``folder``) restorable
+    until it returns."""
     folder = os.path.abspath(folder)
     recover(folder)
     check_output_folder(folder)
@@ -63,9 +74,11 @@ def publish(project, folder: str) -> None:
     try:
         project.write_into(staging)
         if os.path.isdir(folder):
-            _update_in_place(staging, folder, project.files)
+            _update_in_place(staging, folder, project.files, then, keep)
         else:
             os.replace(staging, folder)
+            if then is not None:
+                then()
     finally:
         shutil.rmtree(staging, ignore_errors=True)
 
@@ -98,6 +111,14 @@ def recover(folder: str) -> bool:
             path = os.path.join(folder, *rel.split("/"))
             os.makedirs(os.path.dirname(path), exist_ok=True)
             os.replace(saved, path)
+            os.utime(path)                    # newer than objects a killed build made of it
+    for rel in record.get("kept", []):        # build artifacts of the previous project
+        saved, path = os.path.join(backup, KEPT, *rel.split("/")), \
+            os.path.join(folder, *rel.split("/"))
+        if os.path.lexists(saved):
+            os.replace(saved, path)
+        elif os.path.lexists(path):           # there was none before: drop the new one
+            os.unlink(path)
     _remove_empty_parents(folder, record["added"])
     os.unlink(journal)
     shutil.rmtree(os.path.dirname(backup), ignore_errors=True)
@@ -107,7 +128,8 @@ def recover(folder: str) -> bool:
 def _valid_journal(record, folder: str) -> bool:
     """Only paths inside ``folder`` and a backup inside a staging folder beside it."""
     try:
-        backup, rels = record["backup"], list(record["added"]) + list(record["moved"])
+        backup = record["backup"]
+        rels = list(record["added"]) + list(record["moved"]) + list(record.get("kept", []))
         staging = os.path.dirname(backup)
         return (isinstance(backup, str) and os.path.basename(backup) == ".old"
                 and os.path.dirname(staging) == os.path.dirname(folder)
@@ -140,7 +162,7 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def _update_in_place(staging: str, folder: str, files: dict) -> None:
+def _update_in_place(staging: str, folder: str, files: dict, then=None, keep=()) -> None:
     """Make ``folder`` hold ``files``; files of the previous project that the new one lacks
     are removed, anything else in the folder (build/, the user's own files) is left alone.
     Journaled: old versions go to staging/.old/ first, so ``recover`` can roll back."""
@@ -161,7 +183,37 @@ def _update_in_place(staging: str, folder: str, files: dict) -> None:
         os.makedirs(os.path.dirname(path), exist_ok=True)
         os.replace(os.path.join(staging, *rel.split("/")), path)
     _remove_empty_parents(folder, gone)
+    if then is not None:                                 # ... and keep the journal meanwhile
+        _save_artifacts(folder, backup, keep, record)
+        try:
+            then()
+        except Exception:                                # a failed build: keep it, with its log
+            os.unlink(os.path.join(folder, JOURNAL))
+            raise
+        except BaseException:                            # Ctrl-C: as if killed, roll back now
+            recover(folder)
+            raise
+        # a kill skips everything below: the next run's recover rolls back
     os.unlink(os.path.join(folder, JOURNAL))             # committed
+
+
+def _save_artifacts(folder: str, backup: str, keep, record: dict) -> None:
+    """Hard-link the current ``keep`` files into the backup and name them in the journal."""
+    kept = []
+    for path in keep:
+        rel = os.path.relpath(os.path.abspath(path), folder).replace(os.sep, "/")
+        if rel.startswith("../") or os.path.isabs(rel):
+            continue
+        kept.append(rel)
+        if os.path.isfile(path):
+            saved = os.path.join(backup, KEPT, *rel.split("/"))
+            os.makedirs(os.path.dirname(saved), exist_ok=True)
+            try:
+                os.link(path, saved)
+            except OSError:                              # no hard links here: copy
+                shutil.copy2(path, saved)
+    record["kept"] = kept
+    _write_atomically(os.path.join(folder, JOURNAL), json.dumps(record).encode())
 
 
 def _remove_empty_parents(folder: str, rels: list) -> None:

@@ -49,6 +49,22 @@ elif point == "update":                      # at the n-th rename of the in-plac
     os.replace = replace
 elif point == "build":                       # the new project published, cmake not yet run
     api.build_project = lambda *a, **k: die()
+elif point in ("configure", "compile"):      # inside cmake's configure / ninja's build
+    import glob, subprocess, time
+    from nnbuild.build import driver
+    real_run = driver.subprocess.run
+    def run(cmd, **kw):
+        if (point == "compile") != ("--build" in cmd):
+            return real_run(cmd, **kw)
+        child = subprocess.Popen(cmd, **kw)
+        deadline = time.time() + 60
+        while point == "compile" and time.time() < deadline and child.poll() is None and \
+                len(glob.glob(os.path.join(out, "build", "**", "*.o"), recursive=True)) < n:
+            time.sleep(0.01)
+        if point == "configure":
+            time.sleep(n / 10)
+        os.killpg(0, signal.SIGKILL)          # nnbuild, cmake and ninja together
+    driver.subprocess.run = run
 from nnbuild import cli
 sys.exit(cli.main(["build", model, "-o", out]))
 '''
@@ -116,6 +132,49 @@ def test_killed_build_leaves_the_previous_project(built, point, n, tmp_path):
     assert rolled_back == (point == "update" and n > 1)     # rename 1 writes the journal
     assert snapshot(str(root / "net")) == before
     np.testing.assert_array_equal(app_output(result.app, tmp_path, x), previous_y)
+
+
+BUILD_KILLS = [("configure", 2), ("compile", 1), ("compile", 3)]
+
+
+@pytest.mark.parametrize("point,n", BUILD_KILLS, ids=[f"{p}{n}" for p, n in BUILD_KILLS])
+def test_killed_inside_cmake_or_ninja_rolls_back_to_the_previous_app(point, n, tmp_path):
+    """Killed (the whole process group) while cmake configures or ninja compiles the new
+    project: the next run restores the previous project and its app; rebuilding the previous
+    model then recompiles what the killed build touched (no stale objects of the new model)."""
+    onnx.save(model_with_weights(0), str(tmp_path / "a.onnx"))
+    onnx.save(model_with_weights(1), str(tmp_path / "b.onnx"))
+    out = tmp_path / "net"
+    first = nnbuild.build(str(tmp_path / "a.onnx"), str(out), name="net")
+    x = np.random.default_rng(7).standard_normal((3, 6)).astype(np.float32)
+    previous_y = app_output(first.app, tmp_path, x)
+    before = snapshot(str(out))
+    proc = subprocess.run([sys.executable, "-c", KILLER, point, str(n), str(tmp_path / "b.onnx"),
+                           str(out)], capture_output=True, text=True, start_new_session=True)
+    assert proc.returncode == -9, proc.stderr
+    assert outdir.recover(str(out))
+    assert snapshot(str(out)) == before
+    np.testing.assert_array_equal(app_output(first.app, tmp_path, x), previous_y)
+    again = nnbuild.build(str(tmp_path / "a.onnx"), str(out), name="net")
+    np.testing.assert_array_equal(app_output(again.app, tmp_path, x), previous_y)
+    assert not os.path.exists(out / outdir.JOURNAL)
+
+
+def test_a_failing_build_keeps_the_new_project_and_its_log(tmp_path, monkeypatch):
+    """A build error (not a kill) commits: the new sources stay beside the log to debug."""
+    from nnbuild import api
+    from nnbuild.errors import BuildError
+    onnx.save(model_with_weights(0), str(tmp_path / "a.onnx"))
+    onnx.save(model_with_weights(1), str(tmp_path / "b.onnx"))
+    nnbuild.build(str(tmp_path / "a.onnx"), str(tmp_path / "net"), name="net")
+
+    def broken(*args, **kwargs):
+        raise BuildError("build failed: error: injected")
+    monkeypatch.setattr(api, "build_project", broken)
+    with pytest.raises(BuildError):
+        nnbuild.build(str(tmp_path / "b.onnx"), str(tmp_path / "net"), name="net")
+    assert not os.path.exists(tmp_path / "net" / outdir.JOURNAL)
+    assert "relu" in (tmp_path / "net" / "src" / "net.c").read_text()
 
 
 def test_killed_before_the_cmake_build_then_a_rerun_builds_the_new_model(built, tmp_path):
