@@ -5,7 +5,9 @@ packed into micro-kernel panels (``pack_a``) of the target's blocking (``targets
 constant operand is packed here, at compile time, into the weight blob; when the constant is
 the right-hand one (a layer's weights), the product is computed transposed, Y^T = B^T A^T, so
 that it still is. Other left operands are packed at run time into the node's scratch. float64
-uses the plain DGEMM.
+uses the plain DGEMM. float16 and bfloat16 MatMul widens its operands to float32 in scratch
+(constants at compile time, straight into the packed layout), runs the SGEMM and rounds the
+result back once, to nearest even (``widen_loop``).
 """
 from __future__ import annotations
 
@@ -13,7 +15,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..codegen.loops import broadcast_loop, broadcast_shape, c_literal
+from .. import dtypes
+from ..codegen.loops import HALF_TYPES, broadcast_loop, broadcast_shape, c_literal
 from ..codegen.names import c_comment
 from ..errors import ModelError
 from ..ir.graph import Node, TensorType
@@ -25,6 +28,7 @@ from .registry import InferContext, Op, register
 GEMM_BLOCKING = GENERIC.gemm.as_dict()
 MR, NR, KC, NC = (GEMM_BLOCKING[k] for k in ("MR", "NR", "KC", "NC"))
 KERNEL_DTYPES = ("f32", "f64")
+WIDENED_DTYPES = tuple(HALF_TYPES)       # computed in float32, rounded back once
 
 
 def blocking():
@@ -125,6 +129,19 @@ def check_kernel_dtype(ctx, node: Node, name: str) -> None:
     if dtype.short not in KERNEL_DTYPES:
         raise ModelError(f"node {node.label} ({node.op}): no kernel for element type {dtype} "
                          f"(supported: {', '.join(KERNEL_DTYPES)})")
+
+
+def widen_floats(count: int) -> int:
+    """Floats a widened copy of ``count`` elements takes (kept 64-byte aligned)."""
+    return -(-count // 16) * 16
+
+
+def widen_loop(ctx, dtype, count: int, src: str, dst: str, direction: int) -> str:
+    """A loop converting ``count`` half elements at ``src`` to float at ``dst`` (direction 0) or
+    float back to half (1, round to nearest even)."""
+    ctx.helper("half")
+    return (f"for (size_t i = 0; i < {count}; ++i) "
+            f"{dst}[i] = {HALF_TYPES[dtype.short][direction]}({src}[i]);")
 
 
 def _swapped(m: int, n: int, a_constant: bool, b_constant: bool) -> bool:
@@ -328,29 +345,63 @@ class MatMul(Op):
             return s, "const-a"
         return s, "swapped" if _swapped(s.m, s.n, False, False) else "plain"
 
+    @staticmethod
+    def _widened(node, mode) -> list:
+        """The operands a half-precision product copies to float32: the output, and each input
+        not pre-packed at compile time."""
+        a, b = node.inputs
+        return ([a] if mode != "const-a" else []) + ([b] if mode != "flat" else []) + \
+            [node.outputs[0]]
+
+    def _sgemm_floats(self, s, mode) -> int:
+        if mode == "flat":
+            return sgemm_scratch_floats(s.n, s.batches * s.m, s.k, True)
+        if mode == "swapped":
+            return sgemm_scratch_floats(s.n, s.m, s.k, False)
+        return sgemm_scratch_floats(s.m, s.n, s.k, mode == "const-a")
+
     def scratch_bytes(self, node, graph):
-        if graph.types[node.outputs[0]].dtype.short != "f32":
+        short = graph.types[node.outputs[0]].dtype.short
+        if short not in ("f32",) + WIDENED_DTYPES:
             return 0
         s, mode = self._plan(node, graph)
-        if mode == "flat":
-            return 4 * sgemm_scratch_floats(s.n, s.batches * s.m, s.k, True)
-        if mode == "swapped":
-            return 4 * sgemm_scratch_floats(s.n, s.m, s.k, False)
-        return 4 * sgemm_scratch_floats(s.m, s.n, s.k, mode == "const-a")
+        floats = widen_floats(self._sgemm_floats(s, mode))
+        if short in WIDENED_DTYPES:
+            floats += sum(widen_floats(graph.types[v].size) for v in self._widened(node, mode))
+        return 4 * floats
 
     def lower(self, node, ctx):
+        y = node.outputs[0]
+        dtype = ctx.type(y).dtype
+        if dtype.short not in WIDENED_DTYPES:
+            check_kernel_dtype(ctx, node, y)
+            scratch = ctx.scratch(dtype.ctype) if dtype.short == "f32" else None
+            self._product(node, ctx, dtype, {v: ctx.ptr(v) for v in (*node.inputs, y)}, scratch)
+            return
+        s, mode = self._plan(node, ctx.graph)
+        scratch = ctx.scratch("float")
+        ptrs = {v: ctx.ptr(v) for v in node.inputs}
+        offset = widen_floats(self._sgemm_floats(s, mode))
+        for v in self._widened(node, mode):
+            ptrs[v] = f"({scratch} + {offset})"
+            offset += widen_floats(ctx.type(v).size)
+        ctx.emit(f"/* {dtype} operands widened to float32; the product rounded back once */")
+        for v in self._widened(node, mode)[:-1]:
+            ctx.emit(widen_loop(ctx, dtype, ctx.type(v).size, ctx.ptr(v), ptrs[v], 0))
+        self._product(node, ctx, dtypes.FLOAT32, ptrs, scratch)
+        ctx.emit(widen_loop(ctx, dtype, ctx.type(y).size, ptrs[y], ctx.ptr(y), 1))
+
+    def _product(self, node, ctx, dtype, ptrs: dict, scratch) -> None:
+        """Y = A @ B in ``dtype`` (f32 or f64) over the tensors at ``ptrs``."""
         a, b = node.inputs
         y = node.outputs[0]
-        check_kernel_dtype(ctx, node, y)
-        dtype = ctx.type(y).dtype
         s, mode = self._plan(node, ctx.graph)
-        scratch = ctx.scratch(dtype.ctype) if dtype.short == "f32" else None
         if mode == "flat":               # Y^T (N x rows) = B^T (N x K) A^T (K x rows)
             rows = s.batches * s.m
             b_value = np.asarray(ctx.graph.constants[b]).reshape(s.k, s.n)
-            lhs = Matrix(ctx.ptr(b), s.k, s.n, s.n, 1, b_value, b, "B").T
-            rhs = Matrix(ctx.ptr(a), rows, s.k, s.k, 1, label="A").T
-            out = Matrix(ctx.ptr(y), rows, s.n, s.n, 1, label="Y").T
+            lhs = Matrix(ptrs[b], s.k, s.n, s.n, 1, b_value, b, "B").T
+            rhs = Matrix(ptrs[a], rows, s.k, s.k, 1, label="A").T
+            out = Matrix(ptrs[y], rows, s.n, s.n, 1, label="Y").T
             for call in gemm_calls(ctx, dtype, lhs, rhs, out, scratch=scratch):
                 ctx.emit(call)
             return
@@ -360,7 +411,7 @@ class MatMul(Op):
                                   (y, s.batch, s.m * s.n)):
             strides = _batch_strides(batch, s.batch, step)
             terms = [f"i{j} * {strides[i]}" for j, (i, _) in enumerate(dims) if strides[i]]
-            index[name] = f"{ctx.ptr(name)} + {' + '.join(terms)}" if terms else ctx.ptr(name)
+            index[name] = f"{ptrs[name]} + {' + '.join(terms)}" if terms else ptrs[name]
         a_value = np.asarray(ctx.graph.constants[a]).reshape(s.m, s.k) if mode == "const-a" \
             else None
         lhs = Matrix(index[a], s.m, s.k, s.k, 1, a_value, a, "A")

@@ -7,6 +7,7 @@ import re
 import numpy as np
 import pytest
 from onnx import helper
+from onnx import numpy_helper as onnx_numpy_helper
 
 import nnbuild
 from nnbuild.errors import ModelError
@@ -186,6 +187,36 @@ def test_matmul_float64_batched(cache_dir):
     model = make_model([helper.make_node("MatMul", ["a", "b"], ["y"])],
                        {"a": (F64, [2, 3, 4]), "b": (F64, [4, 5])}, ["y"])
     check_against_onnxruntime(model, cache_dir)
+
+
+def _half_reference(a, b, dtype):
+    """A product of half-precision operands computed in float32 and rounded once."""
+    return np.matmul(a.astype(F32), b.astype(F32)).astype(dtype)
+
+
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
+@pytest.mark.parametrize("case", ["matrix", "broadcast", "batched_vector", "flat", "const_a"])
+def test_matmul_half_precision_widens_to_float32(dtype, case, cache_dir):
+    """f16 / bf16 operands (run-time or constant, pre-packed) give the float32 product rounded
+    once to the element type."""
+    import ml_dtypes  # noqa: F401  (registers bfloat16 with numpy)
+    np_dtype = np.dtype(dtype)
+    if case in MATMUL_SHAPES:
+        (a_shape, b_shape), constant = MATMUL_SHAPES[case], ""
+    else:
+        a_shape, b_shape, constant = MATMUL_CONSTANT[case]
+    a = weights(a_shape, seed=1).astype(np_dtype)
+    b = weights(b_shape, seed=2).astype(np_dtype)
+    code = helper.np_dtype_to_tensor_dtype(np_dtype)
+    inputs = [helper.make_tensor_value_info(n, code, list(v.shape))
+              for n, v in (("a", a), ("b", b)) if n != constant]
+    inits = [onnx_numpy_helper.from_array(v, n) for n, v in (("a", a), ("b", b)) if n == constant]
+    graph = helper.make_graph([helper.make_node("MatMul", ["a", "b"], ["y"])], "half", inputs,
+                              [helper.make_empty_tensor_value_info("y")], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    compiled = nnbuild.compile(model, cache_dir=cache_dir)
+    y = compiled.run({n: v for n, v in (("a", a), ("b", b)) if n != constant})["y"]
+    assert_close(y, _half_reference(a, b, np_dtype))
 
 
 # --- errors and contracts ---------------------------------------------------------------------
