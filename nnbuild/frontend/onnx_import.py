@@ -16,6 +16,7 @@ from ..ir.graph import Graph, Node, TensorType
 from ..ir.verify import verify
 from ..ops import registry
 from .functions import expand_functions
+from .subgraphs import ControlFlow
 from ..ops.infer import MAX_TENSOR_ELEMENTS, check_elements, infer_graph  # noqa: F401
 
 NEWEST_OPSET = onnx.defs.onnx_opset_version()
@@ -307,19 +308,13 @@ def translate(model, shapes=None, name: str = "model", where: str = "model") -> 
         graph.inputs.append(vi.name)
 
     defined = set(graph.inputs) | set(graph.constants)
+
+    def opset_of(domain):
+        return opsets.get(_domain(domain), version)
+    flow = ControlFlow(graph, g, opset_of, where, _translate_node, _check_against_schema)
     for index, proto in enumerate(_topological(g.node, defined, where)):
-        label = proto.name or f"{proto.op_type}_{index}"
-        node_where = f"{where}: node {label} ({proto.op_type})"
-        _check_against_schema(proto, opsets.get(_domain(proto.domain), version), node_where)
-        if proto.op_type == "Constant" and _domain(proto.domain) == "":
-            graph.add_constant(proto.output[0], _constant_node_value(proto, node_where))
-            continue
-        attrs = {a.name: _attribute(a, node_where) for a in proto.attribute}
-        node = Node(proto.op_type, tuple(proto.input), tuple(proto.output), attrs, (label,),
-                    _domain(proto.domain))
-        op = registry.get(node)
-        graph.nodes.extend(op.canonicalize(node, opsets.get(node.domain, version), graph))
-    graph.outputs = [o.name for o in g.output]
+        flow.translate(proto, proto.name or f"{proto.op_type}_{index}")
+    graph.outputs = [flow.output_name(o.name) for o in g.output]
     for out in graph.outputs:
         if out not in graph.constants and out not in graph.inputs and \
                 not any(out in n.outputs for n in graph.nodes):
@@ -330,6 +325,20 @@ def translate(model, shapes=None, name: str = "model", where: str = "model") -> 
     except ModelError as e:
         raise ModelError(f"{where}: {e}") from None
     return graph
+
+
+def _translate_node(graph: Graph, proto, label: str, opset_of, where: str) -> None:
+    """One ONNX node -> IR nodes in its newest opset form (a Constant -> a constant)."""
+    node_where = f"{where}: node {label} ({proto.op_type})"
+    _check_against_schema(proto, opset_of(proto.domain), node_where)
+    if proto.op_type == "Constant" and _domain(proto.domain) == "":
+        graph.add_constant(proto.output[0], _constant_node_value(proto, node_where))
+        return
+    attrs = {a.name: _attribute(a, node_where) for a in proto.attribute}
+    node = Node(proto.op_type, tuple(proto.input), tuple(proto.output), attrs, (label,),
+                _domain(proto.domain))
+    op = registry.get(node)
+    graph.nodes.extend(op.canonicalize(node, opset_of(node.domain), graph))
 
 
 def _group_by_op(unknown: list, shown: int = 3) -> str:

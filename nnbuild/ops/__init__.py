@@ -15,4 +15,5 @@ from . import loss  # noqa: F401
 from . import quantize  # noqa: F401
 from . import fused  # noqa: F401
 from . import sampling  # noqa: F401
+from . import control  # noqa: F401
 from . import training  # noqa: F401
