@@ -1,12 +1,13 @@
 """Convolutions: Conv and ConvTranspose over 1-D, 2-D and 3-D images (NCHW), with groups,
 strides, dilations, pads / auto_pad, optional bias; ConvTranspose also output_padding and
-output_shape. Element type: float32.
+output_shape. Element type: float32 (Conv also float16, through float32).
 
 The geometry (output extents, padding from auto_pad) is worked out once here (``Geometry``);
 the kernels in ``hal/<target>/conv.c`` get it as one static ``nn_conv_params``. Conv runs as a
 GEMM per image and group with the weights pre-packed at compile time (``linalg.pack_a``) and
 the image packed into GEMM panels on the fly (implicit im2col); depthwise convolution is a
-direct loop nest.
+direct loop nest. A float16 Conv widens its operands to float32 (constants at compile time),
+runs the float32 kernels and rounds the output back once.
 """
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ import numpy as np
 
 from ..errors import ModelError
 from ..ir.graph import Node, TensorType
-from .linalg import gemm_work_floats, pack_a, packed_a_floats
+from .linalg import gemm_work_floats, pack_a, packed_a_floats, widen_floats, widen_loop
 from .registry import InferContext, Op, attr_ints, register
 
 AUTO_PADS = ("NOTSET", "SAME_UPPER", "SAME_LOWER", "VALID")
@@ -206,7 +207,8 @@ class Conv(_Convolution):
     def depthwise(g: Geometry) -> bool:
         return g.in_channels == g.groups
 
-    def scratch_bytes(self, node, graph):
+    def _f32_floats(self, node, graph) -> int:
+        """Scratch floats of the float32 kernels."""
         g = self.geometry(node, graph)
         if self.depthwise(g):
             return 0
@@ -214,6 +216,17 @@ class Conv(_Convolution):
         floats = gemm_work_floats(positions)
         if node.inputs[1] not in graph.constants:
             floats += g.groups * self._packed_floats(g)
+        return widen_floats(floats)
+
+    @staticmethod
+    def _widened(node, graph) -> list:
+        """What a float16 Conv copies to float32 in scratch: the run-time inputs and Y."""
+        return [v for v in node.inputs if v and v not in graph.constants] + [node.outputs[0]]
+
+    def scratch_bytes(self, node, graph):
+        floats = self._f32_floats(node, graph)
+        if graph.types[node.outputs[0]].dtype.short == "f16":
+            floats += sum(widen_floats(graph.types[v].size) for v in self._widened(node, graph))
         return 4 * floats
 
     @staticmethod
@@ -222,15 +235,38 @@ class Conv(_Convolution):
                                g.in_channels // g.groups * g.kernel_volume)
 
     def lower(self, node, ctx):
+        y = node.outputs[0]
+        dtype = ctx.type(y).dtype
+        if dtype.short != "f16":
+            _require_f32(ctx, node)
+            self._conv(node, ctx, {v: ctx.ptr(v) for v in node.inputs if v} | {y: ctx.ptr(y)})
+            return
+        ptrs, offset = {}, self._f32_floats(node, ctx.graph)
+        scratch = ctx.scratch("float")
+        for v in node.inputs:
+            if v in ctx.graph.constants:      # widened at compile time
+                ptrs[v] = ctx.weight(f"{v}:f32", np.asarray(ctx.graph.constants[v], np.float32))
+        for v in self._widened(node, ctx.graph):
+            ptrs[v] = f"({scratch} + {offset})"
+            offset += widen_floats(ctx.type(v).size)
+        ctx.emit(f"/* {dtype} operands widened to float32; the output rounded back once */")
+        for v in self._widened(node, ctx.graph)[:-1]:
+            ctx.emit(widen_loop(ctx, dtype, ctx.type(v).size, ctx.ptr(v), ptrs[v], 0))
+        self._conv(node, ctx, ptrs)
+        ctx.emit(widen_loop(ctx, dtype, ctx.type(y).size, ptrs[y], ctx.ptr(y), 1))
+
+    def _conv(self, node, ctx, ptrs: dict) -> None:
+        """The float32 kernels over the tensors at ``ptrs``."""
         x, w = node.inputs[:2]
         y = node.outputs[0]
-        _require_f32(ctx, node)
         g = self.geometry(node, ctx.graph)
+        b = node.inputs[2] if len(node.inputs) > 2 and node.inputs[2] else ""
+        bias = ptrs[b] if b else "NULL"
         ctx.fn("gemm", "sgemm")               # conv.c is built on the gemm kernels
         lines = [g.c_params()]
         if self.depthwise(g):
-            lines.append(f"{ctx.fn('conv', 'conv_depthwise')}(&conv, {ctx.ptr(x)}, {ctx.ptr(w)}, "
-                         f"{_bias(ctx, node)}, {ctx.ptr(y)});")
+            lines.append(f"{ctx.fn('conv', 'conv_depthwise')}(&conv, {ptrs[x]}, {ptrs[w]}, "
+                         f"{bias}, {ptrs[y]});")
         else:
             scratch = ctx.scratch("float")
             if w in ctx.graph.constants:
@@ -239,10 +275,10 @@ class Conv(_Convolution):
             else:
                 packed = scratch
                 work = f"{scratch} + {g.groups * self._packed_floats(g)}"
-                lines.append(f"{ctx.fn('conv', 'conv_pack_weights')}(&conv, {ctx.ptr(w)}, "
+                lines.append(f"{ctx.fn('conv', 'conv_pack_weights')}(&conv, {ptrs[w]}, "
                              f"{packed});")
-            lines.append(f"{ctx.fn('conv', 'conv')}(&conv, {ctx.ptr(x)}, {packed}, "
-                         f"{_bias(ctx, node)}, {ctx.ptr(y)}, {work});")
+            lines.append(f"{ctx.fn('conv', 'conv')}(&conv, {ptrs[x]}, {packed}, "
+                         f"{bias}, {ptrs[y]}, {work});")
         _emit_block(ctx, lines)
 
     @staticmethod

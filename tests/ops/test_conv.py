@@ -4,12 +4,16 @@ too), strides, dilations, explicit and automatic padding, bias or none, weights 
 block; ConvTranspose also output_padding and output_shape. Bad attributes are clear errors."""
 import numpy as np
 import pytest
+import onnx
 from onnx import helper
+from onnx import numpy_helper as onnx_numpy_helper
 
 import nnbuild
 from nnbuild.errors import ModelError
 from nnbuild.ops import conv, linalg
-from helpers import check_against_onnxruntime, make_model, target_param
+from nnbuild.testing import assert_close
+from helpers import (check_against_onnxruntime, make_model, onnxruntime_outputs, random_inputs,
+                     target_param)
 
 F32 = np.float32
 
@@ -112,6 +116,30 @@ def test_conv_larger_than_one_gemm_block(target, cache_dir):
                                         dict(pads=[1, 1, 1, 1]))})
     feeds = {"x_big": np.random.default_rng(2).uniform(-1, 1, (1, 33, 35, 33)).astype(F32)}
     check_against_onnxruntime(model, cache_dir, feeds, target=target)
+
+
+@pytest.mark.parametrize("constant", [True, False], ids=["constant-W", "runtime-W"])
+def test_conv_float16_is_the_float32_conv_rounded_once(constant, cache_dir):
+    """A float16 Conv equals onnxruntime's float32 Conv of the same (widened) values, rounded
+    once to float16: GEMM, depthwise and pointwise cases, weights constant or run-time."""
+    cases = pick(CONV_2D, "pads", "groups", "depthwise_strided", "pointwise_strided")
+    reference = conv_model("Conv", cases, constant=constant)
+    half = onnx.ModelProto()
+    half.CopyFrom(reference)
+    for vi in list(half.graph.input) + list(half.graph.output):
+        vi.type.tensor_type.elem_type = onnx.TensorProto.FLOAT16
+    for init in half.graph.initializer:
+        init.CopyFrom(onnx_numpy_helper.from_array(
+            onnx_numpy_helper.to_array(init).astype(np.float16), init.name))
+        for i in reference.graph.initializer:
+            if i.name == init.name:    # the float32 model sees exactly the float16 values
+                i.CopyFrom(onnx_numpy_helper.from_array(
+                    onnx_numpy_helper.to_array(init).astype(F32), i.name))
+    feeds = {n: v.astype(np.float16) for n, v in random_inputs(reference).items()}
+    expected = onnxruntime_outputs(reference, {n: v.astype(F32) for n, v in feeds.items()})
+    actual = nnbuild.compile(half, cache_dir=cache_dir).run(feeds)
+    for name, value in expected.items():
+        assert_close(actual[name], value.astype(np.float16), what=name)
 
 
 def test_conv_of_constants_folds_with_the_reference(cache_dir):
