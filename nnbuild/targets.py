@@ -8,9 +8,11 @@ compiled with ``c_flags`` (GCC and Clang spelling); the app is not, it only call
 
 ``host`` picks the best target for the machine that runs the generator, from the CPU flags
 in ``/proc/cpuinfo`` (the kernel reports what the CPU and the OS both support, e.g. AVX-512
-state saved by XSAVE). That is right for native builds. For a cross build (a toolchain for
-another machine) name the target explicitly with ``--target``: the generator cannot see the
-machine the code will run on.
+state saved by XSAVE); on 64-bit ARM (``aarch64`` Linux, ``arm64`` macOS) it is ``arm64-neon``,
+since Advanced SIMD is part of every AArch64 application processor. That is right for native
+builds. For a cross build the generator cannot see the machine the code will run on: name the
+target with ``--target``, or let the CMake integration choose it from the toolchain
+(``CMAKE_SYSTEM_PROCESSOR`` aarch64 or arm64 gives arm64-neon; ``cmake/nnbuild.cmake``).
 
 Lowering asks the active target for the layouts it packs weights into (``active().gemm``):
 ``generate_project`` makes the resolved target active while it plans and lowers, so
@@ -58,6 +60,7 @@ class Target:
 
 
 X86 = ("x86_64", "AMD64", "amd64")
+ARM64 = ("aarch64", "arm64", "ARM64")
 
 GENERIC = Target("generic", "portable C11, no intrinsics (the reference)", (), (), (),
                  GemmBlocking(MR=8, NR=8, KC=256, MC=128, NC=1024), ("generic",))
@@ -70,10 +73,18 @@ X86_AVX512 = Target("x86-avx512", "x86-64 with AVX-512F (Skylake-SP, Ice Lake, Z
                     ("-mavx2", "-mfma", "-mavx512f"),
                     GemmBlocking(MR=32, NR=12, KC=256, MC=128, NC=1020),
                     ("x86-avx512", "x86-avx2", "generic"))
+# AArch64: NEON (Advanced SIMD) is baseline, so no flags and no CPU feature to require. An
+# 8 x 12 register tile: 2 vectors of A rows times 3 vectors of B columns (vfmaq_laneq_f32),
+# 24 of the 32 vector registers as accumulators. KC x NR panels of B (12 KiB) stay in a 32 KiB
+# L1, an MC x KC block of A (128 KiB) in L2.
+ARM64_NEON = Target("arm64-neon", "64-bit ARM with NEON (AArch64: Cortex-A53/A72, Neoverse, "
+                    "Apple M)", ARM64, (), (),
+                    GemmBlocking(MR=8, NR=12, KC=256, MC=128, NC=1020),
+                    ("arm64-neon", "generic"))
 
-TARGETS = {t.name: t for t in (GENERIC, X86_AVX2, X86_AVX512)}
+TARGETS = {t.name: t for t in (GENERIC, X86_AVX2, X86_AVX512, ARM64_NEON)}
 # What ``host`` tries, best first; generic runs everywhere.
-HOST_PREFERENCE = ("x86-avx512", "x86-avx2", "generic")
+HOST_PREFERENCE = ("x86-avx512", "x86-avx2", "arm64-neon", "generic")
 
 
 def cpu_flags(cpuinfo: str = "/proc/cpuinfo") -> frozenset:

@@ -29,8 +29,8 @@ AVX2_FLAGS = {"sse2", "avx", "avx2", "fma"}
     ("x86_64", AVX2_FLAGS - {"fma"}, "generic"),
     ("x86_64", AVX2_FLAGS, "x86-avx2"),                           # Haswell, Zen 1-3
     ("x86_64", AVX2_FLAGS | {"avx512f", "avx512bw"}, "x86-avx512"),   # Skylake-SP, Zen 4
-    ("aarch64", {"fp", "asimd"}, "generic"),                      # no arm64 target yet
-    ("aarch64", AVX2_FLAGS | {"avx512f"}, "generic"),             # flags of another machine
+    ("aarch64", {"fp", "asimd"}, "arm64-neon"),                   # NEON is baseline AArch64
+    ("aarch64", AVX2_FLAGS | {"avx512f"}, "arm64-neon"),          # flags of another machine
 ])
 def test_host_is_the_best_target_the_cpu_runs(machine, flags, best):
     assert targets.best_for(machine, flags).name == best

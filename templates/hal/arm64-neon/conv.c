@@ -1,0 +1,605 @@
+/* Convolution and transposed convolution for the arm64-neon target; see conv.h.
+ *
+ * The generic implementation, plus NEON paths:
+ * - Conv: when a zero-padded copy of one group's image fits the GEMM's work buffer, the 8 x 12
+ *   micro-kernel reads its B operand straight from that copy (one offset per row of cols; the
+ *   taps of an output row are equally spaced, so 12 positions are 3 vector loads at stride 1,
+ *   3 de-interleaving loads at stride 2) instead of packing im2col panels; A is still the
+ *   pre-packed weights. Output tiles are 12 consecutive positions of one output row, stored
+ *   along the row through 4 x 4 register transposes. 1x1 unit-stride convolutions are a plain
+ *   SGEMM on the image; the rest packs im2col panels for the SGEMM.
+ * - Depthwise: 8 outputs of a row at a time from a zero-padded copy of the channel.
+ * Sums run k ascending within KC blocks, blocks in order: the result depends on the operands
+ * only. */
+#include "conv.h"
+
+#if !defined(__aarch64__) || !defined(__ARM_NEON)
+#error "the arm64-neon kernels need an AArch64 compiler (e.g. aarch64-linux-gnu-gcc with nnbuild's toolchains/aarch64-linux-gnu.cmake)"
+#endif
+
+#include <arm_neon.h>
+
+#include "gemm.h"
+
+#define NR NN_GEMM_NR
+
+static int min_int(int a, int b) { return a < b ? a : b; }
+static int max_int(int a, int b) { return a > b ? a : b; }
+
+static int volume(const int size[3]) { return size[0] * size[1] * size[2]; }
+
+/* Indices i in [0, n) with 0 <= i * stride + offset < limit: the range [*lo, *hi). */
+static void valid_range(int n, int stride, int offset, int limit, int *lo, int *hi)
+{
+    const int first = offset >= 0 ? 0 : (-offset + stride - 1) / stride;
+    const int end = limit - offset <= 0 ? 0 : (limit - offset + stride - 1) / stride;
+    *lo = min_int(first, n);
+    *hi = max_int(min_int(end, n), *lo);
+}
+
+/* --- implicit im2col: GEMM B blocks packed straight from the image ------------------------------ */
+/* Writes values one after another into NR-wide panels (next panel every NR values). */
+typedef struct {
+    float *at;             /* current panel row */
+    int lane;
+    ptrdiff_t panel_step;  /* kc * NR */
+} panel_cursor;
+
+static void advance(panel_cursor *c, int count)
+{
+    c->lane += count;
+    if (c->lane == NR) {
+        c->lane = 0;
+        c->at += c->panel_step;
+    }
+}
+
+static void put_zeros(panel_cursor *c, int count)
+{
+    while (count > 0) {
+        const int run = min_int(count, NR - c->lane);
+        for (int t = 0; t < run; ++t)
+            c->at[c->lane + t] = 0.0f;
+        advance(c, run);
+        count -= run;
+    }
+}
+
+static void put_run(panel_cursor *c, const float *src, int stride, int count)
+{
+    while (count > 0) {
+        const int run = min_int(count, NR - c->lane);
+        float *dst = c->at + c->lane;
+        if (stride == 1) {
+            for (int t = 0; t < run; ++t)
+                dst[t] = src[t];
+        } else {
+            for (int t = 0; t < run; ++t)
+                dst[t] = src[t * stride];
+        }
+        src += run * stride;
+        advance(c, run);
+        count -= run;
+    }
+}
+
+/* Row k of cols is input channel c at kernel offset (kd, kh, kw); column j is output position
+ * (od, oh, ow). Each row is written as runs along ow: zeros where the kernel tap falls into
+ * the padding, the (strided) image row elsewhere. */
+static void pack_im2col(const nn_gemm_source *src, int k0, int kc, int n0, int nc, float *panels)
+{
+    const nn_conv_params *p = src->geometry;
+    const int *in = p->in_size, *out = p->out_size, *ks = p->kernel;
+    const int *s = p->strides, *d = p->dilations, *pad = p->pads;
+    const int kvol = volume(ks), plane = volume(in);
+    for (int kk = 0; kk < kc; ++kk) {
+        const int k = k0 + kk, c = k / kvol, r = k % kvol;
+        const int kd = r / (ks[1] * ks[2]), kh = r / ks[2] % ks[1], kw = r % ks[2];
+        const int d_off = kd * d[0] - pad[0], h_off = kh * d[1] - pad[1], w_off = kw * d[2] - pad[2];
+        const float *xc = src->data + (size_t)c * plane;
+        int lo, hi;
+        valid_range(out[2], s[2], w_off, in[2], &lo, &hi);
+        panel_cursor cur = {panels + (size_t)kk * NR, 0, (ptrdiff_t)kc * NR};
+        int ow = n0 % out[2], row = n0 / out[2], left = nc;
+        while (left > 0) {
+            const int end = min_int(out[2], ow + left);
+            const int id = row / out[1] * s[0] + d_off, ih = row % out[1] * s[1] + h_off;
+            if (id < 0 || id >= in[0] || ih < 0 || ih >= in[1]) {
+                put_zeros(&cur, end - ow);
+            } else {
+                const float *xrow = xc + ((size_t)id * in[1] + ih) * in[2];
+                const int a = min_int(max_int(lo, ow), end), b = min_int(max_int(hi, a), end);
+                put_zeros(&cur, a - ow);
+                if (b > a)
+                    put_run(&cur, xrow + a * s[2] + w_off, s[2], b - a);
+                put_zeros(&cur, end - b);
+            }
+            left -= end - ow;
+            ow = 0;
+            ++row;
+        }
+        if (nc % NR)
+            put_zeros(&cur, NR - nc % NR);
+    }
+}
+
+/* --- direct tiles: B read from a zero-padded copy of the image ------------------------------ */
+typedef float32x4_t vec;
+#define VL 4
+#define MR NN_GEMM_MR
+#define KC NN_GEMM_KC
+#define MC NN_GEMM_MC
+#define INLINE static inline __attribute__((always_inline))
+
+#if MR != 2 * VL || NR != 3 * VL
+#error "the arm64-neon conv tiles are 2 x 3 vectors: NN_GEMM_MR 8, NN_GEMM_NR 12"
+#endif
+
+/* Floats of the padded image (per channel) that the outputs read, and its extents. */
+static size_t padded_plane(const nn_conv_params *p, int ext[3])
+{
+    for (int i = 0; i < 3; ++i)
+        ext[i] = (p->out_size[i] - 1) * p->strides[i] + (p->kernel[i] - 1) * p->dilations[i] + 1;
+    return (size_t)ext[0] * ext[1] * ext[2];
+}
+
+/* Work floats of the direct path: k tap offsets, c padded channels, a tail that the last
+ * tile of a row may read past its end. */
+static size_t direct_floats(const nn_conv_params *p, int c, int k)
+{
+    int ext[3];
+    const size_t plane = padded_plane(p, ext);
+    return (size_t)(k + 15) / 16 * 16 + (size_t)c * plane + (size_t)NR * p->strides[2];
+}
+
+/* xp (c channels of ext[0] x ext[1] x ext[2]) = X with its padding as zeros. */
+static void pad_image(const nn_conv_params *p, int c, const float *x, const int ext[3], float *xp)
+{
+    const int *in = p->in_size, *pad = p->pads;
+    for (int ch = 0; ch < c; ++ch) {
+        for (int a = 0; a < ext[0]; ++a) {
+            for (int b = 0; b < ext[1]; ++b, xp += ext[2]) {
+                const int id = a - pad[0], ih = b - pad[1];
+                if (id < 0 || id >= in[0] || ih < 0 || ih >= in[1]) {
+                    for (int w = 0; w < ext[2]; ++w)
+                        xp[w] = 0.0f;
+                    continue;
+                }
+                const float *row = x + (((size_t)ch * in[0] + id) * in[1] + ih) * in[2];
+                for (int w = 0; w < ext[2]; ++w)
+                    xp[w] = w >= pad[2] && w - pad[2] < in[2] ? row[w - pad[2]] : 0.0f;
+            }
+        }
+    }
+}
+
+/* Columns 4q .. 4q + 3 of the tile: lane l of B vector bq times the nv vectors of A rows. */
+#define FMA_LANES(q, bq)                                                         \
+    do {                                                                         \
+        acc[4 * (q) + 0][0] = vfmaq_laneq_f32(acc[4 * (q) + 0][0], a0, bq, 0);   \
+        acc[4 * (q) + 1][0] = vfmaq_laneq_f32(acc[4 * (q) + 1][0], a0, bq, 1);   \
+        acc[4 * (q) + 2][0] = vfmaq_laneq_f32(acc[4 * (q) + 2][0], a0, bq, 2);   \
+        acc[4 * (q) + 3][0] = vfmaq_laneq_f32(acc[4 * (q) + 3][0], a0, bq, 3);   \
+        if (nv > 1) {                                                            \
+            acc[4 * (q) + 0][1] = vfmaq_laneq_f32(acc[4 * (q) + 0][1], a1, bq, 0); \
+            acc[4 * (q) + 1][1] = vfmaq_laneq_f32(acc[4 * (q) + 1][1], a1, bq, 1); \
+            acc[4 * (q) + 2][1] = vfmaq_laneq_f32(acc[4 * (q) + 2][1], a1, bq, 2); \
+            acc[4 * (q) + 3][1] = vfmaq_laneq_f32(acc[4 * (q) + 3][1], a1, bq, 3); \
+        }                                                                        \
+    } while (0)
+
+/* Vector q of the tile's B row: the image at x + (4q + l) * s for lanes l (s = 1: one load;
+ * s = 2: the even lanes of a de-interleaving load; else lane by lane). */
+INLINE vec load_taps(const float *x, int q, int s)
+{
+    if (s == 1)
+        return vld1q_f32(x + 4 * q);
+    if (s == 2)
+        return vld2q_f32(x + 8 * q).val[0];
+    const float *t = x + 4 * q * s;
+    vec v = vdupq_n_f32(t[0]);
+    v = vsetq_lane_f32(t[s], v, 1);
+    v = vsetq_lane_f32(t[2 * s], v, 2);
+    return vsetq_lane_f32(t[3 * s], v, 3);
+}
+
+/* out[j][v] = sum over p of A rows [4v, 4v + 4) times the image at x + off[p] + j * s, for
+ * the nv vectors of rows and nb vectors of positions that hold data. */
+INLINE void direct_kernel(int kc, int nv, int nb, int s, const float *restrict a,
+                          const float *restrict x, const int *restrict off, vec out[NR][2])
+{
+    vec acc[NR][2];                       /* a local array: the compiler keeps it in registers */
+    for (int j = 0; j < NR; ++j)
+        acc[j][0] = acc[j][1] = vdupq_n_f32(0.0f);
+    for (int p = 0; p < kc; ++p) {
+        const vec a0 = vld1q_f32(a);
+        const vec a1 = nv > 1 ? vld1q_f32(a + VL) : vdupq_n_f32(0.0f);
+        const float *xp = x + off[p];
+        const vec b0 = load_taps(xp, 0, s);
+        FMA_LANES(0, b0);
+        if (nb > 1) {
+            const vec b1 = load_taps(xp, 1, s);
+            FMA_LANES(1, b1);
+        }
+        if (nb > 2) {
+            const vec b2 = load_taps(xp, 2, s);
+            FMA_LANES(2, b2);
+        }
+        a += MR;
+    }
+    for (int j = 0; j < NR; ++j) {
+        out[j][0] = acc[j][0];
+        out[j][1] = acc[j][1];
+    }
+}
+
+#define DIRECT_STRIDES(nv, nb)                                                   \
+    do {                                                                         \
+        if (s == 1)                                                              \
+            direct_kernel(kc, nv, nb, 1, a, x, off, acc);                        \
+        else if (s == 2)                                                         \
+            direct_kernel(kc, nv, nb, 2, a, x, off, acc);                        \
+        else                                                                     \
+            direct_kernel(kc, nv, nb, s, a, x, off, acc);                        \
+    } while (0)
+
+static void direct_tile(int kc, int mr, int nr, int s, const float *a, const float *x,
+                        const int *off, vec acc[NR][2])
+{
+    const int nb = (nr + VL - 1) / VL;
+    if (mr > VL) {
+        if (nb == 3)
+            DIRECT_STRIDES(2, 3);
+        else if (nb == 2)
+            DIRECT_STRIDES(2, 2);
+        else
+            DIRECT_STRIDES(2, 1);
+    } else {
+        if (nb == 3)
+            DIRECT_STRIDES(1, 3);
+        else if (nb == 2)
+            DIRECT_STRIDES(1, 2);
+        else
+            DIRECT_STRIDES(1, 1);
+    }
+}
+
+/* r[t] = row t of the 4 x 4 block whose columns are c[0..3]. */
+INLINE void transpose4(const vec c[4], vec r[4])
+{
+    const vec t0 = vtrn1q_f32(c[0], c[1]), t1 = vtrn2q_f32(c[0], c[1]);
+    const vec t2 = vtrn1q_f32(c[2], c[3]), t3 = vtrn2q_f32(c[2], c[3]);
+    r[0] = vreinterpretq_f32_f64(vtrn1q_f64(vreinterpretq_f64_f32(t0), vreinterpretq_f64_f32(t2)));
+    r[1] = vreinterpretq_f32_f64(vtrn1q_f64(vreinterpretq_f64_f32(t1), vreinterpretq_f64_f32(t3)));
+    r[2] = vreinterpretq_f32_f64(vtrn2q_f64(vreinterpretq_f64_f32(t0), vreinterpretq_f64_f32(t2)));
+    r[3] = vreinterpretq_f32_f64(vtrn2q_f64(vreinterpretq_f64_f32(t1), vreinterpretq_f64_f32(t3)));
+}
+
+/* C rows [0, mr) x columns [0, nr) (row stride rsc) = init + acc; init is C (add), bias, or 0.
+ * Whole 4 x 4 blocks are transposed in registers and stored along the rows; the rest goes
+ * through a local buffer. */
+static void store_rows(int mr, int nr, vec acc[NR][2], bool add, const float *bias, float *c,
+                       ptrdiff_t rsc)
+{
+    const int rows_done = mr / VL * VL, cols_done = nr / VL * VL;
+    for (int v = 0; v < rows_done / VL; ++v) {
+        for (int q = 0; q < cols_done / VL; ++q) {
+            const vec cols[4] = {acc[4 * q][v], acc[4 * q + 1][v], acc[4 * q + 2][v],
+                                 acc[4 * q + 3][v]};
+            vec r[4];
+            transpose4(cols, r);
+            for (int t = 0; t < VL; ++t) {
+                float *out = c + (v * VL + t) * rsc + 4 * q;
+                const vec init = add ? vld1q_f32(out)
+                                     : vdupq_n_f32(bias ? bias[v * VL + t] : 0.0f);
+                vst1q_f32(out, vaddq_f32(init, r[t]));
+            }
+        }
+    }
+    if (rows_done == mr && cols_done == nr)
+        return;
+    float tile[NR][MR];
+    for (int j = 0; j < nr; ++j) {
+        vst1q_f32(tile[j], acc[j][0]);
+        vst1q_f32(tile[j] + VL, acc[j][1]);
+    }
+    for (int i = 0; i < mr; ++i) {
+        float *row = c + i * rsc;
+        const int j0 = i < rows_done ? cols_done : 0;      /* what the vectors left */
+        if (add) {
+            for (int j = j0; j < nr; ++j)
+                row[j] += tile[j][i];
+        } else {
+            const float b0 = bias ? bias[i] : 0.0f;
+            for (int j = j0; j < nr; ++j)
+                row[j] = b0 + tile[j][i];
+        }
+    }
+}
+
+/* Y_g (m x positions) = bias + W_g cols, cols read through tap offsets from the padded image. */
+static void conv_direct(const nn_conv_params *p, int m, int c, int k, const float *xg,
+                        const float *wg, const float *bias, float *yg, float *work)
+{
+    const int *out = p->out_size, *s = p->strides, *ks = p->kernel, *d = p->dilations;
+    const int kvol = volume(ks), positions = volume(out), mp = (m + MR - 1) / MR * MR;
+    int ext[3];
+    const size_t plane = padded_plane(p, ext);
+    int *off = (int *)work;
+    float *xp = work + (size_t)(k + 15) / 16 * 16;
+    pad_image(p, c, xg, ext, xp);
+    for (int t = 0; t < NR * s[2]; ++t)
+        xp[(size_t)c * plane + t] = 0.0f;
+    for (int kk = 0; kk < k; ++kk) {
+        const int ch = kk / kvol, r = kk % kvol;
+        const int kd = r / (ks[1] * ks[2]), kh = r / ks[2] % ks[1], kw = r % ks[2];
+        off[kk] = (int)((size_t)ch * plane) + (kd * d[0] * ext[1] + kh * d[1]) * ext[2] + kw * d[2];
+    }
+    for (int pc = 0; pc < k; pc += KC) {
+        const int kc = min_int(KC, k - pc);
+        for (int ic = 0; ic < m; ic += MC) {
+            const int i_end = min_int(ic + MC, m);
+            for (int od = 0; od < out[0]; ++od) {
+                for (int oh = 0; oh < out[1]; ++oh) {
+                    const float *xrow = xp + ((size_t)od * s[0] * ext[1] +
+                                              (size_t)oh * s[1]) * ext[2];
+                    float *yrow = yg + ((size_t)od * out[1] + oh) * out[2];
+                    for (int ow = 0; ow < out[2]; ow += NR) {
+                        const int nr = min_int(NR, out[2] - ow);
+                        for (int ir = ic; ir < i_end; ir += MR) {
+                            const int mr = min_int(MR, m - ir);
+                            vec acc[NR][2];
+                            direct_tile(kc, mr, nr, s[2], wg + (size_t)pc * mp + (size_t)ir * kc,
+                                        xrow + (size_t)ow * s[2], off + pc, acc);
+                            store_rows(mr, nr, acc, pc > 0, bias ? bias + ir : NULL,
+                                       yrow + (size_t)ir * positions + ow, positions);
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/* --- Conv ------------------------------------------------------------------------------------- */
+void NN_FN(conv_pack_weights)(const nn_conv_params *p, const float *w, float *packed)
+{
+    const int m = p->out_channels / p->groups;
+    const int k = p->in_channels / p->groups * volume(p->kernel);
+    for (int g = 0; g < p->groups; ++g)
+        NN_FN(sgemm_pack_a)(m, k, w + (size_t)g * m * k, k, 1,
+                            packed + g * NN_GEMM_PACKED_A_FLOATS(m, k));
+}
+
+void NN_FN(conv)(const nn_conv_params *p, const float *x, const float *w_packed,
+                 const float *bias, float *y, float *work)
+{
+    const int groups = p->groups, m = p->out_channels / groups, c = p->in_channels / groups;
+    const int k = c * volume(p->kernel), positions = volume(p->out_size), plane = volume(p->in_size);
+    const bool pointwise = k == c && positions == plane && p->strides[0] == 1 &&
+                           p->strides[1] == 1 && p->strides[2] == 1 && p->pads[0] == 0 &&
+                           p->pads[1] == 0 && p->pads[2] == 0;
+    /* Direct tiles when rows fill at least half a tile and the padded image fits the work. */
+    const bool direct = !pointwise && 2 * p->out_size[2] >= NR &&
+                        direct_floats(p, c, k) <= NN_GEMM_WORK_FLOATS(positions);
+    for (int n = 0; n < p->batch; ++n) {
+        for (int g = 0; g < groups; ++g) {
+            const float *xg = x + ((size_t)n * p->in_channels + (size_t)g * c) * plane;
+            const float *wg = w_packed + g * NN_GEMM_PACKED_A_FLOATS(m, k);
+            const float *bg = bias ? bias + g * m : NULL;
+            float *yg = y + ((size_t)n * p->out_channels + (size_t)g * m) * positions;
+            if (direct) {
+                conv_direct(p, m, c, k, xg, wg, bg, yg, work);
+            } else if (pointwise) {      /* cols is the image itself: channels x positions */
+                NN_FN(sgemm)(m, positions, k, 1.0f, wg, xg, plane, 1, bg, false,
+                             yg, positions, 1, work);
+            } else {
+                const nn_gemm_source cols = {pack_im2col, xg, 0, 0, p};
+                NN_FN(sgemm_source)(m, positions, k, 1.0f, wg, &cols, bg, false,
+                                    yg, positions, 1, work);
+            }
+        }
+    }
+}
+
+/* Depthwise with stride 1 or 2 along rows, one channel at a time through a zero-padded copy
+ * of its image (on the stack, DEPTHWISE_PAD_FLOATS at most): DW outputs of a row at once (two
+ * vectors), each summing its kernel taps in order from the bias. */
+#define DEPTHWISE_PAD_FLOATS 16384
+#define DW (2 * VL)
+
+/* The image at x + (lane) * s for 4 lanes, s = 1 or 2. */
+INLINE vec load_strided(const float *x, int s)
+{
+    return s == 1 ? vld1q_f32(x) : vld2q_f32(x).val[0];
+}
+
+INLINE void depthwise_rows(const nn_conv_params *p, int s, const float *xp, const int ext[3],
+                           const float *wm, float b, float *ym)
+{
+    const int *out = p->out_size, *ks = p->kernel, *d = p->dilations, *st = p->strides;
+    for (int od = 0; od < out[0]; ++od) {
+        for (int oh = 0; oh < out[1]; ++oh) {
+            float *yrow = ym + ((size_t)od * out[1] + oh) * out[2];
+            const float *xrow = xp + ((size_t)od * st[0] * ext[1] + (size_t)oh * st[1]) * ext[2];
+            for (int ow = 0; ow < out[2]; ow += DW) {
+                vec acc0 = vdupq_n_f32(b), acc1 = acc0;
+                const float *wt = wm;
+                for (int kd = 0; kd < ks[0]; ++kd)
+                    for (int kh = 0; kh < ks[1]; ++kh) {
+                        const float *xt = xrow + ((size_t)kd * d[0] * ext[1] +
+                                                  (size_t)kh * d[1]) * ext[2] + (size_t)ow * s;
+                        for (int kw = 0; kw < ks[2]; ++kw) {
+                            const float wv = *wt++;
+                            acc0 = vfmaq_n_f32(acc0, load_strided(xt + kw * d[2], s), wv);
+                            acc1 = vfmaq_n_f32(acc1, load_strided(xt + kw * d[2] + VL * s, s), wv);
+                        }
+                    }
+                if (ow + DW <= out[2]) {
+                    vst1q_f32(yrow + ow, acc0);
+                    vst1q_f32(yrow + ow + VL, acc1);
+                } else {
+                    float tail[DW];
+                    vst1q_f32(tail, acc0);
+                    vst1q_f32(tail + VL, acc1);
+                    for (int j = 0; j < out[2] - ow; ++j)
+                        yrow[ow + j] = tail[j];
+                }
+            }
+        }
+    }
+}
+
+static bool depthwise_direct(const nn_conv_params *p, const float *x, const float *w,
+                             const float *bias, float *y)
+{
+    int ext[3];
+    const size_t plane = padded_plane(p, ext);
+    const int s = p->strides[2], tail = 2 * DW;     /* what the last vectors may read past */
+    if ((s != 1 && s != 2) || plane + tail > DEPTHWISE_PAD_FLOATS)
+        return false;
+    float xp[DEPTHWISE_PAD_FLOATS];
+    const int multiplier = p->out_channels / p->groups, kvol = volume(p->kernel);
+    const int in_plane = volume(p->in_size), positions = volume(p->out_size);
+    for (size_t t = plane; t < plane + tail; ++t)
+        xp[t] = 0.0f;
+    for (int n = 0; n < p->batch; ++n) {
+        for (int m = 0; m < p->out_channels; ++m) {
+            if (m % multiplier == 0) {
+                const float *xc = x + ((size_t)n * p->in_channels + m / multiplier) * in_plane;
+                pad_image(p, 1, xc, ext, xp);
+            }
+            const float *wm = w + (size_t)m * kvol;
+            float *ym = y + ((size_t)n * p->out_channels + m) * positions;
+            const float b = bias ? bias[m] : 0.0f;
+            if (s == 1)
+                depthwise_rows(p, 1, xp, ext, wm, b, ym);
+            else
+                depthwise_rows(p, 2, xp, ext, wm, b, ym);
+        }
+    }
+    return true;
+}
+
+/* One output channel at a time, one output row at a time: the row starts as the bias, then each
+ * kernel tap adds its weight times the (shifted, strided) input row. */
+void NN_FN(conv_depthwise)(const nn_conv_params *p, const float *x, const float *w,
+                           const float *bias, float *y)
+{
+    if (depthwise_direct(p, x, w, bias, y))
+        return;
+    const int *in = p->in_size, *out = p->out_size, *ks = p->kernel;
+    const int *s = p->strides, *d = p->dilations, *pad = p->pads;
+    const int multiplier = p->out_channels / p->groups, kvol = volume(ks);
+    const int plane = volume(in), positions = volume(out);
+    for (int n = 0; n < p->batch; ++n) {
+        for (int m = 0; m < p->out_channels; ++m) {
+            const float *xc = x + ((size_t)n * p->in_channels + m / multiplier) * plane;
+            const float *wm = w + (size_t)m * kvol;
+            float *ym = y + ((size_t)n * p->out_channels + m) * positions;
+            const float b = bias ? bias[m] : 0.0f;
+            for (int od = 0; od < out[0]; ++od) {
+                for (int oh = 0; oh < out[1]; ++oh) {
+                    float *yrow = ym + ((size_t)od * out[1] + oh) * out[2];
+                    for (int ow = 0; ow < out[2]; ++ow)
+                        yrow[ow] = b;
+                    for (int kd = 0; kd < ks[0]; ++kd) {
+                        const int id = od * s[0] + kd * d[0] - pad[0];
+                        if (id < 0 || id >= in[0])
+                            continue;
+                        for (int kh = 0; kh < ks[1]; ++kh) {
+                            const int ih = oh * s[1] + kh * d[1] - pad[1];
+                            if (ih < 0 || ih >= in[1])
+                                continue;
+                            const float *xrow = xc + ((size_t)id * in[1] + ih) * in[2];
+                            for (int kw = 0; kw < ks[2]; ++kw) {
+                                const float wv = wm[(kd * ks[1] + kh) * ks[2] + kw];
+                                const int w_off = kw * d[2] - pad[2];
+                                int lo, hi;
+                                valid_range(out[2], s[2], w_off, in[2], &lo, &hi);
+                                if (s[2] == 1) {
+                                    for (int ow = lo; ow < hi; ++ow)
+                                        yrow[ow] += wv * xrow[ow + w_off];
+                                } else {
+                                    for (int ow = lo; ow < hi; ++ow)
+                                        yrow[ow] += wv * xrow[ow * s[2] + w_off];
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/* --- ConvTranspose ---------------------------------------------------------------------------- */
+void NN_FN(conv_transpose_pack_weights)(const nn_conv_params *p, const float *w, float *packed)
+{
+    const int c = p->in_channels / p->groups;
+    const int rows = p->out_channels / p->groups * volume(p->kernel);
+    for (int g = 0; g < p->groups; ++g)
+        NN_FN(sgemm_pack_a)(rows, c, w + (size_t)g * c * rows, 1, rows,
+                            packed + g * NN_GEMM_PACKED_A_FLOATS(rows, c));
+}
+
+/* Y += cols for input rows [q0, q1): row (m, kd, kh, kw) of cols, column (input position)
+ * (id, ih, iw) lands on output position (id * s - pad + kd * d, ...). */
+static void col2im(const nn_conv_params *p, const float *cols, int q0, int q1, float *yg)
+{
+    const int *in = p->in_size, *out = p->out_size, *ks = p->kernel;
+    const int *s = p->strides, *d = p->dilations, *pad = p->pads;
+    const int m_count = p->out_channels / p->groups, positions = volume(out);
+    const int ncols = (q1 - q0) * in[2];
+    const float *crow = cols;
+    for (int m = 0; m < m_count; ++m) {
+        float *ym = yg + (size_t)m * positions;
+        for (int kd = 0; kd < ks[0]; ++kd) {
+            for (int kh = 0; kh < ks[1]; ++kh) {
+                for (int kw = 0; kw < ks[2]; ++kw, crow += ncols) {
+                    const int w_off = kw * d[2] - pad[2];
+                    int lo, hi;
+                    valid_range(in[2], s[2], w_off, out[2], &lo, &hi);
+                    for (int q = q0; q < q1 && lo < hi; ++q) {
+                        const int od = q / in[1] * s[0] + kd * d[0] - pad[0];
+                        const int oh = q % in[1] * s[1] + kh * d[1] - pad[1];
+                        if (od < 0 || od >= out[0] || oh < 0 || oh >= out[1])
+                            continue;
+                        float *yrow = ym + ((size_t)od * out[1] + oh) * out[2];
+                        const float *src = crow + (size_t)(q - q0) * in[2];
+                        for (int iw = lo; iw < hi; ++iw)
+                            yrow[iw * s[2] + w_off] += src[iw];
+                    }
+                }
+            }
+        }
+    }
+}
+
+void NN_FN(conv_transpose)(const nn_conv_params *p, const float *x, const float *w_packed,
+                           const float *bias, float *y, int chunk_rows, float *work)
+{
+    const int groups = p->groups, m = p->out_channels / groups, c = p->in_channels / groups;
+    const int rows = m * volume(p->kernel), plane = volume(p->in_size);
+    const int positions = volume(p->out_size), in_rows = p->in_size[0] * p->in_size[1];
+    float *cols = work;
+    float *gemm_work = work + (size_t)rows * chunk_rows * p->in_size[2];
+    for (int n = 0; n < p->batch; ++n) {
+        for (int g = 0; g < groups; ++g) {
+            const float *xg = x + ((size_t)n * p->in_channels + (size_t)g * c) * plane;
+            const float *wg = w_packed + g * NN_GEMM_PACKED_A_FLOATS(rows, c);
+            float *yg = y + ((size_t)n * p->out_channels + (size_t)g * m) * positions;
+            for (int i = 0; i < m; ++i) {
+                const float b = bias ? bias[g * m + i] : 0.0f;
+                for (int j = 0; j < positions; ++j)
+                    yg[(size_t)i * positions + j] = b;
+            }
+            for (int q0 = 0; q0 < in_rows; q0 += chunk_rows) {
+                const int q1 = min_int(in_rows, q0 + chunk_rows), ncols = (q1 - q0) * p->in_size[2];
+                NN_FN(sgemm)(rows, ncols, c, 1.0f, wg, xg + (size_t)q0 * p->in_size[2], plane, 1,
+                             NULL, false, cols, ncols, 1, gemm_work);
+                col2im(p, cols, q0, q1, yg);
+            }
+        }
+    }
+}
