@@ -273,18 +273,16 @@ def _if(flow, proto, inputs, scope, label, where):
             flow.emit("Where", [flag, a, b], flow.define(scope, name), label)
 
 
-def _stack(flow, values: list, axis: int, name: str, scope, label, where) -> None:
-    """Bind ``name`` to ``values`` (same type) stacked along a new ``axis``."""
-    if not name:
-        return
+def _stack(flow, values: list, axis: int, out: str, label, where) -> str:
+    """IR value ``out`` = ``values`` (one type) stacked along a new ``axis``."""
     if not values:
-        raise ModelError(f"{where}: scan output {name!r} would be empty (zero iterations)")
+        raise ModelError(f"{where}: a scan output would be empty (zero iterations)")
     rank = flow.type(values[0]).rank + 1
     if not -rank <= axis < rank:
         raise ModelError(f"{where}: scan output axis {axis} out of range for rank {rank}")
-    axes = flow.constant(f"{name}_axes", np.array([axis % rank], np.int64))
-    parts = [flow.emit("Unsqueeze", [v, axes], flow.fresh(f"{name}_part"), label) for v in values]
-    flow.emit("Concat", parts, flow.define(scope, name), label, axis=axis % rank)
+    axes = flow.constant(f"{out}_axes", np.array([axis % rank], np.int64))
+    parts = [flow.emit("Unsqueeze", [v, axes], flow.fresh(f"{out}_part"), label) for v in values]
+    return flow.emit("Concat", parts, out, label, axis=axis % rank)
 
 
 def _loop(flow, proto, inputs, scope, label, where):
@@ -309,6 +307,9 @@ def _loop(flow, proto, inputs, scope, label, where):
         raise ModelError(f"{where}: a Loop whose condition is only known at run time needs a "
                          f"static trip count M")
     n_scan = len(body.output) - 1 - n_state
+    if running is not None and n_scan:
+        raise ModelError(f"{where}: condition {cond_name!r} must be known at compile time "
+                         f"(the loop's scan outputs would have a data-dependent length)")
     scans = [[] for _ in range(n_scan)]
     start, i = len(flow.graph.nodes), 0
     while going and (trip is None or i < trip):
@@ -332,6 +333,10 @@ def _loop(flow, proto, inputs, scope, label, where):
             if trip is None:
                 raise ModelError(f"{where}: a Loop whose condition is only known at run time "
                                  f"needs a static trip count M")
+            if n_scan:
+                raise ModelError(f"{where}: the body's condition output must be known at "
+                                 f"compile time (the loop's scan outputs would have a "
+                                 f"data-dependent length)")
             running = flow.scalar(cond_out, label)
         elif running is not None and known is not True:
             flag = flow.scalar(cond_out, label)
@@ -339,14 +344,12 @@ def _loop(flow, proto, inputs, scope, label, where):
         going = known is not False
         i += 1
         flow.check_budget(start, where)
-    if running is not None and n_scan and any(scans):
-        raise ModelError(f"{where}: scan outputs of a Loop stopped by a run-time condition "
-                         f"have a data-dependent length")
     outputs = list(proto.output)
     for name, value in zip(outputs[:n_state], state):
         flow.bind(scope, name, value, label)
     for name, values in zip(outputs[n_state:], scans):
-        _stack(flow, values, 0, name, scope, label, where)
+        if name:
+            _stack(flow, values, 0, flow.define(scope, name), label, where)
 
 
 def _declared_rank(value_info) -> int | None:
@@ -369,21 +372,38 @@ def _keep_if(flow, running, new, old, label, where) -> str:
 def _scan(flow, proto, inputs, scope, label, where):
     body = _graph_attr(proto, "body", where)
     attrs = _attrs(proto)
+    if flow.opset_of("") < 9:
+        return _scan8(flow, proto, body, attrs, inputs, scope, label, where)
     n_in = attrs.get("num_scan_inputs")
     if n_in is None or not 0 < n_in <= len(inputs):
         raise ModelError(f"{where}: num_scan_inputs must be between 1 and {len(inputs)}")
     n_state = len(inputs) - n_in
     state = [flow.tensor(i, where) for i in inputs[:n_state]]
     xs = [flow.tensor(i, where) for i in inputs[n_state:]]
-    in_axes = attrs.get("scan_input_axes", [0] * n_in)
-    in_dirs = attrs.get("scan_input_directions", [0] * n_in)
     n_out = len(body.output) - n_state
     out_axes = attrs.get("scan_output_axes", [0] * n_out)
     out_dirs = attrs.get("scan_output_directions", [0] * n_out)
-    if len(in_axes) != n_in or len(in_dirs) != n_in or len(out_axes) != n_out \
-            or len(out_dirs) != n_out:
-        raise ModelError(f"{where}: scan axes/directions do not match the number of scan "
-                         f"inputs ({n_in}) and outputs ({n_out})")
+    if len(out_axes) != n_out or len(out_dirs) != n_out:
+        raise ModelError(f"{where}: scan_output_axes/directions do not match the {n_out} "
+                         f"scan outputs")
+    state, scans = _scan_steps(flow, body, state, xs, attrs.get("scan_input_axes", [0] * n_in),
+                               attrs.get("scan_input_directions", [0] * n_in), scope, label,
+                               where)
+    outputs = list(proto.output)
+    for name, value in zip(outputs[:n_state], state):
+        flow.bind(scope, name, value, label)
+    for name, values, axis, reverse in zip(outputs[n_state:], scans, out_axes, out_dirs):
+        if name:
+            _stack(flow, values[::-1] if reverse else values, axis,
+                   flow.define(scope, name), label, where)
+
+
+def _scan_steps(flow, body, state: list, xs: list, in_axes, in_dirs, scope, label, where):
+    """Unroll the body over slices of ``xs``; returns the final state and, per scan output,
+    the list of its per-iteration values (in iteration order)."""
+    if len(in_axes) != len(xs) or len(in_dirs) != len(xs):
+        raise ModelError(f"{where}: scan input axes/directions do not match the {len(xs)} "
+                         f"scan inputs")
     lengths, axes = set(), []
     for x, axis in zip(xs, in_axes):
         t = flow.type(x)
@@ -397,7 +417,8 @@ def _scan(flow, proto, inputs, scope, label, where):
     if steps > MAX_ITERATIONS:
         raise ModelError(f"{where}: the scan runs {steps} iterations, more than the "
                          f"{MAX_ITERATIONS} nnbuild unrolls")
-    scans = [[] for _ in range(n_out)]
+    n_state = len(state)
+    scans = [[] for _ in range(len(body.output) - n_state)]
     start = len(flow.graph.nodes)
     for t in range(steps):
         slices = []
@@ -411,11 +432,40 @@ def _scan(flow, proto, inputs, scope, label, where):
         for k, v in enumerate(outs[n_state:]):
             scans[k].append(flow.tensor(v, where, "scan output"))
         flow.check_budget(start, where)
-    outputs = list(proto.output)
-    for name, value in zip(outputs[:n_state], state):
-        flow.bind(scope, name, value, label)
-    for name, values, axis, reverse in zip(outputs[n_state:], scans, out_axes, out_dirs):
-        _stack(flow, values[::-1] if reverse else values, axis, name, scope, label, where)
+    return state, scans
+
+
+def _scan8(flow, proto, body, attrs, inputs, scope, label, where):
+    """Scan before opset 9: every input has a leading batch axis, scanned along axis 1; the
+    body runs per batch entry. Sequence lengths shorter than the scan axis are refused."""
+    n_in = attrs.get("num_scan_inputs")
+    lens, rest = (inputs[0] if inputs else ""), inputs[1:]
+    if n_in is None or not 0 < n_in <= len(rest):
+        raise ModelError(f"{where}: num_scan_inputs must be between 1 and {len(rest)}")
+    n_state = len(rest) - n_in
+    values = [flow.tensor(i, where) for i in rest]
+    batch = flow.type(values[0]).shape[0] if flow.type(values[0]).rank else 0
+    steps = flow.type(values[n_state]).shape[1] if flow.type(values[n_state]).rank > 1 else 0
+    if lens:
+        known = flow.value(lens)
+        if known is None or not np.all(known == steps):
+            raise ModelError(f"{where}: sequence_lens must be known at compile time and equal "
+                             f"the scan length {steps} (shorter sequences are not supported)")
+    finals, scans = [[] for _ in range(n_state)], [[] for _ in range(len(body.output) - n_state)]
+    for b in range(batch):
+        index = flow.constant(f"{label}_b{b}", np.array(b, np.int64))
+        rows = [flow.emit("Gather", [v, index], flow.fresh(f"{v}_b{b}"), label, axis=0)
+                for v in values]
+        state, per_step = _scan_steps(flow, body, rows[:n_state], rows[n_state:], [0] * n_in,
+                                      attrs.get("directions", [0] * n_in), scope, label, where)
+        for k, v in enumerate(state):
+            finals[k].append(v)
+        for k, steps_k in enumerate(per_step):
+            scans[k].append(_stack(flow, steps_k, 0, flow.fresh(f"{label}_scan{k}_b{b}"),
+                                   label, where))
+    for name, parts in list(zip(proto.output, finals)) + list(zip(proto.output[n_state:], scans)):
+        if name:
+            _stack(flow, parts, 0, flow.define(scope, name), label, where)
 
 
 # --- sequences and optionals ------------------------------------------------------------------
@@ -481,7 +531,8 @@ def _concat_from_sequence(flow, proto, inputs, scope, label, where):
     if not seq:
         raise ModelError(f"{where}: cannot concatenate an empty sequence")
     if attrs.get("new_axis", 0):
-        _stack(flow, list(seq), attrs.get("axis", 0), proto.output[0], scope, label, where)
+        _stack(flow, list(seq), attrs.get("axis", 0), flow.define(scope, proto.output[0]),
+               label, where)
     else:
         flow.emit("Concat", list(seq), flow.define(scope, proto.output[0]), label,
                   axis=attrs.get("axis", 0))

@@ -13,7 +13,7 @@ class ResolvedByFrontend(Op):
         raise ctx.fail("is resolved while the model is translated and cannot appear in the IR")
 
 
-for _op, _since in [("If", 1), ("Loop", 1), ("Scan", 9),
+for _op, _since in [("If", 1), ("Loop", 1), ("Scan", 8),
                     ("SequenceEmpty", 11), ("SequenceConstruct", 11), ("SequenceInsert", 11),
                     ("SequenceErase", 11), ("SequenceAt", 11), ("SequenceLength", 11),
                     ("ConcatFromSequence", 11), ("SplitToSequence", 11), ("SequenceMap", 17),
