@@ -104,6 +104,34 @@ class LoweringContext:
                              f"at compile time")
         return self._known[name]
 
+    def known(self, name: str):
+        """The compile-time value of ``name``, or None when it only exists at run time."""
+        if name in self.graph.constants:
+            return self.graph.constants[name]
+        if self._known is None:
+            from ..ops.infer import infer_graph
+            self._known = infer_graph(self.graph.copy())
+        return self._known.get(name)
+
+    # --- values that only exist at run time ----------------------------------------------------
+    def check(self, condition: str, what: str) -> None:
+        """Emit a run-time check of a value the compiler could not know (reduction axes, a
+        Reshape shape... read from a tensor): when the C ``condition`` is false, ``<p>_run``
+        returns ``<P>_ERR_SHAPE`` ("a run-time shape value disagrees with the shape the model
+        declares"). ``what`` says in a comment what is checked. The helpers of
+        ``src/nn_check.h`` (``nn_axes_mask``...) are available to the condition."""
+        self.emit(self.check_statement(condition, what))
+
+    def check_statement(self, condition: str, what: str) -> str:
+        """The statement ``check`` emits, for a block the op writes itself."""
+        self.helper("check")
+        return f"if (!({condition})) {self.shape_error}   /* {c_comment(what)} */"
+
+    @property
+    def shape_error(self) -> str:
+        """The statement that ends the run with ``<P>_ERR_SHAPE``."""
+        return f"return {self.prefix.upper()}_ERR_SHAPE;"
+
     def ptr(self, name: str) -> str:
         """A typed C pointer expression to the tensor ``name``."""
         ctype = self.ctype(name)
@@ -159,6 +187,8 @@ class LoweringContext:
             out, source = self.plan.aliases[index]
             self.emit(f"/* {c_comment(out)} = {c_comment(source)} viewed as "
                       f"{self.type(out)}: no copy */")
+            from ..ops import registry
+            registry.get(node).check(node, self)    # a view still checks run-time values
         else:
             lower(node, self)
         ins = ", ".join(str(self.type(i)) for i in node.inputs if i)

@@ -319,12 +319,33 @@ def translate(model, shapes=None, name: str = "model", where: str = "model") -> 
         if out not in graph.constants and out not in graph.inputs and \
                 not any(out in n.outputs for n in graph.nodes):
             raise ModelError(f"{where}: graph output {out!r} is never produced")
+    _seed_declared_types(graph, list(g.output) + list(g.value_info))
     try:
         infer_graph(graph)
         verify(graph)             # e.g. two nodes writing one name
     except ModelError as e:
         raise ModelError(f"{where}: {e}") from None
     return graph
+
+
+def _seed_declared_types(graph: Graph, value_infos) -> None:
+    """Put the static types the model declares for node outputs (graph outputs, value_info)
+    into ``graph.types`` before inference. Inference computes every type it can and replaces
+    these; an op whose output shape depends on a value only known at run time (reduction axes
+    or a Reshape shape fed by a graph input) takes the declared shape instead and checks it
+    at run time (``InferContext.declared``). Only declarations with every dim a fixed number
+    count; others are ignored."""
+    produced = {o for n in graph.nodes for o in n.outputs if o}
+    for vi in value_infos:
+        t = vi.type.tensor_type if vi.type.HasField("tensor_type") else None
+        if vi.name not in produced or t is None or not t.HasField("shape") \
+                or not all(d.HasField("dim_value") and d.dim_value >= 0 for d in t.shape.dim):
+            continue
+        try:
+            dtype = dtypes.from_code(t.elem_type)
+        except ModelError:        # an element type nnbuild lacks: inference reports it
+            continue
+        graph.types[vi.name] = TensorType(dtype, tuple(int(d.dim_value) for d in t.shape.dim))
 
 
 def _translate_node(graph: Graph, proto, label: str, opset_of, where: str) -> None:

@@ -62,6 +62,32 @@ class InferContext:
                              f"not supported)")
         return self.values[i]
 
+    def known(self, i: int):
+        """The compile-time value of input i, or None (absent, or only known at run time)."""
+        return self.values[i] if i < len(self.values) else None
+
+    def runtime(self, i: int) -> bool:
+        """Input i is present and its value only exists at run time."""
+        return self.has(i) and self.known(i) is None
+
+    def declared(self, k: int, needs: int, what: str) -> tuple:
+        """The static shape the model declares for output k, whose shape depends on the
+        run-time value of input ``needs`` (``what``: its role, e.g. "axes"). Declarations are
+        the types already in ``graph.types`` for the output's name: the frontend seeds them
+        from the ONNX graph's outputs and value_info (only fully static ones), and every
+        inference keeps them there, so re-inference after passes and the IR round trip see
+        them too. The kernel must then read the value at run time and check that it yields
+        this shape (``LoweringContext.check``). Without a declaration: the data-dependent
+        shape error, never a guess."""
+        name = self.node.outputs[k] if k < len(self.node.outputs) else ""
+        t = self.graph.types.get(name) if name else None
+        if t is None or not t.is_static:
+            raise ModelError(f"node {self.node.label} ({self.node.op}): {what} "
+                             f"{self.node.inputs[needs]} must be known at compile time, or "
+                             f"the model must declare a static shape for output {name!r} "
+                             f"(data-dependent shapes are not supported)")
+        return tuple(int(d) for d in t.shape)
+
     def fail(self, message: str) -> ModelError:
         return ModelError(f"node {self.node.label} ({self.node.op}): {message}")
 
@@ -108,6 +134,11 @@ class Op:
     def lower(self, node: Node, ctx) -> None:
         """Emit the hardware-interface calls for this node through the codegen context."""
         raise NotImplementedError(f"{self.op_type} has no kernel")
+
+    def check(self, node: Node, ctx) -> None:
+        """Emit the run-time checks of input values that decide the output's declared shape
+        (``ctx.check``). A view whose bytes are shared (no ``lower``) still gets them; ops
+        that lower call it themselves."""
 
 
 def same_as_input(ctx: InferContext, i: int = 0) -> list:
