@@ -17,3 +17,4 @@ from . import fused  # noqa: F401
 from . import sampling  # noqa: F401
 from . import control  # noqa: F401
 from . import training  # noqa: F401
+from . import ml  # noqa: F401
