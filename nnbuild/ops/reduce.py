@@ -127,7 +127,11 @@ class Reduce(Op):
         return tuple(d for i, d in enumerate(shape) if i not in axes)
 
     def _axes_value(self, ctx: InferContext):
-        return ctx.value(1, "axes") if ctx.has(1) else None
+        if not ctx.has(1):
+            return None
+        if ctx.types[1].size == 0:           # no axes, whatever the run-time value
+            return np.zeros(0, np.int64)
+        return ctx.value(1, "axes")
 
     def infer(self, ctx):
         x = ctx.types[0]
@@ -137,8 +141,29 @@ class Reduce(Op):
         if x.dtype.short not in allowed:
             raise ctx.fail(f"element type {x.dtype} is not supported "
                            f"(supported: {', '.join(allowed)})")
+        if ctx.runtime(1) and ctx.types[1].size:
+            shape = ctx.declared(0, 1, "axes")
+            if not self.runtime_kernels(ctx.node, x.shape, shape, ctx.types[1].size):
+                raise ctx.fail(f"the declared output shape {list(shape)} is no reduction of "
+                               f"{x} over {ctx.types[1].size} axes")
+            return [TensorType(x.dtype, shape)]
         axes = self.reduced_axes(ctx.node, x.rank, self._axes_value(ctx))
         return [TensorType(x.dtype, self.out_shape(ctx.node, x.shape, axes))]
+
+    def runtime_kernels(self, node: Node, shape: tuple, declared: tuple, count: int) -> dict:
+        """Axes read at run time: {reduced axes of size > 1: [bit masks of the axes sets
+        giving the declared shape]}. Reducing a size-1 axis or not computes the same, so each
+        key is one kernel; the run-time mask picks it (and any other mask is ERR_SHAPE)."""
+        rank = len(shape)
+        if rank > 16:
+            raise ModelError(f"node {node.label} ({node.op}): axes known only at run time "
+                             f"need rank <= 16, x has rank {rank}")
+        kernels: dict = {}
+        for mask in range(1, 1 << rank):
+            axes = tuple(a for a in range(rank) if mask >> a & 1)
+            if len(axes) <= count and self.out_shape(node, shape, axes) == tuple(declared):
+                kernels.setdefault(tuple(a for a in axes if shape[a] != 1), []).append(mask)
+        return kernels
 
     def reference(self, node, x, axes=None):
         picked = self.reduced_axes(node, x.ndim, axes)
@@ -151,15 +176,42 @@ class Reduce(Op):
         return graph.types[node.inputs[0]].size * self.kind.flops_per_element
 
     def lower(self, node, ctx):
-        x = node.inputs[0]
+        x, y = node.inputs[0], node.outputs[0]
         axes_name = node.inputs[1] if len(node.inputs) > 1 else ""
-        if axes_name and axes_name not in ctx.graph.constants:
-            raise ModelError(f"node {node.label} ({node.op}): axes {axes_name!r} is computed "
-                             f"by the graph; it must be folded to a constant (use -O1 or above)")
-        axes = ctx.graph.constants.get(axes_name) if axes_name else None
+        axes = ctx.known(axes_name) if axes_name else None
+        if axes_name and axes is None and ctx.type(axes_name).size:
+            ctx.emit(self._runtime_axes(ctx, node))
+            return
+        if axes_name and axes is None:
+            axes = np.zeros(0, np.int64)
         picked = self.reduced_axes(node, ctx.type(x).rank, axes)
-        if ctx.type(node.outputs[0]).size:       # no outputs: nothing to write
-            ctx.emit(reduce_loop(ctx, x, node.outputs[0], picked, self.kind))
+        if ctx.type(y).size:       # no outputs: nothing to write
+            ctx.emit(reduce_loop(ctx, x, y, picked, self.kind))
+
+    def _runtime_axes(self, ctx, node) -> str:
+        """Axes read at run time: their mask is checked against the declared shape, then
+        picks one of the kernels specialised at compile time (usually there is one)."""
+        x, axes, y = node.inputs[0], node.inputs[1], node.outputs[0]
+        shape, out = ctx.shape(x), ctx.shape(y)
+        kernels = self.runtime_kernels(node, shape, out, ctx.type(axes).size)
+        dims = ctx.table("int64_t", shape, "dims")
+        want = ctx.table("int64_t", out, "dims")
+        ok = (f"nn_axes_mask({ctx.ptr(axes)}, {ctx.type(axes).size}, {len(shape)}, &mask) && "
+              f"nn_reduced_shape_is({dims}, {len(shape)}, mask, {int(node.attr('keepdims', 1))}, "
+              f"{want}, {len(out)})")
+        lines = ["uint64_t mask;",
+                 ctx.check_statement(ok, f"run-time axes {axes} reduce to the declared {list(out)}")]
+        if not ctx.type(y).size:
+            lines.append("(void)mask;")
+            return "{\n" + "\n".join("    " + line for line in lines) + "\n}"
+        wide = sum(1 << a for a, d in enumerate(shape) if d != 1)
+        lines.append(f"switch (mask & 0x{wide:x}u) {{       /* the reduced axes of size > 1 */")
+        for picked in sorted(kernels):
+            bits = sum(1 << a for a in picked)
+            lines.append(f"case 0x{bits:x}u: {reduce_loop(ctx, x, y, picked, self.kind)} break;")
+        lines += [f"default: {ctx.shape_error}", "}"]
+        text = "\n".join(lines)
+        return "{\n" + "\n".join("    " + line for line in text.split("\n")) + "\n}"
 
 
 def _merged_dims(shape: tuple, axes: tuple) -> list:

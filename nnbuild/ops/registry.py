@@ -83,7 +83,7 @@ class InferContext:
         t = self.graph.types.get(name) if name else None
         if t is None or not t.is_static:
             raise ModelError(f"node {self.node.label} ({self.node.op}): {what} "
-                             f"{self.node.inputs[needs]} must be known at compile time, or "
+                             f"{self.node.inputs[needs]!r} must be known at compile time, or "
                              f"the model must declare a static shape for output {name!r} "
                              f"(data-dependent shapes are not supported)")
         return tuple(int(d) for d in t.shape)
