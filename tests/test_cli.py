@@ -144,7 +144,8 @@ def test_inspect_lists_passes(workdir):
     assert [line.split()[0] for line in out.splitlines()] == [
         "fold-constants", "remove-identity", "simplify-algebra", "fold-batchnorm",
         "fold-constants", "eliminate-common-subexpressions", "eliminate-dead-code",
-        "recognize-gelu", "fuse-epilogue", "fuse-elementwise"]
+        "recognize-layernorm", "recognize-softmax", "recognize-attention", "recognize-gelu",
+        "fuse-epilogue", "fuse-elementwise"]
 
 
 def test_dump_ir_writes_a_file_per_pass(workdir, tmp_path):

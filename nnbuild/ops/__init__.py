@@ -14,6 +14,7 @@ from . import index  # noqa: F401
 from . import loss  # noqa: F401
 from . import quantize  # noqa: F401
 from . import fused  # noqa: F401
+from . import fused_attention  # noqa: F401
 from . import sampling  # noqa: F401
 from . import control  # noqa: F401
 from . import training  # noqa: F401

@@ -8,6 +8,7 @@ from .fold_batchnorm import fold_batchnorm
 from .fold_constants import fold_constants
 from .fuse_elementwise import fuse_elementwise
 from .fuse_epilogue import fuse_epilogue
+from .recognize_attention import recognize_attention
 from .recognize_gelu import recognize_gelu
 from .recognize_layernorm import recognize_layernorm
 from .recognize_softmax import recognize_softmax
@@ -19,7 +20,7 @@ PIPELINES = {
     1: [fold_constants, remove_identity, eliminate_dead_code],
     2: [fold_constants, remove_identity, simplify_algebra, fold_batchnorm, fold_constants,
         eliminate_common_subexpressions, eliminate_dead_code, recognize_layernorm,
-        recognize_softmax, recognize_gelu, fuse_epilogue, fuse_elementwise],
+        recognize_softmax, recognize_attention, recognize_gelu, fuse_epilogue, fuse_elementwise],
 }
 
 ALL_PASSES = {p.name: p for level in PIPELINES.values() for p in level}

@@ -39,8 +39,10 @@ def test_pipelines_are_plain_lists_per_level():
                                              "simplify-algebra", "fold-batchnorm",
                                              "fold-constants",
                                              "eliminate-common-subexpressions",
-                                             "eliminate-dead-code", "recognize-gelu",
-                                             "fuse-epilogue", "fuse-elementwise"]
+                                             "eliminate-dead-code", "recognize-layernorm",
+                                             "recognize-softmax", "recognize-attention",
+                                             "recognize-gelu", "fuse-epilogue",
+                                             "fuse-elementwise"]
     with pytest.raises(UsageError, match="-O3"):
         pipeline(3)
 
@@ -60,8 +62,10 @@ def test_dump_ir_writes_one_file_per_pass_in_order(tmp_path):
     assert files == ["000_input.nnir", "001_fold-constants.nnir", "002_remove-identity.nnir",
                      "003_simplify-algebra.nnir", "004_fold-batchnorm.nnir",
                      "005_fold-constants.nnir", "006_eliminate-common-subexpressions.nnir",
-                     "007_eliminate-dead-code.nnir", "008_recognize-gelu.nnir",
-                     "009_fuse-epilogue.nnir", "010_fuse-elementwise.nnir"]
+                     "007_eliminate-dead-code.nnir", "008_recognize-layernorm.nnir",
+                     "009_recognize-softmax.nnir", "010_recognize-attention.nnir",
+                     "011_recognize-gelu.nnir", "012_fuse-epilogue.nnir",
+                     "013_fuse-elementwise.nnir"]
     # each file is the graph after that pass, and parses back
     graph = parse(BEFORE)
     assert (tmp_path / "dump" / files[0]).read_text() == format_graph(graph)

@@ -1,0 +1,74 @@
+"""recognize-attention: scaled dot-product attention spelled out becomes one nnbuild::Attention
+(``ops.fused_attention``), whose kernel never writes the score matrix to memory.
+
+    s = MatMul(q, kt); t = Div(s, c) (or Mul(s, c), Mul(c, s), or no scaling);
+    u = Add(t, mask) (optional, either order); p = Softmax(u) {last axis}; y = MatMul(p, v)
+        =>  y = nnbuild::Attention(q, kt, v[, mask]) {scale = 1/c or c}
+
+q, kt and v have the same rank and leading dims (no broadcasting inside the MatMuls), f32; c
+is a one-element constant; the mask broadcasts to the scores (``mask_strides``). Every
+intermediate has one reader and is not a graph output.
+"""
+from __future__ import annotations
+
+from ..ir.graph import Graph, Node
+from ..ops.fused_attention import attention_node, mask_strides
+from .manager import Rule, rewrite_pass
+from .matching import Match, is_scalar, scalar
+
+
+def _scale(m: Match, value: str) -> tuple:
+    """(the unscaled value, scale) for Div/Mul by a constant producing ``value``."""
+    node = m.producers.get(value)
+    if node is None or node.op not in ("Div", "Mul") or len(m.readers(value)) != 1:
+        return value, 1.0
+    a, b = node.inputs
+    if node.op == "Div" and is_scalar(m.graph, b) and scalar(m.graph, b) != 0:
+        return m.take(node).inputs[0], 1.0 / scalar(m.graph, b)
+    if node.op == "Mul" and (is_scalar(m.graph, a) or is_scalar(m.graph, b)):
+        c, x = (a, b) if is_scalar(m.graph, a) else (b, a)
+        m.take(node)
+        return x, scalar(m.graph, c)
+    return value, 1.0
+
+
+def _attention(graph: Graph, softmax: Node):
+    # p = Softmax(MatMul(q, kt) * scale + mask); y = MatMul(p, v)  =>  Attention(q, kt, v, mask)
+    m = Match(graph)
+    rank = graph.types[softmax.inputs[0]].rank
+    if int(softmax.attr("axis", -1)) not in (-1, rank - 1):
+        return None
+    m.take(softmax)
+    out = m.reader(softmax.outputs[0], "MatMul")
+    if out is None or out.inputs[0] != softmax.outputs[0]:
+        return None
+    value, mask = softmax.inputs[0], ""
+    add = m.producers.get(value)
+    if add is not None and add.op == "Add" and len(m.readers(value)) == 1:
+        for x, other in (add.inputs, add.inputs[::-1]):
+            inner = m.producers.get(x)
+            if inner is not None and inner.op in ("MatMul", "Div", "Mul") \
+                    and graph.types[x] == graph.types[value]:
+                value, mask = x, other
+                m.take(add)
+                break
+    value, scale = _scale(m, value)
+    scores = m.producer(value, "MatMul")
+    if scores is None:
+        return None
+    q, kt = scores.inputs
+    v = out.inputs[1]
+    types = [graph.types[n] for n in (q, kt, v, softmax.inputs[0], out.outputs[0])]
+    if any(t.dtype.short != "f32" for t in types) or not (
+            types[0].rank == types[1].rank == types[2].rank == rank) \
+            or not (types[0].shape[:-2] == types[1].shape[:-2] == types[2].shape[:-2]):
+        return None
+    if mask and (graph.types[mask].dtype.short != "f32"
+                 or mask_strides(graph.types[mask].shape, types[3].shape) is None):
+        return None
+    fused = attention_node(q, kt, v, mask, out.outputs[0], scale, m.sources())
+    return m.replace(softmax, fused)
+
+
+recognize_attention = rewrite_pass("recognize-attention", "MatMul/scale/mask/Softmax/MatMul "
+                                   "becomes nnbuild::Attention", [Rule("Softmax", _attention)])

@@ -1,0 +1,126 @@
+"""recognize-attention: MatMul -> scale (Div / Mul by a constant, or none) -> optional mask Add
+-> Softmax over the last axis -> MatMul becomes one nnbuild::Attention, whose kernel never
+writes the score matrix."""
+import os
+
+import numpy as np
+import onnx
+import pytest
+from onnx import helper
+
+import nnbuild
+from nnbuild.passes.recognize_attention import recognize_attention
+
+from rewrite_helpers import assert_rewrites, assert_unchanged
+
+SDPA = """
+    graph g opsets(ai.onnx=17) {
+      input %q: f32[2,4,6,8]
+      input %kt: f32[2,4,8,5]
+      input %v: f32[2,4,5,3]
+      input %mask: f32[2,1,1,5]
+      const @c: f32[] = [2.828427]
+      %s: f32[2,4,6,5] = MatMul(%q, %kt)  # qk
+      %t: f32[2,4,6,5] = Div(%s, @c)  # scale
+      %u: f32[2,4,6,5] = Add(%mask, %t)  # mask
+      %p: f32[2,4,6,5] = Softmax(%u) {axis=-1}  # softmax
+      %y: f32[2,4,6,3] = MatMul(%p, %v)  # pv
+      output %y
+    }"""
+
+
+def test_scaled_masked_dot_product_becomes_attention():
+    assert_rewrites(recognize_attention, SDPA, expected="""
+    graph g opsets(ai.onnx=17) {
+      input %q: f32[2,4,6,8]
+      input %kt: f32[2,4,8,5]
+      input %v: f32[2,4,5,3]
+      input %mask: f32[2,1,1,5]
+      %y: f32[2,4,6,3] = nnbuild::Attention(%q, %kt, %v, %mask) {scale=0.3535533966440824}  # qk, scale, mask, softmax, pv
+      output %y
+    }""")
+
+
+def test_multiplied_scale_without_mask():
+    assert_rewrites(recognize_attention, """
+    graph g opsets(ai.onnx=17) {
+      input %q: f32[4,6,8]
+      input %kt: f32[4,8,5]
+      input %v: f32[4,5,3]
+      const @c: f32[] = [0.125]
+      %s: f32[4,6,5] = MatMul(%q, %kt)  # qk
+      %t: f32[4,6,5] = Mul(@c, %s)  # scale
+      %p: f32[4,6,5] = Softmax(%t) {axis=2}  # softmax
+      %y: f32[4,6,3] = MatMul(%p, %v)  # pv
+      output %y
+    }""", expected="""
+    graph g opsets(ai.onnx=17) {
+      input %q: f32[4,6,8]
+      input %kt: f32[4,8,5]
+      input %v: f32[4,5,3]
+      %y: f32[4,6,3] = nnbuild::Attention(%q, %kt, %v) {scale=0.125}  # qk, scale, softmax, pv
+      output %y
+    }""")
+
+
+LEFT_ALONE = {
+    "softmax over another axis": SDPA.replace("{axis=-1}", "{axis=2}"),
+    "the probabilities read elsewhere": SDPA.replace("output %y", "output %y\n      output %p"),
+    "probabilities on the right of the product": SDPA.replace(
+        "%y: f32[2,4,6,3] = MatMul(%p, %v)", "%y: f32[2,4,6,3] = MatMul(%v2, %p)").replace(
+        "input %mask", "input %v2: f32[2,4,6,6]\n      input %mask").replace(
+        "%y: f32[2,4,6,3]", "%y: f32[2,4,6,5]"),
+    "a scale per column": SDPA.replace("const @c: f32[] = [2.828427]",
+                                       "const @c: f32[5] = [1.0, 2.0, 3.0, 4.0, 5.0]"),
+}
+
+
+@pytest.mark.parametrize("case", LEFT_ALONE)
+def test_left_alone(case):
+    assert_unchanged(recognize_attention, LEFT_ALONE[case])
+
+
+def test_compiled_attention_with_mask_matches_onnxruntime(cache_dir):
+    from helpers import check_against_onnxruntime, make_model
+    f = np.float32
+    causal = np.triu(np.full((6, 6), -1e4, f), 1)
+    nodes = [helper.make_node("MatMul", ["q", "kt"], ["s"], name="qk"),
+             helper.make_node("Mul", ["s", "c"], ["t"], name="scale"),
+             helper.make_node("Add", ["t", "mask"], ["u"], name="mask"),
+             helper.make_node("Softmax", ["u"], ["p"], name="softmax", axis=-1),
+             helper.make_node("MatMul", ["p", "v"], ["y"], name="pv")]
+    model = make_model(nodes, {"q": (f, [2, 3, 6, 8]), "kt": (f, [2, 3, 8, 6]),
+                               "v": (f, [2, 3, 6, 4])}, ["y"],
+                       {"c": np.array(8 ** -0.5, f), "mask": causal})
+    optimized = nnbuild.optimize(nnbuild.translate(model), opt_level=2)
+    assert [(n.op, n.sources) for n in optimized.nodes] == [
+        ("Attention", ("qk", "scale", "mask", "softmax", "pv"))]
+    check_against_onnxruntime(model, cache_dir, opt_level=2)
+
+
+def test_transformer_small_attention_is_recognized_and_matches_onnxruntime(cache_dir):
+    from helpers import check_against_onnxruntime
+    path = os.path.join(os.path.dirname(__file__), "..", "models", "data", "transformer_small.onnx")
+    model = onnx.load(path)
+    optimized = nnbuild.optimize(nnbuild.translate(model), opt_level=2)
+    attention = [n for n in optimized.nodes if n.op == "Attention"]
+    assert [n.sources for n in attention] == [
+        tuple(f"/layers/layers.{k}/attn/{name}" for name in ("MatMul", "Div", "Softmax", "MatMul_1"))
+        for k in (0, 1)]
+    assert not any(n.op == "Softmax" for n in optimized.nodes)
+    feeds = {"tokens": np.random.default_rng(0).integers(0, 100, (1, 16)).astype(np.int64)}
+    check_against_onnxruntime(model, cache_dir, feeds=feeds, opt_level=2)
+
+
+@pytest.mark.parametrize("mask, scores, strides", [
+    ((1, 1, 6, 6), (2, 4, 6, 6), (0, 0, 6, 1)),       # causal, shared by every batch and head
+    ((2, 1, 1, 6), (2, 4, 6, 6), (6, 0, 0, 1)),       # padding, per batch
+    ((2, 4, 6, 6), (2, 4, 6, 6), (144, 36, 6, 1)),    # full
+    ((6,), (6, 6), (0, 0, 0, 1)),
+    ((3, 6), (4, 6, 6), None),                        # does not broadcast
+    ((2, 1, 1, 1, 6), (2, 3, 4, 6, 6), None),         # outer dims half broadcast
+    ((2, 3, 1, 1, 6), (2, 3, 4, 6, 6), (6, 0, 0, 1)),    # outer dims flattened
+])
+def test_mask_strides(mask, scores, strides):
+    from nnbuild.ops.fused_attention import mask_strides
+    assert mask_strides(mask, scores) == strides
