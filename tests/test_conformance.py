@@ -100,6 +100,9 @@ node/test_scatter_elements_with_duplicate_indices node/test_scatternd_add
 node/test_gathernd_example_int32_batch_dim1 node/test_l2normalization_axis_1
 node/test_lppool_2d_pads node/test_bitcast_float32_to_int32 node/test_spacetodepth_crd_mode_example
 node/test_convtranspose_output_shape node/test_mvn node/test_attention_3d_gqa
+node/test_if node/test_loop11 node/test_scan9_multi_state node/test_scan_sum
+node/test_linear_attention_gated_delta node/test_linear_attention_prefill_with_past_expanded
+node/test_optional_get_element_tensor node/test_optional_has_element_empty_no_input_optional_input
 """.split()
 
 
