@@ -4,22 +4,28 @@ Two tiers, both ``|actual - expected| <= atol + rtol * |expected|`` elementwise:
 - OP_TOLERANCE: one op, or a small graph, against onnxruntime / the ONNX reference.
 - MODEL_TOLERANCE: whole networks, where accumulation order differs over many layers.
 Integers and bools compare exactly. NaN must match NaN, and infinities must match exactly.
+The narrow float types (float8, float4) compare exactly too, NaN matching NaN: EXACT_FLOATS.
 """
 from __future__ import annotations
 
 import numpy as np
 
+EXACT_FLOATS = {name: (0.0, 0.0) for name in (
+    "float8_e4m3fn", "float8_e4m3fnuz", "float8_e5m2", "float8_e5m2fnuz", "float8_e8m0fnu",
+    "float4_e2m1fn")}
 OP_TOLERANCE = {          # dtype -> (rtol, atol)
     "float16": (1e-3, 1e-3),
     "bfloat16": (1e-2, 1e-2),
     "float32": (1e-4, 1e-5),
     "float64": (1e-10, 1e-12),
+    **EXACT_FLOATS,
 }
 MODEL_TOLERANCE = {
     "float16": (1e-2, 1e-2),
     "bfloat16": (5e-2, 5e-2),
     "float32": (1e-3, 1e-4),
     "float64": (1e-8, 1e-10),
+    **EXACT_FLOATS,
 }
 
 

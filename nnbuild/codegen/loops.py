@@ -17,11 +17,16 @@ import math
 
 import numpy as np
 
+from .. import dtypes
+
 OPERAND_NAMES = "abcdefgh"
 
 
 def c_literal(value, dtype) -> str:
-    """A C literal of ``value`` in the element type ``dtype`` (a DType)."""
+    """A C literal of ``value`` in the element type ``dtype`` (a DType); for a narrow type, in
+    the type its loops compute in (float, or the integer value)."""
+    if dtype.is_narrow:
+        return c_literal(float(value), dtypes.FLOAT32) if dtype.is_floating else str(int(value))
     if dtype.short == "bool":
         return "1" if value else "0"
     if dtype.is_float:
@@ -43,15 +48,65 @@ def c_literal(value, dtype) -> str:
 HALF_TYPES = {"f16": ("nn_f16_to_f32", "nn_f32_to_f16"), "bf16": ("nn_bf16_to_f32", "nn_f32_to_bf16")}
 
 
+# Narrow types (one element per byte, see dtypes): the type loops compute in, the load of a
+# stored byte and the store of a computed value (float8 stores saturate, Cast's default).
+NARROW_TYPES = {
+    "f8e4m3fn": ("float", "nn_f8e4m3fn_to_f32({})", "nn_f8e4m3fn_from({}, 1)"),
+    "f8e4m3fnuz": ("float", "nn_f8e4m3fnuz_to_f32({})", "nn_f8e4m3fnuz_from({}, 1)"),
+    "f8e5m2": ("float", "nn_f8e5m2_to_f32({})", "nn_f8e5m2_from({}, 1)"),
+    "f8e5m2fnuz": ("float", "nn_f8e5m2fnuz_to_f32({})", "nn_f8e5m2fnuz_from({}, 1)"),
+    "f8e8m0": ("float", "nn_f8e8m0_to_f32({})", "nn_f8e8m0_from({}, 1, NN_ROUND_UP)"),
+    "f4e2m1": ("float", "nn_f4e2m1_to_f32({})", "nn_f4e2m1_from({})"),
+    "i4": ("int8_t", "nn_i4_to_i8({})", "nn_low_bits({}, 0xf)"),
+    "u4": ("uint8_t", "nn_u4_to_u8({})", "nn_low_bits({}, 0xf)"),
+    "i2": ("int8_t", "nn_i2_to_i8({})", "nn_low_bits({}, 0x3)"),
+    "u2": ("uint8_t", "nn_u2_to_u8({})", "nn_low_bits({}, 0x3)"),
+}
+
+
 def compute_ctype(dtype) -> str:
     """The C type a loop computes in for elements of ``dtype``: float for f16 / bf16 (which are
-    stored as uint16_t), else the storage type itself."""
+    stored as uint16_t) and the narrow floats, int8_t / uint8_t for the 4- and 2-bit integers,
+    else the storage type itself."""
+    if dtype.short in NARROW_TYPES:
+        return NARROW_TYPES[dtype.short][0]
     return "float" if dtype.short in HALF_TYPES else dtype.ctype
+
+
+ROUND_MODES = {"up": "NN_ROUND_UP", "down": "NN_ROUND_DOWN", "nearest": "NN_ROUND_NEAREST"}
+
+
+def encode_narrow(ctx, to, value: str, from_float: bool, saturate: bool = True,
+                  round_mode: str = "up") -> str:
+    """The stored byte of narrow type ``to`` for the C value ``value`` (a float or an integer
+    as ``from_float`` says), converted as ONNX's Cast converts: round to nearest even
+    (float8 e8m0: ``round_mode``), ``saturate`` out-of-range floats; integers keep their low
+    bits, floats are first truncated toward zero."""
+    ctx.helper("narrow")
+    if to.short in ("i4", "u4", "i2", "u2"):
+        mask = "0xf" if to.short.endswith("4") else "0x3"
+        whole = f"nn_trunc_i64((double)({value}))" if from_float else f"(int64_t)({value})"
+        return f"nn_low_bits({whole}, {mask})"
+    if to.short == "f8e8m0":
+        return f"nn_f8e8m0_from((float)({value}), {int(saturate)}, {ROUND_MODES[round_mode]})"
+    if to.short == "f4e2m1":
+        return f"nn_f4e2m1_from((double)({value}))"
+    return f"nn_{to.short}_from((double)({value}), {int(saturate)})"
+
+
+def load_value(ctx, dtype, text: str) -> str:
+    """A C load of an element (``text``) as its compute type."""
+    return _convert(ctx, dtype, 0, text)
+
+
+def store_value(ctx, dtype, text: str) -> str:
+    """The C value to store for a compute-type expression."""
+    return _convert(ctx, dtype, 1, text)
 
 
 def math_fn(name: str, dtype) -> str:
     """C math function for the element type: expf for float, exp for double."""
-    return name + ("f" if dtype.short in ("f32", "f16", "bf16") else "")
+    return name + ("f" if compute_ctype(dtype) == "float" else "")
 
 
 def _strides_for(shape: tuple, out_shape: tuple) -> list:
@@ -101,9 +156,9 @@ def broadcast_loop(ctx, out: str, operands: list, expr) -> None:
     ``operands`` are value names or ready C expressions wrapped in ``Scalar``; ``expr`` maps the
     list of C load expressions to the C expression of one output element, or to a pair
     (statements, expression) when the element needs named temporaries first (a fused chain
-    composes its ops' expressions so: ``const float t0 = ...;``). f16 / bf16 operands
-    are loaded as float and the output is stored from float (``compute_ctype``), so ``expr``
-    never sees their uint16_t storage.
+    composes its ops' expressions so: ``const float t0 = ...;``). f16 / bf16 and narrow
+    operands are loaded as their compute type and the output is stored from it
+    (``compute_ctype``), so ``expr`` never sees their storage.
     """
     out_shape = ctx.shape(out)
     if 0 in out_shape:
@@ -139,7 +194,10 @@ def broadcast_loop(ctx, out: str, operands: list, expr) -> None:
 
 
 def _convert(ctx, dtype, direction: int, text: str) -> str:
-    """Wrap a load (direction 0) or a store (1) of a half type in its conversion."""
+    """Wrap a load (direction 0) or a store (1) of a half or narrow type in its conversion."""
+    if dtype.short in NARROW_TYPES:
+        ctx.helper("narrow")
+        return NARROW_TYPES[dtype.short][1 + direction].format(text)
     if dtype.short not in HALF_TYPES:
         return text
     ctx.helper("half")

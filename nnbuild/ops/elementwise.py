@@ -12,7 +12,7 @@ import numpy as np
 
 from .. import dtypes
 from ..codegen.loops import (Scalar, broadcast_loop, broadcast_shape, c_literal, compute_ctype,
-                             math_fn)
+                             encode_narrow, load_value, math_fn)
 from ..errors import ModelError
 from ..ir.graph import Node, TensorType
 from .registry import InferContext, Op, register
@@ -392,35 +392,60 @@ class Clip(Op):
 
 @register("Cast", since=6)
 class Cast(Op):
-    """y = x converted to the element type ``to``."""
+    """y = x converted to the element type ``to``. Into a narrow type (nn_narrow.h): round to
+    nearest even, ``saturate`` (default 1) clamps out-of-range floats to the largest finite
+    float8 value instead of inf / NaN, ``round_mode`` (up, down, nearest) rounds to float8 e8m0;
+    integers keep their low bits (floats truncated toward zero first)."""
     def infer(self, ctx):
-        return [TensorType(dtypes.from_code(ctx.node.attr("to")), ctx.types[0].shape)]
+        return [TensorType(self.target(ctx.node, ctx.types), ctx.types[0].shape)]
 
-    def reference(self, node, x):
-        return [x.astype(dtypes.from_code(node.attr("to")).numpy)]
+    def target(self, node, types):
+        return dtypes.from_code(node.attr("to"))
+
+    def options(self, node) -> tuple:
+        round_mode = node.attr("round_mode", "up")
+        if round_mode not in ("up", "down", "nearest"):
+            raise ModelError(f"node {node.label} ({node.op}): round_mode {round_mode!r} "
+                             f"(supported: up, down, nearest)")
+        return bool(node.attr("saturate", 1)), round_mode
+
+    def reference(self, node, x, *like):
+        to = self.target(node, [None] + [TensorType.of(a) for a in like])
+        return [dtypes.cast(x, to, *self.options(node))]
 
     def lower(self, node, ctx):
-        to = ctx.type(node.outputs[0]).dtype
+        x, y = node.inputs[0], node.outputs[0]
+        to, source = ctx.type(y).dtype, ctx.type(x).dtype
+        if to.is_narrow:
+            size = ctx.type(y).size
+            if size == 0:
+                return
+            value = load_value(ctx, source, "x[i]")
+            code = encode_narrow(ctx, to, value, compute_ctype(source) in ("float", "double"),
+                                 *self.options(node))
+            ctx.emit("{\n" + "\n".join([
+                f"    const {source.ctype} *x = {ctx.ptr(x)};",
+                f"    {to.ctype} *y = {ctx.ptr(y)};",
+                f"    for (size_t i = 0; i < {size}; ++i)",
+                f"        y[i] = {code};"]) + "\n}")
+            return
         if to.short == "bool":
             expr = lambda v: f"{v[0]} != 0"
         else:
             expr = lambda v: f"({compute_ctype(to)}){v[0]}"
-        broadcast_loop(ctx, node.outputs[0], [node.inputs[0]], expr)
+        broadcast_loop(ctx, y, [x], expr)
 
 
 @register("CastLike", since=15)
 class CastLike(Cast):
     """y = x converted to the element type of ``target_type`` (whose values are not read)."""
-    def infer(self, ctx):
-        return [TensorType(ctx.types[1].dtype, ctx.types[0].shape)]
-
-    def reference(self, node, x, like):
-        return [x.astype(like.dtype)]
+    def target(self, node, types):
+        return types[1].dtype
 
     def fold(self, ctx):
         if ctx.values[0] is None:
             return None
-        return [ctx.values[0].astype(ctx.types[1].dtype.numpy)]
+        return [dtypes.cast(ctx.values[0], ctx.types[1].dtype, *self.options(ctx.node))]
 
 
 @register("BitCast", since=26)

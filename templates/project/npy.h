@@ -18,15 +18,27 @@ typedef struct {
     size_t bytes;
 } npy_array;
 
-/* The .npy dtype string for an ONNX element type code, or NULL. */
+/* The .npy dtype string for an ONNX element type code, or NULL. numpy writes bfloat16 and the
+ * narrow types (codes 17-26: float8, float4, int4, int2; one element per byte) as raw records. */
 static const char *npy_descr(int dtype) {
     switch (dtype) {
     case 1: return "<f4";   case 2: return "|u1";  case 3: return "|i1";  case 4: return "<u2";
     case 5: return "<i2";   case 6: return "<i4";  case 7: return "<i8";  case 9: return "|b1";
     case 10: return "<f2";  case 11: return "<f8"; case 12: return "<u4"; case 13: return "<u8";
     case 16: return "<V2";
-    default: return NULL;
+    default: return dtype >= 17 && dtype <= 26 ? "<V1" : NULL;
     }
+}
+
+/* Whether a file's dtype string `descr` holds elements of ONNX type `dtype`: its own string, a
+ * raw record of the same width in either spelling, or (float8 e5m2) numpy's "<f1". */
+static int npy_accepts(const char *descr, int dtype) {
+    const char *want = npy_descr(dtype);
+    if (!want) return 0;
+    if (strcmp(descr, want) == 0) return 1;
+    if (want[1] == 'V' && (descr[0] == '<' || descr[0] == '|') && strcmp(descr + 1, want + 1) == 0)
+        return 1;
+    return dtype == 19 && strcmp(descr, "<f1") == 0;
 }
 
 /* Reads `path`; on failure returns 0 and writes a one-line reason into err. */
