@@ -1,4 +1,6 @@
 """Sampling at computed positions: GridSample (opsets 16-22) and AffineGrid (opset 20).
+AffineGrid is a loop nest in the network source; its size input may be a run-time value
+when the model declares the grid shape (checked at run time).
 
 GridSample reads every output position of ``grid`` (normalised coordinates in [-1, 1],
 innermost dim first) from the image with nearest, linear or cubic taps; the kernel is
@@ -148,3 +150,85 @@ class GridSample(Op):
                  f"    {ctx.fn('sampling', 'grid_sample_f32')}({ctx.ptr(x)}, {ctx.ptr(grid)}, "
                  f"{ctx.ptr(y)}, &geometry);", "}"]
         ctx.emit("\n".join(lines))
+
+
+# --- AffineGrid --------------------------------------------------------------------------------
+def _base_coords(n: int, align: bool) -> np.ndarray:
+    """The normalised coordinates of n positions along one dim, in float64 (as the spec's
+    linspace: -1 .. 1 through the outer pixels' centres, or their edges)."""
+    if align:
+        return -1.0 + np.arange(n) * (2.0 / (n - 1)) if n > 1 else np.array([-1.0])
+    step = 2.0 / n
+    return -1.0 + step / 2 + np.arange(n) * step
+
+
+@register("AffineGrid", since=20)
+class AffineGrid(Op):
+    """grid[n, (d,) h, w] = theta[n] @ (x_w, y_h, (z_d,) 1): the sampling grid of an affine
+    transform for an output of ``size`` = (N, C, (D,) H, W); ``size`` may be a run-time value
+    when the model declares the grid's shape (it is checked at run time)."""
+
+    def infer(self, ctx):
+        theta = ctx.types[0]
+        if theta.dtype not in (dtypes.FLOAT32, dtypes.BY_SHORT["f64"]) or theta.rank != 3 or \
+                theta.shape[1:] not in ((2, 3), (3, 4)):
+            raise ctx.fail(f"theta {theta} must be f32 / f64 N x 2 x 3 or N x 3 x 4")
+        spatial = theta.shape[1]
+        if ctx.types[1].size != spatial + 2:
+            raise ctx.fail(f"size {ctx.types[1]} must hold {spatial + 2} values for theta {theta}")
+        if ctx.runtime(1):
+            shape = ctx.declared(0, 1, "size")
+            if len(shape) != spatial + 2 or shape[0] != theta.shape[0] or shape[-1] != spatial:
+                raise ctx.fail(f"the declared grid shape {list(shape)} does not fit theta {theta}")
+            return [TensorType(theta.dtype, shape)]
+        size = [int(v) for v in ctx.value(1, "size").reshape(-1)]
+        if size[0] != theta.shape[0] or min(size) < 0:
+            raise ctx.fail(f"size {size} does not fit theta {theta}")
+        return [TensorType(theta.dtype, (size[0],) + tuple(size[2:]) + (spatial,))]
+
+    def reference(self, node, theta, size):
+        spatial = theta.shape[1]
+        dims = [int(v) for v in size.reshape(-1)[2:]]
+        align = bool(node.attr("align_corners", 0))
+        axes = np.meshgrid(*[_base_coords(d, align) for d in dims], indexing="ij")
+        base = np.stack([a.reshape(-1) for a in reversed(axes)] + [np.ones(int(np.prod(dims)))])
+        grid = np.einsum("nij,jp->npi", theta.astype(np.float64), base)
+        return [grid.reshape((theta.shape[0], *dims, spatial)).astype(theta.dtype)]
+
+    def lower(self, node, ctx):
+        theta, size, grid = node.inputs[0], node.inputs[1], node.outputs[0]
+        out = ctx.shape(grid)
+        spatial, dims = out[-1], out[1:-1]
+        ct = ctx.ctype(theta)
+        lines = []
+        if ctx.known(size) is None:     # checked against the declared shape
+            s = ctx.ptr(size)
+            ok = " && ".join(f"{s}[{i}] == {d}" for i, d in [(0, out[0])] +
+                             [(2 + k, d) for k, d in enumerate(dims)])
+            lines.append(ctx.check_statement(f"{s}[1] >= 0 && {ok}",
+                                             f"run-time size {size} gives the declared {list(out)}"))
+        if ctx.type(grid).size == 0:
+            ctx.emit("\n".join(lines))
+            return
+        align = bool(node.attr("align_corners", 0))
+        tables = [ctx.weight(f"{grid}:axis{k}", _base_coords(d, align))
+                  for k, d in enumerate(dims)]
+        points = int(np.prod(dims))
+        cols = spatial + 1
+        lines += [f"const {ct} *theta = {ctx.ptr(theta)};", f"{ct} *grid = {ctx.ptr(grid)};"]
+        body = [f"const {ct} *t = theta + n * {spatial * cols};",
+                f"{ct} *g = grid + n * {points * spatial};",
+                "size_t p = 0;"]
+        loops = [f"for (size_t i{k} = 0; i{k} < {d}; ++i{k})" for k, d in enumerate(dims)]
+        coords = [f"{tables[k]}[i{k}]" for k in reversed(range(len(dims)))]   # x first
+        inner = ["{"] + [f"    const double c{k} = {c};" for k, c in enumerate(coords)]
+        for r in range(spatial):
+            terms = " + ".join(f"(double)t[{r * cols + k}] * c{k}" for k in range(spatial))
+            inner.append(f"    g[p * {spatial} + {r}] = ({ct})({terms} + (double)t[{r * cols + spatial}]);")
+        inner += ["    ++p;", "}"]
+        nest = []
+        for k, loop in enumerate(loops):
+            nest.append("    " * k + loop)
+        nest += ["    " * len(loops) + s for s in inner]
+        lines += [f"for (size_t n = 0; n < {out[0]}; ++n) {{"] + ["    " + s for s in body + nest] + ["}"]
+        ctx.emit("{\n" + "\n".join("    " + s for s in lines) + "\n}")

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 from onnx import helper
 
+import nnbuild
 from helpers import check_against_onnxruntime, make_model
 
 F32 = np.float32
@@ -45,3 +46,26 @@ def test_grid_sample_3d(cache_dir, mode):
     feeds = {"x": np.random.default_rng(5).standard_normal((1, 2, 3, 4, 5)).astype(F32),
              "grid": _grid((1, 2, 3, 4, 3), 6)}
     check_against_onnxruntime(model, cache_dir, feeds)
+
+
+@pytest.mark.parametrize("align", [0, 1])
+def test_affine_grid_2d_and_3d_constant_size(cache_dir, align):
+    nodes = [helper.make_node("AffineGrid", ["theta2", "size2"], ["grid2"], align_corners=align),
+             helper.make_node("AffineGrid", ["theta3", "size3"], ["grid3"], align_corners=align)]
+    model = make_model(nodes, {"theta2": (F32, [2, 2, 3]), "theta3": (F32, [2, 3, 4])},
+                       ["grid2", "grid3"], opset=20,
+                       initializers={"size2": np.array([2, 3, 5, 6], np.int64),
+                                     "size3": np.array([2, 1, 4, 5, 3], np.int64)})
+    check_against_onnxruntime(model, cache_dir)
+
+
+def test_affine_grid_runtime_size_checked_against_the_declared_shape(cache_dir):
+    node = helper.make_node("AffineGrid", ["theta", "size"], ["grid"])
+    model = make_model([node], {"theta": (F32, [2, 2, 3]), "size": (np.int64, [4])},
+                       {"grid": (F32, [2, 4, 7, 2])}, opset=20)
+    theta = np.random.default_rng(7).standard_normal((2, 2, 3)).astype(F32)
+    check_against_onnxruntime(model, cache_dir, {"theta": theta,
+                                                 "size": np.array([2, 3, 4, 7], np.int64)})
+    compiled = nnbuild.compile(model, cache_dir=cache_dir)
+    with pytest.raises(Exception, match="shape"):
+        compiled.run({"theta": theta, "size": np.array([2, 3, 4, 6], np.int64)})
