@@ -99,3 +99,14 @@ def expand_functions(model: onnx.ModelProto, supported) -> onnx.ModelProto:
                 expanded.opset_import.add(domain=domain, version=version)
         model = expanded
     return model
+
+
+def expand_graph_functions(graph: onnx.GraphProto, opsets: dict, supported) -> onnx.GraphProto:
+    """``graph`` (a subgraph: If branch, Loop/Scan body) with its function ops expanded like a
+    model's top level; ``opsets`` maps domain -> version. Values it reads from enclosing
+    scopes have no type here, so context-dependent functions over them stay unexpanded."""
+    if all(supported(n.op_type, n.domain) or n.op_type == "Constant" for n in graph.node):
+        return graph
+    model = onnx.helper.make_model(graph, opset_imports=[
+        onnx.helper.make_opsetid(d, v) for d, v in sorted(opsets.items())])
+    return expand_functions(model, supported).graph

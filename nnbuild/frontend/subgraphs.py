@@ -27,7 +27,9 @@ import onnx
 
 from ..errors import ModelError
 from ..ir.graph import Node
+from ..ops import registry
 from ..ops.infer import infer_node
+from .functions import expand_graph_functions
 
 MAX_ITERATIONS = 4096          # iterations one Loop/Scan/SequenceMap may unroll to
 MAX_UNROLLED_NODES = 100_000   # IR nodes one control node may add
@@ -101,6 +103,7 @@ class ControlFlow:
         self.known: dict = {}
         self.typed = 0                # graph.nodes[:typed] have been inferred
         self.root = Scope()
+        self.bodies: dict = {}        # id(GraphProto) -> (it, with function ops expanded)
 
     # --- values --------------------------------------------------------------------------
     def fresh(self, base: str) -> str:
@@ -214,6 +217,7 @@ class ControlFlow:
         if len(args) != len(body.input):
             raise ModelError(f"{where}: the body {body.name!r} takes {len(body.input)} inputs, "
                              f"the op passes {len(args)}")
+        body = self.expanded(body)
         scope = Scope(parent, suffix)
         for vi, arg in zip(body.input, args):
             scope.names[vi.name] = arg
@@ -224,6 +228,16 @@ class ControlFlow:
             self.translate(proto, f"{label}/{proto.name or f'{proto.op_type}_{k}'}{suffix}",
                            scope)
         return [scope.resolve(vi.name) for vi in body.output]
+
+    def expanded(self, body):
+        """``body`` with ops that lack a kernel replaced by their ONNX function bodies."""
+        if id(body) not in self.bodies:
+            def supported(op, domain):
+                return registry.lookup(op, "" if domain == "ai.onnx" else domain) is not None
+            domains = {n.domain for n in body.node} | {""}
+            self.bodies[id(body)] = (body, expand_graph_functions(
+                body, {d: self.opset_of(d) for d in domains if d != "ai.onnx"}, supported))
+        return self.bodies[id(body)][1]
 
     def check_budget(self, start: int, where: str) -> None:
         if len(self.graph.nodes) - start > MAX_UNROLLED_NODES:

@@ -149,3 +149,15 @@ def test_scan_along_other_axes_and_in_reverse(cache_dir):
                        {"flag": np.array(True), "w": np.array([2.0, -1.0], F32)}, opset=16)
     assert "Scan" not in _ops(model)
     check_against_onnxruntime(model, cache_dir)
+
+
+def test_ops_without_a_kernel_inside_a_body_are_expanded_to_their_function(cache_dir):
+    """MeanVarianceNormalization has no kernel: in a branch, like at the top level, it becomes
+    its ONNX function body."""
+    then = _graph([helper.make_node("MeanVarianceNormalization", ["x"], ["y"], axes=[0, 2])],
+                  "then", [], [_vi("y")])
+    other = _graph([helper.make_node("Identity", ["x"], ["y"])], "else", [], [_vi("y")])
+    node = helper.make_node("If", ["c"], ["y"], then_branch=then, else_branch=other)
+    model = make_model([node], {"x": (F32, [2, 3, 4])}, {"y": (F32, [2, 3, 4])},
+                       {"c": np.array(True)}, opset=18)
+    check_against_onnxruntime(model, cache_dir)
