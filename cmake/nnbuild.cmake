@@ -268,6 +268,9 @@ function(nn_add_model target)
   target_include_directories(${target}
     PUBLIC "$<BUILD_INTERFACE:${project}/include>"
     PRIVATE "${project}/hal")
+  set(THREADS_PREFER_PTHREAD_FLAG ON)
+  find_package(Threads REQUIRED)     # the kernels' thread pool (hal/nn_pool.c)
+  target_link_libraries(${target} PRIVATE Threads::Threads)
   if(NOT CMAKE_C_COMPILER_ID STREQUAL "MSVC")
     find_library(NNBUILD_LIBM m)
     if(NNBUILD_LIBM)

@@ -48,8 +48,9 @@ def _nn_generate_impl(ctx):
     p = ctx.attr.prefix
     header = _declare(ctx, "include/%s.h" % p)
     source = _declare(ctx, "src/%s.c" % p)
-    private = [_declare(ctx, "hal/nn_hal.h"), _declare(ctx, "hal/nn_config.h")]
-    kernels = []
+    private = [_declare(ctx, "hal/nn_hal.h"), _declare(ctx, "hal/nn_config.h"),
+               _declare(ctx, "hal/nn_pool.h")]
+    kernels = [_declare(ctx, "hal/nn_pool.c")]      # the thread pool, in every project
     for family in sorted([_basename_stem(f) for f in ctx.files._kernel_families]):
         private.append(_declare(ctx, "hal/%s.h" % family))
         kernels.append(_declare(ctx, "hal/%s.c" % family))
@@ -227,7 +228,7 @@ def nn_model(
         hdrs = [":%s_public_hdrs" % gen],
         includes = [gen + "/include"],
         copts = [_C_STD, "-iquote", folder + "/hal"] + TARGET_FLAGS[target],
-        linkopts = ["-lm"],
+        linkopts = ["-lm", "-pthread"],
         deps = [":%s_weights_object" % name] if embedded else [],
         visibility = visibility,
         **kwargs

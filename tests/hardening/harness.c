@@ -1,9 +1,10 @@
 /* A C program that links one generated model library and checks the C API contract:
  *   - NULL pointers and out-of-range arguments return error codes (no crash);
  *   - no heap allocation on the inference path (COUNT_MALLOC: malloc/calloc/realloc are
- *     interposed and counted while <p>_run and <p>_run_ws execute; not under ASan, which
- *     owns malloc itself);
- *   - two threads, each with its own workspace, give results bit-identical to one run.
+ *     interposed and counted while <p>_run and <p>_run_ws execute, also with 3 threads; not
+ *     under ASan, which owns malloc itself);
+ *   - two threads, each with its own workspace, give results bit-identical to one run, while
+ *     the model's pool has 3 threads (one run at a time uses it) and with 1 thread.
  * Compiled with -DNN_P=<prefix>; inputs are deterministic pseudo-random values (integers in
  * [0, 7), so index inputs stay in range). Prints one line per check; exit 0 when all hold. */
 #include <pthread.h>
@@ -135,21 +136,31 @@ int main(int argc, char **argv) {
         status |= FN(run)((const void *const *)inputs, outs);
         status |= FN(run_ws)(ws, (const void *const *)inputs, outs);
     }
-    FN(set_num_threads)(2);
-    status |= FN(run_ws)(ws, (const void *const *)inputs, outs);
-    FN(set_num_threads)(1);
 #ifdef COUNT_MALLOC
     counting = 0;
-    printf("allocations during 7 runs: %ld\n", (long)allocations);
+#endif
+    CHECK(FN(set_num_threads)(3) == 0, "set_num_threads(3)");   /* starts workers: allocates */
+#ifdef COUNT_MALLOC
+    counting = 1;
+#endif
+    status |= FN(run_ws)(ws, (const void *const *)inputs, outs);
+    status |= FN(run)((const void *const *)inputs, outs);
+#ifdef COUNT_MALLOC
+    counting = 0;
+    printf("allocations during 8 runs (2 with 3 threads): %ld\n", (long)allocations);
     CHECK(allocations == 0, "no heap allocation on the inference path");
 #endif
-    CHECK(status == 0 && same(outs), "repeated runs identical");
+    CHECK(status == 0 && same(outs), "repeated runs identical, 1 and 3 threads");
 
     pthread_t threads[2];
     int ok[2] = {0, 0};
     for (int t = 0; t < 2; ++t) pthread_create(&threads[t], NULL, worker, &ok[t]);
     for (int t = 0; t < 2; ++t) pthread_join(threads[t], NULL);
-    CHECK(ok[0] && ok[1], "two threads with their own workspaces: bit-identical");
+    CHECK(ok[0] && ok[1], "two threads with their own workspaces, pool of 3: bit-identical");
+    FN(set_num_threads)(1);
+    for (int t = 0; t < 2; ++t) pthread_create(&threads[t], NULL, worker, &ok[t]);
+    for (int t = 0; t < 2; ++t) pthread_join(threads[t], NULL);
+    CHECK(ok[0] && ok[1], "two threads with their own workspaces, 1 thread: bit-identical");
 
     for (int i = 0; i < n_out; ++i) { free(outs[i]); free(reference[i]); }
     for (int i = 0; i < n_in; ++i) free(inputs[i]);

@@ -2,6 +2,7 @@
 #include "conv.h"
 
 #include "gemm.h"
+#include "nn_pool.h"
 
 #define NR NN_GEMM_NR
 
@@ -141,47 +142,47 @@ void NN_FN(conv)(const nn_conv_params *p, const float *x, const float *w_packed,
     }
 }
 
-/* One output channel at a time, one output row at a time: the row starts as the bias, then each
- * kernel tap adds its weight times the (shifted, strided) input row. */
-void NN_FN(conv_depthwise)(const nn_conv_params *p, const float *x, const float *w,
-                           const float *bias, float *y)
+/* Output planes [q0, q1) (plane q: image q / out_channels, channel q % out_channels), one
+ * output row at a time: the row starts as the bias, then each kernel tap adds its weight times
+ * the (shifted, strided) input row. */
+static void depthwise_planes(const nn_conv_params *p, const float *x, const float *w,
+                             const float *bias, float *y, int q0, int q1)
 {
     const int *in = p->in_size, *out = p->out_size, *ks = p->kernel;
     const int *s = p->strides, *d = p->dilations, *pad = p->pads;
     const int multiplier = p->out_channels / p->groups, kvol = volume(ks);
     const int plane = volume(in), positions = volume(out);
-    for (int n = 0; n < p->batch; ++n) {
-        for (int m = 0; m < p->out_channels; ++m) {
-            const float *xc = x + ((size_t)n * p->in_channels + m / multiplier) * plane;
-            const float *wm = w + (size_t)m * kvol;
-            float *ym = y + ((size_t)n * p->out_channels + m) * positions;
-            const float b = bias ? bias[m] : 0.0f;
-            for (int od = 0; od < out[0]; ++od) {
-                for (int oh = 0; oh < out[1]; ++oh) {
-                    float *yrow = ym + ((size_t)od * out[1] + oh) * out[2];
-                    for (int ow = 0; ow < out[2]; ++ow)
-                        yrow[ow] = b;
-                    for (int kd = 0; kd < ks[0]; ++kd) {
-                        const int id = od * s[0] + kd * d[0] - pad[0];
-                        if (id < 0 || id >= in[0])
+    for (int q = q0; q < q1; ++q) {
+        const int n = q / p->out_channels, m = q % p->out_channels;
+        const float *xc = x + ((size_t)n * p->in_channels + m / multiplier) * plane;
+        const float *wm = w + (size_t)m * kvol;
+        float *ym = y + ((size_t)n * p->out_channels + m) * positions;
+        const float b = bias ? bias[m] : 0.0f;
+        for (int od = 0; od < out[0]; ++od) {
+            for (int oh = 0; oh < out[1]; ++oh) {
+                float *yrow = ym + ((size_t)od * out[1] + oh) * out[2];
+                for (int ow = 0; ow < out[2]; ++ow)
+                    yrow[ow] = b;
+                for (int kd = 0; kd < ks[0]; ++kd) {
+                    const int id = od * s[0] + kd * d[0] - pad[0];
+                    if (id < 0 || id >= in[0])
+                        continue;
+                    for (int kh = 0; kh < ks[1]; ++kh) {
+                        const int ih = oh * s[1] + kh * d[1] - pad[1];
+                        if (ih < 0 || ih >= in[1])
                             continue;
-                        for (int kh = 0; kh < ks[1]; ++kh) {
-                            const int ih = oh * s[1] + kh * d[1] - pad[1];
-                            if (ih < 0 || ih >= in[1])
-                                continue;
-                            const float *xrow = xc + ((size_t)id * in[1] + ih) * in[2];
-                            for (int kw = 0; kw < ks[2]; ++kw) {
-                                const float wv = wm[(kd * ks[1] + kh) * ks[2] + kw];
-                                const int w_off = kw * d[2] - pad[2];
-                                int lo, hi;
-                                valid_range(out[2], s[2], w_off, in[2], &lo, &hi);
-                                if (s[2] == 1) {
-                                    for (int ow = lo; ow < hi; ++ow)
-                                        yrow[ow] += wv * xrow[ow + w_off];
-                                } else {
-                                    for (int ow = lo; ow < hi; ++ow)
-                                        yrow[ow] += wv * xrow[ow * s[2] + w_off];
-                                }
+                        const float *xrow = xc + ((size_t)id * in[1] + ih) * in[2];
+                        for (int kw = 0; kw < ks[2]; ++kw) {
+                            const float wv = wm[(kd * ks[1] + kh) * ks[2] + kw];
+                            const int w_off = kw * d[2] - pad[2];
+                            int lo, hi;
+                            valid_range(out[2], s[2], w_off, in[2], &lo, &hi);
+                            if (s[2] == 1) {
+                                for (int ow = lo; ow < hi; ++ow)
+                                    yrow[ow] += wv * xrow[ow + w_off];
+                            } else {
+                                for (int ow = lo; ow < hi; ++ow)
+                                    yrow[ow] += wv * xrow[ow * s[2] + w_off];
                             }
                         }
                     }
@@ -189,6 +190,34 @@ void NN_FN(conv_depthwise)(const nn_conv_params *p, const float *x, const float 
             }
         }
     }
+}
+
+typedef struct {
+    const nn_conv_params *p;
+    const float *x, *w, *bias;
+    float *y;
+    int planes, tiles;
+} depthwise_job;
+
+static void depthwise_task(const void *ctx, int t, void *scratch)
+{
+    const depthwise_job *j = ctx;
+    int q0, q1;
+    (void)scratch;
+    nn_tile_range(j->planes, j->tiles, 1, t, &q0, &q1);
+    if (q0 < q1)
+        depthwise_planes(j->p, j->x, j->w, j->bias, j->y, q0, q1);
+}
+
+/* Planes split into tasks (their number from the problem's size only). */
+void NN_FN(conv_depthwise)(const nn_conv_params *p, const float *x, const float *w,
+                           const float *bias, float *y)
+{
+    const int planes = p->batch * p->out_channels;
+    const double flops = 2.0 * planes * (double)volume(p->out_size) * volume(p->kernel);
+    const int tiles = nn_task_count(flops);
+    const depthwise_job j = {p, x, w, bias, y, planes, tiles < planes ? tiles : planes};
+    NN_FN(parallel_for)(j.tiles, depthwise_task, &j, NULL, 0);
 }
 
 /* --- ConvTranspose ---------------------------------------------------------------------------- */

@@ -2,6 +2,8 @@
  * input (worked out per dim, see pool_span), so the inner loops carry no bounds checks. */
 #include "pool.h"
 
+#include "nn_pool.h"
+
 /* The taps of one window along one dim: tap k (lo <= k < hi) reads input position
  * first + k * dilation; `padded` taps (from tap 0) lie inside the input plus its padding. */
 typedef struct {
@@ -76,11 +78,34 @@ static double window_sum(const float *xp, const nn_pool_window *w, const pool_sp
     return sum;
 }
 
-void NN_FN(maxpool_f32)(const float *x, float *y, int64_t *indices, int storage_order,
-                        const nn_pool_window *w) {
+/* The kernels split their planes into tasks (how many: from the problem's size only). */
+typedef struct {
+    const float *x;
+    float *y;
+    int64_t *indices;
+    int storage_order;
+    bool count_include_pad;
+    const nn_pool_window *w;
+    size_t planes;
+    int tiles;
+} pool_job;
+
+static int plane_tiles(const nn_pool_window *w) {
+    const double taps = (double)w->kernel[0] * (double)w->kernel[1] * (double)w->kernel[2];
+    const double work = (double)w->planes * (double)(w->out[0] * w->out[1] * w->out[2]) * taps;
+    const int tiles = nn_task_count(work);
+    return (size_t)tiles < w->planes ? tiles : (int)(w->planes > 0 ? w->planes : 1);
+}
+
+static void maxpool_planes(const float *x, float *y, int64_t *indices, int storage_order,
+                           const nn_pool_window *w, size_t p0, size_t p1) {
     const size_t in_plane = w->in[0] * w->in[1] * w->in[2];
+    const size_t out_plane = w->out[0] * w->out[1] * w->out[2];
     pool_span s[3];
-    for (size_t p = 0; p < w->planes; ++p) {
+    y += p0 * out_plane;
+    if (indices)
+        indices += p0 * out_plane;
+    for (size_t p = p0; p < p1; ++p) {
         const float *xp = x + p * in_plane;
         for (size_t od = 0; od < w->out[0]; ++od) {
             s[0] = span_at(w, 0, od);
@@ -104,11 +129,26 @@ void NN_FN(maxpool_f32)(const float *x, float *y, int64_t *indices, int storage_
     }
 }
 
-void NN_FN(avgpool_f32)(const float *x, float *y, bool count_include_pad,
+static void maxpool_task(const void *ctx, int t, void *scratch) {
+    const pool_job *j = ctx;
+    int p0, p1;
+    (void)scratch;
+    nn_tile_range((int)j->planes, j->tiles, 1, t, &p0, &p1);
+    maxpool_planes(j->x, j->y, j->indices, j->storage_order, j->w, (size_t)p0, (size_t)p1);
+}
+
+void NN_FN(maxpool_f32)(const float *x, float *y, int64_t *indices, int storage_order,
                         const nn_pool_window *w) {
+    const pool_job j = {x, y, indices, storage_order, false, w, w->planes, plane_tiles(w)};
+    NN_FN(parallel_for)(j.tiles, maxpool_task, &j, NULL, 0);
+}
+
+static void avgpool_planes(const float *x, float *y, bool count_include_pad,
+                           const nn_pool_window *w, size_t p0, size_t p1) {
     const size_t in_plane = w->in[0] * w->in[1] * w->in[2];
     pool_span s[3];
-    for (size_t p = 0; p < w->planes; ++p) {
+    y += p0 * (w->out[0] * w->out[1] * w->out[2]);
+    for (size_t p = p0; p < p1; ++p) {
         const float *xp = x + p * in_plane;
         for (size_t od = 0; od < w->out[0]; ++od) {
             s[0] = span_at(w, 0, od);
@@ -124,6 +164,20 @@ void NN_FN(avgpool_f32)(const float *x, float *y, bool count_include_pad,
             }
         }
     }
+}
+
+static void avgpool_task(const void *ctx, int t, void *scratch) {
+    const pool_job *j = ctx;
+    int p0, p1;
+    (void)scratch;
+    nn_tile_range((int)j->planes, j->tiles, 1, t, &p0, &p1);
+    avgpool_planes(j->x, j->y, j->count_include_pad, j->w, (size_t)p0, (size_t)p1);
+}
+
+void NN_FN(avgpool_f32)(const float *x, float *y, bool count_include_pad,
+                        const nn_pool_window *w) {
+    const pool_job j = {x, y, NULL, 0, count_include_pad, w, w->planes, plane_tiles(w)};
+    NN_FN(parallel_for)(j.tiles, avgpool_task, &j, NULL, 0);
 }
 
 void NN_FN(global_maxpool_f32)(const float *x, float *y, size_t planes, size_t size) {

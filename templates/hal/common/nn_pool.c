@@ -1,0 +1,182 @@
+/* The thread pool; see nn_pool.h.
+ *
+ * A job is published through one atomic word: generation << 32 | next task. The caller of
+ * parallel_for stores a new generation with task 0 (open), everyone claims tasks by
+ * compare-and-swap on the word, and when all tasks are done the caller stores the next
+ * generation with no task left (closed) before it changes the job's fields again. A claim
+ * succeeds only while the word still holds the generation the claimer read the fields under,
+ * so a late worker never runs a task of another job. Workers wait for the generation to move:
+ * spinning a little, then on a condition variable. */
+#include "nn_pool.h"
+
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+
+#define CLOSED 0xffffffffu
+#define SPINS 4000              /* pause loops a worker or a caller spins before it blocks */
+
+#if defined(__x86_64__) || defined(__i386__)
+#define cpu_relax() __builtin_ia32_pause()
+#elif defined(__aarch64__)
+#define cpu_relax() __asm__ __volatile__("yield")
+#else
+#define cpu_relax() ((void)0)
+#endif
+
+typedef struct {
+    pthread_t thread;
+    void *scratch;
+    uint32_t seen;              /* the generation it last took part in */
+} worker;
+
+static struct {
+    pthread_mutex_t run;        /* held by the job that uses the workers, and by reconfiguring */
+    pthread_mutex_t sleep;      /* with `wake`: workers that wait for a job */
+    pthread_cond_t wake;
+    _Atomic int threads;        /* workers + 1 */
+    _Atomic int sleepers;
+    _Atomic int stop;
+    _Atomic uint64_t word;      /* generation << 32 | next task (CLOSED: none) */
+    _Atomic int done;           /* tasks of the current job finished */
+    _Atomic(nn_task_fn) fn;     /* the job; fields change only while the word is closed */
+    _Atomic(const void *) ctx;
+    _Atomic int n_tasks;
+    _Atomic size_t scratch_bytes;
+    int started;
+    worker workers[NN_POOL_MAX_THREADS - 1];
+} pool = {.run = PTHREAD_MUTEX_INITIALIZER, .sleep = PTHREAD_MUTEX_INITIALIZER,
+          .wake = PTHREAD_COND_INITIALIZER, .threads = 1, .word = CLOSED};
+
+static uint32_t generation(uint64_t word) { return (uint32_t)(word >> 32); }
+
+/* Claims and runs tasks of generation `gen` until none is left (or the job is another one). */
+static void take_tasks(uint32_t gen, void *scratch, size_t capacity)
+{
+    uint64_t word = atomic_load_explicit(&pool.word, memory_order_acquire);
+    for (;;) {
+        if (generation(word) != gen || (uint32_t)word == CLOSED)
+            return;
+        const nn_task_fn fn = atomic_load_explicit(&pool.fn, memory_order_relaxed);
+        const void *ctx = atomic_load_explicit(&pool.ctx, memory_order_relaxed);
+        const int n = atomic_load_explicit(&pool.n_tasks, memory_order_relaxed);
+        if ((uint32_t)word >= (uint32_t)n ||
+            atomic_load_explicit(&pool.scratch_bytes, memory_order_relaxed) > capacity)
+            return;
+        if (!atomic_compare_exchange_weak_explicit(&pool.word, &word, word + 1,
+                                                   memory_order_acquire, memory_order_acquire))
+            continue;                /* the fields were read under `gen`: valid if it still is */
+        fn(ctx, (int)(uint32_t)word, scratch);
+        atomic_fetch_add_explicit(&pool.done, 1, memory_order_release);
+        word = atomic_load_explicit(&pool.word, memory_order_acquire);
+    }
+}
+
+static void *worker_main(void *arg)
+{
+    worker *w = arg;
+    for (;;) {
+        uint64_t word;
+        int spins = 0;
+        while (generation(word = atomic_load(&pool.word)) == w->seen) {
+            if (atomic_load(&pool.stop))
+                return NULL;
+            if (++spins < SPINS) {
+                cpu_relax();
+                continue;
+            }
+            pthread_mutex_lock(&pool.sleep);
+            atomic_fetch_add(&pool.sleepers, 1);
+            while (generation(atomic_load(&pool.word)) == w->seen && !atomic_load(&pool.stop))
+                pthread_cond_wait(&pool.wake, &pool.sleep);
+            atomic_fetch_sub(&pool.sleepers, 1);
+            pthread_mutex_unlock(&pool.sleep);
+            spins = 0;
+        }
+        w->seen = generation(word);
+        take_tasks(w->seen, w->scratch, NN_POOL_SCRATCH_BYTES);
+    }
+}
+
+static void wake_all(void)
+{
+    if (atomic_load(&pool.sleepers) > 0) {
+        pthread_mutex_lock(&pool.sleep);
+        pthread_cond_broadcast(&pool.wake);
+        pthread_mutex_unlock(&pool.sleep);
+    }
+}
+
+static void stop_workers(void)
+{
+    atomic_store(&pool.stop, 1);
+    pthread_mutex_lock(&pool.sleep);
+    pthread_cond_broadcast(&pool.wake);
+    pthread_mutex_unlock(&pool.sleep);
+    for (int i = 0; i < pool.started; ++i) {
+        pthread_join(pool.workers[i].thread, NULL);
+        free(pool.workers[i].scratch);
+    }
+    pool.started = 0;
+    atomic_store(&pool.stop, 0);
+}
+
+int NN_FN(pool_set_threads)(int n)
+{
+    if (n < 1)
+        return -1;
+    n = n < NN_POOL_MAX_THREADS ? n : NN_POOL_MAX_THREADS;
+    pthread_mutex_lock(&pool.run);
+    if (pool.started != n - 1) {
+        stop_workers();
+        const uint32_t gen = generation(atomic_load(&pool.word));
+        while (pool.started < n - 1) {
+            worker *w = &pool.workers[pool.started];
+            w->seen = gen;
+            w->scratch = aligned_alloc(64, NN_POOL_SCRATCH_BYTES);
+            if (!w->scratch)
+                break;
+            if (pthread_create(&w->thread, NULL, worker_main, w) != 0) {
+                free(w->scratch);
+                break;
+            }
+            ++pool.started;
+        }
+    }
+    atomic_store(&pool.threads, pool.started + 1);
+    pthread_mutex_unlock(&pool.run);
+    return pool.started == n - 1 ? 0 : -1;
+}
+
+int NN_FN(pool_threads)(void) { return atomic_load(&pool.threads); }
+
+void NN_FN(parallel_for)(int n_tasks, nn_task_fn fn, const void *ctx, void *scratch,
+                         size_t scratch_bytes)
+{
+    if (n_tasks > 1 && atomic_load_explicit(&pool.threads, memory_order_relaxed) > 1 &&
+        scratch_bytes <= NN_POOL_SCRATCH_BYTES && pthread_mutex_trylock(&pool.run) == 0) {
+        if (pool.started > 0) {
+            const uint32_t gen = generation(atomic_load(&pool.word)) + 1;
+            atomic_store_explicit(&pool.fn, fn, memory_order_relaxed);
+            atomic_store_explicit(&pool.ctx, ctx, memory_order_relaxed);
+            atomic_store_explicit(&pool.n_tasks, n_tasks, memory_order_relaxed);
+            atomic_store_explicit(&pool.scratch_bytes, scratch_bytes, memory_order_relaxed);
+            atomic_store_explicit(&pool.done, 0, memory_order_relaxed);
+            atomic_store(&pool.word, (uint64_t)gen << 32);          /* open */
+            wake_all();
+            take_tasks(gen, scratch, (size_t)-1);
+            for (int spins = 0; atomic_load_explicit(&pool.done, memory_order_acquire) < n_tasks;)
+                if (++spins < SPINS)
+                    cpu_relax();
+                else
+                    sched_yield();
+            atomic_store(&pool.word, (uint64_t)(gen + 1) << 32 | CLOSED);
+            pthread_mutex_unlock(&pool.run);
+            return;
+        }
+        pthread_mutex_unlock(&pool.run);
+    }
+    for (int t = 0; t < n_tasks; ++t)          /* one thread: the same tasks, in order */
+        fn(ctx, t, scratch);
+}

@@ -1,0 +1,88 @@
+/* The thread pool of the hardware interface (pthreads), and how kernels split work over it.
+ *
+ * One pool per model library (every symbol carries the prefix). <p>_set_num_threads(n) calls
+ * pool_set_threads(n), which starts n - 1 persistent workers, each with a private scratch
+ * buffer of NN_POOL_SCRATCH_BYTES (the only allocations; the inference path allocates
+ * nothing). Workers spin briefly after a job, then sleep on a condition variable.
+ *
+ * A kernel splits its output into tasks with parallel_for(n_tasks, fn, ctx, scratch, bytes):
+ * fn(ctx, task, scratch) runs once for every task in [0, n_tasks), on the calling thread and the
+ * workers; tasks must write disjoint outputs. `scratch` is private to the thread running the
+ * task: the caller's own `scratch` argument on the calling thread (the kernel's work buffer),
+ * a worker's buffer elsewhere; a job whose tasks need more than NN_POOL_SCRATCH_BYTES runs on
+ * the caller alone.
+ *
+ * Determinism: the number of tasks and each task's range come from the problem's shape only
+ * (nn_tile_range, nn_plan_tiles below), never from the thread count, and a task computes its
+ * outputs with the same code whichever thread runs it; which thread claims which task does not
+ * matter. So results are bit-identical at every thread count. Kernels keep tile boundaries at
+ * multiples of their register tile (MR rows, NR columns), so a split output is even identical
+ * to an unsplit one.
+ *
+ * Concurrency: one parallel_for at a time uses the workers. A second one that starts meanwhile
+ * (another thread's <p>_run_ws with its own workspace) runs all its tasks on its own thread,
+ * with the same results. pool_set_threads waits for a running job, then replaces the workers;
+ * call it between runs (it allocates).
+ *
+ * A target's kernels (generic, x86-*, arm64-neon ...) keep their signatures: the split happens
+ * inside the family's entry points (sgemm_source over C tiles, conv over output rows and
+ * channel panels, depthwise and pooling over planes) through these calls. */
+#ifndef NN_THREAD_POOL_H
+#define NN_THREAD_POOL_H
+
+#include "nn_hal.h"
+
+#define NN_POOL_MAX_THREADS 64                        /* more requested are clamped */
+#define NN_POOL_SCRATCH_BYTES ((size_t)1 << 20)       /* each worker's private scratch */
+#define NN_POOL_MAX_TASKS 32                          /* tasks one kernel call splits into */
+#define NN_POOL_TASK_FLOPS 400000.0                   /* least work worth one task */
+
+typedef void (*nn_task_fn)(const void *ctx, int task, void *scratch);
+
+/* Threads used by later jobs, the caller included (n >= 1; at most NN_POOL_MAX_THREADS).
+ * 0 when all are running, -1 when fewer could be started (those that could are used). */
+int NN_FN(pool_set_threads)(int n);
+int NN_FN(pool_threads)(void);
+
+/* fn(ctx, t, scratch) for t in [0, n_tasks); returns when all are done. The calling thread's
+ * tasks get `scratch`; `scratch_bytes` is what one task needs. */
+void NN_FN(parallel_for)(int n_tasks, nn_task_fn fn, const void *ctx, void *scratch,
+                         size_t scratch_bytes);
+
+/* Range t of `tiles` near-equal parts of [0, total), boundaries at multiples of `align`. */
+static inline void nn_tile_range(int total, int tiles, int align, int t, int *begin, int *end)
+{
+    const long long units = ((long long)total + align - 1) / align;
+    const long long b = units * t / tiles * align, e = units * (t + 1) / tiles * align;
+    *begin = (int)(b < total ? b : total);
+    *end = (int)(e < total ? e : total);
+}
+
+/* How many tasks `flops` of work is worth: 1 .. NN_POOL_MAX_TASKS. */
+static inline int nn_task_count(double flops)
+{
+    const double t = flops / NN_POOL_TASK_FLOPS;
+    return t < 1.0 ? 1 : t > NN_POOL_MAX_TASKS ? NN_POOL_MAX_TASKS : (int)t;
+}
+
+/* Tiles of an m x n output whose elements each cost k multiply-adds, rows in units of mr and
+ * columns in units of nc: *tiles_m x *tiles_n tasks. A row tile re-reads its columns' operand
+ * (n k), a column tile its rows' (m k); the split minimises the sum. */
+static inline void nn_plan_tiles(int m, int n, int k, int mr, int nr, int *tiles_m, int *tiles_n)
+{
+    const int tasks = nn_task_count(2.0 * m * (double)n * k);
+    const int units_m = (m + mr - 1) / mr, units_n = (n + nr - 1) / nr;
+    int best_m = 1, best_n = 1, best_used = 1;
+    double best_cost = (double)m + (double)n;
+    for (int tn = 1; tn <= tasks && tn <= units_n; ++tn) {
+        const int want = (tasks + tn - 1) / tn, tm = want < units_m ? want : units_m;
+        const int used = tm * tn < tasks ? tm * tn : tasks;
+        const double cost = (double)m * tn + (double)n * tm;
+        if (used > best_used || (used == best_used && cost < best_cost))
+            best_m = tm, best_n = tn, best_used = used, best_cost = cost;
+    }
+    *tiles_m = best_m;
+    *tiles_n = best_n;
+}
+
+#endif /* NN_THREAD_POOL_H */
