@@ -47,9 +47,23 @@ class Profile:
     rows: list
     kernel_total_s: float     # sum of the rows
     end_to_end_s: float       # median wall time of one run through the C API
+    run_kernels_s: float      # median over the runs of that run's kernel times summed
     machine: Machine | None
     graph: Graph
     plan: object
+
+    @property
+    def coverage(self) -> float:
+        """The rows' sum (per-kernel medians) over the end-to-end latency (median run): 1.0 when
+        the rows account for every moment of a run. On a busy machine it drops below
+        ``run_coverage``: each kernel's median leaves out its own slow runs."""
+        return self.kernel_total_s / self.end_to_end_s if self.end_to_end_s > 0 else 0.0
+
+    @property
+    def run_coverage(self) -> float:
+        """Median over the runs of that run's summed kernel times, over the median run: what
+        the timers miss (the call from Python, copies), free of the noise ``coverage`` sees."""
+        return self.run_kernels_s / self.end_to_end_s if self.end_to_end_s > 0 else 0.0
 
 
 def _feeds(model, seed: int = 0) -> dict:
@@ -96,7 +110,8 @@ def profile_model(model_path: str, options, runs: int = 20, work_dir: str | None
         wall.append(time.perf_counter() - start)
         read(buffer, steps)
         per_run.append(list(buffer[:steps]))
-    times = np.median(np.array(per_run).reshape(runs, steps), axis=0) * 1e-9
+    per_run = np.array(per_run).reshape(runs, steps) * 1e-9
+    times = np.median(per_run, axis=0)
     rows = []
     for i in range(steps):
         seconds = float(times[i])
@@ -108,7 +123,8 @@ def profile_model(model_path: str, options, runs: int = 20, work_dir: str | None
         else:
             rows.append(Row("(graph outputs copied into place)", "copy", seconds, 0, 0, None))
     return Profile(model_path, runs, rows, sum(r.seconds for r in rows),
-                   statistics.median(wall), machine, graph, project.plan)
+                   statistics.median(wall), float(np.median(per_run.sum(axis=1))), machine,
+                   graph, project.plan)
 
 
 # --- reports -----------------------------------------------------------------------------------
@@ -124,6 +140,8 @@ def table(p: Profile, top: int | None = None) -> str:
     lines.append(f"kernels: {p.kernel_total_s * 1e3:.4f} ms per run (sum of rows, medians of "
                  f"{p.runs} runs); end to end: {p.end_to_end_s * 1e3:.4f} ms (median, C API "
                  f"called from Python)")
+    lines.append(f"kernels / end to end: the rows sum to {100 * p.coverage:.1f}% of it; each "
+                 f"run's kernels take {100 * p.run_coverage:.1f}% of the run (medians)")
     if p.machine is None:
         lines.append("roofline: not calibrated on this machine (run `nnbuild calibrate`)")
     return "\n".join(lines) + "\n"
@@ -184,7 +202,7 @@ def html_report(p: Profile) -> str:
 td:first-child,th:first-child{{text-align:left}} svg text{{font-size:12px}}</style></head><body>
 <h1>{esc(os.path.basename(p.model))}</h1>
 <p>{p.runs} runs; kernels {p.kernel_total_s * 1e3:.4f} ms per run, end to end
-{p.end_to_end_s * 1e3:.4f} ms; arena {p.plan.arena_bytes} bytes (lower bound
+{p.end_to_end_s * 1e3:.4f} ms ({100 * p.coverage:.1f}% of it in the kernels); arena {p.plan.arena_bytes} bytes (lower bound
 {p.plan.lower_bound}, naive sum {p.plan.naive_bytes}).</p>
 <h2>Slowest layers</h2>
 <svg width="1000" height="{22 * len(slow)}">{"".join(bars)}</svg>
