@@ -222,7 +222,11 @@ class ControlFlow:
         for vi, arg in zip(body.input, args):
             scope.names[vi.name] = arg
         for init in body.initializer:
-            array = np.array(onnx.numpy_helper.to_array(init))
+            try:
+                array = np.array(onnx.numpy_helper.to_array(init))
+            except Exception as e:            # noqa: BLE001 - any undecodable tensor
+                raise ModelError(f"{where}: cannot decode tensor {init.name!r} of body "
+                                 f"{body.name!r}: {e}") from None
             scope.names[init.name] = self.constant(f"{init.name}{suffix}", array)
         for k, proto in enumerate(body.node):
             self.translate(proto, f"{label}/{proto.name or f'{proto.op_type}_{k}'}{suffix}",
@@ -252,13 +256,18 @@ class ControlFlow:
 
 
 # --- If / Loop / Scan -------------------------------------------------------------------------
+def _one(value, where: str, what: str):
+    """The single element of a compile-time tensor."""
+    if value.size != 1:
+        raise ModelError(f"{where}: {what} must hold one element, it has shape {list(value.shape)}")
+    return value.reshape(-1)[0]
+
+
 def _known_bool(flow, name: str, where: str, what: str):
     value = flow.value(name)
     if value is None:
         return None
-    if value.size != 1:
-        raise ModelError(f"{where}: {what} must hold one element, it has shape {list(value.shape)}")
-    return bool(value.reshape(-1)[0])
+    return bool(_one(value, where, what))
 
 
 def _if(flow, proto, inputs, scope, label, where):
@@ -266,6 +275,10 @@ def _if(flow, proto, inputs, scope, label, where):
     taken = _known_bool(flow, cond, where, "the condition")
     branches = {"then": _graph_attr(proto, "then_branch", where),
                 "else": _graph_attr(proto, "else_branch", where)}
+    for key, branch in branches.items():
+        if len(branch.output) != len(proto.output):
+            raise ModelError(f"{where}: the {key} branch gives {len(branch.output)} outputs, "
+                             f"the node has {len(proto.output)}")
     if taken is not None:
         key = "then" if taken else "else"
         results = flow.inline(branches[key], [], scope, f".{key}", label, where)
@@ -309,7 +322,7 @@ def _loop(flow, proto, inputs, scope, label, where):
         if value is None:
             raise ModelError(f"{where}: trip count M {trip_name!r} must be known at compile "
                              f"time (data-dependent shapes are not supported)")
-        trip = int(value.reshape(-1)[0])
+        trip = int(_one(value, where, "the trip count M"))
     running = None                   # run-time "still iterating" flag, None: statically yes
     going = True
     if cond_name:
@@ -321,6 +334,9 @@ def _loop(flow, proto, inputs, scope, label, where):
         raise ModelError(f"{where}: a Loop whose condition is only known at run time needs a "
                          f"static trip count M")
     n_scan = len(body.output) - 1 - n_state
+    if n_scan < 0 or len(body.input) != 2 + n_state:
+        raise ModelError(f"{where}: the body takes {len(body.input)} inputs and gives "
+                         f"{len(body.output)} outputs; the loop carries {n_state} values")
     if running is not None and n_scan:
         raise ModelError(f"{where}: condition {cond_name!r} must be known at compile time "
                          f"(the loop's scan outputs would have a data-dependent length)")
@@ -395,6 +411,9 @@ def _scan(flow, proto, inputs, scope, label, where):
     state = [flow.tensor(i, where) for i in inputs[:n_state]]
     xs = [flow.tensor(i, where) for i in inputs[n_state:]]
     n_out = len(body.output) - n_state
+    if n_out < 0:
+        raise ModelError(f"{where}: the body gives {len(body.output)} outputs, fewer than the "
+                         f"{n_state} state values")
     out_axes = attrs.get("scan_output_axes", [0] * n_out)
     out_dirs = attrs.get("scan_output_directions", [0] * n_out)
     if len(out_axes) != n_out or len(out_dirs) != n_out:
@@ -497,7 +516,7 @@ def _position(flow, name: str, length: int, where: str, default: int, insert=Fal
     if value is None:
         raise ModelError(f"{where}: position {name!r} must be known at compile time "
                          f"(sequences are compile-time lists)")
-    pos = int(value.reshape(-1)[0])
+    pos = int(_one(value, where, "the position"))
     limit = length + 1 if insert else length
     if not -length <= pos < limit:
         raise ModelError(f"{where}: position {pos} out of range for a sequence of {length}")

@@ -161,3 +161,18 @@ def test_ops_without_a_kernel_inside_a_body_are_expanded_to_their_function(cache
     model = make_model([node], {"x": (F32, [2, 3, 4])}, {"y": (F32, [2, 3, 4])},
                        {"c": np.array(True)}, opset=18)
     check_against_onnxruntime(model, cache_dir)
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda body: body.output.pop(), r"the body takes 3 inputs and gives 1 outputs; the loop carries 1"),
+    (lambda body: body.input.pop(), r"the body takes 2 inputs and gives 2 outputs"),
+])
+def test_a_loop_body_of_the_wrong_arity_is_one_error(edit, message):
+    body = _loop_body([helper.make_node("Identity", ["cond"], ["cond_out"])])
+    body.output.pop()                                   # state only
+    edit(body)
+    node = helper.make_node("Loop", ["M", "", "s0"], ["s_final"], body=body)
+    model = make_model([node], {"x": (F32, [5, 3]), "s0": (F32, [3])}, ["s_final"],
+                       {"M": np.array(2, I64), "half": np.array(0.5, F32)}, opset=13)
+    with pytest.raises(ModelError, match=message):
+        nnbuild.translate(model)
