@@ -1,8 +1,11 @@
 """Linear quantization: QuantizeLinear, DequantizeLinear, DynamicQuantizeLinear, and the
 integer matrix products MatMulInteger and QLinearMatMul.
 
-Quantized types are the integer ones (int8, uint8, int16, uint16, int32); float8 / int4 / int2
-tensors stop earlier with an unsupported-element-type error. A scale (and zero point) is one
+Quantized types: the integers int8, uint8, int16, uint16, int32 and the narrow int4, uint4,
+int2, uint2 (round half to even, saturate), the float8 variants e4m3fn, e4m3fnuz, e5m2, e5m2fnuz
+(x / scale rounded to nearest even, ``saturate`` as Cast's; their zero point is ignored, it must
+be 0) and float4 e2m1 (x / scale + zero point, rounded, saturating), as ONNX's reference does.
+``precision`` (opset 23) names the type x / scale is computed in. A scale (and zero point) is one
 value per tensor, one per index along ``axis``, or one per ``block_size`` run along ``axis``
 (blocked: same rank as x). Viewing x as [outer, n, inner] around the axis, element (o, k, i)
 takes scale 0, k, or (o * blocks + k / block_size) * inner + i.
@@ -13,17 +16,28 @@ from __future__ import annotations
 import numpy as np
 
 from .. import dtypes
-from ..codegen.loops import compute_ctype
+from ..codegen.loops import compute_ctype, encode_narrow, load_value, store_value
 from ..ir.graph import TensorType
 from .index import block, load, split_at, store
 from .registry import Op, normalize_axis, register
 
-QUANT_TYPES = ("i8", "u8", "i16", "u16", "i32")
+INTEGER_QUANT_TYPES = ("i8", "u8", "i16", "u16", "i32", "i4", "u4", "i2", "u2")
+FLOAT8_QUANT_TYPES = ("f8e4m3fn", "f8e4m3fnuz", "f8e5m2", "f8e5m2fnuz")
+QUANT_TYPES = INTEGER_QUANT_TYPES + FLOAT8_QUANT_TYPES + ("f4e2m1",)
 
 
 def _limits(dtype) -> tuple:
-    info = np.iinfo(dtype.numpy)
-    return int(info.min), int(info.max)
+    return dtypes.limits(dtype)
+
+
+def _quotient_type(x, scale, precision: int):
+    """The element type x / scale is computed in: ``precision`` when given, else numpy's
+    promotion of the two (a half type only when both are that type)."""
+    if precision:
+        return dtypes.from_code(precision)
+    if x == scale:
+        return x
+    return dtypes.BY_SHORT["f64"] if "f64" in (x.short, scale.short) else dtypes.FLOAT32
 
 
 def _scale_layout(ctx_fail, x_shape: tuple, scale_shape: tuple, axis: int, block_size: int):
@@ -101,8 +115,9 @@ class QuantizeLinear(_Linear):
         if out.short not in QUANT_TYPES:
             raise ctx.fail(f"output element type {out} is not supported "
                            f"(supported: {', '.join(QUANT_TYPES)})")
-        if ctx.node.attr("precision"):
-            raise ctx.fail("attribute precision is not supported")
+        precision = int(ctx.node.attr("precision", 0))
+        if precision and not dtypes.from_code(precision).is_float:
+            raise ctx.fail(f"precision {dtypes.from_code(precision)} is not a float type")
         self.check_layout(ctx)
         return [TensorType(out, ctx.types[0].shape)]
 
@@ -111,11 +126,19 @@ class QuantizeLinear(_Linear):
         block_size = int(node.attr("block_size", 0))
         out = self.out_dtype(node, [None, None, None if zero_point is None
                                     else TensorType.of(zero_point)])
-        q = np.rint(x / _expand(scale, x.shape, axis, block_size)).astype(np.float64)
-        if zero_point is not None:
-            q = q + _expand(zero_point, x.shape, axis, block_size)
+        wide = _quotient_type(dtypes.from_numpy(x.dtype), dtypes.from_numpy(scale.dtype),
+                              int(node.attr("precision", 0))).numpy
+        q = x.astype(wide) / _expand(scale, x.shape, axis, block_size).astype(wide)
+        zp = None if zero_point is None else _expand(zero_point, x.shape, axis, block_size)
+        if out.short in FLOAT8_QUANT_TYPES:
+            return [dtypes.cast(q, out, bool(node.attr("saturate", 1)))]
+        if out.short == "f4e2m1":
+            return [dtypes.cast(q if zp is None else q + zp.astype(np.float32), out)]
+        q = np.rint(q).astype(np.float64)
+        if zp is not None:
+            q = q + zp.astype(np.float64)
         lo, hi = _limits(out)
-        return [np.clip(q, lo, hi).astype(out.numpy)]
+        return [np.clip(q, lo, hi).astype(np.int64).astype(out.numpy)]
 
     def lower(self, node, ctx):
         x, scale, y = node.inputs[0], node.inputs[1], node.outputs[0]
@@ -124,24 +147,36 @@ class QuantizeLinear(_Linear):
         outer, n, inner, at = self.param_index(node, ctx)
         if outer * n * inner == 0:
             return
-        ct = "double" if "f64" in (xt.short, st.short) else "float"
-        fn = "nearbyint" if ct == "double" else "nearbyintf"
-        lo, hi = _limits(out)
+        qt = _quotient_type(xt, st, int(node.attr("precision", 0)))
+        ct = compute_ctype(qt)
         lines = [f"const {xt.ctype} *x = {ctx.ptr(x)};", f"const {st.ctype} *s = {ctx.ptr(scale)};",
                  f"{out.ctype} *y = {ctx.ptr(y)};"]
-        offset = "0"
-        if zp:
-            lines.append(f"const {out.ctype} *z = {ctx.ptr(zp)};")
-            offset = f"(double)z[{at}]"
         element = f"(o * {n} + k) * {inner} + i"
-        quotient = f"({ct}){load(ctx, xt, f'x[{element}]')} / ({ct}){load(ctx, st, f's[{at}]')}"
+
+        def operand(dtype, text):        # an operand as the quotient type holds it
+            value = f"({ct}){load_value(ctx, dtype, text)}"
+            return load_value(ctx, qt, store_value(ctx, qt, value)) if dtype != qt else value
+        quotient = f"{operand(xt, f'x[{element}]')} / {operand(st, f's[{at}]')}"
+        quotient = load_value(ctx, qt, store_value(ctx, qt, quotient))   # rounds a half type
+        zero = "0"
+        if zp and out.short not in FLOAT8_QUANT_TYPES:
+            lines.append(f"const {out.ctype} *z = {ctx.ptr(zp)};")
+            zero = f"({ct}){load_value(ctx, out, f'z[{at}]')}"
+        if out.short in FLOAT8_QUANT_TYPES or out.short == "f4e2m1":
+            value = quotient if zero == "0" else f"({ct})({quotient} + {zero})"
+            body = [f"y[{element}] = "
+                    f"{encode_narrow(ctx, out, value, True, bool(node.attr('saturate', 1)))};"]
+        else:
+            fn = "nearbyint" if ct == "double" else "nearbyintf"
+            lo, hi = _limits(out)
+            stored = encode_narrow(ctx, out, "q", False) if out.is_narrow else f"({out.ctype})q"
+            body = [f"double q = (double){fn}({quotient}) + (double){zero};",
+                    f"q = q < {lo} ? {lo} : q > {hi} ? {hi} : q;",
+                    f"y[{element}] = {stored};"]
         lines += [f"for (size_t o = 0; o < {outer}; ++o)",
                   f"    for (size_t k = 0; k < {n}; ++k)",
-                  f"        for (size_t i = 0; i < {inner}; ++i) {{",
-                  f"            double q = (double){fn}({quotient}) + {offset};",
-                  f"            q = q < {lo} ? {lo} : q > {hi} ? {hi} : q;",
-                  f"            y[{element}] = ({out.ctype})q;",
-                  "        }"]
+                  f"        for (size_t i = 0; i < {inner}; ++i) {{"]
+        lines += ["            " + b for b in body] + ["        }"]
         ctx.emit(block(lines))
 
 
@@ -160,11 +195,16 @@ class DequantizeLinear(_Linear):
         self.check_layout(ctx)
         return [TensorType(self.out_dtype(ctx.node, ctx.types[1].dtype), x.shape)]
 
+    @staticmethod
+    def uses_zero_point(dtype) -> bool:
+        """float8 and float4 inputs ignore their zero point (it must be 0)."""
+        return dtype.short in INTEGER_QUANT_TYPES
+
     def reference(self, node, x, scale, zero_point=None):
         axis = self.axis(node, x.ndim, scale.size)
         block_size = int(node.attr("block_size", 0))
         v = x.astype(np.float32)
-        if zero_point is not None:
+        if zero_point is not None and self.uses_zero_point(dtypes.from_numpy(x.dtype)):
             v = v - _expand(zero_point, x.shape, axis, block_size).astype(np.float32)
         out = self.out_dtype(node, dtypes.from_numpy(scale.dtype))
         return [(v * _expand(scale, x.shape, axis, block_size)).astype(out.numpy)]
@@ -180,10 +220,10 @@ class DequantizeLinear(_Linear):
         lines = [f"const {xt.ctype} *x = {ctx.ptr(x)};", f"const {st.ctype} *s = {ctx.ptr(scale)};",
                  f"{out.ctype} *y = {ctx.ptr(y)};"]
         element = f"(o * {n} + k) * {inner} + i"
-        shifted = f"({ct})x[{element}]"
-        if zp:
+        shifted = f"({ct}){load_value(ctx, xt, f'x[{element}]')}"
+        if zp and self.uses_zero_point(xt):
             lines.append(f"const {xt.ctype} *z = {ctx.ptr(zp)};")
-            shifted = f"(({ct})x[{element}] - ({ct})z[{at}])"
+            shifted = f"({shifted} - ({ct}){load_value(ctx, xt, f'z[{at}]')})"
         value = f"({compute_ctype(out)})({shifted} * ({ct}){load(ctx, st, f's[{at}]')})"
         lines += [f"for (size_t o = 0; o < {outer}; ++o)",
                   f"    for (size_t k = 0; k < {n}; ++k)",
