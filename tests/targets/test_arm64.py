@@ -2,12 +2,13 @@
 qemu-aarch64 (Debian's qemu-user; .ci/run installs both, the tests skip without them):
 
 - the NEON SGEMM gives exactly the product (integer-valued data, so every sum is exact in
-  float32) for sizes that are not multiples of its 8 x 12 tile, its KC-deep blocks or its NC
+  float32) on one thread and on several, for sizes that are not multiples of its 8 x 12 tile, its KC-deep blocks or its NC
   and MC cache blocks, for every layout of B and C and every init (zero, bias, accumulate), and
   its run-time packing of A is the compile-time one (linalg.pack_a);
 - the convolution kernels (direct tiles, 1x1, strided, grouped, depthwise) match onnxruntime;
 - whole networks built for arm64-neon match onnxruntime and the x86 build within
   MODEL_TOLERANCE;
+- apps give bit-identical outputs on 1 and 3 threads;
 - everything compiles warning-free (-Wall -Wextra -Werror) with aarch64-linux-gnu-gcc, and a
   cross build through the toolchain file picks arm64-neon for `TARGET host`."""
 from __future__ import annotations
@@ -64,13 +65,14 @@ def test_host_on_64_bit_arm_is_arm64_neon():
 
 # --- the SGEMM micro-kernel, edge cases --------------------------------------------------------
 GEMM_DRIVER = r"""
-/* Reads cases from argv[1], writes results to argv[2]. A case: int32 m, n, k, c_layout,
+/* Reads cases from argv[1], writes results to argv[2], on argv[3] threads. A case: int32 m, n, k, c_layout,
  * b_layout, init; float alpha; A packed by nnbuild; A row-major; B (k x n, row-major or its
  * transpose); bias (m); C's initial value (m x n). Writes int32 (C's sgemm_pack_a == A packed)
  * then C (m x n, row-major). */
 #include <stdio.h>
 #include <stdlib.h>
 #include "gemm.h"
+#include "nn_pool.h"
 
 static void *read_n(FILE *f, size_t bytes)
 {
@@ -81,7 +83,7 @@ static void *read_n(FILE *f, size_t bytes)
 
 int main(int argc, char **argv)
 {
-    if (argc != 3) return 2;
+    if (argc != 4 || NN_FN(pool_set_threads)(atoi(argv[3])) != 0) return 2;
     FILE *in = fopen(argv[1], "rb"), *out = fopen(argv[2], "wb");
     if (!in || !out) return 2;
     int32_t count;
@@ -124,7 +126,7 @@ CFLAGS = ["-std=c11", "-O2", "-Wall", "-Wextra", "-Werror"]
 
 def cross_compile(folder, sources, program: str) -> str:
     proc = subprocess.run([CC, *CFLAGS, "-I", str(folder), *map(str, sources), "-o", program,
-                           "-lm"], capture_output=True, text=True)
+                           "-lm", "-pthread"], capture_output=True, text=True)
     assert proc.returncode == 0, f"{CC} failed:\n{proc.stderr}"
     return program
 
@@ -134,12 +136,14 @@ def gemm_program(tmp_path_factory):
     """The arm64-neon gemm.c with a test driver, cross-compiled warning-free."""
     folder = tmp_path_factory.mktemp("neon-gemm")
     for name, source in (("nn_hal.h", os.path.join(HAL, "common", "nn_hal.h")),
+                         ("nn_pool.h", os.path.join(HAL, "common", "nn_pool.h")),
+                         ("nn_pool.c", os.path.join(HAL, "common", "nn_pool.c")),
                          ("gemm.h", targets.family_source(NEON, "gemm", "h", HAL)),
                          ("gemm.c", targets.family_source(NEON, "gemm", "c", HAL))):
         shutil.copy(source, folder / name)
     (folder / "nn_config.h").write_text("#define NN_PREFIX neontest\n")
     (folder / "driver.c").write_text(GEMM_DRIVER)
-    return cross_compile(folder, [folder / "gemm.c", folder / "driver.c"],
+    return cross_compile(folder, [folder / "gemm.c", folder / "nn_pool.c", folder / "driver.c"],
                          str(folder / "gemm_check"))
 
 
@@ -160,7 +164,8 @@ def gemm_cases():
     return cases
 
 
-def test_neon_sgemm_is_exact_at_every_edge_of_its_blocking(gemm_program, tmp_path):
+@pytest.mark.parametrize("threads", [1, 3])
+def test_neon_sgemm_is_exact_at_every_edge_of_its_blocking(gemm_program, threads, tmp_path):
     rng = np.random.default_rng(11)
     blob, expected = [struct.pack("<i", 0)], []
     for m, n, k, c_layout, b_layout, init, alpha in gemm_cases():
@@ -178,7 +183,7 @@ def test_neon_sgemm_is_exact_at_every_edge_of_its_blocking(gemm_program, tmp_pat
                          .astype(F32)))
     blob[0] = struct.pack("<i", len(expected))
     (tmp_path / "cases.bin").write_bytes(b"".join(blob))
-    qemu(gemm_program, str(tmp_path / "cases.bin"), str(tmp_path / "out.bin"))
+    qemu(gemm_program, str(tmp_path / "cases.bin"), str(tmp_path / "out.bin"), str(threads))
     result = (tmp_path / "out.bin").read_bytes()
     at = 0
     for m, n, k, c_layout, want in expected:
@@ -193,11 +198,11 @@ def test_neon_sgemm_is_exact_at_every_edge_of_its_blocking(gemm_program, tmp_pat
 
 
 # --- generated projects, cross-built ---------------------------------------------------------
-def cross_build(model, folder, **options) -> str:
+def cross_build(model, folder) -> str:
     """nnbuild generate --target arm64-neon, then CMake with the aarch64 toolchain file and
     -Werror: returns the app."""
     project = os.path.join(str(folder), "project")
-    generated = nnbuild.generate(model, project, target="arm64-neon", **options)
+    generated = nnbuild.generate(model, project, target="arm64-neon")
     build = os.path.join(project, "build")
     configure = [cmake_exe(), "-S", project, "-B", build, "-G", "Ninja",
                  f"-DCMAKE_MAKE_PROGRAM={ninja_exe()}", f"-DCMAKE_TOOLCHAIN_FILE={TOOLCHAIN}",
@@ -211,9 +216,9 @@ def cross_build(model, folder, **options) -> str:
     return app
 
 
-def run_under_qemu(app: str, feeds: dict, output_names: list, work) -> dict:
-    out_dir = os.path.join(str(work), "outputs")
-    cmd = [app, "--output-dir", out_dir]
+def run_under_qemu(app: str, feeds: dict, output_names: list, work, threads: int) -> dict:
+    out_dir = os.path.join(str(work), f"outputs-{threads}")
+    cmd = [app, "--output-dir", out_dir, "--threads", str(threads)]
     for i, (name, array) in enumerate(feeds.items()):
         path = os.path.join(str(work), f"input{i}.npy")
         np.save(path, array)
@@ -223,12 +228,17 @@ def run_under_qemu(app: str, feeds: dict, output_names: list, work) -> dict:
             for name, f in zip(output_names, app_output_files(list(output_names)))}
 
 
-def check_model(model: onnx.ModelProto, feeds: dict, folder, tolerance: dict, **options) -> dict:
-    """The arm64-neon app under qemu against onnxruntime; returns its outputs."""
+def check_model(model: onnx.ModelProto, feeds: dict, folder, tolerance: dict) -> dict:
+    """The arm64-neon app under qemu on 3 threads against onnxruntime, and on 1 thread
+    bit-identical to that; returns its outputs."""
     expected = onnxruntime_outputs(model, feeds)
-    actual = run_under_qemu(cross_build(model, folder, **options), feeds, list(expected), folder)
+    app = cross_build(model, folder)
+    actual = run_under_qemu(app, feeds, list(expected), folder, threads=3)
     for name in expected:
         assert_close(actual[name], expected[name], tolerance, what=f"arm64-neon output {name}")
+    single = run_under_qemu(app, feeds, list(expected), folder, threads=1)
+    for name in expected:
+        assert np.array_equal(single[name], actual[name]), f"{name}: 1 thread != 3 threads"
     return actual
 
 

@@ -10,7 +10,8 @@
  *   SGEMM on the image; the rest packs im2col panels for the SGEMM.
  * - Depthwise: 8 outputs of a row at a time from a zero-padded copy of the channel.
  * Sums run k ascending within KC blocks, blocks in order: the result depends on the operands
- * only. */
+ * only. Threads (nn_pool.h) take output channel panels x output rows (Conv) or planes
+ * (depthwise), a split that depends on the problem's size only. */
 #include "conv.h"
 
 #if !defined(__aarch64__) || !defined(__ARM_NEON)
@@ -20,6 +21,7 @@
 #include <arm_neon.h>
 
 #include "gemm.h"
+#include "nn_pool.h"
 
 #define NR NN_GEMM_NR
 
@@ -317,48 +319,81 @@ static void store_rows(int mr, int nr, vec acc[NR][2], bool add, const float *bi
     }
 }
 
-/* Y_g (m x positions) = bias + W_g cols, cols read through tap offsets from the padded image. */
+/* One direct convolution: output rows x channel panels, split into tiles_m x tiles_r tasks. */
+typedef struct {
+    const nn_conv_params *p;
+    int m, k, mp, positions, rows, tiles_m, tiles_r;
+    int ext[3];
+    const float *wg, *bias, *xp;
+    const int *off;
+    float *yg;
+} direct_job;
+
+/* Channels [i0, i1) (i0 a multiple of MR) of output rows [r0, r1) (a row: od, oh). */
+static void direct_block(const direct_job *j, int i0, int i1, int r0, int r1)
+{
+    const int *out = j->p->out_size, *s = j->p->strides, *ext = j->ext;
+    for (int pc = 0; pc < j->k; pc += KC) {
+        const int kc = min_int(KC, j->k - pc);
+        for (int ic = i0; ic < i1; ic += MC) {
+            const int i_end = min_int(ic + MC, i1);
+            for (int r = r0; r < r1; ++r) {
+                const int od = r / out[1], oh = r % out[1];
+                const float *xrow = j->xp + ((size_t)od * s[0] * ext[1] +
+                                             (size_t)oh * s[1]) * ext[2];
+                float *yrow = j->yg + (size_t)r * out[2];
+                for (int ow = 0; ow < out[2]; ow += NR) {
+                    const int nr = min_int(NR, out[2] - ow);
+                    for (int ir = ic; ir < i_end; ir += MR) {
+                        const int mr = min_int(MR, j->m - ir);
+                        vec acc[NR][2];
+                        direct_tile(kc, mr, nr, s[2], j->wg + (size_t)pc * j->mp + (size_t)ir * kc,
+                                    xrow + (size_t)ow * s[2], j->off + pc, acc);
+                        store_rows(mr, nr, acc, pc > 0, j->bias ? j->bias + ir : NULL,
+                                   yrow + (size_t)ir * j->positions + ow, j->positions);
+                    }
+                }
+            }
+        }
+    }
+}
+
+static void direct_task(const void *ctx, int t, void *scratch)
+{
+    const direct_job *j = ctx;
+    int i0, i1, r0, r1;
+    (void)scratch;
+    nn_tile_range(j->m, j->tiles_m, MR, t % j->tiles_m, &i0, &i1);
+    nn_tile_range(j->rows, j->tiles_r, 1, t / j->tiles_m, &r0, &r1);
+    if (i0 < i1 && r0 < r1)
+        direct_block(j, i0, i1, r0, r1);
+}
+
+/* Y_g (m x positions) = bias + W_g cols, cols read through tap offsets from the padded image
+ * (made once, in `work`, then read by every task). */
 static void conv_direct(const nn_conv_params *p, int m, int c, int k, const float *xg,
                         const float *wg, const float *bias, float *yg, float *work)
 {
-    const int *out = p->out_size, *s = p->strides, *ks = p->kernel, *d = p->dilations;
-    const int kvol = volume(ks), positions = volume(out), mp = (m + MR - 1) / MR * MR;
-    int ext[3];
-    const size_t plane = padded_plane(p, ext);
+    const int *ks = p->kernel, *d = p->dilations, *out = p->out_size;
+    const int kvol = volume(ks);
+    direct_job j = {p, m, k, (m + MR - 1) / MR * MR, volume(out), out[0] * out[1], 1, 1,
+                    {0, 0, 0}, wg, bias, NULL, NULL, yg};
+    const size_t plane = padded_plane(p, j.ext);
+    const int *ext = j.ext;
     int *off = (int *)work;
     float *xp = work + (size_t)(k + 15) / 16 * 16;
     pad_image(p, c, xg, ext, xp);
-    for (int t = 0; t < NR * s[2]; ++t)
+    for (int t = 0; t < NR * p->strides[2]; ++t)
         xp[(size_t)c * plane + t] = 0.0f;
     for (int kk = 0; kk < k; ++kk) {
         const int ch = kk / kvol, r = kk % kvol;
         const int kd = r / (ks[1] * ks[2]), kh = r / ks[2] % ks[1], kw = r % ks[2];
         off[kk] = (int)((size_t)ch * plane) + (kd * d[0] * ext[1] + kh * d[1]) * ext[2] + kw * d[2];
     }
-    for (int pc = 0; pc < k; pc += KC) {
-        const int kc = min_int(KC, k - pc);
-        for (int ic = 0; ic < m; ic += MC) {
-            const int i_end = min_int(ic + MC, m);
-            for (int od = 0; od < out[0]; ++od) {
-                for (int oh = 0; oh < out[1]; ++oh) {
-                    const float *xrow = xp + ((size_t)od * s[0] * ext[1] +
-                                              (size_t)oh * s[1]) * ext[2];
-                    float *yrow = yg + ((size_t)od * out[1] + oh) * out[2];
-                    for (int ow = 0; ow < out[2]; ow += NR) {
-                        const int nr = min_int(NR, out[2] - ow);
-                        for (int ir = ic; ir < i_end; ir += MR) {
-                            const int mr = min_int(MR, m - ir);
-                            vec acc[NR][2];
-                            direct_tile(kc, mr, nr, s[2], wg + (size_t)pc * mp + (size_t)ir * kc,
-                                        xrow + (size_t)ow * s[2], off + pc, acc);
-                            store_rows(mr, nr, acc, pc > 0, bias ? bias + ir : NULL,
-                                       yrow + (size_t)ir * positions + ow, positions);
-                        }
-                    }
-                }
-            }
-        }
-    }
+    j.xp = xp;
+    j.off = off;
+    nn_plan_tiles(m, j.positions, k, MR, out[2], &j.tiles_m, &j.tiles_r);
+    NN_FN(parallel_for)(j.tiles_m * j.tiles_r, direct_task, &j, NULL, 0);
 }
 
 /* --- Conv ------------------------------------------------------------------------------------- */
@@ -450,87 +485,113 @@ INLINE void depthwise_rows(const nn_conv_params *p, int s, const float *xp, cons
     }
 }
 
-static bool depthwise_direct(const nn_conv_params *p, const float *x, const float *w,
-                             const float *bias, float *y)
+static bool depthwise_fits(const nn_conv_params *p)
+{
+    int ext[3];
+    const int s = p->strides[2];
+    return (s == 1 || s == 2) && padded_plane(p, ext) + 2 * DW <= DEPTHWISE_PAD_FLOATS;
+}
+
+/* Output planes [q0, q1) (plane q: image q / out_channels, channel q % out_channels). */
+static void depthwise_direct(const nn_conv_params *p, const float *x, const float *w,
+                             const float *bias, float *y, int q0, int q1)
 {
     int ext[3];
     const size_t plane = padded_plane(p, ext);
     const int s = p->strides[2], tail = 2 * DW;     /* what the last vectors may read past */
-    if ((s != 1 && s != 2) || plane + tail > DEPTHWISE_PAD_FLOATS)
-        return false;
     float xp[DEPTHWISE_PAD_FLOATS];
     const int multiplier = p->out_channels / p->groups, kvol = volume(p->kernel);
     const int in_plane = volume(p->in_size), positions = volume(p->out_size);
     for (size_t t = plane; t < plane + tail; ++t)
         xp[t] = 0.0f;
-    for (int n = 0; n < p->batch; ++n) {
-        for (int m = 0; m < p->out_channels; ++m) {
-            if (m % multiplier == 0) {
-                const float *xc = x + ((size_t)n * p->in_channels + m / multiplier) * in_plane;
-                pad_image(p, 1, xc, ext, xp);
-            }
-            const float *wm = w + (size_t)m * kvol;
-            float *ym = y + ((size_t)n * p->out_channels + m) * positions;
-            const float b = bias ? bias[m] : 0.0f;
-            if (s == 1)
-                depthwise_rows(p, 1, xp, ext, wm, b, ym);
-            else
-                depthwise_rows(p, 2, xp, ext, wm, b, ym);
+    for (int q = q0; q < q1; ++q) {
+        const int n = q / p->out_channels, m = q % p->out_channels;
+        if (q == q0 || m % multiplier == 0) {
+            const float *xc = x + ((size_t)n * p->in_channels + m / multiplier) * in_plane;
+            pad_image(p, 1, xc, ext, xp);
         }
+        const float *wm = w + (size_t)m * kvol;
+        float *ym = y + ((size_t)n * p->out_channels + m) * positions;
+        const float b = bias ? bias[m] : 0.0f;
+        if (s == 1)
+            depthwise_rows(p, 1, xp, ext, wm, b, ym);
+        else
+            depthwise_rows(p, 2, xp, ext, wm, b, ym);
     }
-    return true;
 }
 
-/* One output channel at a time, one output row at a time: the row starts as the bias, then each
- * kernel tap adds its weight times the (shifted, strided) input row. */
-void NN_FN(conv_depthwise)(const nn_conv_params *p, const float *x, const float *w,
-                           const float *bias, float *y)
+/* Output planes [q0, q1) as depthwise_direct, one output row at a time: the row starts as the
+ * bias, then each kernel tap adds its weight times the (shifted, strided) input row. */
+static void depthwise_planes(const nn_conv_params *p, const float *x, const float *w,
+                             const float *bias, float *y, int q0, int q1)
 {
-    if (depthwise_direct(p, x, w, bias, y))
-        return;
     const int *in = p->in_size, *out = p->out_size, *ks = p->kernel;
     const int *s = p->strides, *d = p->dilations, *pad = p->pads;
     const int multiplier = p->out_channels / p->groups, kvol = volume(ks);
     const int plane = volume(in), positions = volume(out);
-    for (int n = 0; n < p->batch; ++n) {
-        for (int m = 0; m < p->out_channels; ++m) {
-            const float *xc = x + ((size_t)n * p->in_channels + m / multiplier) * plane;
-            const float *wm = w + (size_t)m * kvol;
-            float *ym = y + ((size_t)n * p->out_channels + m) * positions;
-            const float b = bias ? bias[m] : 0.0f;
-            for (int od = 0; od < out[0]; ++od) {
-                for (int oh = 0; oh < out[1]; ++oh) {
-                    float *yrow = ym + ((size_t)od * out[1] + oh) * out[2];
-                    for (int ow = 0; ow < out[2]; ++ow)
-                        yrow[ow] = b;
-                    for (int kd = 0; kd < ks[0]; ++kd) {
-                        const int id = od * s[0] + kd * d[0] - pad[0];
-                        if (id < 0 || id >= in[0])
+    for (int q = q0; q < q1; ++q) {
+        const int n = q / p->out_channels, m = q % p->out_channels;
+        const float *xc = x + ((size_t)n * p->in_channels + m / multiplier) * plane;
+        const float *wm = w + (size_t)m * kvol;
+        float *ym = y + ((size_t)n * p->out_channels + m) * positions;
+        const float b = bias ? bias[m] : 0.0f;
+        for (int od = 0; od < out[0]; ++od) {
+            for (int oh = 0; oh < out[1]; ++oh) {
+                float *yrow = ym + ((size_t)od * out[1] + oh) * out[2];
+                for (int ow = 0; ow < out[2]; ++ow)
+                    yrow[ow] = b;
+                for (int kd = 0; kd < ks[0]; ++kd) {
+                    const int id = od * s[0] + kd * d[0] - pad[0];
+                    if (id < 0 || id >= in[0])
+                        continue;
+                    for (int kh = 0; kh < ks[1]; ++kh) {
+                        const int ih = oh * s[1] + kh * d[1] - pad[1];
+                        if (ih < 0 || ih >= in[1])
                             continue;
-                        for (int kh = 0; kh < ks[1]; ++kh) {
-                            const int ih = oh * s[1] + kh * d[1] - pad[1];
-                            if (ih < 0 || ih >= in[1])
-                                continue;
-                            const float *xrow = xc + ((size_t)id * in[1] + ih) * in[2];
-                            for (int kw = 0; kw < ks[2]; ++kw) {
-                                const float wv = wm[(kd * ks[1] + kh) * ks[2] + kw];
-                                const int w_off = kw * d[2] - pad[2];
-                                int lo, hi;
-                                valid_range(out[2], s[2], w_off, in[2], &lo, &hi);
-                                if (s[2] == 1) {
-                                    for (int ow = lo; ow < hi; ++ow)
-                                        yrow[ow] += wv * xrow[ow + w_off];
-                                } else {
-                                    for (int ow = lo; ow < hi; ++ow)
-                                        yrow[ow] += wv * xrow[ow * s[2] + w_off];
-                                }
-                            }
+                        const float *xrow = xc + ((size_t)id * in[1] + ih) * in[2];
+                        for (int kw = 0; kw < ks[2]; ++kw) {
+                            const float wv = wm[(kd * ks[1] + kh) * ks[2] + kw];
+                            const int w_off = kw * d[2] - pad[2];
+                            int lo, hi;
+                            valid_range(out[2], s[2], w_off, in[2], &lo, &hi);
+                            for (int ow = lo; ow < hi; ++ow)
+                                yrow[ow] += wv * xrow[ow * s[2] + w_off];
                         }
                     }
                 }
             }
         }
     }
+}
+
+typedef struct {
+    const nn_conv_params *p;
+    const float *x, *w, *bias;
+    float *y;
+    int planes, tiles;
+} depthwise_job;
+
+static void depthwise_task(const void *ctx, int t, void *scratch)
+{
+    const depthwise_job *j = ctx;
+    int q0, q1;
+    (void)scratch;
+    nn_tile_range(j->planes, j->tiles, 1, t, &q0, &q1);
+    if (q0 < q1 && depthwise_fits(j->p))
+        depthwise_direct(j->p, j->x, j->w, j->bias, j->y, q0, q1);
+    else if (q0 < q1)
+        depthwise_planes(j->p, j->x, j->w, j->bias, j->y, q0, q1);
+}
+
+/* Planes (image, output channel) split into tasks, their number from the problem's size only. */
+void NN_FN(conv_depthwise)(const nn_conv_params *p, const float *x, const float *w,
+                           const float *bias, float *y)
+{
+    const int planes = p->batch * p->out_channels;
+    const double flops = 2.0 * planes * (double)volume(p->out_size) * volume(p->kernel);
+    const int tiles = nn_task_count(flops);
+    const depthwise_job j = {p, x, w, bias, y, planes, tiles < planes ? tiles : planes};
+    NN_FN(parallel_for)(j.tiles, depthwise_task, &j, NULL, 0);
 }
 
 /* --- ConvTranspose ---------------------------------------------------------------------------- */

@@ -4,7 +4,8 @@
  * k step loads 2 + 3 vectors and does 24 lane FMAs (vfmaq_laneq_f32), in a fixed order (k
  * ascending within a KC block, blocks in order), so results depend on the operands only. Tiles
  * with fewer rows or columns use only the vectors that hold data; a single column (a
- * matrix-vector product) has its own kernel. */
+ * matrix-vector product) has its own kernel. Threads (nn_pool.h) take tiles of C whose bounds are
+ * multiples of the register tile, so every element's sum is the same at any thread count. */
 #include "gemm.h"
 
 #if !defined(__aarch64__) || !defined(__ARM_NEON)
@@ -12,6 +13,8 @@
 #endif
 
 #include <arm_neon.h>
+
+#include "nn_pool.h"
 
 typedef float32x4_t vec;
 #define VL 4
@@ -272,36 +275,71 @@ static void tile(int kc, int mr, int nr, const float *a, const float *b, float a
 }
 
 /* --- drivers ---------------------------------------------------------------------------------- */
+/* One job: C = init + alpha * A B, split into tiles_m x tiles_n tasks (nn_pool.h). */
+typedef struct {
+    int m, n, k, tiles_m, tiles_n;
+    float alpha;
+    const float *a_packed, *bias;
+    const nn_gemm_source *b;
+    bool accumulate;
+    float *c;
+    ptrdiff_t rsc, csc;
+} gemm_job;
+
+/* Rows [i0, i1) x columns [j0, j1) of C; i0 a multiple of MR, j0 of NR, so the register tiles
+ * (hence every element's sum) are those of the whole product. `work` holds the B panels. */
+static void gemm_block(const gemm_job *g, int i0, int i1, int j0, int j1, float *work)
+{
+    const int m = g->m, k = g->k, mp = (m + MR - 1) / MR * MR;
+    const ptrdiff_t rsc = g->rsc, csc = g->csc;
+    for (int jc = j0; jc < j1; jc += NC) {
+        const int nc = min_int(NC, j1 - jc);
+        for (int pc = 0; pc < k; pc += KC) {
+            const int kc = min_int(KC, k - pc);
+            const enum init init = pc > 0 || g->accumulate ? INIT_ADD
+                                   : g->bias ? INIT_BIAS : INIT_ZERO;
+            const float *a_block = g->a_packed + (size_t)pc * mp;
+            g->b->pack(g->b, pc, kc, jc, nc, work);
+            for (int ic = i0; ic < i1; ic += MC) {
+                const int i_end = min_int(ic + MC, i1);
+                for (int jr = 0; jr < nc; jr += NR) {
+                    const int nr = min_int(NR, nc - jr);
+                    for (int ir = ic; ir < i_end; ir += MR)
+                        tile(kc, min_int(MR, m - ir), nr, a_block + (size_t)ir * kc,
+                             work + (size_t)jr * kc, g->alpha, init,
+                             g->bias ? g->bias + ir : NULL, g->c + ir * rsc + (jc + jr) * csc,
+                             rsc, csc);
+                }
+            }
+        }
+    }
+}
+
+static void gemm_task(const void *ctx, int t, void *work)
+{
+    const gemm_job *g = ctx;
+    int i0, i1, j0, j1;
+    nn_tile_range(g->m, g->tiles_m, MR, t % g->tiles_m, &i0, &i1);
+    nn_tile_range(g->n, g->tiles_n, NR, t / g->tiles_m, &j0, &j1);
+    if (i0 < i1 && j0 < j1)
+        gemm_block(g, i0, i1, j0, j1, work);
+}
+
 void NN_FN(sgemm_source)(int m, int n, int k, float alpha, const float *a_packed,
                          const nn_gemm_source *b, const float *bias, bool accumulate,
                          float *c, ptrdiff_t rsc, ptrdiff_t csc, float *work)
 {
-    const int mp = (m + MR - 1) / MR * MR;
     if (k == 0) {                          /* an empty sum: C = init */
         for (int i = 0; i < m && !accumulate; ++i)
             for (int j = 0; j < n; ++j)
                 c[i * rsc + j * csc] = bias ? bias[i] : 0.0f;
         return;
     }
-    for (int jc = 0; jc < n; jc += NC) {
-        const int nc = min_int(NC, n - jc);
-        for (int pc = 0; pc < k; pc += KC) {
-            const int kc = min_int(KC, k - pc);
-            const enum init init = pc > 0 || accumulate ? INIT_ADD : bias ? INIT_BIAS : INIT_ZERO;
-            const float *a_block = a_packed + (size_t)pc * mp;
-            b->pack(b, pc, kc, jc, nc, work);
-            for (int ic = 0; ic < m; ic += MC) {
-                const int i_end = min_int(ic + MC, m);
-                for (int jr = 0; jr < nc; jr += NR) {
-                    const int nr = min_int(NR, nc - jr);
-                    for (int ir = ic; ir < i_end; ir += MR)
-                        tile(kc, min_int(MR, m - ir), nr, a_block + (size_t)ir * kc,
-                             work + (size_t)jr * kc, alpha, init, bias ? bias + ir : NULL,
-                             c + ir * rsc + (jc + jr) * csc, rsc, csc);
-                }
-            }
-        }
-    }
+    gemm_job g = {m, n, k, 1, 1, alpha, a_packed, bias, b, accumulate, c, rsc, csc};
+    nn_plan_tiles(m, n, k, MR, NR, &g.tiles_m, &g.tiles_n);
+    const int width = ((n + NR - 1) / NR + g.tiles_n - 1) / g.tiles_n * NR;   /* widest tile */
+    NN_FN(parallel_for)(g.tiles_m * g.tiles_n, gemm_task, &g, work,
+                        NN_GEMM_WORK_FLOATS(width) * sizeof(float));
 }
 
 void NN_FN(sgemm)(int m, int n, int k, float alpha, const float *a_packed,
