@@ -144,6 +144,8 @@ class ControlFlow:
 
     def type(self, name: str):
         self.sync()
+        if name not in self.graph.types:
+            raise ModelError(f"{self.where}: {name!r} is read but never defined")
         return self.graph.types[name]
 
     def constant(self, base: str, array) -> str:
