@@ -19,3 +19,4 @@ from . import sampling  # noqa: F401
 from . import control  # noqa: F401
 from . import training  # noqa: F401
 from . import ml  # noqa: F401
+from . import detection  # noqa: F401
