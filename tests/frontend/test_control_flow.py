@@ -176,3 +176,21 @@ def test_a_loop_body_of_the_wrong_arity_is_one_error(edit, message):
                        {"M": np.array(2, I64), "half": np.array(0.5, F32)}, opset=13)
     with pytest.raises(ModelError, match=message):
         nnbuild.translate(model)
+
+
+def test_an_unrolled_loop_is_plain_ir_that_round_trips_and_optimizes():
+    """No subgraph reaches the IR: the unrolled copies print, parse back and pass -O2 (with
+    its verifier); node sources name the Loop and the body node, values their iteration."""
+    from nnbuild.ir import jsonio, text
+    body = _loop_body([helper.make_node("Identity", ["cond"], ["cond_out"])])
+    node = helper.make_node("Loop", ["M", "", "s0"], ["s_final", "scans"], body=body,
+                            name="steps")
+    model = make_model([node], {"x": (F32, [5, 3]), "s0": (F32, [3])},
+                       {"s_final": (F32, [3]), "scans": (F32, [3, 3])},
+                       {"M": np.array(3, I64), "half": np.array(0.5, F32)}, opset=13)
+    graph = nnbuild.translate(model)
+    printed = text.format_graph(graph)
+    assert text.format_graph(text.parse_graph(printed)) == printed
+    assert text.format_graph(jsonio.graph_from_json(jsonio.graph_to_json(graph))) == printed
+    assert "%s_next.2" in printed and "# steps/Add_2.2" in printed
+    nnbuild.optimize(graph, opt_level=2)
