@@ -36,6 +36,7 @@ from ..build.outdir import publish
 from ..errors import BuildError, UsageError
 from ..resources import templates_dir
 from ..testing import OP_TOLERANCE, mismatch
+from . import not_compiled
 from .results import (BUILD_ERROR, COMPILER_ERROR, DATA_DEPENDENT, MISMATCH, PASSED, RUNTIME_ERROR,
                       UNSUPPORTED_ATTR, Result, classify_error, one_line)
 
@@ -549,6 +550,10 @@ def run(cases: list, work_dir: str, jobs: int | None = None, opt_level: int = 2,
         if ready[i].frozen:
             results[i] = with_frozen(results[i], ready[i].frozen, ready[i].dependent_reason,
                                      freeze)
+    for i, result in results.items():
+        known = not_compiled.reason_for(result.id)
+        if known and not result.passed:     # still a failure, with the reason it is out of reach
+            result.reason = f"not compiled: {known}"
     timing["run_s"] = time.monotonic() - t
     timing["total_s"] = time.monotonic() - start
     log(f"  run: {len(todo)} cases ({timing['run_s']:.0f}s); total {timing['total_s']:.0f}s")
