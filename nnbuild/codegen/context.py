@@ -105,9 +105,12 @@ class LoweringContext:
         return self._known[name]
 
     def known(self, name: str):
-        """The compile-time value of ``name``, or None when it only exists at run time."""
+        """The compile-time value of ``name``, or None when it only exists at run time (a
+        tensor without elements is known: empty)."""
         if name in self.graph.constants:
             return self.graph.constants[name]
+        if self.type(name).size == 0:
+            return np.zeros(self.shape(name), self.type(name).dtype.numpy)
         if self._known is None:
             from ..ops.infer import infer_graph
             self._known = infer_graph(self.graph.copy())

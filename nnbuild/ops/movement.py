@@ -300,7 +300,16 @@ class Split(Movement):
     def infer(self, ctx):
         x = ctx.types[0]
         axis = normalize_axis(ctx.node.attr("axis", 0), x.rank, ctx.node)
-        split = _ints(ctx, 1, "split") if ctx.has(1) else None
+        split = _ints(ctx, 1, "split") if ctx.has(1) and not ctx.runtime(1) else None
+        if ctx.runtime(1):                # read at run time: the declared parts, checked
+            split = []
+            for k, name in enumerate(ctx.node.outputs):
+                shape = ctx.declared(k, 1, "split") if name else ()
+                if len(shape) != x.rank or any(d != e for i, (d, e) in
+                                               enumerate(zip(shape, x.shape)) if i != axis):
+                    raise ctx.fail(f"the declared shape {list(shape)} of output {name!r} is "
+                                   f"no part of {x} along axis {axis}")
+                split.append(shape[axis])
         out = []
         for s in self.sizes(ctx.node, x.shape[axis], split, ctx.fail):
             shape = list(x.shape)
@@ -319,7 +328,13 @@ class Split(Movement):
         shape = ctx.shape(x)
         axis = normalize_axis(node.attr("axis", 0), len(shape), node)
         has_split = len(node.inputs) > 1 and node.inputs[1]
-        split = known(ctx, node.inputs[1]).reshape(-1) if has_split else None
+        split = ctx.known(node.inputs[1]) if has_split else None
+        if has_split and split is None:   # read at run time: it must be the declared parts
+            split = [ctx.shape(y)[axis] for y in node.outputs]
+            ctx.check(f"nn_dims_equal({ctx.ptr(node.inputs[1])}, "
+                      f"{ctx.table('int64_t', split, 'dims')}, {len(split)})",
+                      f"run-time split is the declared {split}")
+        split = None if split is None else np.asarray(split).reshape(-1)
         xs = strides_of(shape)
         start = 0
         for y, size in zip(node.outputs, self.sizes(node, shape[axis], split, ValueError)):
@@ -384,6 +399,12 @@ class Slice(Movement):
 
     def infer(self, ctx):
         x = ctx.types[0]
+        runtime = [i for i in range(1, 5) if ctx.runtime(i)]
+        if runtime:                       # read at run time: the declared shape, checked
+            shape = ctx.declared(0, runtime[0], ("starts", "ends", "axes", "steps")[runtime[0] - 1])
+            if len(shape) != x.rank:
+                raise ctx.fail(f"the declared output shape {list(shape)} is no slice of {x}")
+            return [TensorType(x.dtype, shape)]
         plan = self.plan(ctx.node, x.shape, self._args(ctx), ctx.fail)
         return [TensorType(x.dtype, tuple(c for _, _, c in plan))]
 
@@ -396,11 +417,72 @@ class Slice(Movement):
     def lower(self, node, ctx):
         x, y = node.inputs[0], node.outputs[0]
         shape = ctx.shape(x)
-        args = [known(ctx, i) if i else None for i in node.inputs[1:]]
+        args = [ctx.known(i) if i else None for i in node.inputs[1:]]
+        if any(i and a is None for i, a in zip(node.inputs[1:], args)):
+            _runtime_slice(ctx, node)
+            return
         plan = self.plan(node, shape, args, ValueError)
         xs, ys = strides_of(shape), strides_of(ctx.shape(y))
         axes = [Axis(c, ys[k], xs[k] * st) for k, (_, st, c) in enumerate(plan)]
         copy_nest(ctx, y, x, axes, src_offset=sum(s * xs[k] for k, (s, _, _) in enumerate(plan)))
+
+
+def runtime_ints(ctx, name: str, var: str, count: int, default: str) -> list:
+    """C lines declaring ``int64_t var[count]`` from input ``name`` (any integer type, read
+    at run time or known), or from ``default`` (an expression of k) when it is absent."""
+    if not name:
+        source = default
+    elif ctx.known(name) is not None:
+        source = f"{ctx.table('int64_t', np.asarray(ctx.known(name)).reshape(-1), var)}[k]"
+    else:
+        source = f"(int64_t){ctx.ptr(name)}[k]"
+    return [f"int64_t {var}[{max(count, 1)}];",
+            f"for (size_t k = 0; k < {count}; ++k) {var}[k] = {source};"]
+
+
+def runtime_copy(ctx, x: str, y: str, first: str, step: str) -> list:
+    """C lines copying y[i...] = x[(first[d] + i_d * step[d]) ...] over y's shape, with
+    ``first`` and ``step`` run-time arrays (per axis of x)."""
+    shape, out = ctx.shape(x), ctx.shape(y)
+    xs, ys = strides_of(shape), strides_of(out)
+    ctype = ctx.ctype(y)
+    lines = [f"const {ctype} *x = {ctx.ptr(x)};", f"{ctype} *y = {ctx.ptr(y)};",
+             "ptrdiff_t base = 0;", f"ptrdiff_t sx[{len(shape)}];",
+             f"for (int d = 0; d < {len(shape)}; ++d) {{",
+             f"    base += (ptrdiff_t)({first}[d] * {ctx.table('int64_t', xs, 'strides')}[d]);",
+             f"    sx[d] = (ptrdiff_t)({step}[d] * {ctx.table('int64_t', xs, 'strides')}[d]);", "}"]
+    loops = [(d, n) for d, n in enumerate(out) if n != 1]
+    indent, x_index, y_index = "", ["base"], []
+    for k, (d, n) in enumerate(loops):
+        lines.append(f"{indent}for (size_t i{k} = 0; i{k} < {n}; ++i{k})")
+        indent += "    "
+        x_index.append(f"(ptrdiff_t)i{k} * sx[{d}]")
+        y_index.append(f"i{k}" if ys[d] == 1 else f"i{k} * {ys[d]}")
+    lines.append(f"{indent}y[{' + '.join(y_index) or '0'}] = x[{' + '.join(x_index)}];")
+    return lines
+
+
+def _runtime_slice(ctx, node) -> None:
+    """Slice with starts / ends / axes / steps read at run time: the plan (first index and
+    step per axis) is computed and checked against the declared shape, then one copy nest."""
+    x, y = node.inputs[0], node.outputs[0]
+    shape, out = ctx.shape(x), ctx.shape(y)
+    names = list(node.inputs[1:]) + [""] * (5 - len(node.inputs))
+    n = ctx.type(names[0]).size
+    lines = []
+    for name, var, default in zip(names, ("starts", "ends", "axes", "steps"),
+                                  ("0", "0", "(int64_t)k", "1")):
+        lines += runtime_ints(ctx, name, var, n, default)
+    rank = len(shape)
+    lines += [f"int64_t first[{rank}], step[{rank}];",
+              ctx.check_statement(
+                  f"nn_slice_plan(starts, ends, axes, steps, {n}, "
+                  f"{ctx.table('int64_t', shape, 'dims')}, {rank}, "
+                  f"{ctx.table('int64_t', out, 'dims')}, first, step)",
+                  f"run-time starts/ends/axes/steps give the declared {list(out)}")]
+    if ctx.type(y).size:
+        lines += runtime_copy(ctx, x, y, "first", "step")
+    ctx.emit(_block(lines))
 
 
 # --- Gather and GatherElements ------------------------------------------------------------------
@@ -513,6 +595,11 @@ class Tile(Movement):
     """y = x repeated ``repeats[k]`` times along each axis k."""
     def infer(self, ctx):
         x = ctx.types[0]
+        if ctx.runtime(1):                # read at run time: the declared shape, checked
+            shape = ctx.declared(0, 1, "repeats")
+            if len(shape) != x.rank or any(d % n if n else d for d, n in zip(shape, x.shape)):
+                raise ctx.fail(f"the declared output shape {list(shape)} is no tiling of {x}")
+            return [TensorType(x.dtype, shape)]
         reps = _ints(ctx, 1, "repeats")
         if len(reps) != x.rank or min(reps, default=0) < 0:
             raise ctx.fail(f"repeats {reps} must be {x.rank} non-negative counts")
@@ -524,7 +611,15 @@ class Tile(Movement):
     def lower(self, node, ctx):
         x, y = node.inputs[0], node.outputs[0]
         shape = ctx.shape(x)
-        reps = [int(r) for r in known(ctx, node.inputs[1]).reshape(-1)]
+        reps = ctx.known(node.inputs[1])
+        if reps is None:                  # read at run time: it must give the declared shape
+            out = ctx.shape(y)
+            ctx.check(f"nn_tiled_shape_is({ctx.ptr(node.inputs[1])}, "
+                      f"{ctx.table('int64_t', shape, 'dims')}, {len(shape)}, "
+                      f"{ctx.table('int64_t', out, 'dims')})",
+                      f"run-time repeats give the declared {list(out)}")
+            reps = [n // d if d else 0 for n, d in zip(out, shape)]
+        reps = [int(r) for r in np.asarray(reps).reshape(-1)]
         view = [v for d, r in zip(shape, reps) for v in (r, d)]     # [r0, d0, r1, d1, ...]
         vs, xs = strides_of(view), strides_of(shape)
         axes = []
@@ -538,6 +633,15 @@ class Expand(Movement):
     """y = x broadcast to ``shape`` (numpy rules; the result may be larger than ``shape``)."""
     def infer(self, ctx):
         x = ctx.types[0]
+        if ctx.runtime(1):                # read at run time: the declared shape, checked
+            shape = ctx.declared(0, 1, "shape")
+            try:
+                ok = np.broadcast_shapes(x.shape, shape) == shape
+            except ValueError:
+                ok = False
+            if not ok or len(shape) < ctx.types[1].size:
+                raise ctx.fail(f"{x} does not expand to the declared output shape {list(shape)}")
+            return [TensorType(x.dtype, shape)]
         want = _ints(ctx, 1, "shape")
         try:
             shape = np.broadcast_shapes(x.shape, tuple(want))
@@ -554,6 +658,12 @@ class Expand(Movement):
     def lower(self, node, ctx):
         x, y = node.inputs[0], node.outputs[0]
         out = ctx.shape(y)
+        if ctx.known(node.inputs[1]) is None:     # read at run time: check it
+            ctx.check(f"nn_expanded_shape_is({ctx.ptr(node.inputs[1])}, "
+                      f"{ctx.type(node.inputs[1]).size}, "
+                      f"{ctx.table('int64_t', ctx.shape(x) or (1,), 'dims')}, {ctx.type(x).rank}, "
+                      f"{ctx.table('int64_t', out or (1,), 'dims')}, {len(out)})",
+                      f"run-time shape expands to the declared {list(out)}")
         shape = (1,) * (len(out) - ctx.type(x).rank) + ctx.shape(x)
         xs, ys = strides_of(shape), strides_of(out)
         copy_nest(ctx, y, x, [Axis(d, ys[k], 0 if shape[k] == 1 else xs[k])

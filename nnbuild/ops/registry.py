@@ -63,8 +63,13 @@ class InferContext:
         return self.values[i]
 
     def known(self, i: int):
-        """The compile-time value of input i, or None (absent, or only known at run time)."""
-        return self.values[i] if i < len(self.values) else None
+        """The compile-time value of input i, or None (absent, or only known at run time).
+        An input without elements is known whatever it is fed: an empty array."""
+        if i < len(self.values) and self.values[i] is not None:
+            return self.values[i]
+        if self.has(i) and self.types[i].size == 0:
+            return np.zeros(self.types[i].shape, self.types[i].dtype.numpy)
+        return None
 
     def runtime(self, i: int) -> bool:
         """Input i is present and its value only exists at run time."""

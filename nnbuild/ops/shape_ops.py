@@ -66,7 +66,13 @@ def _fill_value(node) -> np.ndarray:
 class ConstantOfShape(Op):
     """y = a tensor of the given shape filled with ``value`` (default float 0)."""
     def infer(self, ctx):
-        shape = _ints(ctx, 0, "shape")
+        if ctx.known(0) is None:          # shape read at run time: the declared one
+            shape = list(ctx.declared(0, 0, "shape"))
+            if len(shape) != ctx.types[0].size:
+                raise ctx.fail(f"the declared output shape {shape} has rank {len(shape)}, "
+                               f"shape holds {ctx.types[0].size} values")
+        else:
+            shape = [int(v) for v in np.asarray(ctx.known(0)).reshape(-1)]
         if any(d < 0 for d in shape):
             raise ctx.fail(f"shape {shape} has a negative dimension")
         value = _fill_value(ctx.node)
@@ -80,6 +86,11 @@ class ConstantOfShape(Op):
 
     def lower(self, node, ctx):
         y = node.outputs[0]
+        if ctx.known(node.inputs[0]) is None:
+            out = ctx.shape(y)
+            ctx.check(f"nn_dims_equal({ctx.ptr(node.inputs[0])}, "
+                      f"{ctx.table('int64_t', out, 'dims')}, {len(out)})",
+                      f"run-time shape is the declared {list(out)}")
         fill(ctx, y, _fill_value(node)[0], ctx.type(y).dtype)
 
     def flops(self, node, graph):
@@ -94,9 +105,12 @@ class View(Op):
 
     def infer(self, ctx: InferContext):
         x = ctx.types[0]
-        args = [ctx.value(i, self.arg_names[i - 1]) if ctx.has(i) else None
-                for i in range(1, len(ctx.types))]
-        shape = self.dims(ctx.node, x.shape, args, ctx.fail)
+        runtime = [i for i in range(1, len(ctx.types)) if ctx.runtime(i)]
+        if runtime:                       # read at run time: the declared shape, checked
+            shape = ctx.declared(0, runtime[0], self.arg_names[runtime[0] - 1])
+        else:
+            args = [ctx.known(i) for i in range(1, len(ctx.types))]
+            shape = self.dims(ctx.node, x.shape, args, ctx.fail)
         size = int(np.prod(shape, dtype=np.int64))
         if size != x.size:
             raise ctx.fail(f"cannot view {x} ({x.size} elements) as {list(shape)} "
@@ -111,8 +125,14 @@ class View(Op):
 
     def lower(self, node, ctx):
         x, y = node.inputs[0], node.outputs[0]
+        self.check(node, ctx)
         if ctx.type(y).nbytes:
             ctx.emit(f"memcpy({ctx.ptr(y)}, {ctx.ptr(x)}, {ctx.type(y).nbytes});")
+
+    def runtime_arg(self, node, ctx) -> str | None:
+        """The name of the shape-deciding input when it is only known at run time."""
+        name = node.inputs[1] if len(node.inputs) > 1 else ""
+        return name if name and ctx.known(name) is None else None
 
     def flops(self, node, graph):
         return 0
@@ -147,6 +167,16 @@ class Reshape(View):
                 raise fail(f"shape {spec}: cannot infer -1 for an input of shape {list(shape)}")
             out[out.index(-1)] = total // known_size
         return tuple(out)
+
+    def check(self, node, ctx):
+        spec = self.runtime_arg(node, ctx)
+        if spec is None:
+            return
+        x, y = ctx.shape(node.inputs[0]), ctx.shape(node.outputs[0])
+        ctx.check(f"nn_reshape_is({ctx.ptr(spec)}, {len(y)}, {ctx.table('int64_t', x, 'dims')}, "
+                  f"{len(x)}, {int(node.attr('allowzero', 0))}, "
+                  f"{ctx.table('int64_t', y, 'dims')})",
+                  f"run-time shape gives the declared {list(y)}")
 
 
 @register("Flatten", since=1)
@@ -184,6 +214,25 @@ class AxesView(View):
             return [node]
         axes = _attr_to_input(node, graph, "axes", "axes")
         return [node.replace(inputs=(node.inputs[0], axes), attrs={})]
+
+    def check(self, node, ctx):
+        axes = self.runtime_arg(node, ctx)
+        if axes is None:
+            return
+        x, y = ctx.shape(node.inputs[0]), ctx.shape(node.outputs[0])
+        n = ctx.type(axes).size
+        dims, want = ctx.table("int64_t", x, "dims"), ctx.table("int64_t", y, "dims")
+        if node.op == "Squeeze":     # the axes must have size 1, and dropping them gives y
+            ones = sum(1 << a for a, d in enumerate(x) if d != 1)
+            ok = (f"nn_axes_mask({ctx.ptr(axes)}, {n}, {len(x)}, &mask) && "
+                  f"(mask & 0x{ones:x}u) == 0 && "
+                  f"nn_reduced_shape_is({dims}, {len(x)}, mask, 0, {want}, {len(y)})")
+        else:
+            ok = (f"nn_axes_mask({ctx.ptr(axes)}, {n}, {len(y)}, &mask) && "
+                  f"nn_unsqueezed_shape_is({dims}, {len(x)}, mask, {n}, {want})")
+        ctx.emit("{\n    uint64_t mask;\n    "
+                 + ctx.check_statement(ok, f"run-time axes give the declared {list(y)}")
+                 + "\n}")
 
 
 @register("Squeeze", since=1)

@@ -112,4 +112,68 @@ static inline int nn_slice_axis(int64_t start, int64_t end, int64_t step, int64_
     return count == want;
 }
 
+/* Slice plan: the n (start, end, axis, step) quadruples give, per axis of `in` (rank dims),
+ * the first index read and the step; unsliced axes keep first 0, step 1. Fails when an axis
+ * is out of range or repeated, a step is 0, or the counts are not `want`. */
+static inline int nn_slice_plan(const int64_t *starts, const int64_t *ends, const int64_t *axes,
+                                const int64_t *steps, size_t n, const int64_t *in, int rank,
+                                const int64_t *want, int64_t *first, int64_t *step) {
+    uint64_t seen = 0;
+    for (int d = 0; d < rank; ++d) {
+        first[d] = 0;
+        step[d] = 1;
+    }
+    for (size_t k = 0; k < n; ++k) {
+        int64_t a = axes[k] < 0 ? axes[k] + rank : axes[k];
+        if (a < 0 || a >= rank || a >= 64 || ((seen >> a) & 1u)) return 0;
+        seen |= (uint64_t)1 << a;
+        if (!nn_slice_axis(starts[k], ends[k], steps[k], in[a], want[a], &first[a])) return 0;
+        step[a] = steps[k];
+    }
+    for (int d = 0; d < rank; ++d)
+        if (!((seen >> d) & 1u) && want[d] != in[d]) return 0;
+    return 1;
+}
+
+/* Whether tiling `in` by `repeats` (rank values, none negative) gives `want`. */
+static inline int nn_tiled_shape_is(const int64_t *repeats, const int64_t *in, int rank,
+                                    const int64_t *want) {
+    for (int d = 0; d < rank; ++d)
+        if (repeats[d] < 0 || in[d] * repeats[d] != want[d]) return 0;
+    return 1;
+}
+
+/* Pad plan: `pads` holds n begin values then n end values for the axes (NULL: 0..rank-1);
+ * begin[d] / end[d] get each axis' pads (negative: crop). Fails when an axis is out of range
+ * or repeated, or the padded shape is not `want`. */
+static inline int nn_pad_plan(const int64_t *pads, const int64_t *axes, size_t n,
+                              const int64_t *in, int rank, const int64_t *want,
+                              int64_t *begin, int64_t *end) {
+    uint64_t seen = 0;
+    for (int d = 0; d < rank; ++d) begin[d] = end[d] = 0;
+    for (size_t k = 0; k < n; ++k) {
+        int64_t a = axes ? (axes[k] < 0 ? axes[k] + rank : axes[k]) : (int64_t)k;
+        if (a < 0 || a >= rank || a >= 64 || ((seen >> a) & 1u)) return 0;
+        seen |= (uint64_t)1 << a;
+        begin[a] = pads[k];
+        end[a] = pads[k + n];
+    }
+    for (int d = 0; d < rank; ++d)
+        if (in[d] + begin[d] + end[d] != want[d] || in[d] + (begin[d] < 0 ? begin[d] : 0)
+                + (end[d] < 0 ? end[d] : 0) < 0) return 0;
+    return 1;
+}
+
+/* The index a padded axis reads: j counts from the first kept input element, n elements are
+ * kept; -1 (constant) when outside, else mode 1 edge, 2 reflect, 3 wrap. */
+static inline int64_t nn_pad_source(int64_t j, int64_t n, int mode) {
+    if (j >= 0 && j < n) return j;
+    if (mode == 0 || n == 0) return -1;
+    if (mode == 1) return j < 0 ? 0 : n - 1;
+    if (mode == 3) return ((j % n) + n) % n;
+    if (n == 1) return 0;
+    int64_t period = 2 * (n - 1), r = ((j % period) + period) % period;
+    return r < n ? r : period - r;
+}
+
 #endif /* NN_CHECK_H */

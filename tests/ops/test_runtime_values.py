@@ -100,3 +100,71 @@ def test_declared_shapes_survive_the_ir_round_trip():
                  jsonio.graph_from_json(jsonio.graph_to_json(graph))):
         infer_graph(back)                            # re-inference takes the declaration again
         assert back.types["y"].shape == (3, 2)
+
+
+# --- shapes: Reshape, Squeeze, Unsqueeze, ConstantOfShape ----------------------------------------
+def test_reshape_to_a_runtime_shape(cache_dir):
+    node = helper.make_node("Reshape", ["x", "shape"], ["y"])
+    model = make_model([node], {"x": (F32, [2, 3, 4]), "shape": (np.int64, [3])},
+                       {"y": (F32, [4, 3, 2])}, opset=14)
+    x = np.arange(24, dtype=F32).reshape(2, 3, 4)
+    run_cases(model, cache_dir,
+              [{"x": x, "shape": np.array(s, np.int64)} for s in ([4, 3, 2], [4, -1, 2])],
+              [{"x": x, "shape": np.array(s, np.int64)} for s in ([2, 3, 4], [-1, -1, 2])])
+
+
+def test_squeeze_and_unsqueeze_runtime_axes(cache_dir):
+    nodes = [helper.make_node("Squeeze", ["x", "sq"], ["s"]),
+             helper.make_node("Unsqueeze", ["s", "unsq"], ["y"])]
+    model = make_model(nodes, {"x": (F32, [1, 3, 1, 2]), "sq": (np.int64, [2]),
+                               "unsq": (np.int64, [1])},
+                       {"s": (F32, [3, 2]), "y": (F32, [3, 1, 2])}, opset=13)
+    x = np.arange(6, dtype=F32).reshape(1, 3, 1, 2)
+    feeds = lambda sq, unsq: {"x": x, "sq": np.array(sq, np.int64), "unsq": np.array(unsq, np.int64)}
+    run_cases(model, cache_dir, [feeds([0, 2], [1]), feeds([-2, 0], [-2])],
+              [feeds([0, 1], [1]), feeds([0, 0], [1]), feeds([0, 2], [0])])
+
+
+def test_constant_of_runtime_shape(cache_dir):
+    node = helper.make_node("ConstantOfShape", ["shape"], ["y"],
+                            value=helper.make_tensor("v", 1, [1], [2.5]))
+    model = make_model([node], {"shape": (np.int64, [2])}, {"y": (F32, [2, 3])}, opset=13)
+    run_cases(model, cache_dir, [{"shape": np.array([2, 3], np.int64)}],
+              [{"shape": np.array([3, 2], np.int64)}])
+
+
+# --- movement: Split, Slice, Tile, Expand --------------------------------------------------------
+def test_split_by_runtime_sizes(cache_dir):
+    node = helper.make_node("Split", ["x", "split"], ["a", "b"], axis=1)
+    model = make_model([node], {"x": (F32, [2, 5]), "split": (np.int64, [2])},
+                       {"a": (F32, [2, 2]), "b": (F32, [2, 3])}, opset=13)
+    x = np.arange(10, dtype=F32).reshape(2, 5)
+    run_cases(model, cache_dir, [{"x": x, "split": np.array([2, 3], np.int64)}],
+              [{"x": x, "split": np.array([3, 2], np.int64)}])
+
+
+def test_slice_from_runtime_starts_and_steps(cache_dir):
+    # the starts, ends and steps move the window; only the count is fixed by the declaration
+    node = helper.make_node("Slice", ["x", "starts", "ends", "axes", "steps"], ["y"])
+    # (int32 indices: read and widened at run time)
+    model = make_model([node], {"x": (F32, [4, 10]), **{k: (np.int32, [1]) for k in
+                                ("starts", "ends", "axes", "steps")}}, {"y": (F32, [4, 3])},
+                       opset=13)
+    x = np.arange(40, dtype=F32).reshape(4, 10)
+    feeds = lambda *v: {"x": x, **{k: np.array([n], np.int32) for k, n in
+                                   zip(("starts", "ends", "axes", "steps"), v)}}
+    run_cases(model, cache_dir,
+              [feeds(0, 3, 1, 1), feeds(5, 100, -1, 2), feeds(-1, -8, 1, -3), feeds(9, 0, 1, -4)],
+              [feeds(0, 4, 1, 1), feeds(0, 3, 0, 1), feeds(0, 3, 1, 0)])
+
+
+def test_tile_and_expand_by_runtime_values(cache_dir):
+    nodes = [helper.make_node("Tile", ["x", "reps"], ["t"]),
+             helper.make_node("Expand", ["x", "shape"], ["e"])]
+    model = make_model(nodes, {"x": (F32, [2, 1]), "reps": (np.int64, [2]),
+                               "shape": (np.int64, [3])},
+                       {"t": (F32, [4, 3]), "e": (F32, [3, 2, 5])}, opset=13)
+    x = np.array([[1], [2]], F32)
+    feeds = lambda r, s: {"x": x, "reps": np.array(r, np.int64), "shape": np.array(s, np.int64)}
+    run_cases(model, cache_dir, [feeds([2, 3], [3, 2, 5]), feeds([2, 3], [3, 1, 5])],
+              [feeds([3, 2], [3, 2, 5]), feeds([2, 3], [3, 2, 4])])
