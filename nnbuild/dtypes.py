@@ -132,4 +132,7 @@ def cast(array: np.ndarray, to: DType, saturate: bool = True, round_mode: str = 
             wide = array if array.dtype in (np.float16, np.float32, np.float64) else \
                 array.astype(np.float32)
             return np.clip(wide, float(info.min), float(info.max)).astype(to.numpy)
+        source = from_numpy(array.dtype) if np.dtype(array.dtype) in _BY_NUMPY else None
+        if source is not None and source.is_narrow and to.is_narrow:   # ml_dtypes has no
+            array = array.astype(np.float32 if source.is_floating else np.int64)   # direct cast
         return array.astype(to.numpy)

@@ -67,7 +67,7 @@ def _load_external_data(model: onnx.ModelProto, folder: str, path: str) -> None:
         if offset < 0 or (length is not None and length < 0):
             raise ModelError(f"{path}: tensor {tensor.name!r}: negative external data "
                              f"offset or length")
-        expected = int(np.prod(tensor.dims, dtype=np.int64)) * _itemsize(tensor)
+        expected = _stored_bytes(tensor)
         try:
             with open(target, "rb") as f:
                 f.seek(offset)
@@ -91,8 +91,11 @@ def _check_dims(dims, what: str) -> None:
     check_elements(what, dims)
 
 
-def _itemsize(tensor) -> int:
-    return dtypes.from_code(tensor.data_type).itemsize
+def _stored_bytes(tensor) -> int:
+    """Bytes of the tensor's data as ONNX stores it: int4 / uint4 / float4 pack two elements
+    per byte, int2 / uint2 four (the last byte padded)."""
+    bits = dtypes.bits(dtypes.from_code(tensor.data_type))
+    return (int(np.prod(tensor.dims, dtype=np.int64)) * bits + 7) // 8
 
 
 def _all_tensors(graph):

@@ -41,7 +41,7 @@ def _array(array: np.ndarray) -> dict:
     out = _type(TensorType.of(array))
     if is_splat(array):
         t = TensorType.of(array)
-        out["splat"] = _float(array.flat[0]) if t.dtype.is_float else array.flat[0].item()
+        out["splat"] = _float(array.flat[0]) if t.dtype.is_floating else array.flat[0].item()
     else:
         data = np.ascontiguousarray(array).astype(array.dtype.newbyteorder("<"), copy=False)
         out["data"] = base64.b64encode(data.tobytes()).decode()

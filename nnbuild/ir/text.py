@@ -45,7 +45,7 @@ def _ref(graph: Graph, name: str) -> str:
 def _scalar(value, dtype) -> str:
     if dtype.short in ("f32", "f16"):
         return str(dtype.numpy(value))        # the shortest text that reads back exactly
-    if dtype.is_float:
+    if dtype.is_floating:
         return repr(float(value))
     if dtype.short == "bool":
         return "true" if value else "false"
@@ -199,7 +199,7 @@ class _Parser:
         text = self.take()
         if text in ("true", "false"):
             return text == "true"
-        return float(text) if dtype.is_float else int(text)
+        return float(text) if dtype.is_floating else int(text)
 
     def array(self, ttype: TensorType) -> np.ndarray:
         np_dtype = ttype.dtype.numpy
