@@ -71,7 +71,8 @@ class CompiledModel:
         for spec in self.inputs:
             a = np.asarray(feeds[spec.name])
             if a.dtype != spec.dtype:
-                if not np.can_cast(a.dtype, spec.dtype, "same_kind"):
+                narrow = dtypes.from_numpy(spec.dtype).is_narrow   # no silent float8/int4 casts
+                if narrow or not np.can_cast(a.dtype, spec.dtype, "same_kind"):
                     raise UsageError(f"{self.prefix}.run: input {spec.name!r} has dtype "
                                      f"{a.dtype}, the model takes {spec.dtype}")
                 a = a.astype(spec.dtype)

@@ -235,6 +235,8 @@ def test_castlike_and_narrow_graph_inputs_and_outputs(cache_dir):
     # ml_dtypes casts no int4 to uint2: the low two bits, as between any integer types
     expected["q_as_u2"] = (q.astype(np.int64) & 3).astype(ml_dtypes.uint2)
     assert_bit_exact(compiled.run({"q": q, "f8": f8}), expected)
+    with pytest.raises(nnbuild.UsageError, match="int4"):     # never converted silently
+        compiled.run({"q": q.astype(np.int8), "f8": f8})
 
 
 @pytest.mark.parametrize("short", ["i4", "u4", "i2", "u2", "f8e4m3fn", "f8e5m2", "f4e2m1"])
