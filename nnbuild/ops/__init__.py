@@ -20,3 +20,4 @@ from . import control  # noqa: F401
 from . import training  # noqa: F401
 from . import ml  # noqa: F401
 from . import detection  # noqa: F401
+from . import selection  # noqa: F401
