@@ -75,6 +75,36 @@ int main(int argc, char **argv) {
     CHECK(strcmp(alpha_strerror(12345), "unknown error") == 0);
     CHECK(strcmp(alpha_strerror(-1), "unknown error") == 0);
 
+    /* --- alpha: the checked entry point --------------------------------------------------- */
+    float prod_c[6], gate_c[6];
+    alpha_input cin[2] = {{xv, sizeof xv, ALPHA_FLOAT}, {yv, sizeof yv, ALPHA_FLOAT}};
+    alpha_output cout[2] = {{prod_c, sizeof prod_c, ALPHA_FLOAT}, {gate_c, sizeof gate_c, ALPHA_FLOAT}};
+    memset(prod_c, 0, sizeof prod_c);
+    CHECK(alpha_run_checked(NULL, cin, 2, cout, 2) == ALPHA_OK);
+    CHECK(memcmp(prod, prod_c, sizeof prod) == 0 && memcmp(gate, gate_c, sizeof gate) == 0);
+    CHECK(alpha_run_checked(ws + 3, cin, 2, cout, 2) == ALPHA_OK);     /* own workspace */
+    CHECK(memcmp(prod, prod_c, sizeof prod) == 0);
+    memset(prod_c, 0, sizeof prod_c);
+    CHECK(alpha_run_checked(NULL, cin, 1, cout, 2) == ALPHA_ERR_COUNT);
+    CHECK(alpha_run_checked(NULL, cin, 2, cout, 3) == ALPHA_ERR_COUNT);
+    CHECK(alpha_run_checked(NULL, NULL, 2, cout, 2) == ALPHA_ERR_NULL);
+    CHECK(alpha_run_checked(NULL, cin, 2, NULL, 2) == ALPHA_ERR_NULL);
+    cin[1].bytes = 8;                                    /* two floats where three are needed */
+    CHECK(alpha_run_checked(NULL, cin, 2, cout, 2) == ALPHA_ERR_SIZE);
+    cin[1].bytes = sizeof yv;
+    cin[0].dtype = ALPHA_DOUBLE;                         /* doubles where floats are needed */
+    CHECK(alpha_run_checked(NULL, cin, 2, cout, 2) == ALPHA_ERR_DTYPE);
+    cin[0].dtype = ALPHA_FLOAT;
+    cout[1].bytes = 4 * sizeof gate_c;                   /* a larger output is still wrong */
+    CHECK(alpha_run_checked(NULL, cin, 2, cout, 2) == ALPHA_ERR_SIZE);
+    cout[1].bytes = sizeof gate_c;
+    cout[0].data = NULL;
+    CHECK(alpha_run_checked(NULL, cin, 2, cout, 2) == ALPHA_ERR_NULL);
+    cout[0].data = prod_c;
+    for (int i = 0; i < 6; ++i) CHECK(prod_c[i] == 0.0f);   /* refused calls wrote nothing */
+    CHECK(strstr(alpha_strerror(ALPHA_ERR_SIZE), "size") != NULL);
+    CHECK(strstr(alpha_strerror(ALPHA_ERR_DTYPE), "type") != NULL);
+
     /* --- beta: weights loaded from a file at run time ---------------------------------------- */
     CHECK(beta_num_inputs() == 1 && beta_num_outputs() == 1);
     CHECK(strcmp(beta_input_info(0)->name, "x") == 0);            /* same names, other model */
