@@ -142,8 +142,8 @@ def test_inspect_after_an_unknown_pass(workdir):
 def test_inspect_lists_passes(workdir):
     out = nnbuild("inspect", workdir / "small.onnx", "--passes").stdout
     assert [line.split()[0] for line in out.splitlines()] == [
-        "fold-constants", "remove-identity", "simplify-algebra", "fold-batchnorm",
-        "fold-constants", "eliminate-common-subexpressions", "eliminate-dead-code",
+        "fold-constants", "remove-identity", "simplify-algebra", "sink-transposes",
+        "fold-batchnorm", "fold-constants", "eliminate-common-subexpressions", "eliminate-dead-code",
         "recognize-layernorm", "recognize-softmax", "recognize-attention", "recognize-gelu",
         "fuse-epilogue", "fuse-elementwise"]
 

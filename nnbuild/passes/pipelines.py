@@ -14,12 +14,13 @@ from .recognize_layernorm import recognize_layernorm
 from .recognize_softmax import recognize_softmax
 from .remove_identity import remove_identity
 from .simplify_algebra import simplify_algebra
+from .sink_transposes import sink_transposes
 
 PIPELINES = {
     0: [],
     1: [fold_constants, remove_identity, eliminate_dead_code],
-    2: [fold_constants, remove_identity, simplify_algebra, fold_batchnorm, fold_constants,
-        eliminate_common_subexpressions, eliminate_dead_code, recognize_layernorm,
+    2: [fold_constants, remove_identity, simplify_algebra, sink_transposes, fold_batchnorm,
+        fold_constants, eliminate_common_subexpressions, eliminate_dead_code, recognize_layernorm,
         recognize_softmax, recognize_attention, recognize_gelu, fuse_epilogue, fuse_elementwise],
 }
 

@@ -36,7 +36,8 @@ def test_pipelines_are_plain_lists_per_level():
     assert [p.name for p in pipeline(1)] == ["fold-constants", "remove-identity",
                                              "eliminate-dead-code"]
     assert [p.name for p in pipeline(2)] == ["fold-constants", "remove-identity",
-                                             "simplify-algebra", "fold-batchnorm",
+                                             "simplify-algebra", "sink-transposes",
+                                             "fold-batchnorm",
                                              "fold-constants",
                                              "eliminate-common-subexpressions",
                                              "eliminate-dead-code", "recognize-layernorm",
@@ -60,12 +61,12 @@ def test_dump_ir_writes_one_file_per_pass_in_order(tmp_path):
     result = manager.run(parse(BEFORE))
     files = sorted(os.listdir(tmp_path / "dump"))
     assert files == ["000_input.nnir", "001_fold-constants.nnir", "002_remove-identity.nnir",
-                     "003_simplify-algebra.nnir", "004_fold-batchnorm.nnir",
-                     "005_fold-constants.nnir", "006_eliminate-common-subexpressions.nnir",
-                     "007_eliminate-dead-code.nnir", "008_recognize-layernorm.nnir",
-                     "009_recognize-softmax.nnir", "010_recognize-attention.nnir",
-                     "011_recognize-gelu.nnir", "012_fuse-epilogue.nnir",
-                     "013_fuse-elementwise.nnir"]
+                     "003_simplify-algebra.nnir", "004_sink-transposes.nnir",
+                     "005_fold-batchnorm.nnir", "006_fold-constants.nnir",
+                     "007_eliminate-common-subexpressions.nnir", "008_eliminate-dead-code.nnir",
+                     "009_recognize-layernorm.nnir", "010_recognize-softmax.nnir",
+                     "011_recognize-attention.nnir", "012_recognize-gelu.nnir",
+                     "013_fuse-epilogue.nnir", "014_fuse-elementwise.nnir"]
     # each file is the graph after that pass, and parses back
     graph = parse(BEFORE)
     assert (tmp_path / "dump" / files[0]).read_text() == format_graph(graph)
