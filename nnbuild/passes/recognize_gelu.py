@@ -12,44 +12,12 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
-
 from ..ir.graph import Graph, Node
 from .manager import Rule, rewrite_pass
+from .matching import Match, is_scalar
 
 
-def _is(graph: Graph, name: str, value: float) -> bool:
-    array = graph.constants.get(name)
-    return array is not None and array.size == 1 and array.dtype.kind == "f" and bool(
-        np.isclose(float(array.reshape(-1)[0]), value, rtol=1e-4, atol=0))
-
-
-class _Match:
-    def __init__(self, graph: Graph):
-        self.graph = graph
-        self.producers = graph.producers()
-        self.consumers = graph.consumers()
-        self.nodes: list = []
-
-    def sole_reader(self, name: str, op: str) -> Node | None:
-        users = self.consumers.get(name, [])
-        if name in self.graph.outputs or len(users) != 1 or users[0].op != op:
-            return None
-        self.nodes.append(users[0])
-        return users[0]
-
-    def producer(self, name: str, op: str) -> Node | None:
-        node = self.producers.get(name)
-        if node is None or node.op != op or name in self.graph.outputs \
-                or len(self.consumers.get(name, [])) != 1:
-            return None
-        self.nodes.append(node)
-        return node
-
-    def other(self, node: Node, name: str) -> str:
-        a, b = node.inputs
-        return b if a == name else a
-
+class _Match(Match):
     def scaled(self, node: Node, value: float) -> str | None:
         """x when node is Mul(x, value) or Mul(value, x)."""
         if node.op != "Mul" or len(node.inputs) != 2:
@@ -58,17 +26,21 @@ class _Match:
         return a if _is(self.graph, b, value) else b if _is(self.graph, a, value) else None
 
 
+def _is(graph: Graph, name: str, value: float) -> bool:
+    return is_scalar(graph, name, value)
+
+
 def _tail(m: _Match, inner: Node, x: str) -> Node | None:
     # 0.5 * x * (1 + inner(...)), with the 0.5 applied first or last; returns the last node
-    add = m.sole_reader(inner.outputs[0], "Add")
+    add = m.reader(inner.outputs[0], "Add")
     if add is None or not _is(m.graph, m.other(add, inner.outputs[0]), 1.0):
         return None
-    mul = m.sole_reader(add.outputs[0], "Mul")
+    mul = m.reader(add.outputs[0], "Mul")
     if mul is None:
         return None
     o = m.other(mul, add.outputs[0])
     if o == x:
-        last = m.sole_reader(mul.outputs[0], "Mul")
+        last = m.reader(mul.outputs[0], "Mul")
         return last if last is not None and m.scaled(last, 0.5) == mul.outputs[0] else None
     half = m.producer(o, "Mul")
     return mul if half is not None and m.scaled(half, 0.5) == x else None
@@ -77,11 +49,7 @@ def _tail(m: _Match, inner: Node, x: str) -> Node | None:
 def _replace(graph: Graph, m: _Match, first: Node, last: Node, x: str, attrs: dict):
     if graph.types[x] != graph.types[last.outputs[0]]:
         return None
-    gelu = Node("Gelu", (x,), last.outputs, attrs,
-                tuple(s for n in sorted(m.nodes, key=graph.nodes.index) for s in n.sources))
-    dropped = {id(n) for n in m.nodes if n is not first and n is not last}
-    graph.nodes[:] = [gelu if n is last else n for n in graph.nodes if id(n) not in dropped]
-    return []
+    return m.replace(first, Node("Gelu", (x,), last.outputs, attrs, m.sources()))
 
 
 def _erf(graph: Graph, erf: Node):
