@@ -47,11 +47,15 @@ def _f32(value) -> str:
 # --- batch normalization ---------------------------------------------------------------------
 @register("BatchNormalization", since=1)
 class BatchNormalization(Op):
-    """y = (x - mean) / sqrt(var + epsilon) * scale + bias, per channel (axis 1)"""
+    """y = (x - mean) / sqrt(var + epsilon) * scale + bias, per channel (axis 1).
+    With training_mode=1 mean and var are the batch's (over every axis but 1, var biased) and
+    the optional outputs are running_mean = input_mean * momentum + mean * (1 - momentum) and
+    running_var likewise."""
     TRAINING_ONLY = ("is_test", "consumed_inputs", "momentum")
 
     def canonicalize(self, node, version, graph):
-        attrs = {k: v for k, v in node.attrs.items() if k not in self.TRAINING_ONLY}
+        dropped = self.TRAINING_ONLY[:2] if node.attr("training_mode", 0) else self.TRAINING_ONLY
+        attrs = {k: v for k, v in node.attrs.items() if k not in dropped}
         if version >= 9 or attrs.pop("spatial", 1):
             return [node.replace(attrs=attrs)]
         # BN(x, s, b, m, v) {spatial=0}  =>  Add(Mul(x, s / sqrt(v + eps)), b - m * ...)
@@ -77,9 +81,6 @@ class BatchNormalization(Op):
 
     def infer(self, ctx):
         x = _require_f32(ctx, range(5), min_rank=2)
-        if ctx.node.attr("training_mode", 0):
-            raise ctx.fail("training_mode=1 (batch statistics) is not supported; "
-                           "inference only")
         if len(ctx.types) < 5:
             raise ctx.fail("needs inputs X, scale, B, input_mean, input_var")
         channels = self._layout(ctx.node, x.shape)[1]
@@ -90,7 +91,10 @@ class BatchNormalization(Op):
                 raise ctx.fail(f"{what} {ctx.types[i]} and scale {ctx.types[1]} differ in shape")
         extra = [o for o in ctx.node.outputs[1:] if o]
         used = set(ctx.graph.outputs) | set(ctx.graph.consumers())
-        if any(o in used for o in extra):
+        if ctx.node.attr("training_mode", 0):
+            if len(ctx.node.outputs) > 3:
+                raise ctx.fail("training_mode=1 has outputs Y, running_mean, running_var")
+        elif any(o in used for o in extra):
             raise ctx.fail("the running/saved statistics outputs are training-only and not "
                            "supported; only Y may be used")
         # unread extra outputs keep their declared role's type and are never written
@@ -100,9 +104,18 @@ class BatchNormalization(Op):
         batch, channels, inner = self._layout(node, x.shape)
         shape = (batch, channels, inner)
         p = [np.asarray(a, np.float64).reshape(1, channels, 1) for a in (scale, bias, mean, var)]
+        extra = [None] * (len(node.outputs) - 1)
+        if node.attr("training_mode", 0):
+            wide = x.reshape(shape).astype(np.float64)
+            batch_mean, batch_var = wide.mean(axis=(0, 2)), wide.var(axis=(0, 2))
+            momentum = float(node.attr("momentum", 0.9))
+            running = [p[2].reshape(-1) * momentum + batch_mean * (1 - momentum),
+                       p[3].reshape(-1) * momentum + batch_var * (1 - momentum)]
+            extra = [r.astype(a.dtype) for r, a in zip(running, (mean, var))][:len(extra)]
+            p[2], p[3] = batch_mean.reshape(1, channels, 1), batch_var.reshape(1, channels, 1)
         y = (x.reshape(shape) - p[2]) / np.sqrt(p[3] + float(node.attr("epsilon", 1e-5)))
         y = y * p[0] + p[1]
-        return [y.astype(x.dtype).reshape(x.shape)] + [None] * (len(node.outputs) - 1)
+        return [y.astype(x.dtype).reshape(x.shape)] + extra
 
     def fold(self, ctx):
         folded = super().fold(ctx)
@@ -114,9 +127,40 @@ class BatchNormalization(Op):
     def lower(self, node, ctx):
         x, y = node.inputs[0], node.outputs[0]
         batch, channels, inner = self._layout(node, ctx.shape(x))
+        if node.attr("training_mode", 0):
+            return self.lower_training(node, ctx, batch, channels, inner)
         ctx.call("norm", "batchnorm_f32", ctx.ptr(x), ctx.ptr(y),
                  *(ctx.ptr(p) for p in node.inputs[1:5]),
                  _f32(node.attr("epsilon", 1e-5)), batch, channels, inner)
+
+    def lower_training(self, node, ctx, batch, channels, inner):
+        """Batch statistics per channel in double, then y and the running statistics."""
+        x, scale, bias, mean, var = node.inputs[:5]
+        outs = list(node.outputs) + [""] * (3 - len(node.outputs))
+        count, momentum = batch * inner, float(node.attr("momentum", 0.9))
+        at = f"(n * {channels} + c) * {inner} + i"
+        lines = [f"const float *x = {ctx.ptr(x)};", f"float *y = {ctx.ptr(outs[0])};",
+                 f"const float *scale = {ctx.ptr(scale)}, *bias = {ctx.ptr(bias)};",
+                 f"for (size_t c = 0; c < {channels}; ++c) {{",
+                 "    double sum = 0, squares = 0;",
+                 f"    for (size_t n = 0; n < {batch}; ++n)",
+                 f"        for (size_t i = 0; i < {inner}; ++i)",
+                 f"            sum += x[{at}];",
+                 f"    const double mean = sum / {count};",
+                 f"    for (size_t n = 0; n < {batch}; ++n)",
+                 f"        for (size_t i = 0; i < {inner}; ++i)",
+                 f"            squares += (x[{at}] - mean) * (x[{at}] - mean);",
+                 f"    const double var = squares / {count};",
+                 f"    const double inv = 1.0 / sqrt(var + {float(node.attr('epsilon', 1e-5))!r});",
+                 f"    for (size_t n = 0; n < {batch}; ++n)",
+                 f"        for (size_t i = 0; i < {inner}; ++i)",
+                 f"            y[{at}] = (float)((x[{at}] - mean) * inv * scale[c] + bias[c]);"]
+        for out, given, stat in ((outs[1], mean, "mean"), (outs[2], var, "var")):
+            if out:
+                lines.append(f"    {ctx.ptr(out)}[c] = (float)({ctx.ptr(given)}[c] * "
+                             f"{momentum!r} + {stat} * {1 - momentum!r});")
+        lines.append("}")
+        ctx.emit("{\n" + "\n".join("    " + line for line in lines) + "\n}")
 
 
 # --- instance and layer normalization --------------------------------------------------------

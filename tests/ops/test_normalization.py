@@ -9,7 +9,6 @@ from onnx import helper
 from onnx.reference import ReferenceEvaluator
 
 import nnbuild
-from nnbuild.errors import ModelError
 from nnbuild.testing import assert_close
 from helpers import check_against_onnxruntime, make_model, random_inputs
 
@@ -81,13 +80,22 @@ def test_batchnorm_2d_input_and_runtime_params(cache_dir):
     check_against_onnxruntime(model, cache_dir, feeds)
 
 
-def test_batchnorm_training_mode_is_a_clear_error():
-    node = helper.make_node("BatchNormalization", ["x", "p0", "p1", "p2", "p3"], ["y"],
-                            training_mode=1)
-    model = make_model([node], {"x": (F32, [2, 4, 3])}, ["y"],
+def test_batchnorm_training_mode_uses_batch_statistics(cache_dir):
+    """training_mode=1: mean and (biased) variance of the batch per channel, and the running
+    statistics input * momentum + batch * (1 - momentum), as ONNX's reference computes them."""
+    nodes = [helper.make_node("BatchNormalization", ["x", "p0", "p1", "p2", "p3"],
+                              ["y", "running_mean", "running_var"], training_mode=1,
+                              momentum=0.8, epsilon=1e-3),
+             helper.make_node("BatchNormalization", ["x", "p0", "p1", "p2", "p3"], ["y_only"],
+                              training_mode=1)]
+    model = make_model(nodes, {"x": (F32, [2, 4, 3, 5])},
+                       ["y", "running_mean", "running_var", "y_only"],
                        params([4], [4], [4], [4], positive=(3,)), opset=15)
-    with pytest.raises(ModelError, match="training_mode=1"):
-        nnbuild.translate(model)
+    feeds = random_inputs(model)
+    expected = ReferenceEvaluator(model).run(None, feeds)
+    actual = nnbuild.compile(model, cache_dir=cache_dir).run(feeds)
+    for name, want in zip(["y", "running_mean", "running_var", "y_only"], expected):
+        assert_close(actual[name], want, what=name)
 
 
 # --- InstanceNormalization, LayerNormalization -----------------------------------------------
