@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..codegen.loops import c_literal
+from ..codegen.loops import c_literal, compute_ctype
 from ..ir.graph import Node, TensorType, is_splat, splat
 from .registry import InferContext, Op, attr_ints, normalize_axis, register
 
@@ -708,6 +708,12 @@ class Pad(Movement):
     def infer(self, ctx):
         x = ctx.types[0]
         self.mode(ctx.node, ctx.fail)
+        runtime = [i for i in (1, 3) if ctx.runtime(i)]
+        if runtime:                       # read at run time: the declared shape, checked
+            shape = ctx.declared(0, runtime[0], "pads" if runtime[0] == 1 else "axes")
+            if len(shape) != x.rank:
+                raise ctx.fail(f"the declared output shape {list(shape)} is no padding of {x}")
+            return [TensorType(x.dtype, shape)]
         axes = ctx.value(3, "axes") if ctx.has(3) else None
         pads = self.pads(ctx.node, x.rank, ctx.value(1, "pads"), axes, ctx.fail)
         shape = tuple(d + b + e for d, (b, e) in zip(x.shape, pads))
@@ -734,6 +740,9 @@ class Pad(Movement):
         x, y = node.inputs[0], node.outputs[0]
         shape, out = ctx.shape(x), ctx.shape(y)
         inputs = list(node.inputs) + [""] * (4 - len(node.inputs))
+        if any(name and ctx.known(name) is None for name in (inputs[1], inputs[3])):
+            self._lower_runtime(ctx, node, inputs)
+            return
         axes = known(ctx, inputs[3]) if inputs[3] else None
         pads = self.pads(node, len(shape), known(ctx, inputs[1]), axes, ValueError)
         xs, ys = strides_of(shape), strides_of(out)
@@ -747,6 +756,52 @@ class Pad(Movement):
             idx = np.pad(idx, (max(b, 0), max(e, 0)), mode=mode)
             axes.append(Axis(out[k], ys[k], table=tuple(int(i) * xs[k] for i in idx)))
         copy_nest(ctx, y, x, axes, hint="pad_rows")
+
+    def _lower_runtime(self, ctx, node, inputs):
+        """Pads (or axes) read at run time: begin / end per axis are checked against the
+        declared shape, then every output element finds its source per axis
+        (``nn_pad_source``: inside, or the mode's border rule, or -1 for the constant)."""
+        x, y = node.inputs[0], node.outputs[0]
+        shape, out = ctx.shape(x), ctx.shape(y)
+        rank, n = len(shape), ctx.type(inputs[1]).size // 2
+        lines = runtime_ints(ctx, inputs[1], "pads", 2 * n, "0")
+        if inputs[3]:
+            lines += runtime_ints(ctx, inputs[3], "axes", n, "0")
+        dims = ctx.table("int64_t", shape, "dims")
+        lines += [f"int64_t begin[{rank}], end[{rank}];",
+                  ctx.check_statement(f"nn_pad_plan(pads, {'axes' if inputs[3] else 'NULL'}, {n}, "
+                                      f"{dims}, {rank}, {ctx.table('int64_t', out, 'dims')}, "
+                                      f"begin, end)",
+                                      f"run-time pads give the declared {list(out)}")]
+        if not ctx.type(y).size:
+            ctx.emit(_block(lines))
+            return
+        mode = {"constant": 0, "edge": 1, "reflect": 2, "wrap": 3}[self.mode(node, ValueError)]
+        dtype = ctx.type(y).dtype
+        if inputs[2] and ctx.known(inputs[2]) is None:
+            value = f"{ctx.ptr(inputs[2])}[0]"
+        else:
+            v = ctx.known(inputs[2]) if inputs[2] else None
+            value = value_literal(0 if v is None or v.size == 0 else v.reshape(-1)[0], dtype)
+        xs = ctx.table("int64_t", strides_of(shape), "strides")
+        ctype = dtype.ctype
+        lines += [f"const {ctype} *x = {ctx.ptr(x)};", f"{ctype} *y = {ctx.ptr(y)};",
+                  f"const {ctype} value = {value};",
+                  f"for (size_t i = 0; i < {ctx.type(y).size}; ++i) {{",
+                  "    size_t rest = i;",
+                  "    ptrdiff_t at = 0;",
+                  f"    for (int d = {rank - 1}; d >= 0 && at >= 0; --d) {{"
+                  "       /* innermost axis first */",
+                  f"        int64_t o = (int64_t)(rest % (size_t){ctx.table('int64_t', out, 'dims')}[d]);",
+                  f"        rest /= (size_t){ctx.table('int64_t', out, 'dims')}[d];",
+                  "        int64_t lo = begin[d] < 0 ? -begin[d] : 0;",
+                  f"        int64_t kept = {dims}[d] - lo - (end[d] < 0 ? -end[d] : 0);",
+                  f"        int64_t j = nn_pad_source(o - (begin[d] > 0 ? begin[d] : 0), kept, {mode});",
+                  f"        at = j < 0 ? -1 : at + (ptrdiff_t)((lo + j) * {xs}[d]);",
+                  "    }",
+                  "    y[i] = at < 0 ? value : x[at];",
+                  "}"]
+        ctx.emit(_block(lines))
 
     def _lower_constant(self, ctx, node, value_name, shape, pads, xs, ys):
         x, y = node.inputs[0], node.outputs[0]
@@ -848,6 +903,12 @@ def _lower_view(ctx, node, view, perm) -> None:
 class Range(Movement):
     """y = start, start + delta, ... up to (not including) limit."""
     def infer(self, ctx):
+        runtime = [i for i in range(3) if ctx.runtime(i)]
+        if runtime:                       # read at run time: the declared length, checked
+            shape = ctx.declared(0, runtime[0], ("start", "limit", "delta")[runtime[0]])
+            if len(shape) != 1:
+                raise ctx.fail(f"the declared output shape {list(shape)} is not one dimension")
+            return [TensorType(ctx.types[0].dtype, shape)]
         start, limit, delta = (np.asarray(ctx.value(i, w)).reshape(-1)[0]
                                for i, w in ((0, "start"), (1, "limit"), (2, "delta")))
         if delta == 0:
@@ -861,5 +922,25 @@ class Range(Movement):
         return [(start + np.arange(n).astype(start.dtype) * delta).astype(start.dtype)]
 
     def lower(self, node, ctx):
-        args = [known(ctx, i) for i in node.inputs]
-        store_known(ctx, node.outputs[0], self.reference(node, *args)[0])
+        args = [ctx.known(i) for i in node.inputs]
+        y = node.outputs[0]
+        if all(a is not None for a in args):
+            store_known(ctx, y, self.reference(node, *args)[0])
+            return
+        # read at run time: n = max(ceil((limit - start) / delta), 0) must be the declared n
+        from .index import load as load_as_compute, store as store_from_compute
+        dtype = ctx.type(y).dtype
+        ctype = compute_ctype(dtype)      # f16 / bf16 compute in float
+        start, limit, delta = (load_as_compute(ctx, dtype, f"{ctx.ptr(name)}[0]") if a is None
+                               else c_literal(np.asarray(a).reshape(-1)[0], dtype)
+                               for name, a in zip(node.inputs, args))
+        n = ctx.shape(y)[0]
+        lines = [f"const {ctype} start = {start}, limit = {limit}, delta = {delta};",
+                 ctx.check_statement(f"delta != 0 && (int64_t)fmax(ceil(((double)limit - "
+                                     f"(double)start) / (double)delta), 0.0) == {n}",
+                                     f"run-time start, limit and delta give {n} values"),
+                 f"{dtype.ctype} *y = {ctx.ptr(y)};",
+                 f"for (size_t i = 0; i < {n}; ++i)",
+                 "    y[i] = " + store_from_compute(ctx, dtype, f"({ctype})(start + ({ctype})i * delta)")
+                 + ";"]
+        ctx.emit(_block(lines))

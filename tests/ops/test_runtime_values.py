@@ -168,3 +168,28 @@ def test_tile_and_expand_by_runtime_values(cache_dir):
     feeds = lambda r, s: {"x": x, "reps": np.array(r, np.int64), "shape": np.array(s, np.int64)}
     run_cases(model, cache_dir, [feeds([2, 3], [3, 2, 5]), feeds([2, 3], [3, 1, 5])],
               [feeds([3, 2], [3, 2, 5]), feeds([2, 3], [3, 2, 4])])
+
+
+@pytest.mark.parametrize("mode", ["constant", "edge", "reflect", "wrap"])
+def test_pad_by_runtime_pads(mode, cache_dir):
+    # pads, axes and the constant read at run time; negative pads crop
+    node = helper.make_node("Pad", ["x", "pads", "value", "axes"], ["y"], mode=mode)
+    model = make_model([node], {"x": (F32, [3, 4]), "pads": (np.int64, [2]),
+                                "value": (F32, []), "axes": (np.int64, [1])},
+                       {"y": (F32, [3, 6])}, opset=18)
+    x = np.arange(12, dtype=F32).reshape(3, 4)
+    feeds = lambda p, a=1, v=1.5: {"x": x, "pads": np.array(p, np.int64),
+                                   "value": np.array(v, F32), "axes": np.array([a], np.int64)}
+    crop = [feeds([-1, 3])] if mode == "constant" else []   # onnxruntime: reflect pads < kept
+    run_cases(model, cache_dir, [feeds([1, 1]), feeds([0, 2], v=-3), feeds([2, 0], a=-1)] + crop,
+              [feeds([1, 2]), feeds([1, 1], a=0)])
+
+
+def test_range_of_runtime_bounds(cache_dir):
+    node = helper.make_node("Range", ["start", "limit", "delta"], ["y"])
+    model = make_model([node], {k: (F32, []) for k in ("start", "limit", "delta")},
+                       {"y": (F32, [4])}, opset=13)
+    feeds = lambda s, l, d: {"start": np.array(s, F32), "limit": np.array(l, F32),
+                             "delta": np.array(d, F32)}
+    run_cases(model, cache_dir, [feeds(0, 4, 1), feeds(1, -0.5, -0.4)],
+              [feeds(0, 5, 1), feeds(0, 4, 0)])
