@@ -19,7 +19,6 @@ from . import sampling  # noqa: F401
 from . import control  # noqa: F401
 from . import training  # noqa: F401
 from . import ml  # noqa: F401
-from . import recurrent  # noqa: F401
 from . import detection  # noqa: F401
 from . import selection  # noqa: F401
-from . import scatter  # noqa: F401
+from . import recurrent  # noqa: F401
