@@ -22,3 +22,4 @@ from . import ml  # noqa: F401
 from . import detection  # noqa: F401
 from . import selection  # noqa: F401
 from . import recurrent  # noqa: F401
+from . import scatter  # noqa: F401
