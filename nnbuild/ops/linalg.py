@@ -1,4 +1,5 @@
-"""Matrix products: Gemm and MatMul, and the GEMM plumbing that Conv shares.
+"""Matrix products: Gemm and MatMul, and the GEMM plumbing that Conv shares; Einsum (a loop
+nest specialised to the equation and shapes) and Det (LU with partial pivoting).
 
 float32 runs on the cache-blocked SGEMM of ``hal/<target>/gemm.c``, whose left operand is
 packed into micro-kernel panels (``pack_a``) of the target's blocking (``targets.py``). A
@@ -421,3 +422,215 @@ class MatMul(Op):
             lhs, rhs, out = rhs.T, lhs.T, out.T
         body = gemm_calls(ctx, dtype, lhs, rhs, out, scratch=scratch)
         ctx.emit(loop_nest([d for _, d in dims], body))
+
+
+# --- Einsum -----------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class EinsumSpec:
+    """An Einsum equation bound to operand shapes: per operand the label of each dim (the dims
+    under "..." get labels "0", "1", ... right-aligned), the output labels, each label's extent
+    and the labels summed over."""
+    operands: tuple
+    output: tuple
+    sizes: dict
+    summed: tuple
+
+    @staticmethod
+    def of(equation: str, shapes: list, fail) -> "EinsumSpec":
+        eq = equation.replace(" ", "")
+        lhs, arrow, rhs = eq.partition("->")
+        terms = lhs.split(",")
+        if len(terms) != len(shapes):
+            raise fail(f"equation {equation!r} names {len(terms)} operands, "
+                       f"{len(shapes)} given")
+        letters = set()
+        for t in terms + ([rhs] if arrow else []):
+            body = t.replace("...", "", 1)
+            if not all(c.isalpha() for c in body) or "." in body:
+                raise fail(f"equation {equation!r}: term {t!r} is not letters with at most "
+                           f"one '...'")
+        ellipsis_rank = 0
+        for t, shape in zip(terms, shapes):
+            n = len(t.replace("...", ""))
+            if ("..." in t and len(shape) < n) or ("..." not in t and len(shape) != n):
+                raise fail(f"equation {equation!r}: term {t!r} does not fit an operand of "
+                           f"rank {len(shape)}")
+            if "..." in t:
+                ellipsis_rank = max(ellipsis_rank, len(shape) - n)
+        operands, sizes = [], {}
+        for t, shape in zip(terms, shapes):
+            head, _, tail = t.partition("...")
+            middle = len(shape) - len(head) - len(tail)
+            labels = tuple(head) + tuple(str(ellipsis_rank - middle + i)
+                                         for i in range(middle)) + tuple(tail)
+            for label, d in zip(labels, shape):
+                if label.isdigit():            # ellipsis dims broadcast
+                    if sizes.get(label, 1) != 1 and d not in (1, sizes[label]):
+                        raise fail(f"equation {equation!r}: '...' dims {list(shape)} do not "
+                                   f"broadcast")
+                    sizes[label] = max(sizes.get(label, 1), d)
+                elif sizes.setdefault(label, d) != d:
+                    raise fail(f"equation {equation!r}: {label!r} is {sizes[label]} and {d}")
+            letters.update(labels)
+            operands.append(labels)
+        dots = tuple(str(i) for i in range(ellipsis_rank))
+        if arrow:
+            head, _, tail = rhs.partition("...")
+            output = tuple(head) + (dots if "..." in rhs else ()) + tuple(tail)
+            unknown = [c for c in output if c not in letters]
+            if unknown or len(set(output)) != len(output):
+                raise fail(f"equation {equation!r}: output {rhs!r} repeats a label or names "
+                           f"one no operand has")
+        else:
+            counts = {}
+            for labels in operands:
+                for label in labels:
+                    counts[label] = counts.get(label, 0) + 1
+            output = dots + tuple(sorted(c for c in counts if not c.isdigit() and counts[c] == 1))
+        summed = tuple(sorted(c for c in letters if c not in output))
+        return EinsumSpec(tuple(operands), output, sizes, summed)
+
+    def strides(self, k: int, shape: tuple) -> dict:
+        """label -> element stride in operand k (repeated labels add up; broadcast dims 0)."""
+        out, step = {}, 1
+        for label, d in reversed(list(zip(self.operands[k], shape))):
+            out[label] = out.get(label, 0) + (step if d != 1 else 0)
+            step *= d
+        return out
+
+
+@register("Einsum", since=12)
+class Einsum(Op):
+    """y = einsum(equation, inputs...): products over shared labels, summed over the labels the
+    output lacks (diagonals, transposes, reductions, batched products; '...' broadcasts)."""
+    def spec(self, node, shapes, fail) -> EinsumSpec:
+        return EinsumSpec.of(str(node.attr("equation", "")), shapes, fail)
+
+    def infer(self, ctx):
+        dtypes_ = {t.dtype for t in ctx.types}
+        if len(dtypes_) != 1:
+            raise ctx.fail(f"operand element types differ: {sorted(map(str, dtypes_))}")
+        s = self.spec(ctx.node, [t.shape for t in ctx.types], ctx.fail)
+        return [TensorType(ctx.types[0].dtype, tuple(s.sizes[c] for c in s.output))]
+
+    def reference(self, node, *arrays):
+        wide = [a.astype(np.float32) if str(a.dtype) in ("bfloat16", "float16") else a
+                for a in arrays]
+        return [np.asarray(np.einsum(str(node.attr("equation")), *wide)).astype(arrays[0].dtype)]
+
+    def flops(self, node, graph):
+        s = self.spec(node, [graph.types[i].shape for i in node.inputs], _fail(node))
+        return len(node.inputs) * int(np.prod([s.sizes[c] for c in s.output + s.summed],
+                                              dtype=np.int64))
+
+    def lower(self, node, ctx):
+        from ..codegen.loops import HALF_TYPES, compute_ctype
+        y = node.outputs[0]
+        dtype = ctx.type(y).dtype
+        if not (dtype.is_float or dtype.is_integer):
+            raise _fail(node)(f"no kernel for element type {dtype}")
+        s = self.spec(node, [ctx.shape(i) for i in node.inputs], _fail(node))
+        ct = compute_ctype(dtype)
+        acc = "double" if dtype.short == "f64" else ct
+        load, store = ("", "") if dtype.short not in HALF_TYPES else HALF_TYPES[dtype.short]
+        if load:
+            ctx.helper("half")
+        var = {c: f"i_{c}" if not c.isdigit() else f"e{c}" for c in s.sizes}
+        out_strides = EinsumSpec((s.output,) + s.operands, s.output, s.sizes, s.summed) \
+            .strides(0, tuple(s.sizes[c] for c in s.output))
+        lines = [f"{ctx.ctype(y)} *y = {ctx.ptr(y)};"]
+        terms = []
+        for k, name in enumerate(node.inputs):
+            lines.append(f"const {ctx.ctype(name)} *x{k} = {ctx.ptr(name)};")
+            st = s.strides(k, ctx.shape(name))
+            index = " + ".join(f"{var[c]} * {v}" if v != 1 else var[c]
+                               for c, v in st.items() if v) or "0"
+            terms.append(f"{load}(x{k}[{index}])" if load else f"x{k}[{index}]")
+        out_index = " + ".join(f"{var[c]} * {v}" if v != 1 else var[c]
+                               for c, v in out_strides.items() if v) or "0"
+        indent = ""
+        for c in s.output:
+            lines.append(f"{indent}for (size_t {var[c]} = 0; {var[c]} < {s.sizes[c]}; "
+                         f"++{var[c]}) {{")
+            indent += "    "
+        lines.append(f"{indent}{acc} acc = 0;")
+        inner = indent
+        for c in s.summed:
+            lines.append(f"{inner}for (size_t {var[c]} = 0; {var[c]} < {s.sizes[c]}; "
+                         f"++{var[c]})")
+            inner += "    "
+        lines.append(f"{inner}acc += {' * '.join(terms)};")
+        value = f"({ct})acc" if acc != ct else "acc"
+        lines.append(f"{indent}y[{out_index}] = {f'{store}({value})' if store else value};")
+        for _ in s.output:
+            indent = indent[4:]
+            lines.append(f"{indent}}}")
+        ctx.emit("{\n" + "\n".join("    " + x for x in lines) + "\n}")
+
+
+def _fail(node):
+    def fail(message):
+        return ModelError(f"node {node.label} ({node.op}): {message}")
+    return fail
+
+
+# --- Det --------------------------------------------------------------------------------------
+@register("Det", since=11)
+class Det(Op):
+    """y = det(X) of each square matrix X[..., M, M] (LU with partial pivoting, in double)."""
+    def infer(self, ctx):
+        x = ctx.types[0]
+        if x.rank < 2 or x.shape[-1] != x.shape[-2]:
+            raise ctx.fail(f"X must be square matrices [..., M, M], got {x}")
+        if not x.dtype.is_float:
+            raise ctx.fail(f"no kernel for element type {x.dtype} (supported: float types)")
+        return [TensorType(x.dtype, x.shape[:-2])]
+
+    def reference(self, node, x):
+        return [np.asarray(np.linalg.det(x.astype(np.float64))).astype(x.dtype)]
+
+    def scratch_bytes(self, node, graph):
+        m = graph.types[node.inputs[0]].shape[-1]
+        return 8 * m * m
+
+    def lower(self, node, ctx):
+        from ..codegen.loops import HALF_TYPES
+        x, y = node.inputs[0], node.outputs[0]
+        m = ctx.shape(x)[-1]
+        count = ctx.type(y).size
+        dtype = ctx.type(y).dtype
+        load, store = HALF_TYPES.get(dtype.short, ("", ""))
+        if load:
+            ctx.helper("half")
+        ctx.emit(f"""{{
+    const {ctx.ctype(x)} *x = {ctx.ptr(x)};
+    {ctx.ctype(y)} *y = {ctx.ptr(y)};
+    double *a = {ctx.scratch('double')};
+    for (size_t n = 0; n < {count}; ++n) {{
+        for (size_t i = 0; i < {m * m}; ++i) a[i] = (double){load}(x[n * {m * m} + i]);
+        double det = 1.0;
+        for (size_t k = 0; k < {m}; ++k) {{
+            size_t p = k;
+            for (size_t i = k + 1; i < {m}; ++i)
+                if (fabs(a[i * {m} + k]) > fabs(a[p * {m} + k])) p = i;
+            if (a[p * {m} + k] == 0.0) {{
+                det = 0.0;
+                break;
+            }}
+            if (p != k) {{          /* row swap: the sign flips */
+                for (size_t j = 0; j < {m}; ++j) {{
+                    const double t = a[k * {m} + j];
+                    a[k * {m} + j] = a[p * {m} + j];
+                    a[p * {m} + j] = t;
+                }}
+                det = -det;
+            }}
+            det *= a[k * {m} + k];
+            for (size_t i = k + 1; i < {m}; ++i) {{
+                const double f = a[i * {m} + k] / a[k * {m} + k];
+                for (size_t j = k + 1; j < {m}; ++j) a[i * {m} + j] -= f * a[k * {m} + j];
+            }}
+        }}
+        y[n] = {store}(({dtype.ctype if not store else 'float'})det);
+    }}
+}}""")

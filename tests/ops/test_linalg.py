@@ -219,6 +219,76 @@ def test_matmul_half_precision_widens_to_float32(dtype, case, cache_dir):
     assert_close(y, _half_reference(a, b, np_dtype))
 
 
+# --- Einsum and Det ---------------------------------------------------------------------------
+EINSUM = {
+    "matmul": ("ij,jk->ik", [[4, 5], [5, 3]]),
+    "batch_matmul": ("bij,bjk->bik", [[2, 4, 5], [2, 5, 3]]),
+    "transpose": ("ij->ji", [[4, 5]]),
+    "sum_all": ("ij->", [[4, 5]]),
+    "row_sums": ("ij->i", [[4, 5]]),
+    "diagonal": ("ii->i", [[5, 5]]),
+    "trace": ("ii", [[5, 5]]),
+    "batch_diagonal": ("...ii->...i", [[2, 3, 4, 4]]),
+    "implicit": ("ij,jk", [[4, 5], [5, 3]]),
+    "outer": ("i,j->ij", [[4], [3]]),
+    "three": ("ij,jk,kl->il", [[2, 3], [3, 4], [4, 5]]),
+    "ellipsis_broadcast": ("...ij,...jk->...ik", [[2, 1, 3, 4], [1, 3, 4, 2]]),
+    "bilinear": ("bn,anm,bm->ba", [[2, 3], [4, 3, 5], [2, 5]]),
+}
+
+
+def test_einsum_equations(cache_dir):
+    """One Einsum per case of EINSUM (output y_<case>)."""
+    nodes, inputs = [], {}
+    for name, (equation, shapes) in EINSUM.items():
+        names = [f"x{k}_{name}" for k in range(len(shapes))]
+        inputs.update({n: (F32, s) for n, s in zip(names, shapes)})
+        nodes.append(helper.make_node("Einsum", names, [f"y_{name}"], equation=equation))
+    check_against_onnxruntime(make_model(nodes, inputs, [n.output[0] for n in nodes]),
+                              cache_dir)
+
+
+def test_einsum_bfloat16_accumulates_in_float(cache_dir):
+    import ml_dtypes
+    x = np.random.default_rng(3).standard_normal((3, 4, 5)).astype(ml_dtypes.bfloat16)
+    w = np.random.default_rng(4).standard_normal((5, 2)).astype(ml_dtypes.bfloat16)
+    code = helper.np_dtype_to_tensor_dtype(x.dtype)
+    graph = helper.make_graph(
+        [helper.make_node("Einsum", ["x", "w"], ["y"], equation="bij,jk->bki")], "e",
+        [helper.make_tensor_value_info("x", code, [3, 4, 5])],
+        [helper.make_empty_tensor_value_info("y")], [onnx_numpy_helper.from_array(w, "w")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    y = nnbuild.compile(model, cache_dir=cache_dir).run({"x": x})["y"]
+    expected = np.einsum("bij,jk->bki", x.astype(F32), w.astype(F32)).astype(x.dtype)
+    assert_close(y, expected)
+
+
+def test_det_of_batches_of_matrices(cache_dir):
+    """Det of [2, 3, M, M] (with a singular and a row-swapping matrix) and of one matrix."""
+    x = np.random.default_rng(5).standard_normal((2, 3, 4, 4)).astype(F32)
+    x[0, 1, 3] = x[0, 1, 0]                              # singular
+    x[1, 2, 0, 0] = 0.0                                  # needs a pivot
+    model = make_model([helper.make_node("Det", ["x"], ["y"]),
+                        helper.make_node("Det", ["m"], ["z"])],
+                       {"x": (F32, [2, 3, 4, 4]), "m": (F32, [3, 3])}, ["y", "z"])
+    feeds = {"x": x, "m": np.random.default_rng(6).standard_normal((3, 3)).astype(F32)}
+    check_against_onnxruntime(model, cache_dir, feeds=feeds)
+
+
+@pytest.mark.parametrize("equation,shapes,message", [
+    ("ij,jk->ik", [[2, 3], [4, 5]], "'j' is 3 and 4"),
+    ("ij->ik", [[2, 3]], "names one no operand has"),
+    ("ijk->i", [[2, 3]], "does not fit an operand of rank 2"),
+    ("ij,jk", [[2, 3]], "names 2 operands, 1 given"),
+])
+def test_bad_einsum_equations_are_model_errors(equation, shapes, message):
+    names = [f"x{k}" for k in range(len(shapes))]
+    model = make_model([helper.make_node("Einsum", names, ["y"], equation=equation)],
+                       {n: (F32, s) for n, s in zip(names, shapes)}, ["y"])
+    with pytest.raises(ModelError, match=message):
+        nnbuild.translate(model)
+
+
 # --- errors and contracts ---------------------------------------------------------------------
 @pytest.mark.parametrize("node,inputs,message", [
     (helper.make_node("MatMul", ["a", "b"], ["y"]), {"a": [3, 4], "b": [5, 6]},
