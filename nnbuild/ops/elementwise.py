@@ -12,7 +12,7 @@ import numpy as np
 
 from .. import dtypes
 from ..codegen.loops import (Scalar, broadcast_loop, broadcast_shape, c_literal, compute_ctype,
-                             encode_narrow, load_value, math_fn)
+                             encode_narrow, load_value, math_fn, store_value)
 from ..errors import ModelError
 from ..ir.graph import Node, TensorType
 from .registry import InferContext, Op, register
@@ -133,31 +133,86 @@ class Identity(Unary):
 
 @register("Dropout", since=1)
 class Dropout(Op):
-    """Inference: y = x; the optional mask is all true."""
+    """Inference: y = x and the optional mask is all true. Training (opset 12+, training_mode
+    true at run time): mask = u >= ratio for u uniform in [0, 1) from MT19937 seeded with
+    ``seed`` (0 when absent; one draw per element in row-major order, as numpy's RandomState
+    draws them, so ONNX's reference gives the same mask), y = mask * x / (1 - ratio). Every run
+    draws the same mask: results stay deterministic."""
     def canonicalize(self, node, version, graph):
         if node.attr("is_test", 1) == 0 and version < 7:
             raise ModelError(f"node {node.label} (Dropout): is_test=0 (training) is random; "
                              f"only inference Dropout is supported")
         training = node.inputs[2] if len(node.inputs) > 2 else ""
-        if training and (training not in graph.constants
-                         or bool(np.asarray(graph.constants[training]).reshape(-1)[0])):
-            raise ModelError(f"node {node.label} (Dropout): training_mode must be a constant "
-                             f"false; training Dropout is random and not supported")
-        attrs = {k: v for k, v in node.attrs.items() if k not in ("is_test", "ratio", "seed")}
-        return [node.replace(attrs=attrs, inputs=node.inputs[:1])]
+        ratio = node.inputs[1] if len(node.inputs) > 1 else ""
+        never = not training or (training in graph.constants and not bool(
+            np.asarray(graph.constants[training]).reshape(-1)[0]))
+        no_drop = ratio in graph.constants and float(
+            np.asarray(graph.constants[ratio]).reshape(-1)[0]) == 0
+        if never or no_drop:
+            attrs = {k: v for k, v in node.attrs.items() if k not in ("is_test", "ratio", "seed")}
+            return [node.replace(attrs=attrs, inputs=node.inputs[:1])]
+        seed = int(node.attr("seed", 0))
+        if not 0 <= seed < 1 << 32:
+            raise ModelError(f"node {node.label} (Dropout): seed {seed} is outside 0..2^32-1")
+        if not ratio:      # training_mode given, ratio omitted: its default
+            ratio = graph.add_constant(graph.unique_name(f"{node.outputs[0]}_ratio"),
+                                       np.array(0.5, np.float32))
+        return [node.replace(attrs={"seed": seed}, inputs=(node.inputs[0], ratio, training))]
 
     def infer(self, ctx):
         x = ctx.types[0]
+        if len(ctx.types) > 1:
+            ratio, training = ctx.types[1], ctx.types[2]
+            if ratio.size != 1 or not ratio.dtype.is_float:
+                raise ctx.fail(f"ratio {ratio} must be one float")
+            if training.size != 1 or training.dtype != dtypes.BOOL:
+                raise ctx.fail(f"training_mode {training} must be one bool")
+            if not x.dtype.is_float:
+                raise ctx.fail(f"training Dropout of {x.dtype}: supported f16, bf16, f32, f64")
         return [x, TensorType(dtypes.BOOL, x.shape)]
 
-    def reference(self, node, x, *rest):
-        return [x, np.ones(x.shape, bool)]
+    def reference(self, node, x, ratio=None, training=None):
+        if ratio is None or not bool(np.asarray(training).reshape(-1)[0]) or \
+                float(np.asarray(ratio).reshape(-1)[0]) == 0:
+            return [x, np.ones(x.shape, bool)]
+        ratio = np.asarray(ratio).reshape(())
+        mask = np.random.RandomState(int(node.attr("seed", 0))).uniform(0, 1.0, x.shape) >= ratio
+        return [(mask * x * (1.0 / (1.0 - ratio))).astype(x.dtype), mask]
 
     def lower(self, node, ctx):
         x, outs = node.inputs[0], node.outputs
-        ctx.emit(f"memcpy({ctx.ptr(outs[0])}, {ctx.ptr(x)}, {ctx.type(x).nbytes});")
-        if len(outs) > 1 and outs[1]:
-            ctx.emit(f"memset({ctx.ptr(outs[1])}, 1, {ctx.type(outs[1]).nbytes});")
+        if len(node.inputs) == 1:
+            ctx.emit(f"memcpy({ctx.ptr(outs[0])}, {ctx.ptr(x)}, {ctx.type(x).nbytes});")
+            if len(outs) > 1 and outs[1]:
+                ctx.emit(f"memset({ctx.ptr(outs[1])}, 1, {ctx.type(outs[1]).nbytes});")
+            return
+        self.lower_training(node, ctx)
+
+    def lower_training(self, node, ctx):
+        x, ratio, training = node.inputs
+        y, mask = (list(node.outputs) + [""])[:2]
+        xt, rt = ctx.type(x), ctx.type(ratio).dtype
+        if xt.size == 0:
+            return
+        ct, rct = compute_ctype(xt.dtype), compute_ctype(rt)
+        ctx.helper("mt19937")
+        m = f"{ctx.ptr(mask)}" if mask else None
+        lines = [f"const {xt.dtype.ctype} *x = {ctx.ptr(x)};", f"{xt.dtype.ctype} *y = {ctx.ptr(y)};",
+                 f"const {rct} ratio = {load_value(ctx, rt, f'{ctx.ptr(ratio)}[0]')};",
+                 f"if (!{ctx.ptr(training)}[0] || ratio == 0) {{",
+                 f"    memcpy(y, x, {xt.nbytes});"]
+        lines += [f"    memset({m}, 1, {xt.size});"] if m else []
+        lines += ["} else {",
+                  "    nn_mt19937 rng;",
+                  f"    nn_mt19937_seed(&rng, {int(node.attr('seed', 0))}u);",
+                  f"    const {rct} scale = 1 / (1 - ratio);",
+                  f"    for (size_t i = 0; i < {xt.size}; ++i) {{",
+                  "        const bool keep = nn_mt19937_double(&rng) >= (double)ratio;",
+                  f"        const {ct} kept = ({ct})keep * {load_value(ctx, xt.dtype, 'x[i]')};",
+                  f"        y[i] = {store_value(ctx, xt.dtype, f'({ct})(kept * scale)')};"]
+        lines += [f"        {m}[i] = keep;"] if m else []
+        lines += ["    }", "}"]
+        ctx.emit("{\n" + "\n".join("    " + line for line in lines) + "\n}")
 
 
 # --- n-ary with broadcasting --------------------------------------------------------------------

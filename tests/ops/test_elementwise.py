@@ -97,9 +97,28 @@ def test_cast_to_float16_and_back(cache_dir):
     check_against_onnxruntime(model, cache_dir)
 
 
-def test_training_dropout_is_refused():
+@pytest.mark.parametrize("seed", [None, 0, 12345])
+def test_training_dropout_draws_the_reference_mask(seed, cache_dir):
+    """training_mode and ratio are run-time inputs; with training on, the mask is numpy's
+    RandomState(seed) draw (seed 0 when absent) and kept values scale by 1 / (1 - ratio)."""
+    from onnx.reference import ReferenceEvaluator
     import nnbuild
-    model = make_model([helper.make_node("Dropout", ["x", "r", "t"], ["y"])], {"x": (F32, [4])}, ["y"],
-                       {"r": np.array(0.5, F32), "t": np.array(True)})
-    with pytest.raises(nnbuild.ModelError, match="training_mode must be a constant false"):
-        nnbuild.translate(model)
+    attrs = {} if seed is None else {"seed": seed}
+    nodes = [helper.make_node("Dropout", ["x", "r", "t"], ["y", "mask"], **attrs),
+             helper.make_node("Dropout", ["x", "r", "t"], ["y_only"], **attrs)]
+    model = make_model(nodes, {"x": (F32, [3, 700]), "r": (F32, []), "t": (np.bool_, [])},
+                       ["y", "mask", "y_only"], opset=13)
+    compiled = nnbuild.compile(model, cache_dir=cache_dir)
+    x = np.random.default_rng(5).standard_normal((3, 700)).astype(F32)
+    reference_model = make_model(nodes, {"x": (F32, [3, 700]), "r": (F32, []),
+                                         "t": (np.bool_, [])}, ["y", "mask", "y_only"],
+                                 opset=13)
+    if seed is None:     # the reference draws an unseeded mask; ours is seed 0's
+        for node in reference_model.graph.node:
+            node.attribute.append(helper.make_attribute("seed", 0))
+    for ratio, training in ((0.75, True), (0.3, True), (0.5, False), (0.0, True)):
+        feeds = {"x": x, "r": np.array(ratio, F32), "t": np.array(training)}
+        expected = ReferenceEvaluator(reference_model).run(None, feeds)
+        actual = compiled.run(feeds)
+        for name, want in zip(["y", "mask", "y_only"], expected):
+            np.testing.assert_array_equal(actual[name], want, err_msg=f"{name} {ratio} {training}")
