@@ -23,3 +23,4 @@ from . import detection  # noqa: F401
 from . import selection  # noqa: F401
 from . import recurrent  # noqa: F401
 from . import scatter  # noqa: F401
+from . import spectral  # noqa: F401
