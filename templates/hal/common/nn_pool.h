@@ -12,12 +12,13 @@
  * a worker's buffer elsewhere; a job whose tasks need more than NN_POOL_SCRATCH_BYTES runs on
  * the caller alone.
  *
- * Determinism: the number of tasks and each task's range come from the problem's shape only
- * (nn_tile_range, nn_plan_tiles below), never from the thread count, and a task computes its
- * outputs with the same code whichever thread runs it; which thread claims which task does not
- * matter. So results are bit-identical at every thread count. Kernels keep tile boundaries at
- * multiples of their register tile (MR rows, NR columns), so a split output is even identical
- * to an unsplit one.
+ * Determinism: a kernel splits its output only at multiples of its register tile (MR rows
+ * and NR columns of a GEMM, whole output rows of a direct convolution, whole planes), so every
+ * output element is computed by the same instructions in the same order as in the unsplit
+ * kernel, whichever task holds it and whichever thread runs that task. How many tasks
+ * (nn_task_count: from the work's size and the thread count; 1 on one thread, where the
+ * kernel runs exactly as without a pool) and who claims them change nothing in the results:
+ * they are bit-identical at every thread count (tests/targets/test_threads.py).
  *
  * Concurrency: one parallel_for at a time uses the workers. A second one that starts meanwhile
  * (another thread's <p>_run_ws with its own workspace) runs all its tasks on its own thread,
@@ -36,6 +37,7 @@
 #define NN_POOL_SCRATCH_BYTES ((size_t)1 << 20)       /* each worker's private scratch */
 #define NN_POOL_MAX_TASKS 32                          /* tasks one kernel call splits into */
 #define NN_POOL_TASK_FLOPS 400000.0                   /* least work worth one task */
+#define NN_POOL_TASKS_PER_THREAD 3                    /* for balance on a busy machine */
 
 typedef void (*nn_task_fn)(const void *ctx, int task, void *scratch);
 
@@ -58,11 +60,16 @@ static inline void nn_tile_range(int total, int tiles, int align, int t, int *be
     *end = (int)(e < total ? e : total);
 }
 
-/* How many tasks `flops` of work is worth: 1 .. NN_POOL_MAX_TASKS. */
+/* How many tasks `flops` of work is worth with the current thread count: 1 on one thread (the
+ * kernel then runs unsplit), else up to NN_POOL_TASKS_PER_THREAD per thread, at least
+ * NN_POOL_TASK_FLOPS each, at most NN_POOL_MAX_TASKS. */
 static inline int nn_task_count(double flops)
 {
+    const int threads = NN_FN(pool_threads)();
+    const int most = threads * NN_POOL_TASKS_PER_THREAD < NN_POOL_MAX_TASKS
+                     ? threads * NN_POOL_TASKS_PER_THREAD : NN_POOL_MAX_TASKS;
     const double t = flops / NN_POOL_TASK_FLOPS;
-    return t < 1.0 ? 1 : t > NN_POOL_MAX_TASKS ? NN_POOL_MAX_TASKS : (int)t;
+    return threads <= 1 || t < 1.0 ? 1 : t > most ? most : (int)t;
 }
 
 /* Tiles of an m x n output whose elements each cost k multiply-adds, rows in units of mr and
