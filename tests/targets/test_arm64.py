@@ -6,8 +6,8 @@ qemu-aarch64 (Debian's qemu-user; .ci/run installs both, the tests skip without 
   and MC cache blocks, for every layout of B and C and every init (zero, bias, accumulate), and
   its run-time packing of A is the compile-time one (linalg.pack_a);
 - the convolution kernels (direct tiles, 1x1, strided, grouped, depthwise) match onnxruntime;
-- whole networks built for arm64-neon match onnxruntime and the x86 build within
-  MODEL_TOLERANCE;
+- whole networks built for arm64-neon (resnet_small, transformer_small) match onnxruntime and
+  the x86 build within MODEL_TOLERANCE;
 - apps give bit-identical outputs on 1 and 3 threads;
 - everything compiles warning-free (-Wall -Wextra -Werror) with aarch64-linux-gnu-gcc, and a
   cross build through the toolchain file picks arm64-neon for `TARGET host`."""
@@ -43,7 +43,8 @@ pytestmark = pytest.mark.skipif(
 NEON = targets.TARGETS["arm64-neon"]
 HAL = os.path.join(resources.templates_dir(), "hal")
 TOOLCHAIN = os.path.join(resources.cmake_dir(), "toolchains", "aarch64-linux-gnu.cmake")
-MODELS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "models", "data")
+TESTS = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+MODELS = os.path.join(TESTS, "models", "data")
 F32 = np.float32
 QEMU_TIMEOUT_S = 600
 
@@ -197,6 +198,27 @@ def test_neon_sgemm_is_exact_at_every_edge_of_its_blocking(gemm_program, threads
     assert at == len(result)
 
 
+@pytest.mark.parametrize("compiler", [
+    [CC],
+    pytest.param(["clang", "--target=aarch64-linux-gnu"], marks=pytest.mark.skipif(
+        not shutil.which("clang"), reason="clang absent")),
+], ids=["gcc", "clang"])
+def test_every_kernel_family_compiles_warning_free_for_aarch64(compiler, tmp_path):
+    """A project with every family and helper (--fixed-files): the arm64-neon kernels and the
+    generic ones it falls back to, with -Wall -Wextra -Werror at -O3."""
+    project = tmp_path / "project"
+    nnbuild.generate(write_conv_model(tmp_path), str(project), target="arm64-neon",
+                     fixed_files=True)
+    sources = sorted((project / "hal").glob("*.c")) + sorted((project / "src").glob("*.c"))
+    assert {"gemm.c", "conv.c", "nn_pool.c"} <= {f.name for f in sources}
+    for source in sources + [project / "app" / "main.c"]:
+        proc = subprocess.run([*compiler, "-std=c11", "-O3", "-Wall", "-Wextra", "-Werror",
+                               "-I", str(project / "hal"), "-I", str(project / "include"),
+                               "-I", str(project / "src"), "-c", str(source), "-o", os.devnull],
+                              capture_output=True, text=True)
+        assert proc.returncode == 0, f"{source.name}:\n{proc.stderr}"
+
+
 # --- generated projects, cross-built ---------------------------------------------------------
 def cross_build(model, folder) -> str:
     """nnbuild generate --target arm64-neon, then CMake with the aarch64 toolchain file and
@@ -254,6 +276,12 @@ def conv_model(c, m, size, kernel, group=1, stride=1, pad=0, dilation=1, relu=Fa
     return make_model(nodes, {"x": (F32, [1, c, size[0], size[1]])}, ["y"], inits)
 
 
+def write_conv_model(folder) -> str:
+    path = os.path.join(str(folder), "m.onnx")
+    onnx.save(conv_model(c=3, m=8, size=(6, 6), kernel=3), path)
+    return path
+
+
 CONVS = {   # name: conv_model arguments; each reaches a different path of conv.c
     "3x3-direct": dict(c=5, m=19, size=(9, 14), kernel=3, pad=1, relu=True),
     "3x3-stride2": dict(c=6, m=10, size=(11, 13), kernel=3, stride=2, pad=1),
@@ -304,7 +332,7 @@ def test_cross_build_with_the_toolchain_file_picks_arm64_neon(tmp_path):
     with the aarch64 toolchain file, are generated for arm64-neon (its kernels in the build)."""
     source = tmp_path / "app"
     source.mkdir()
-    (source / "m.onnx").write_bytes(conv_model(c=3, m=8, size=(6, 6), kernel=3).SerializeToString())
+    write_conv_model(source)
     (source / "CMakeLists.txt").write_text(
         "cmake_minimum_required(VERSION 3.16)\nproject(crosscheck C ASM)\n"
         "find_package(nnbuild CONFIG REQUIRED)\nnn_add_model(net MODEL m.onnx)\n"
