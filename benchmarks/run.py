@@ -1,17 +1,24 @@
 """nnbuild against onnxruntime, side by side in one run, on batch-1 float32 inference.
 
-    python benchmarks/run.py                       # the whole set at 1 and 2 threads
-    python benchmarks/run.py --threads 1 --models sgemm_1024,mlp --runs 50 --json out.json
+    python benchmarks/run.py                       # the default set at 1 and 2 threads
+    python benchmarks/run.py --threads 1 --models resnet18,mlp --runs 50 --json out.json
 
-The set: the nine light model-zoo nets shipped with the onnx package (1x3x224x224, weights that
-are one value everywhere: their speed is real, their numbers are not), the real-weight nets of
-tests/models/data, an MLP (seeded weights) and a 1024x1024x1024 SGEMM (a MatMul with constant
+The default set (issue 6): the nine light model-zoo nets shipped with the onnx package
+(1x3x224x224, weights that are one value everywhere: their speed is real, their numbers are
+not), and five networks with seeded weights built by benchmarks/models.py: ResNet-18,
+MobileNetV2 (depthwise; both 1x3x224x224), a BERT-style encoder (4 layers, hidden 256,
+sequence 128), an MLP and an LSTM (hidden 256, sequence 64). ``--models`` also takes the
+real-weight nets of tests/models/data and a 1024x1024x1024 SGEMM (a MatMul with constant
 weights). Every model is built once with ``nnbuild.build`` (target ``--target``, default host)
-into ``--work``; then, per thread count, our app (``<p>_app --bench N --threads T``) and
-onnxruntime (CPU provider, all graph optimizations on, ``intra_op_num_threads = T``, the same
-inputs) each run in a fresh process, alternating ``--repeat`` times; each side's best median
-is reported (the best is the least disturbed by other work on the machine). Both take
-``--warmup`` untimed runs first. Outputs are compared once, within the shared model tolerance.
+into ``--work``; a model nnbuild cannot compile is reported as "unsupported" and left out of
+the means. Then, per thread count, our app (``<p>_app --bench N --threads T``) and onnxruntime
+(CPU provider, all graph optimizations on, ``intra_op_num_threads = T``, the same inputs) each
+run in a fresh process, alternating ``--repeat`` times; each side's best median is reported
+(the best is the least disturbed by other work on the machine). Both take ``--warmup`` untimed
+runs first. Outputs are compared once, within the shared model tolerance.
+
+Results go to stdout as a markdown table (with the geometric mean of the ratios per thread
+count) and to ``--json`` and ``--markdown`` (default: results.json and results.md in --work).
 
 The FMA peak is measured once per run with a small loop of independent vector FMAs
 (benchmarks/fma_peak.c, built with the target's flags); "% peak" is GFLOP/s over T times that.
@@ -36,8 +43,11 @@ from onnx import helper, numpy_helper
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, ROOT)
+sys.path.insert(0, HERE)
 
+import models                                           # noqa: E402  (benchmarks/models.py)
 import nnbuild                                          # noqa: E402
+from nnbuild.errors import BuildError, ModelError       # noqa: E402
 from nnbuild import targets                             # noqa: E402
 from nnbuild.ops import registry                        # noqa: E402
 from nnbuild.testing import MODEL_TOLERANCE, assert_close   # noqa: E402
@@ -100,21 +110,10 @@ def _model(nodes, inputs, outputs, inits) -> onnx.ModelProto:
     return model
 
 
-def _mlp(work: str):
-    """784 -> 1024 -> 1024 -> 10, ReLU between, batch 1 (matrix-vector products)."""
-    rng = np.random.default_rng(1)
-    sizes, nodes, inits, prev = [784, 1024, 1024, 10], [], {}, "x"
-    for i, (a, b) in enumerate(zip(sizes, sizes[1:])):
-        inits[f"w{i}"] = (rng.standard_normal((b, a)) / math.sqrt(a)).astype(np.float32)
-        inits[f"b{i}"] = rng.standard_normal(b).astype(np.float32) * 0.1
-        out = "y" if i == len(sizes) - 2 else f"h{i}"
-        nodes.append(helper.make_node("Gemm", [prev, f"w{i}", f"b{i}"], [out + "_"]
-                                      if out != "y" else [out], transB=1))
-        if out != "y":
-            nodes.append(helper.make_node("Relu", [out + "_"], [out]))
-        prev = out
-    path = _save(_model(nodes, [("x", [1, 784])], ["y"], inits), work, "mlp")
-    return path, {"x": rng.standard_normal((1, 784)).astype(np.float32)}
+def _built(work: str, name: str):
+    """A network of benchmarks/models.py, saved under ``work``, with its seeded inputs."""
+    model = models.BUILDERS[name]()
+    return _save(model, work, name), models.feeds(model)
 
 
 def _sgemm(work: str, n: int = 1024):
@@ -125,11 +124,15 @@ def _sgemm(work: str, n: int = 1024):
     return _save(model, work, f"sgemm_{n}"), {"x": rng.uniform(-1, 1, (n, n)).astype(np.float32)}
 
 
+DEFAULT = ZOO + ["resnet18", "mobilenet_v2", "bert_encoder", "mlp", "lstm"]
+
+
 def benchmark_set(work: str) -> dict:
-    """name -> a function returning (onnx path, feeds)."""
-    cases = {"sgemm_1024": lambda: _sgemm(work), "mlp": lambda: _mlp(work)}
+    """name -> a function returning (onnx path, feeds); DEFAULT lists the default run."""
+    cases = {name: (lambda n=name: _light(n)) for name in ZOO}
+    cases.update({name: (lambda n=name: _built(work, n)) for name in models.BUILDERS})
     cases.update({name: (lambda n=name: _real(n)) for name in REAL})
-    cases.update({name: (lambda n=name: _light(n)) for name in ZOO})
+    cases["sgemm_1024"] = lambda: _sgemm(work)
     return cases
 
 
@@ -210,11 +213,31 @@ def geomean(values):
     return math.exp(sum(math.log(v) for v in values) / len(values)) if values else float("nan")
 
 
+def markdown(rows: list, threads: list) -> str:
+    """The results table; an unsupported model is one row with no numbers."""
+    lines = ["| model | threads | GFLOP | nnbuild ms | onnxruntime ms | ratio | GFLOP/s | % peak |",
+             "|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        if "ratio" not in r:
+            lines.append(f"| {r['model']} | {r['threads']} | {r['check']} | | | | | |")
+            continue
+        note = "" if r["check"] == "ok" else f" ({r['check']})"
+        lines.append(f"| {r['model']}{note} | {r['threads']} | {r['gflop']:.3f} | "
+                     f"{r['ours_ms']:.3f} | {r['ort_ms']:.3f} | {r['ratio']:.2f} | "
+                     f"{r['gflops']:.1f} | {r['peak_pct']:.1f} |")
+    for t in threads:
+        ratios = [r["ratio"] for r in rows if r["threads"] == t and "ratio" in r]
+        lines.append(f"| **geometric mean** ({len(ratios)} models) | {t} | | | | "
+                     f"**{geomean(ratios):.2f}** | | |")
+    return "\n".join(lines) + "\n"
+
+
 # --- main -------------------------------------------------------------------------------------
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--threads", default="1,2", help="thread counts, e.g. 1,2")
-    p.add_argument("--models", default="", help="comma-separated subset (default: all)")
+    p.add_argument("--models", default="", help="comma-separated models (default: the "
+                   "default set; 'all' adds the tests' real-weight nets and sgemm_1024)")
     p.add_argument("--skip", default="", help="comma-separated models to leave out")
     p.add_argument("--target", default="host", help="nnbuild target (default: host)")
     p.add_argument("--runs", type=int, default=30, help="timed runs per measurement")
@@ -222,15 +245,17 @@ def main(argv=None) -> int:
     p.add_argument("--repeat", type=int, default=2, help="alternating measurements per side")
     p.add_argument("--work", default=os.path.join(tempfile.gettempdir(), "nnbuild-bench"),
                    help="builds and inputs go here (kept for the next run)")
-    p.add_argument("--json", help="also write the results here")
+    p.add_argument("--json", help="write the results here (default: WORK/results.json)")
+    p.add_argument("--markdown", help="write the table here (default: WORK/results.md)")
     args = p.parse_args(argv)
 
     threads = [int(t) for t in args.threads.split(",")]
     target = targets.resolve(args.target)
     os.makedirs(args.work, exist_ok=True)
     cases = benchmark_set(args.work)
-    names = [n for n in (args.models.split(",") if args.models else cases)
-             if n not in args.skip.split(",")]
+    chosen = (list(cases) if args.models == "all" else
+              args.models.split(",") if args.models else DEFAULT)
+    names = [n for n in chosen if n not in args.skip.split(",")]
     unknown = [n for n in names if n not in cases]
     if unknown:
         p.error(f"unknown models {unknown} (known: {', '.join(cases)})")
@@ -247,7 +272,14 @@ def main(argv=None) -> int:
         path, feeds = cases[name]()
         build_dir = os.path.join(args.work, "build", name)
         t0 = time.perf_counter()
-        result = nnbuild.build(path, build_dir, target=args.target)
+        try:
+            result = nnbuild.build(path, build_dir, target=args.target)
+        except (ModelError, BuildError) as e:
+            status = "unsupported" if isinstance(e, ModelError) else "build failed"
+            print(f"{name:18s} {status}: {str(e).splitlines()[0][:200]}", file=sys.stderr,
+                  flush=True)
+            rows += [dict(model=name, threads=t, check=status) for t in threads]
+            continue
         build_s = time.perf_counter() - t0
         inputs = []
         for i, (input_name, value) in enumerate(feeds.items()):
@@ -272,20 +304,19 @@ def main(argv=None) -> int:
                   f"{row['gflops']:7.1f} GFLOP/s  {row['peak_pct']:5.1f}% peak  {check}",
                   file=sys.stderr, flush=True)
 
+    table = markdown(rows, threads)
     print()
-    print("| model | threads | GFLOP | nnbuild ms | onnxruntime ms | ratio | GFLOP/s | % peak |")
-    print("|---|---|---|---|---|---|---|---|")
-    for r in rows:
-        print(f"| {r['model']} | {r['threads']} | {r['gflop']:.3f} | {r['ours_ms']:.3f} | "
-              f"{r['ort_ms']:.3f} | {r['ratio']:.2f} | {r['gflops']:.1f} | "
-              f"{r['peak_pct']:.1f} |")
-    for t in threads:
-        ratios = [r["ratio"] for r in rows if r["threads"] == t]
-        print(f"| **geometric mean** | {t} | | | | **{geomean(ratios):.2f}** | | |")
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump({"date": time.strftime("%Y-%m-%d"), "cpu": cpu, "target": target.name,
-                       "fma_peak_gflops_per_core": peak, "rows": rows}, f, indent=2)
+    print(table, end="")
+    json_path = args.json or os.path.join(args.work, "results.json")
+    md_path = args.markdown or os.path.join(args.work, "results.md")
+    with open(json_path, "w") as f:
+        json.dump({"date": time.strftime("%Y-%m-%d"), "cpu": cpu, "target": target.name,
+                   "fma_peak_gflops_per_core": peak, "load": os.getloadavg()[0],
+                   "onnxruntime": __import__("onnxruntime").__version__, "rows": rows},
+                  f, indent=2)
+    with open(md_path, "w") as f:
+        f.write(table)
+    print(f"\nwrote {json_path} and {md_path}", file=sys.stderr)
     return 0
 
 
