@@ -5,7 +5,8 @@ qemu-aarch64 (Debian's qemu-user; .ci/run installs both, the tests skip without 
   float32) on one thread and on several, for sizes that are not multiples of its 8 x 12 tile, its KC-deep blocks or its NC
   and MC cache blocks, for every layout of B and C and every init (zero, bias, accumulate), and
   its run-time packing of A is the compile-time one (linalg.pack_a);
-- the convolution kernels (direct tiles, 1x1, strided, grouped, depthwise) match onnxruntime;
+- the convolution kernels (direct tiles, 1x1, strided, grouped, depthwise) and the other SGEMM
+  users (MatMul of run-time operands, Gemm, ConvTranspose) match onnxruntime;
 - whole networks built for arm64-neon (resnet_small, transformer_small) match onnxruntime and
   the x86 build within MODEL_TOLERANCE;
 - apps give bit-identical outputs on 1 and 3 threads;
@@ -300,6 +301,33 @@ def test_neon_conv_matches_onnxruntime(name, tmp_path):
     x = np.random.default_rng(1).standard_normal(
         [d.dim_value for d in model.graph.input[0].type.tensor_type.shape.dim]).astype(F32)
     check_model(model, {"x": x}, tmp_path, OP_TOLERANCE)
+
+
+def products_model():
+    """The other users of the NEON SGEMM: MatMul of two run-time operands (A packed at run time),
+    Gemm with transA, alpha, beta and a C row, and a strided ConvTranspose (GEMM + col2im)."""
+    rng = np.random.default_rng(5)
+    nodes = [helper.make_node("MatMul", ["a", "b"], ["ab"]),                      # 2x13x17
+             helper.make_node("Reshape", ["ab", "shape"], ["flat"]),              # 26x17
+             helper.make_node("Gemm", ["w", "flat", "c"], ["g"], transA=1, alpha=0.5, beta=2.0),
+             helper.make_node("ConvTranspose", ["img", "wt", "bt"], ["t"], strides=[2, 2],
+                              pads=[1, 1, 0, 0], output_padding=[1, 1])]
+    inits = {"shape": np.array([26, 17], np.int64),
+             "w": rng.standard_normal((26, 9)).astype(F32),          # transA: 9 x 26
+             "c": rng.standard_normal((1, 17)).astype(F32),
+             "wt": (0.3 * rng.standard_normal((6, 5, 3, 3))).astype(F32),
+             "bt": rng.standard_normal(5).astype(F32)}
+    return make_model(nodes, {"a": (F32, [2, 13, 11]), "b": (F32, [2, 11, 17]),
+                              "img": (F32, [1, 6, 5, 7])}, ["g", "t"], inits)
+
+
+def test_neon_matmul_gemm_and_conv_transpose_match_onnxruntime(tmp_path):
+    model = products_model()
+    rng = np.random.default_rng(6)
+    feeds = {"a": rng.standard_normal((2, 13, 11)).astype(F32),
+             "b": rng.standard_normal((2, 11, 17)).astype(F32),
+             "img": rng.standard_normal((1, 6, 5, 7)).astype(F32)}
+    check_model(model, feeds, tmp_path, OP_TOLERANCE)
 
 
 def seeded_inputs(model: onnx.ModelProto, vocab: int = 100) -> dict:
