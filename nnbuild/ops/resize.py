@@ -15,6 +15,7 @@ import numpy as np
 from ..ir.graph import TensorType
 from .movement import Axis, _block, copy_nest, index_expr, known, offset_ctype, offset_table, \
     strides_of, value_literal
+from .index import load as load_as_compute
 from .registry import Op, register
 
 MODES = ("nearest", "linear", "cubic")
@@ -139,11 +140,15 @@ class Resize(Op):
             raise fail("antialias=1 is not supported")
         return s
 
+    def covered_axes(self, node, rank) -> list:
+        """The axes scales / sizes / roi give values for (attribute ``axes``, else all)."""
+        axes = node.attr("axes")
+        return list(range(rank)) if axes is None else [int(v) % rank for v in axes]
+
     def geometry(self, node, in_shape, roi, scales, sizes, fail) -> tuple:
         """(output shape, float32 scale per axis, (roi start, end) per axis)."""
         rank = len(in_shape)
-        axes = node.attr("axes")
-        axes = list(range(rank)) if axes is None else [int(v) % rank for v in axes]
+        axes = self.covered_axes(node, rank)
         scale = [F(1)] * rank
         out = list(in_shape)
         if scales is not None and scales.size:
@@ -187,6 +192,18 @@ class Resize(Op):
         x = ctx.types[0]
         s = self.settings(ctx.node, ctx.fail)
         used = {1: s["coord"] == "tf_crop_and_resize", 2: True, 3: True}
+        runtime = [i for i in (1, 2, 3) if used[i] and ctx.runtime(i) and ctx.types[i].size]
+        if runtime:                       # read at run time: the declared shape, checked
+            what = {1: "roi", 2: "scales", 3: "sizes"}[runtime[0]]
+            shape = ctx.declared(0, runtime[0], what)
+            covered = self.covered_axes(ctx.node, x.rank)
+            if len(shape) != x.rank or any(shape[a] != x.shape[a] for a in range(x.rank)
+                                           if a not in covered):
+                raise ctx.fail(f"the declared output shape {list(shape)} is no resize of {x}")
+            if s["mode"] != "nearest" and x.dtype.short != "f32":
+                raise ctx.fail(f"{s['mode']} Resize with {what} known only at run time "
+                               f"supports f32, not {x.dtype} (nearest takes every type)")
+            return [TensorType(x.dtype, shape)]
         args = [ctx.value(i, what) if used[i] and ctx.has(i) and ctx.types[i].size else None
                 for i, what in ((1, "roi"), (2, "scales"), (3, "sizes"))]
         out, _, _ = self.geometry(ctx.node, x.shape, *args, ctx.fail)
@@ -255,9 +272,104 @@ class Resize(Op):
         taps = {"nearest": 0, "linear": 2, "cubic": 4}[s["mode"]]
         return 2 * taps * graph.types[node.outputs[0]].size
 
+    # -- values known only at run time: tap tables computed by the network --
+    def runtime_layout(self, node, graph, known) -> list:
+        """[(axis, taps, offsets byte offset, weights byte offset or None, inside byte offset
+        or None)] of the run-time tables in the scratch buffer, and the total bytes; empty
+        when roi / scales / sizes are known at compile time (``known(name)``)."""
+        s = self.settings(node, ValueError)
+        names = self._inputs(node, lambda n: n if graph.types[n].size else None)
+        if all(n is None or known(n) is not None for n in names):
+            return [], 0
+        x, y = graph.types[node.inputs[0]].shape, graph.types[node.outputs[0]].shape
+        taps = {"nearest": 1, "linear": 2, "cubic": 4}[s["mode"]]
+        layout, size = [], 0
+        for a in self.covered_axes(node, len(x)):
+            if y[a] == 0 or (s["mode"] == "nearest" and x[a] == y[a] == 1
+                             and s["coord"] != "tf_crop_and_resize"):
+                continue                  # nothing to compute, or a copy whatever the scale
+            offsets, size = size, size + 8 * taps * y[a]
+            weights = None if taps == 1 else size
+            size += 0 if taps == 1 else -(-4 * taps * y[a] // 8) * 8
+            inside = size if s["coord"] == "tf_crop_and_resize" else None
+            size += 0 if inside is None else -(-y[a] // 8) * 8
+            layout.append((a, taps, offsets, weights, inside))
+        return layout, size
+
+    def scratch_bytes(self, node, graph):
+        return self.runtime_layout(node, graph, lambda n: graph.constants.get(n))[1]
+
+    def _lower_runtime(self, node, ctx, layout) -> None:
+        """Scales or sizes (or roi) read at run time: the scale per axis is computed and the
+        output shape it gives checked against the declared one, then each resized axis
+        gets its tap tables (``nn_resize_axis`` in src/nn_resize.h) and the loop nest of the
+        compile-time kernel reads them."""
+        x, y = node.inputs[0], node.outputs[0]
+        shape, out = ctx.shape(x), ctx.shape(y)
+        s = self.settings(node, ValueError)
+        roi, scales, sizes = self._inputs(node, lambda n: n if ctx.type(n).size else None)
+        axes, rank = self.covered_axes(node, len(shape)), len(shape)
+        ctx.helper("resize")
+
+        def read(name, k):
+            value = ctx.known(name)
+            if value is not None:
+                return f"{float(np.asarray(value, F).reshape(-1)[k])!r}f"
+            return f"(float){load_as_compute(ctx, ctx.type(name).dtype, f'{ctx.ptr(name)}[{k}]')}"
+        ones = ", ".join(["1.0f"] * rank)
+        lines = [f"float scale[{rank}] = {{{ones}}};", "int ok = 1;"]
+        if scales:
+            for k, a in enumerate(axes):
+                lines += [f"scale[{a}] = {read(scales, k)};",
+                          f"ok = ok && scale[{a}] > 0.0f && "
+                          f"(int64_t)(scale[{a}] * {float(shape[a])!r}f) == {out[a]};"]
+        else:
+            n = [f"(int64_t){ctx.ptr(sizes)}[{k}]" if ctx.known(sizes) is None
+                 else str(int(np.asarray(ctx.known(sizes)).reshape(-1)[k])) for k in range(len(axes))]
+            ratio = [f"(float){n[k]} / {float(shape[a])!r}f" if shape[a] else "1.0f"
+                     for k, a in enumerate(axes)]
+            if s["policy"] == "stretch":
+                for k, a in enumerate(axes):
+                    lines += [f"scale[{a}] = {ratio[k]};", f"ok = ok && {n[k]} == {out[a]};"]
+            else:
+                pick = "<" if s["policy"] == "not_larger" else ">"
+                lines.append(f"float r = {ratio[0]};")
+                lines += [f"if ({ratio[k]} {pick} r) r = {ratio[k]};" for k in range(1, len(axes))]
+                for a in axes:
+                    lines += [f"scale[{a}] = r;",
+                              f"ok = ok && (int64_t)nn_round_half_away((double)(r * "
+                              f"{float(shape[a])!r}f)) == {out[a]};"]
+        lines.append(ctx.check_statement("ok", f"run-time scales / sizes give the declared "
+                                               f"{list(out)}"))
+        box = {a: ("0.0f", "1.0f") for a in range(rank)}
+        if roi:
+            box.update({a: (read(roi, k), read(roi, k + len(axes))) for k, a in enumerate(axes)})
+        codes = (f"NN_{s['mode'].upper()}", f"NN_{s['coord'].upper()}",
+                 f"NN_{s['nearest'].upper()}", s["exclude"], int(bool(scales)))
+        lines.append(f"const nn_resize_mode m = {{{', '.join(str(c) for c in codes)}, "
+                     f"{float(F(s['cubic_a']))!r}f}};")
+        base = ctx.scratch("unsigned char")
+        plan, xs, ys = [None] * rank, strides_of(shape), strides_of(out)
+        for a, taps, offsets, weights, inside in layout:
+            plan[a] = RuntimeTaps(taps, f"((int64_t *)({base} + {offsets}))",
+                                  None if weights is None else f"((float *)({base} + {weights}))",
+                                  None if inside is None else f"((uint8_t *)({base} + {inside}))")
+            lines.append(f"nn_resize_axis(&m, {shape[a]}, {out[a]}, scale[{a}], "
+                         f"{box[a][0]}, {box[a][1]}, {xs[a]}, {plan[a].offsets}, "
+                         f"{plan[a].weights or 'NULL'}, {plan[a].valid or 'NULL'});")
+        if ctx.type(y).size:
+            lines.append(_interpolate(ctx, x, y, out, plan, xs, ys, s["extrapolation"],
+                                      emit=False))
+        lines.append("(void)m;")
+        ctx.emit(_block(lines))
+
     # -- the kernel --
     def lower(self, node, ctx):
         x, y = node.inputs[0], node.outputs[0]
+        names = self._inputs(node, lambda n: n if ctx.type(n).size else None)
+        if any(n is not None and ctx.known(n) is None for n in names):
+            self._lower_runtime(node, ctx, self.runtime_layout(node, ctx.graph, ctx.known)[0])
+            return
         if ctx.type(y).size == 0:
             return
         args = self._inputs(node, lambda n: known(ctx, n) if ctx.type(n).size else None)
@@ -279,9 +391,21 @@ def plan_dtype(plan, dtype):
     return dtype
 
 
-def _interpolate(ctx, x, y, out, plan, xs, ys, extrapolation) -> None:
+@dataclass
+class RuntimeTaps:
+    """Taps of one axis computed at run time: C pointers to ``count`` element offsets per
+    output position, their weights (None for nearest) and inside flags (None)."""
+    count: int
+    offsets: str
+    weights: str | None = None
+    valid: str | None = None
+    weight = None                 # no compile-time weights (see plan_dtype)
+
+
+def _interpolate(ctx, x, y, out, plan, xs, ys, extrapolation, emit: bool = True):
     """A loop nest whose body sums weighted taps: at each resized axis, pointers into the
-    tables give the tap offsets (a[0], a[1], ...) and weights (wa[0], ...) of that position."""
+    tables give the tap offsets (a[0], a[1], ...) and weights (wa[0], ...) of that position.
+    Returns the block instead of emitting it when ``emit`` is false."""
     dtype = ctx.type(y).dtype
     wtype = "double" if plan_dtype(plan, np.float32) == np.float64 else "float"
     # Loop axes: copied axes merge with copied neighbours; resized axes stay on their own.
@@ -307,8 +431,17 @@ def _interpolate(ctx, x, y, out, plan, xs, ys, extrapolation) -> None:
             closing.append(indent[:-4] + "}" if opens else None)
         if taps is None:
             continue
-        letter, count = next(letters), taps.index.shape[1]
+        letter = next(letters)
+        count = taps.count if isinstance(taps, RuntimeTaps) else taps.index.shape[1]
         at = "" if n == 1 else f" + {count} * i{k}" if count > 1 else f" + i{k}"
+        if isinstance(taps, RuntimeTaps):
+            lines.append(f"{indent}const int64_t *{letter} = {taps.offsets}{at};")
+            if taps.weights:
+                lines.append(f"{indent}const float *w{letter} = {taps.weights}{at};")
+            if taps.valid:
+                valid.append(f"{taps.valid}[{var[k] or 0}]")
+            resized.append((letter, count, taps.weights is not None))
+            continue
         offsets = (taps.index * src).reshape(-1)
         table = offset_table(ctx, offsets, "resize_offsets")
         lines.append(f"{indent}const {offset_ctype(offsets)} *{letter} = {table}{at};")
@@ -328,6 +461,8 @@ def _interpolate(ctx, x, y, out, plan, xs, ys, extrapolation) -> None:
         value = f"{' && '.join(valid)} ? {value if len(terms) == 1 else f'({value})'} : {outside}"
     lines.append(f"{indent}y[{y_index}] = {value};")
     lines += [c for c in reversed(closing) if c]
+    if not emit:
+        return _block(lines)
     ctx.emit(_block(lines))
 
 

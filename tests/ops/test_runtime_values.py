@@ -193,3 +193,30 @@ def test_range_of_runtime_bounds(cache_dir):
                              "delta": np.array(d, F32)}
     run_cases(model, cache_dir, [feeds(0, 4, 1), feeds(1, -0.5, -0.4)],
               [feeds(0, 5, 1), feeds(0, 4, 0)])
+
+
+# --- Resize ------------------------------------------------------------------------------------
+@pytest.mark.parametrize("mode,coord", [("nearest", "asymmetric"), ("linear", "half_pixel"),
+                                        ("cubic", "pytorch_half_pixel"),
+                                        ("linear", "tf_crop_and_resize")])
+def test_resize_by_runtime_scales(mode, coord, cache_dir):
+    # the tap tables follow the run-time scales (and roi): 2.0 and 2.2 both give 8 rows
+    node = helper.make_node("Resize", ["x", "roi", "scales"], ["y"], mode=mode,
+                            coordinate_transformation_mode=coord)
+    model = make_model([node], {"x": (F32, [1, 2, 4, 5]), "roi": (F32, [8]),
+                                "scales": (F32, [4])}, {"y": (F32, [1, 2, 8, 3])}, opset=13)
+    x = np.random.default_rng(2).standard_normal((1, 2, 4, 5)).astype(F32)
+    feeds = lambda *s: {"x": x, "roi": np.array([0, 0, 0.1, 0.2, 1, 1, 0.9, 0.7], F32),
+                        "scales": np.array([1, 1, *s], F32)}
+    run_cases(model, cache_dir, [feeds(2.0, 0.6), feeds(2.2, 0.75)],
+              [feeds(1.5, 0.6), feeds(2.0, 0.0)])
+
+
+def test_resize_to_runtime_sizes_keeping_the_aspect_ratio(cache_dir):
+    node = helper.make_node("Resize", ["x", "", "", "sizes"], ["y"], mode="linear",
+                            keep_aspect_ratio_policy="not_larger", axes=[2, 3])
+    model = make_model([node], {"x": (F32, [1, 1, 4, 6]), "sizes": (np.int64, [2])},
+                       {"y": (F32, [1, 1, 6, 9])}, opset=18)
+    x = np.random.default_rng(3).standard_normal((1, 1, 4, 6)).astype(F32)
+    run_cases(model, cache_dir, [{"x": x, "sizes": np.array(s, np.int64)} for s in ([6, 9], [7, 9])],
+              [{"x": x, "sizes": np.array([5, 12], np.int64)}])   # ratio 1.25: [5, 8]
