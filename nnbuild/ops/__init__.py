@@ -24,3 +24,4 @@ from . import selection  # noqa: F401
 from . import recurrent  # noqa: F401
 from . import scatter  # noqa: F401
 from . import spectral  # noqa: F401
+from . import text  # noqa: F401
