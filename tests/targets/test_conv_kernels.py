@@ -1,0 +1,82 @@
+"""Convolution kernel paths of every target, on edge shapes, against onnxruntime.
+
+The x86 kernels (templates/hal/x86-avx2/conv.c, also built for x86-avx512) pick a path by
+shape: a 1x1 stride-1 kernel whose reduction fits one KC block goes vectors-along-positions
+(straight NCHW stores, the image read in place, masked loads at its end), a longer one the
+GEMM over the image; other kernels direct tiles vectorised along output channels from a
+zero-padded copy, or the GEMM over implicit im2col when rows are short or the copy does not fit
+the work buffer. One model holds a Conv per case below, each on its own input; every case must
+match onnxruntime within the op tolerance, on every target this CPU runs, and be bit-identical
+at 1 and 3 threads.
+
+The cases cover what the tiles must get right: channels that are not a multiple of the
+vector width or of the register tile, positions that leave a partial vector at the end of a
+row or of the image, more positions than one segment, too few to fill a vector, rows wider
+than one tile, reductions longer than one KC block (K > 256), strides 2 and 3, dilation,
+asymmetric padding, groups, no bias, batch 2, 1-D and 3-D kernels, and rows too short for
+direct tiles.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from onnx import helper
+
+import nnbuild
+from nnbuild.testing import OP_TOLERANCE, assert_close
+from helpers import make_model, onnxruntime_outputs, random_inputs, target_param
+
+# name: (input shape [N, C, spatial...], out channels, kernel, attributes, bias)
+CASES = {
+    "pointwise_tail": ([1, 19, 5, 7], 21, [1, 1], {}, True),
+    "pointwise_long_k": ([1, 300, 6, 9], 10, [1, 1], {}, True),
+    "pointwise_wide": ([1, 8, 13, 17], 40, [1, 1], {}, False),
+    "pointwise_k256": ([1, 256, 9, 9], 13, [1, 1], {}, True),
+    "pointwise_tiny": ([1, 16, 1, 5], 70, [1, 1], {}, True),
+    "pointwise_stride2": ([1, 12, 11, 11], 9, [1, 1], {"strides": [2, 2]}, True),
+    "same_3x3_tail": ([1, 5, 9, 13], 37, [3, 3], {"pads": [1, 1, 1, 1]}, True),
+    "wide_rows": ([1, 3, 6, 70], 8, [3, 3], {"pads": [1, 1, 1, 1]}, True),
+    "stride2_odd": ([1, 7, 15, 35], 33, [3, 3], {"strides": [2, 2], "pads": [1, 1, 1, 1]}, True),
+    "stem_7x7_s2": ([1, 3, 40, 42], 16, [7, 7], {"strides": [2, 2], "pads": [3, 3, 3, 3]}, True),
+    "dilated_5x5": ([1, 4, 20, 24], 6, [5, 5], {"dilations": [2, 2], "pads": [3, 2, 4, 1]}, True),
+    "stride3_asym": ([1, 6, 19, 50], 11, [2, 4], {"strides": [3, 3], "pads": [0, 2, 1, 0]}, False),
+    "long_k_3x3": ([1, 40, 8, 19], 35, [3, 3], {"pads": [1, 1, 1, 1]}, True),
+    "groups": ([1, 12, 10, 22], 18, [3, 3], {"group": 2, "pads": [1, 1, 1, 1]}, True),
+    "short_rows": ([1, 16, 12, 5], 24, [3, 3], {"pads": [1, 1, 1, 1]}, True),
+    "conv_1d": ([1, 6, 45], 10, [5], {"strides": [2], "pads": [2, 1]}, True),
+    "conv_3d": ([1, 3, 4, 6, 20], 7, [2, 3, 3], {"pads": [0, 1, 1, 1, 0, 1]}, True),
+    "batch2": ([2, 5, 7, 18], 9, [3, 3], {"pads": [1, 1, 1, 1]}, True),
+}
+
+
+def conv_cases_model():
+    rng = np.random.default_rng(6)
+    nodes, inputs, outputs, inits = [], {}, [], {}
+    for name, (shape, m, kernel, attrs, bias) in CASES.items():
+        c = shape[1] // attrs.get("group", 1)
+        inits[f"{name}_w"] = (rng.standard_normal([m, c, *kernel]) /
+                              np.sqrt(c * np.prod(kernel))).astype(np.float32)
+        names = [f"{name}_x", f"{name}_w"]
+        if bias:
+            inits[f"{name}_b"] = rng.standard_normal(m).astype(np.float32)
+            names.append(f"{name}_b")
+        nodes.append(helper.make_node("Conv", names, [f"{name}_y"], kernel_shape=kernel, **attrs))
+        inputs[f"{name}_x"] = (np.float32, shape)
+        outputs.append(f"{name}_y")
+    return make_model(nodes, inputs, outputs, inits)
+
+
+@target_param()
+def test_conv_edge_shapes_match_onnxruntime_at_any_thread_count(target, tmp_path):
+    model = conv_cases_model()
+    feeds = random_inputs(model)
+    expected = onnxruntime_outputs(model, feeds)
+    compiled = nnbuild.compile(model, cache_dir=str(tmp_path), target=target)
+    results = {}
+    for threads in (1, 3):
+        compiled.set_num_threads(threads)
+        results[threads] = compiled.run(feeds)
+    for name, want in expected.items():
+        assert_close(results[1][name], want, OP_TOLERANCE, what=f"{target} {name}")
+        np.testing.assert_array_equal(results[3][name], results[1][name],
+                                      err_msg=f"{target} {name}: 3 threads differ from 1")
