@@ -333,3 +333,31 @@ def test_app_reads_and_writes_narrow_npy(tmp_path):
     assert np.array_equal(got["b_i8"], b_i8)
     # ml_dtypes casts no uint4 to int4: the low four bits, as between any integer types
     assert np.array_equal(got["b_i4"].view(ml_dtypes.int4), b.astype(np.int8).astype(ml_dtypes.int4))
+
+
+@pytest.mark.parametrize("compiler", ["gcc", "clang"])
+def test_generated_conversions_compile_without_warnings(tmp_path, compiler):
+    """The network source using every conversion family, and the app, under -Wall -Wextra
+    -Werror."""
+    if not shutil.which(compiler):
+        pytest.skip(f"{compiler} is not installed")
+    nodes = [helper.make_node("Cast", ["x"], ["a"], to=TensorProto.FLOAT8E4M3FN, saturate=0),
+             helper.make_node("Cast", ["a"], ["b"], to=TensorProto.FLOAT16),
+             helper.make_node("Cast", ["x"], ["c"], to=TensorProto.FLOAT8E8M0,
+                              round_mode="nearest"),
+             helper.make_node("Cast", ["x"], ["d"], to=TensorProto.INT4),
+             helper.make_node("Cast", ["d"], ["e"], to=TensorProto.INT64),
+             helper.make_node("QuantizeLinear", ["x", "s", "z"], ["q"]),
+             helper.make_node("DequantizeLinear", ["q", "s", "z"], ["dq"]),
+             helper.make_node("Where", ["t", "a", "a"], ["w"])]
+    model = model_of(nodes, {"x": (np.float32, (4, 8)), "t": (np.bool_, ())},
+                     ["b", "c", "e", "q", "dq", "w"],
+                     {"s": np.array(0.5, np.float32), "z": np.array(1, ml_dtypes.uint2)})
+    onnx.save(model, str(tmp_path / "narrow.onnx"))
+    out = tmp_path / "gen"
+    nnbuild.generate(str(tmp_path / "narrow.onnx"), str(out))
+    flags = [compiler, "-std=c11", "-Wall", "-Wextra", "-Werror", f"-I{out / 'include'}",
+             f"-I{out / 'src'}", f"-I{out / 'hal'}", f"-I{out / 'app'}", "-c"]
+    for source in (out / "src" / "narrow.c", out / "app" / "main.c"):
+        subprocess.run(flags + [str(source), "-o", str(tmp_path / f"{source.stem}.o")],
+                       check=True)
