@@ -36,6 +36,17 @@ enum init { INIT_ZERO, INIT_BIAS, INIT_ADD };
 static int min_int(int a, int b) { return a < b ? a : b; }
 
 /* --- packing ---------------------------------------------------------------------------------- */
+/* r[t] = row t of the 4 x 4 block whose columns are c[0..3]. */
+INLINE void transpose4(const vec c[4], vec r[4])
+{
+    const vec t0 = vtrn1q_f32(c[0], c[1]), t1 = vtrn2q_f32(c[0], c[1]);
+    const vec t2 = vtrn1q_f32(c[2], c[3]), t3 = vtrn2q_f32(c[2], c[3]);
+    r[0] = vreinterpretq_f32_f64(vtrn1q_f64(vreinterpretq_f64_f32(t0), vreinterpretq_f64_f32(t2)));
+    r[1] = vreinterpretq_f32_f64(vtrn1q_f64(vreinterpretq_f64_f32(t1), vreinterpretq_f64_f32(t3)));
+    r[2] = vreinterpretq_f32_f64(vtrn2q_f64(vreinterpretq_f64_f32(t0), vreinterpretq_f64_f32(t2)));
+    r[3] = vreinterpretq_f32_f64(vtrn2q_f64(vreinterpretq_f64_f32(t1), vreinterpretq_f64_f32(t3)));
+}
+
 void NN_FN(sgemm_pack_a)(int m, int k, const float *a, ptrdiff_t rs, ptrdiff_t cs, float *packed)
 {
     const int mp = (m + MR - 1) / MR * MR;
@@ -77,12 +88,29 @@ static void pack_dense(const nn_gemm_source *src, int k0, int kc, int n0, int nc
         const int nr = min_int(NR, nc - jr);
         const float *b = src->data + k0 * rs + (n0 + jr) * cs;
         float *dst = panels + (size_t)jr * kc;
+        int j_done = 0, p_done = 0;        /* 4 x 4 blocks of contiguous columns: transposed */
+        if (rs == 1) {
+            j_done = nr / VL * VL;
+            p_done = kc / VL * VL;
+            for (int j = 0; j < j_done; j += VL) {
+                for (int p = 0; p < p_done; p += VL) {
+                    const vec cols[4] = {vld1q_f32(b + j * cs + p), vld1q_f32(b + (j + 1) * cs + p),
+                                         vld1q_f32(b + (j + 2) * cs + p),
+                                         vld1q_f32(b + (j + 3) * cs + p)};
+                    vec r[4];
+                    transpose4(cols, r);
+                    for (int u = 0; u < VL; ++u)
+                        vst1q_f32(dst + (p + u) * NR + j, r[u]);
+                }
+            }
+        }
         for (int j = 0; j < NR; ++j) {
+            const int p0 = j < j_done ? p_done : 0;      /* what the blocks left */
             if (j < nr) {
-                for (int p = 0; p < kc; ++p)
+                for (int p = p0; p < kc; ++p)
                     dst[p * NR + j] = b[p * rs + j * cs];
             } else {
-                for (int p = 0; p < kc; ++p)
+                for (int p = p0; p < kc; ++p)
                     dst[p * NR + j] = 0.0f;
             }
         }
@@ -160,17 +188,6 @@ INLINE void kernel_column(int kc, int nv, const float *restrict a, const float *
     }
     for (int v = 0; v < 2; ++v)
         acc[0][v] = vaddq_f32(vaddq_f32(s[0][v], s[1][v]), vaddq_f32(s[2][v], s[3][v]));
-}
-
-/* r[t] = row t of the 4 x 4 block whose columns are c[0..3]. */
-INLINE void transpose4(const vec c[4], vec r[4])
-{
-    const vec t0 = vtrn1q_f32(c[0], c[1]), t1 = vtrn2q_f32(c[0], c[1]);
-    const vec t2 = vtrn1q_f32(c[2], c[3]), t3 = vtrn2q_f32(c[2], c[3]);
-    r[0] = vreinterpretq_f32_f64(vtrn1q_f64(vreinterpretq_f64_f32(t0), vreinterpretq_f64_f32(t2)));
-    r[1] = vreinterpretq_f32_f64(vtrn1q_f64(vreinterpretq_f64_f32(t1), vreinterpretq_f64_f32(t3)));
-    r[2] = vreinterpretq_f32_f64(vtrn2q_f64(vreinterpretq_f64_f32(t0), vreinterpretq_f64_f32(t2)));
-    r[3] = vreinterpretq_f32_f64(vtrn2q_f64(vreinterpretq_f64_f32(t1), vreinterpretq_f64_f32(t3)));
 }
 
 /* out = init + r along a row of C: init is `*out` (add), the row's bias, or 0. */
