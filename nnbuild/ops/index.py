@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import dtypes
-from ..codegen.loops import HALF_TYPES, c_literal, compute_ctype
+from ..codegen.loops import c_literal, compute_ctype, load_value, store_value
 from ..ir.graph import TensorType
 from .movement import store_known
 from .registry import Op, normalize_axis, register
@@ -23,19 +23,14 @@ def split_at(shape: tuple, axis: int) -> tuple:
 
 
 def load(ctx, dtype, text: str) -> str:
-    """A C load of an element as its compute type (f16 / bf16 become float)."""
-    if dtype.short not in HALF_TYPES:
-        return text
-    ctx.helper("half")
-    return f"{HALF_TYPES[dtype.short][0]}({text})"
+    """A C load of an element as its compute type (f16 / bf16 and the narrow floats become
+    float, int4 / int2 int8_t: ``codegen.loops.compute_ctype``)."""
+    return load_value(ctx, dtype, text)
 
 
 def store(ctx, dtype, text: str) -> str:
     """The C value to store for a compute-type expression."""
-    if dtype.short not in HALF_TYPES:
-        return text
-    ctx.helper("half")
-    return f"{HALF_TYPES[dtype.short][1]}({text})"
+    return store_value(ctx, dtype, text)
 
 
 def block(lines: list) -> str:
