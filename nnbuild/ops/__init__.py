@@ -25,3 +25,4 @@ from . import recurrent  # noqa: F401
 from . import scatter  # noqa: F401
 from . import spectral  # noqa: F401
 from . import text  # noqa: F401
+from . import conv_extra  # noqa: F401

@@ -1,0 +1,75 @@
+"""Convolution relatives match onnxruntime. Col2Im: constant image/block shapes give the output
+shape; run-time ones need the declared output shape and are checked when the model runs."""
+import numpy as np
+import pytest
+from onnx import helper
+
+import nnbuild
+from helpers import check_against_onnxruntime, make_model, random_inputs
+from nnbuild.testing import assert_close
+
+F32 = np.float32
+I64 = np.int64
+
+
+def _col2im(x_shape, image, block, declared=None, constant=True, **attrs):
+    node = helper.make_node("Col2Im", ["x", "image", "block"], ["y"], **attrs)
+    inits = {"image": np.array(image, I64), "block": np.array(block, I64)} if constant else {}
+    inputs = {"x": (F32, x_shape)}
+    if not constant:
+        inputs.update(image=(I64, [len(image)]), block=(I64, [len(block)]))
+    outputs = {"y": (F32, declared)} if declared else ["y"]
+    return make_model([node], inputs, outputs, inits, opset=18)
+
+
+COL2IM_CASES = [   # x shape, image, block, attributes
+    ([1, 5, 5], [5, 5], [1, 5], {}),
+    ([2, 12, 16], [5, 5], [2, 2], {"strides": [1, 1]}),
+    ([1, 18, 9], [6, 6], [3, 3], {"strides": [2, 2], "pads": [1, 0, 0, 1]}),
+    ([1, 8, 4], [6, 6], [2, 2], {"dilations": [2, 3], "strides": [2, 2]}),
+    ([1, 10, 12], [3, 4, 5], [1, 1, 5], {}),
+    ([1, 8, 18], [3, 4, 5], [1, 2, 4], {"strides": [1, 1, 2], "pads": [0, 0, 1, 0, 0, 0]}),
+]
+
+
+@pytest.mark.parametrize("x_shape,image,block,attrs", COL2IM_CASES)
+def test_col2im_with_constant_shapes(cache_dir, x_shape, image, block, attrs):
+    check_against_onnxruntime(_col2im(x_shape, image, block, **attrs), cache_dir)
+
+
+def test_col2im_1d_matches_the_onnx_reference(cache_dir):
+    # onnxruntime's 1-D Col2Im disagrees with the ONNX reference evaluator and the spec
+    from onnx.reference import ReferenceEvaluator
+    model = _col2im([2, 6, 7], [9], [3], dilations=[2], pads=[1, 1])
+    feeds = random_inputs(model)
+    expected = ReferenceEvaluator(model).run(None, feeds)[0]
+    assert_close(nnbuild.compile(model, cache_dir=cache_dir).run(feeds)["y"], expected)
+
+
+@pytest.mark.parametrize("x_shape,image,block,attrs", COL2IM_CASES[1:4])
+def test_col2im_with_run_time_shapes_and_a_declared_output(cache_dir, x_shape, image, block,
+                                                           attrs):
+    c = x_shape[1] // int(np.prod(block))
+    model = _col2im(x_shape, image, block, [x_shape[0], c] + image, constant=False, **attrs)
+    feeds = {"x": np.random.default_rng(1).standard_normal(x_shape).astype(F32),
+             "image": np.array(image, I64), "block": np.array(block, I64)}
+    check_against_onnxruntime(model, cache_dir, feeds)
+
+
+def test_col2im_run_time_shapes_that_disagree_are_a_shape_error(cache_dir):
+    model = _col2im([2, 12, 16], [5, 5], [2, 2], [2, 3, 5, 5], constant=False)
+    compiled = nnbuild.compile(model, cache_dir=cache_dir)
+    x = np.ones([2, 12, 16], F32)
+    for image, block in (([5, 6], [2, 2]), ([5, 5], [1, 4]), ([5, 5], [0, 2])):
+        with pytest.raises(Exception, match="shape"):
+            compiled.run({"x": x, "image": np.array(image, I64), "block": np.array(block, I64)})
+
+
+def test_col2im_without_declaration_is_a_data_dependent_shape():
+    with pytest.raises(nnbuild.ModelError, match="declare a static shape"):
+        nnbuild.translate(_col2im([1, 4, 16], [5, 5], [2, 2], constant=False))
+
+
+def test_col2im_blocks_that_do_not_tile_the_input_are_refused():
+    with pytest.raises(nnbuild.ModelError, match="Col2Im"):
+        nnbuild.translate(_col2im([1, 4, 15], [5, 5], [2, 2]))
