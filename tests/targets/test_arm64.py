@@ -7,13 +7,15 @@ qemu-aarch64 (Debian's qemu-user; .ci/run installs both, the tests skip without 
   its run-time packing of A is the compile-time one (linalg.pack_a);
 - the convolution kernels (direct tiles, 1x1, strided, grouped, depthwise) and the other SGEMM
   users (MatMul of run-time operands, Gemm, ConvTranspose) match onnxruntime;
-- whole networks built for arm64-neon (resnet_small, transformer_small) match onnxruntime and
-  the x86 build within MODEL_TOLERANCE;
+- whole networks built for arm64-neon (resnet_small, transformer_small, the benchmark set's
+  BERT-style encoder, and with --runslow its ResNet-18) match onnxruntime and the x86 build
+  within MODEL_TOLERANCE;
 - apps give bit-identical outputs on 1 and 3 threads;
 - everything compiles warning-free (-Wall -Wextra -Werror) with aarch64-linux-gnu-gcc, and a
   cross build through the toolchain file picks arm64-neon for `TARGET host`."""
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import shutil
@@ -46,6 +48,7 @@ HAL = os.path.join(resources.templates_dir(), "hal")
 TOOLCHAIN = os.path.join(resources.cmake_dir(), "toolchains", "aarch64-linux-gnu.cmake")
 TESTS = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MODELS = os.path.join(TESTS, "models", "data")
+BENCHMARKS = os.path.join(os.path.dirname(TESTS), "benchmarks")      # models.py: the set
 F32 = np.float32
 QEMU_TIMEOUT_S = 600
 
@@ -350,6 +353,26 @@ def test_network_under_qemu_matches_onnxruntime_and_the_x86_build(network, tmp_p
     feeds = seeded_inputs(model)
     arm = check_model(model, feeds, tmp_path, MODEL_TOLERANCE)
     native = nnbuild.compile(model, cache_dir=cache_dir).run(feeds)     # this machine's target
+    for name in native:
+        assert_close(arm[name], native[name], MODEL_TOLERANCE, what=f"arm64-neon vs host {name}")
+
+
+@pytest.mark.parametrize("network", [
+    "bert_encoder",                                       # about 30 s (qemu: 7 s a run)
+    pytest.param("resnet18", marks=pytest.mark.slow),     # 70-90 s (qemu: 20 s a run)
+])
+def test_benchmark_network_under_qemu_matches_onnxruntime_and_the_x86_build(network, tmp_path,
+                                                                          cache_dir):
+    """The issue's cross-build check: ResNet-18 and the BERT-style encoder of the benchmark
+    set (benchmarks/models.py) built for arm64-neon."""
+    spec = importlib.util.spec_from_file_location("benchmark_models",
+                                                  os.path.join(BENCHMARKS, "models.py"))
+    benchmark_models = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(benchmark_models)
+    model = benchmark_models.BUILDERS[network]()
+    feeds = benchmark_models.feeds(model)
+    arm = check_model(model, feeds, tmp_path, MODEL_TOLERANCE)
+    native = nnbuild.compile(model, cache_dir=cache_dir).run(feeds)
     for name in native:
         assert_close(arm[name], native[name], MODEL_TOLERANCE, what=f"arm64-neon vs host {name}")
 
