@@ -146,10 +146,12 @@ def copy_nest(ctx, dst: str, src: str, axes: list, dst_offset: int = 0, src_offs
 
 
 def value_literal(value, dtype) -> str:
-    """A C literal of one element in the storage type (raw bits for f16 / bf16)."""
-    if dtype.short in ("f16", "bf16"):
-        bits = np.asarray(value).astype(dtype.numpy).reshape(1).view(np.uint16)[0]
-        return f"0x{int(bits):04X}"
+    """A C literal of one element in the storage type (raw bits for f16 / bf16 and the narrow
+    types, which are stored as one byte each)."""
+    if dtype.short in ("f16", "bf16") or dtype.is_narrow:
+        raw = np.asarray(value).astype(dtype.numpy).reshape(1)
+        bits = raw.view(np.uint16 if dtype.itemsize == 2 else np.uint8)[0]
+        return f"0x{int(bits):0{2 * dtype.itemsize}X}"
     return c_literal(np.asarray(value).reshape(-1)[0], dtype)
 
 

@@ -274,6 +274,29 @@ def test_quantize_float8_without_saturation(cache_dir):
     assert_bit_exact(nnbuild.compile(model, cache_dir=cache_dir).run({"x": x}), expected)
 
 
+def test_movement_ops_carry_narrow_elements(cache_dir):
+    """Pad (its constant stored as the type's code), Transpose, Concat, ConstantOfShape and
+    Reshape move float8 and int4 elements byte for byte."""
+    x = np.arange(-3, 3).astype(ml_dtypes.float8_e4m3fn).reshape(2, 3)
+    q = np.arange(-3, 3).astype(ml_dtypes.int4).reshape(2, 3)
+    fill = numpy_helper.from_array(np.array([-5], ml_dtypes.int4))
+    nodes = [helper.make_node("Pad", ["x", "pads", "x_fill"], ["x_padded"]),
+             helper.make_node("Pad", ["q", "pads", "q_fill"], ["q_padded"]),
+             helper.make_node("ConstantOfShape", ["shape"], ["filled"], value=fill),
+             helper.make_node("Transpose", ["q"], ["q_t"]),
+             helper.make_node("Concat", ["x", "x"], ["x_x"], axis=0),
+             helper.make_node("Reshape", ["q", "shape6"], ["q_flat"])]
+    inits = {"pads": np.array([0, 1, 1, 0], np.int64), "shape": np.array([2, 2], np.int64),
+             "x_fill": np.array(1.5, ml_dtypes.float8_e4m3fn), "shape6": np.array([6], np.int64),
+             "q_fill": np.array(-2, ml_dtypes.int4)}
+    names = ["x_padded", "q_padded", "filled", "q_t", "x_x", "q_flat"]
+    model = model_of(nodes, {"x": (x.dtype, x.shape), "q": (q.dtype, q.shape)}, names, inits,
+                     opset=24)
+    feeds = {"x": x, "q": q}
+    expected = dict(zip(names, ReferenceEvaluator(model).run(None, feeds)))
+    assert_bit_exact(nnbuild.compile(model, cache_dir=cache_dir).run(feeds), expected)
+
+
 # --- the IR's two forms ------------------------------------------------------------------
 @pytest.mark.parametrize("code", range(17, 27))
 def test_narrow_constants_round_trip_through_text_and_json(code):
