@@ -275,8 +275,9 @@ def test_quantize_float8_without_saturation(cache_dir):
 
 
 def test_movement_ops_carry_narrow_elements(cache_dir):
-    """Pad (its constant stored as the type's code), Transpose, Concat, ConstantOfShape and
-    Reshape move float8 and int4 elements byte for byte."""
+    """Pad (its constant stored as the type's code), Transpose, Concat, ConstantOfShape,
+    Reshape, Gather, Slice, Split, Where, Expand and Tile move float8 and int4 elements byte
+    for byte."""
     x = np.arange(-3, 3).astype(ml_dtypes.float8_e4m3fn).reshape(2, 3)
     q = np.arange(-3, 3).astype(ml_dtypes.int4).reshape(2, 3)
     fill = numpy_helper.from_array(np.array([-5], ml_dtypes.int4))
@@ -285,14 +286,24 @@ def test_movement_ops_carry_narrow_elements(cache_dir):
              helper.make_node("ConstantOfShape", ["shape"], ["filled"], value=fill),
              helper.make_node("Transpose", ["q"], ["q_t"]),
              helper.make_node("Concat", ["x", "x"], ["x_x"], axis=0),
-             helper.make_node("Reshape", ["q", "shape6"], ["q_flat"])]
+             helper.make_node("Reshape", ["q", "shape6"], ["q_flat"]),
+             helper.make_node("Gather", ["x", "index"], ["x_col"], axis=1),
+             helper.make_node("Slice", ["q", "starts", "ends"], ["q_slice"]),
+             helper.make_node("Split", ["q"], ["q_a", "q_b"], axis=0, num_outputs=2),
+             helper.make_node("Where", ["c", "x", "x_x_half"], ["x_where"]),
+             helper.make_node("Expand", ["q", "shape223"], ["q_wide"]),
+             helper.make_node("Tile", ["x", "reps"], ["x_tiled"])]
     inits = {"pads": np.array([0, 1, 1, 0], np.int64), "shape": np.array([2, 2], np.int64),
              "x_fill": np.array(1.5, ml_dtypes.float8_e4m3fn), "shape6": np.array([6], np.int64),
-             "q_fill": np.array(-2, ml_dtypes.int4)}
-    names = ["x_padded", "q_padded", "filled", "q_t", "x_x", "q_flat"]
-    model = model_of(nodes, {"x": (x.dtype, x.shape), "q": (q.dtype, q.shape)}, names, inits,
-                     opset=24)
-    feeds = {"x": x, "q": q}
+             "q_fill": np.array(-2, ml_dtypes.int4), "index": np.array([2, 0], np.int64),
+             "starts": np.array([0, 1], np.int64), "ends": np.array([2, 3], np.int64),
+             "x_x_half": (x * 0.5).astype(x.dtype), "shape223": np.array([2, 2, 3], np.int64),
+             "reps": np.array([1, 2], np.int64)}
+    names = ["x_padded", "q_padded", "filled", "q_t", "x_x", "q_flat", "x_col", "q_slice",
+             "q_a", "q_b", "x_where", "q_wide", "x_tiled"]
+    model = model_of(nodes, {"x": (x.dtype, x.shape), "q": (q.dtype, q.shape),
+                             "c": (np.bool_, (2, 3))}, names, inits, opset=24)
+    feeds = {"x": x, "q": q, "c": np.array([[True, False, True], [False, False, True]])}
     expected = dict(zip(names, ReferenceEvaluator(model).run(None, feeds)))
     assert_bit_exact(nnbuild.compile(model, cache_dir=cache_dir).run(feeds), expected)
 
