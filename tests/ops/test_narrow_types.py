@@ -264,6 +264,24 @@ def test_quantize_dequantize_round_trip(cache_dir, short):
     assert_bit_exact(nnbuild.compile(model, cache_dir=cache_dir).run({"x": x}), expected)
 
 
+@pytest.mark.parametrize("precision", [TensorProto.FLOAT16, TensorProto.BFLOAT16, None])
+def test_quantize_in_the_precision_it_names(cache_dir, precision):
+    """precision (opset 23) rounds x and scale to that type and divides in it; without it two
+    float16 operands divide in float16, as numpy does."""
+    attrs = {} if precision is None else {"precision": precision}
+    nodes = [helper.make_node("QuantizeLinear", ["x", "s", "z"], ["q"], **attrs),
+             helper.make_node("QuantizeLinear", ["h", "hs", "hz"], ["hq"])]
+    rng = np.random.default_rng(8)
+    x = (rng.standard_normal(2000) * 40).astype(np.float32)
+    model = model_of(nodes, {"x": (np.float32, x.shape), "h": (np.float16, x.shape)},
+                     ["q", "hq"], {"s": np.array(0.3, np.float32), "z": np.array(3, np.int8),
+                                   "hs": np.array(0.3, np.float16), "hz": np.array(-2, np.int8)},
+                     opset=25)
+    feeds = {"x": x, "h": x.astype(np.float16)}
+    expected = dict(zip(["q", "hq"], ReferenceEvaluator(model).run(None, feeds)))
+    assert_bit_exact(nnbuild.compile(model, cache_dir=cache_dir).run(feeds), expected)
+
+
 def test_quantize_float8_without_saturation(cache_dir):
     nodes = [helper.make_node("QuantizeLinear", ["x", "s", "z"], ["q"], saturate=0)]
     x = np.array([1.0, 500.0, -1e5, np.inf, 0.3], np.float32)
