@@ -285,9 +285,9 @@ class Resize(Op):
         taps = {"nearest": 1, "linear": 2, "cubic": 4}[s["mode"]]
         layout, size = [], 0
         for a in self.covered_axes(node, len(x)):
-            if y[a] == 0 or (s["mode"] == "nearest" and x[a] == y[a] == 1
-                             and s["coord"] != "tf_crop_and_resize"):
-                continue                  # nothing to compute, or a copy whatever the scale
+            if y[a] == 0 or x[a] == y[a] == 1:
+                continue    # nothing to compute, or a copy whatever the scale (the one tap
+                            # clamps to 0 and the weights sum to 1; inside: coordinate 0)
             offsets, size = size, size + 8 * taps * y[a]
             weights = None if taps == 1 else size
             size += 0 if taps == 1 else -(-4 * taps * y[a] // 8) * 8
@@ -348,19 +348,25 @@ class Resize(Op):
                  f"NN_{s['nearest'].upper()}", s["exclude"], int(bool(scales)))
         lines.append(f"const nn_resize_mode m = {{{', '.join(str(c) for c in codes)}, "
                      f"{float(F(s['cubic_a']))!r}f}};")
-        base = ctx.scratch("unsigned char")
+        if layout:
+            lines.append(f"unsigned char *tables = {ctx.scratch('unsigned char')};")
         plan, xs, ys = [None] * rank, strides_of(shape), strides_of(out)
         for a, taps, offsets, weights, inside in layout:
-            plan[a] = RuntimeTaps(taps, f"((int64_t *)({base} + {offsets}))",
-                                  None if weights is None else f"((float *)({base} + {weights}))",
-                                  None if inside is None else f"((uint8_t *)({base} + {inside}))")
+            plan[a] = RuntimeTaps(taps, f"offsets{a}", None if weights is None else f"weights{a}",
+                                  None if inside is None else f"inside{a}")
+            lines.append(f"int64_t *offsets{a} = (int64_t *)(tables + {offsets});")
+            if weights is not None:
+                lines.append(f"float *weights{a} = (float *)(tables + {weights});")
+            if inside is not None:
+                lines.append(f"uint8_t *inside{a} = tables + {inside};")
             lines.append(f"nn_resize_axis(&m, {shape[a]}, {out[a]}, scale[{a}], "
                          f"{box[a][0]}, {box[a][1]}, {xs[a]}, {plan[a].offsets}, "
                          f"{plan[a].weights or 'NULL'}, {plan[a].valid or 'NULL'});")
+        if not layout:
+            lines.append("(void)m;                  /* every axis is copied */")
         if ctx.type(y).size:
-            lines.append(_interpolate(ctx, x, y, out, plan, xs, ys, s["extrapolation"],
-                                      emit=False))
-        lines.append("(void)m;")
+            lines += _interpolate(ctx, x, y, out, plan, xs, ys, s["extrapolation"],
+                                  emit=False).split("\n")
         ctx.emit(_block(lines))
 
     # -- the kernel --
