@@ -452,6 +452,7 @@ class Cast(Op):
     float8 value instead of inf / NaN, ``round_mode`` (up, down, nearest) rounds to float8 e8m0;
     integers keep their low bits (floats truncated toward zero first)."""
     def infer(self, ctx):
+        self.options(ctx.node)
         return [TensorType(self.target(ctx.node, ctx.types), ctx.types[0].shape)]
 
     def target(self, node, types):

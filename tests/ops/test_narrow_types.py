@@ -326,6 +326,15 @@ def test_movement_ops_carry_narrow_elements(cache_dir):
     assert_bit_exact(nnbuild.compile(model, cache_dir=cache_dir).run(feeds), expected)
 
 
+def test_unknown_round_mode_is_one_clear_error():
+    node = helper.make_node("Cast", ["x"], ["y"], to=TensorProto.FLOAT8E8M0, round_mode="odd",
+                            name="to_scale")
+    model = model_of([node], {"x": (np.float32, (2,))}, ["y"])
+    with pytest.raises(nnbuild.ModelError, match=r"to_scale \(Cast\): round_mode 'odd' "
+                                                 r"\(supported: up, down, nearest\)"):
+        nnbuild.translate(model)
+
+
 # --- the IR's two forms ------------------------------------------------------------------
 @pytest.mark.parametrize("code", range(17, 27))
 def test_narrow_constants_round_trip_through_text_and_json(code):
