@@ -32,7 +32,7 @@ static const char *npy_descr(int dtype) {
 
 /* Whether a file's dtype string `descr` holds elements of ONNX type `dtype`: its own string, a
  * raw record of the same width in either spelling, or (float8 e5m2) numpy's "<f1". */
-static int npy_accepts(const char *descr, int dtype) {
+static inline int npy_accepts(const char *descr, int dtype) {
     const char *want = npy_descr(dtype);
     if (!want) return 0;
     if (strcmp(descr, want) == 0) return 1;
