@@ -425,7 +425,9 @@ def execute_case(driver: str, prefix: str, set_dirs: list, timeout: float) -> st
 
 
 def _as_expected(actual: np.ndarray, expected: np.ndarray) -> np.ndarray:
-    """The driver writes bfloat16 as raw 2-byte records ('<V2'): view them as bfloat16."""
+    """The driver writes bfloat16 as raw 2-byte records ('<V2') and the narrow types (float8,
+    float4, int4, int2; one byte per element, numpy's layout) as '<V1': view them as the
+    expected dtype. Inputs go to the driver as their raw bytes, which is the C API's layout."""
     if actual.dtype.kind == "V" and expected.dtype.itemsize == actual.dtype.itemsize:
         return actual.view(expected.dtype)
     return actual
