@@ -99,6 +99,15 @@ def from_code(code: int) -> DType:
     return BY_CODE[code]
 
 
+def onnx_name(code: int) -> str:
+    """ONNX's name of an element type code (FLOAT8E4M3FN, STRING...), else the number."""
+    import onnx
+    try:
+        return onnx.TensorProto.DataType.Name(code)
+    except ValueError:
+        return str(code)
+
+
 def from_short(short: str) -> DType:
     return BY_SHORT[short]
 

@@ -456,7 +456,11 @@ class Cast(Op):
         return [TensorType(self.target(ctx.node, ctx.types), ctx.types[0].shape)]
 
     def target(self, node, types):
-        return dtypes.from_code(node.attr("to"))
+        code = node.attr("to")
+        if code not in dtypes.BY_CODE:
+            raise ModelError(f"node {node.label} ({node.op}): to={dtypes.onnx_name(code)} is "
+                             f"not supported (supported: {', '.join(dtypes.BY_SHORT)})")
+        return dtypes.from_code(code)
 
     def options(self, node) -> tuple:
         round_mode = node.attr("round_mode", "up")

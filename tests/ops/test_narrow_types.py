@@ -326,6 +326,14 @@ def test_movement_ops_carry_narrow_elements(cache_dir):
     assert_bit_exact(nnbuild.compile(model, cache_dir=cache_dir).run(feeds), expected)
 
 
+def test_cast_to_an_unsupported_type_names_the_node():
+    node = helper.make_node("Cast", ["x"], ["y"], to=TensorProto.STRING, name="to_text")
+    model = model_of([node], {"x": (np.float32, (2,))}, ["y"])
+    with pytest.raises(nnbuild.ModelError, match=r"to_text \(Cast\): to=STRING is not "
+                                                 r"supported \(supported: f32, .*i4, "):
+        nnbuild.translate(model)
+
+
 def test_unknown_round_mode_is_one_clear_error():
     node = helper.make_node("Cast", ["x"], ["y"], to=TensorProto.FLOAT8E8M0, round_mode="odd",
                             name="to_scale")
