@@ -14,7 +14,7 @@ import os
 
 import onnx
 
-from . import ops  # noqa: F401  (registers every op)
+from . import bindings, ops  # noqa: F401  (ops: registers every op)
 from .build import cache
 from .build.driver import BuildResult, artifact_paths, build_project
 from .build.outdir import check_output_folder, publish
@@ -160,7 +160,19 @@ def compile(model, cache_dir: str | None = None, options: Options | None = None,
     """Generate and build through the cache, then load the library in this process."""
     options = _options(options, kwargs)
     result, prefix = cached(model, options, cache_dir)
-    return CompiledModel(result.library, prefix, result.project_dir)
+    return CompiledModel(result.library, prefix, result.project_dir, _boundary(model))
+
+
+def _boundary(model) -> dict | None:
+    """The ONNX model's declared inputs and outputs with their kinds (sequences and optionals
+    are flattened at the C API; the runtime regroups them); None for an intermediate file."""
+    if not isinstance(model, onnx.ModelProto):
+        if str(model).endswith(INTERMEDIATE_SUFFIX):
+            return None
+        model = onnx.load(os.fspath(model), load_external_data=False)
+    kinds = bindings.declared_kinds(model.graph)
+    plain = all(k == "tensor" for _, k in kinds["inputs"] + kinds["outputs"])
+    return None if plain else kinds
 
 
 def diff(model, options: Options | None = None, inputs: dict | None = None,

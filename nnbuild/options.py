@@ -6,7 +6,7 @@ import json
 import re
 from dataclasses import dataclass, field
 
-from . import targets
+from . import bindings, targets
 from .errors import UsageError
 
 TARGETS = ("host",) + tuple(targets.TARGETS)
@@ -35,16 +35,14 @@ class Options:
 
     @staticmethod
     def make(shapes=None, **kwargs) -> "Options":
-        """Build from friendly values: shapes as {"x": "1x3x224x224"} or {"x": (1, 3, 224, 224)}."""
+        """Build from friendly values: shapes as {"x": "1x3x224x224"} or {"x": (1, 3, 224, 224)}
+        (sequences and optionals: see nnbuild.bindings)."""
         items = []
-        for name, dims in sorted((shapes or {}).items()):
-            if isinstance(dims, str):
-                try:
-                    dims = [int(d) for d in dims.lower().split("x")]
-                except ValueError:
-                    raise UsageError(f"--shape {name}={dims}: expected dims like 1x3x224x224") \
-                        from None
-            items.append((name, tuple(int(d) for d in dims)))
+        for name, value in sorted((shapes or {}).items()):
+            try:                     # dims, a sequence or an absent optional: nnbuild.bindings
+                items.append((name, bindings.parse(name, value)))
+            except bindings.BindingError as e:
+                raise UsageError(str(e)) from None
         return Options(shapes=tuple(items), **kwargs)
 
     @property

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import dtypes
+from . import bindings, dtypes
 from .errors import BuildError, UsageError
 
 
@@ -26,8 +26,13 @@ class TensorSpec:
 class CompiledModel:
     """A built model loaded in this process: ``run({name: array}) -> {name: array}``."""
 
-    def __init__(self, library: str, prefix: str, project_dir: str | None = None):
+    def __init__(self, library: str, prefix: str, project_dir: str | None = None,
+                 boundary: dict | None = None):
+        """``boundary``: the model's declared inputs and outputs with their kinds
+        (``nnbuild.bindings.declared_kinds``); with it ``run`` takes and returns lists for
+        sequences and None for absent optionals, else every name is a C API tensor."""
         self.library_path, self.prefix, self.project_dir = library, prefix, project_dir
+        self.boundary = boundary
         try:
             self._lib = ctypes.CDLL(library)
         except OSError as e:
@@ -62,6 +67,61 @@ class CompiledModel:
             raise UsageError(f"{self.prefix}: {self._fn('strerror')(rc).decode()}")
 
     def run(self, feeds: dict) -> dict:
+        """{name: array} -> {name: array}; a sequence is a list of arrays, an absent optional
+        None (when loaded with its ``boundary``, as ``nnbuild.compile`` does)."""
+        if self.boundary is None:
+            return self._run_flat(feeds)
+        return self._regroup(self._run_flat(self._flatten(feeds)))
+
+    def _elements(self, specs: list, name: str) -> list:
+        """The C API names ``name[0]``, ``name[1]``, ... present in ``specs``, in order."""
+        have = {s.name for s in specs}
+        names = []
+        while bindings.element_name(name, len(names)) in have:
+            names.append(bindings.element_name(name, len(names)))
+        return names
+
+    def _flatten(self, feeds: dict) -> dict:
+        declared = dict(self.boundary["inputs"])
+        unknown = sorted(set(feeds) - set(declared))
+        missing = [n for n, k in declared.items() if n not in feeds and k != "optional"]
+        if missing or unknown:
+            raise UsageError(f"{self.prefix}.run: missing inputs {missing}, unknown {unknown} "
+                             f"(inputs: {list(declared)})")
+        flat, names = {}, {s.name for s in self.inputs}
+        for name, kind in declared.items():
+            value = feeds.get(name)
+            elements = self._elements(self.inputs, name)
+            if kind == "tensor" or (kind == "optional" and name in names):
+                if value is None:
+                    raise UsageError(f"{self.prefix}.run: input {name!r} was compiled present; "
+                                     f"None is not a tensor")
+                flat[name] = value
+            elif kind == "sequence" or (kind == "optional" and value is not None):
+                if not isinstance(value, (list, tuple)) or len(value) != len(elements):
+                    got = (f"a list of {len(value)}" if isinstance(value, (list, tuple))
+                           else "None" if value is None else type(value).__name__)
+                    raise UsageError(f"{self.prefix}.run: input {name!r} was compiled as a "
+                                     f"sequence of {len(elements)} tensors, got {got}")
+                flat.update(zip(elements, value))
+            elif value is not None:              # an optional compiled absent
+                raise UsageError(f"{self.prefix}.run: input {name!r} was compiled absent "
+                                 f"(--shape {name}=none); pass None")
+        return flat
+
+    def _regroup(self, flat: dict) -> dict:
+        out = {}
+        for name, kind in self.boundary["outputs"]:
+            elements = self._elements(self.outputs, name)
+            if name in flat:
+                out[name] = flat[name]
+            elif kind == "sequence" or (kind == "optional" and elements):
+                out[name] = [flat[e] for e in elements]
+            else:                                # an absent optional
+                out[name] = None
+        return out
+
+    def _run_flat(self, feeds: dict) -> dict:
         missing = [s.name for s in self.inputs if s.name not in feeds]
         extra = sorted(set(feeds) - {s.name for s in self.inputs})
         if missing or extra:

@@ -10,7 +10,7 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
-from .. import dtypes
+from .. import bindings, dtypes
 from ..errors import ModelError
 from ..ir.graph import Graph, Node, TensorType
 from ..ir.verify import verify
@@ -190,14 +190,13 @@ def _constant_node_value(node, where: str) -> np.ndarray:
 
 
 def _parse_shapes(shapes) -> dict:
+    """name -> canonical binding (dims, a sequence's element dims, or absent: nnbuild.bindings)."""
     out = {}
-    for name, dims in (shapes or {}).items():
-        if isinstance(dims, str):
-            try:
-                dims = [int(d) for d in dims.lower().split("x")]
-            except ValueError:
-                raise ModelError(f"--shape {name}={dims}: expected dims like 1x3x224x224") from None
-        out[name] = tuple(int(d) for d in dims)
+    for name, value in (shapes or {}).items():
+        try:
+            out[name] = bindings.parse(name, value)
+        except bindings.BindingError as e:
+            raise ModelError(str(e)) from None
     return out
 
 
@@ -306,18 +305,16 @@ def translate(model, shapes=None, name: str = "model", where: str = "model") -> 
     if stray:                     # before the inputs' own errors: a misspelt --shape name
         raise ModelError(f"{where}: --shape names {', '.join(stray)}, not inputs of the model "
                          f"(inputs: {', '.join(vi.name for vi in runtime_inputs)})")
-    for vi in runtime_inputs:
-        graph.types[vi.name] = _input_type(vi, shapes, where)
-        graph.inputs.append(vi.name)
-
-    defined = set(graph.inputs) | set(graph.constants)
-
     def opset_of(domain):
         return opsets.get(_domain(domain), version)
     flow = ControlFlow(graph, g, opset_of, where, _translate_node, _check_against_schema)
+    for vi in runtime_inputs:     # sequences and optionals are flattened (subgraphs.py)
+        flow.graph_input(vi, shapes, lambda info, bound: _input_type(info, bound, where))
+
+    defined = set(graph.inputs) | set(graph.constants) | {vi.name for vi in runtime_inputs}
     for index, proto in enumerate(_topological(g.node, defined, where)):
         flow.translate(proto, proto.name or f"{proto.op_type}_{index}")
-    graph.outputs = [flow.output_name(o.name) for o in g.output]
+    graph.outputs = flow.graph_outputs(g.output)
     for out in graph.outputs:
         if out not in graph.constants and out not in graph.inputs and \
                 not any(out in n.outputs for n in graph.nodes):

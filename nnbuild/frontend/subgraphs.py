@@ -25,6 +25,7 @@ from __future__ import annotations
 import numpy as np
 import onnx
 
+from .. import bindings
 from ..errors import ModelError
 from ..ir.graph import Node
 from ..ops import registry
@@ -179,12 +180,107 @@ class ControlFlow:
             self.structs[ir] = struct
             scope.names[name] = ir
 
-    def output_name(self, name: str) -> str:
-        ir = self.root.resolve(name)
-        if ir in self.structs:
-            raise ModelError(f"{self.where}: graph output {name!r} is a sequence or optional; "
-                             f"the C API returns tensors only")
+    # --- the model's boundary (docs/architecture.md, "Sequences and optionals at the C API")
+    def graph_input(self, vi, shapes: dict, tensor_type) -> None:
+        """Graph input ``vi``: a tensor is one IR input; a sequence is flattened into its bound
+        number of element inputs ``NAME[k]``; an optional is its bound value's inputs when
+        present, nothing when absent. ``tensor_type(value_info, shapes)`` types one tensor."""
+        binding = shapes.get(vi.name)
+        kind = vi.type.WhichOneof("value")
+        if kind == "tensor_type":
+            if binding is not None and bindings.kind(binding) != "tensor":
+                raise ModelError(f"{self.where}: input {vi.name!r} is a tensor, not a sequence "
+                                 f"or optional; bind its dims (--shape {vi.name}=DxD...), not "
+                                 f"{bindings.to_text(binding)}")
+            self._tensor_input(vi.name, vi.type.tensor_type, shapes, tensor_type)
+        elif kind == "sequence_type":
+            self.root.names[vi.name] = self._sequence_input(vi.name, vi.type.sequence_type,
+                                                             binding, tensor_type)
+        elif kind == "optional_type":
+            held = vi.type.optional_type.elem_type
+            if binding is None:
+                seq = held.WhichOneof("value") == "sequence_type"
+                raise ModelError(f"{self.where}: input {vi.name!r} is optional; bind whether it "
+                                 f"is present with --shape {vi.name}="
+                                 f"{'[DxD,...]' if seq else 'DxD...'} (present) or --shape "
+                                 f"{vi.name}=none (absent)")
+            if bindings.kind(binding) == bindings.NONE:
+                value = None
+            elif held.WhichOneof("value") == "sequence_type":
+                value = self._sequence_input(vi.name, held.sequence_type, binding, tensor_type)
+            elif held.WhichOneof("value") == "tensor_type":
+                self._tensor_input(vi.name, held.tensor_type, shapes, tensor_type)
+                value = vi.name
+            else:
+                raise ModelError(f"{self.where}: input {vi.name!r} is an optional of neither a "
+                                 f"tensor nor a sequence")
+            ir = self.fresh(f"{vi.name}.optional")
+            self.structs[ir] = Opt(value)
+            self.root.names[vi.name] = ir
+        else:
+            raise ModelError(f"{self.where}: input {vi.name!r} is not a tensor, sequence or "
+                             f"optional")
+
+    def _tensor_input(self, name: str, tensor_proto, shapes: dict, tensor_type) -> None:
+        vi = onnx.ValueInfoProto()
+        vi.name = name
+        vi.type.tensor_type.CopyFrom(tensor_proto)
+        self.graph.types[name] = tensor_type(vi, shapes)
+        self.graph.inputs.append(name)
+
+    def _sequence_input(self, name: str, seq_proto, binding, tensor_type) -> str:
+        """Sequence input ``name`` flattened into element inputs; returns its struct's name."""
+        if binding is None or bindings.kind(binding) != bindings.SEQUENCE:
+            given = "" if binding is None else f", not {name}={bindings.to_text(binding)}"
+            raise ModelError(f"{self.where}: input {name!r} is a sequence; bind its length and "
+                             f"element shapes with --shape {name}=[DxD,...] (e.g. "
+                             f"{name}=[3*2x4], [] when empty){given}")
+        if seq_proto.elem_type.WhichOneof("value") != "tensor_type":
+            raise ModelError(f"{self.where}: input {name!r} is a sequence of non-tensors")
+        elements = Seq()
+        for k, dims in enumerate(binding[1]):
+            element = self._boundary_name(name, bindings.element_name(name, k))
+            self._tensor_input(element, seq_proto.elem_type.tensor_type, {element: dims},
+                               tensor_type)
+            elements.append(element)
+        ir = self.fresh(f"{name}.sequence")
+        self.structs[ir] = elements
         return ir
+
+    def _boundary_name(self, name: str, derived: str) -> str:
+        if derived in self.taken:
+            raise ModelError(f"{self.where}: {name!r} is flattened into {derived!r} at the C "
+                             f"API, a name the model already uses")
+        self.taken.add(derived)
+        return derived
+
+    def graph_outputs(self, value_infos) -> list:
+        """The C API's outputs: each graph output flattened (a sequence into ``NAME[k]``, an
+        absent optional into nothing, a present one into what it holds)."""
+        out = []
+        for vi in value_infos:
+            out += self._flatten_output(vi.name, self.root.resolve(vi.name))
+        return out
+
+    def _flatten_output(self, name: str, ir: str) -> list:
+        struct = self.structs.get(ir)
+        if isinstance(struct, Seq):
+            names = []
+            for k, element in enumerate(struct):
+                derived = bindings.element_name(name, k)
+                if element != derived:
+                    self.emit("Identity", [element], self._boundary_name(name, derived),
+                              f"output {name}")
+                names.append(derived)
+            return names
+        if isinstance(struct, Opt):
+            if struct.value is None:
+                return []
+            inner = self.structs.get(struct.value)
+            if inner is not None or struct.value == name:
+                return self._flatten_output(name, struct.value)
+            return [self.emit("Identity", [struct.value], name, f"output {name}")]
+        return [ir]
 
     # --- nodes ---------------------------------------------------------------------------
     def translate(self, proto, label: str, scope: Scope | None = None) -> None:
@@ -291,15 +387,49 @@ def _if(flow, proto, inputs, scope, label, where):
     other = flow.inline(branches["else"], [], scope, ".else", label, where)
     flag = flow.scalar(cond, label)
     for name, a, b in zip(proto.output, then, other):
-        if a in flow.structs or b in flow.structs:
-            raise ModelError(f"{where}: output {name!r} is a sequence or optional chosen by a "
-                             f"run-time condition (only tensors can be)")
-        if flow.type(a) != flow.type(b):
-            raise ModelError(f"{where}: with a run-time condition both branches must give "
-                             f"output {name!r} one static type; then gives {flow.type(a)}, "
-                             f"else {flow.type(b)}")
-        if name:
+        if name and (a in flow.structs or b in flow.structs):
+            flow.bind_struct(scope, name, _select_struct(flow, flag, name, a, b, label, where))
+        elif name:
+            _check_same_type(flow, name, a, b, where)
             flow.emit("Where", [flag, a, b], flow.define(scope, name), label)
+
+
+def _check_same_type(flow, name: str, a: str, b: str, where: str) -> None:
+    if flow.type(a) != flow.type(b):
+        raise ModelError(f"{where}: with a run-time condition both branches must give "
+                         f"output {name!r} one static type; then gives {flow.type(a)}, "
+                         f"else {flow.type(b)}")
+
+
+def _select_struct(flow, flag: str, name: str, a: str, b: str, label, where):
+    """The sequence or optional a run-time condition chooses between ``a`` and ``b``: both
+    must have one compile-time structure (a sequence's length, an optional's presence), then
+    each tensor in it is ``Where(flag, then, else)``."""
+    sa, sb = flow.structs.get(a), flow.structs.get(b)
+    if isinstance(sa, Seq) and isinstance(sb, Seq) and len(sa) == len(sb):
+        out = Seq()
+        for k, (x, y) in enumerate(zip(sa, sb)):
+            _check_same_type(flow, f"{name}[{k}]", x, y, where)
+            out.append(x if x == y else
+                       flow.emit("Where", [flag, x, y], flow.fresh(f"{name}_{k}"), label))
+        return out
+    if isinstance(sa, Opt) and isinstance(sb, Opt) and (sa.value is None) == (sb.value is None):
+        if sa.value is None:
+            return Opt(None)
+        x, y = sa.value, sb.value
+        if x in flow.structs or y in flow.structs:
+            inner = flow.fresh(f"{name}_value")
+            flow.structs[inner] = _select_struct(flow, flag, name, x, y, label, where)
+            return Opt(inner)
+        _check_same_type(flow, name, x, y, where)
+        return Opt(flow.emit("Where", [flag, x, y], flow.fresh(f"{name}_value"), label))
+    def shape(s):
+        return (f"a sequence of {len(s)}" if isinstance(s, Seq) else
+                "an empty optional" if isinstance(s, Opt) and s.value is None else
+                "a present optional" if isinstance(s, Opt) else "a tensor")
+    raise ModelError(f"{where}: output {name!r} is chosen by a run-time condition, so both "
+                     f"branches must give it one compile-time structure; then gives "
+                     f"{shape(sa)}, else {shape(sb)}")
 
 
 def _stack(flow, values: list, axis: int, out: str, label, where) -> str:

@@ -1,7 +1,7 @@
 """Sequences and optionals are compile-time lists while the model is translated
 (nnbuild/frontend/subgraphs.py): their lengths and positions are static, so every Sequence*
 and Optional* op becomes plain tensor nodes (or none). Results match onnxruntime through the
-built code; a sequence or optional at the C API is one clear error."""
+built code; a sequence at the C API is flattened into its elements."""
 import numpy as np
 import pytest
 from onnx import TensorProto, helper
@@ -77,12 +77,11 @@ def test_optionals_are_known_to_hold_a_value_or_not(cache_dir):
     assert out["has_full"] and not out["has_none"] and out["has_tensor"]
 
 
-def test_a_sequence_at_the_c_api_is_refused():
+def test_a_sequence_output_is_flattened_into_its_elements():
+    """tests/frontend/test_sequence_io.py covers the boundary in full."""
     nodes = [helper.make_node("SequenceConstruct", ["x", "x"], ["pair"])]
     model = make_model(nodes, {"x": (F32, [2])}, ["pair"], opset=17)
-    with pytest.raises(ModelError, match=r"graph output 'pair' is a sequence or optional; "
-                                         r"the C API returns tensors only"):
-        nnbuild.translate(model)
+    assert nnbuild.translate(model).outputs == ["pair[0]", "pair[1]"]
 
 
 def test_a_run_time_position_is_refused():
