@@ -135,6 +135,30 @@ def test_representative_subset_passes_in_one_batch(tmp_path):
     assert cmake.count("add_subdirectory(") == len(cases)
 
 
+# Cases whose shape-like graph inputs are read at run time (not frozen): the declared output
+# shape, checked by the generated code (docs/architecture.md, "Values known only at run time").
+RUNTIME_VALUES = """
+node/test_reduce_sum_do_not_keepdims_random node/test_reduce_l1_keep_dims_example
+node/test_reduce_log_sum_exp_negative_axes_keepdims_random node/test_reduce_max_bool_inputs
+node/test_resize_upsample_scales_cubic_align_corners node/test_resize_tf_crop_and_resize_axes_3_2
+node/test_resize_downsample_sizes_nearest_not_smaller node/test_upsample_nearest
+node/test_reshape_allowzero_reordered node/test_slice_neg_steps
+node/test_split_variable_parts_2d_opset18
+node/test_squeeze_negative_axes node/test_unsqueeze_unsorted_axes node/test_tile
+node/test_expand_dim_changed node/test_constantofshape_int_shape_zero node/test_wrap_pad
+node/test_range_int32_type_negative_delta
+""".split()
+
+
+def test_runtime_shape_values_pass_unfrozen(tmp_path):
+    cases = _select(RUNTIME_VALUES)
+    assert sorted(c.id for c in cases) == sorted(RUNTIME_VALUES)
+    sweep = runner.run(cases, str(tmp_path / "batch"), freeze=False, log=lambda _: None)
+    failures = [f"{r.id} [{r.category}] {r.reason}" for r in sweep.results
+                if not r.passed or r.frozen]
+    assert not failures, f"{len(failures)} of {len(cases)} failed:\n" + "\n".join(failures)
+
+
 def _inject(monkeypatch, edits: dict):
     """Make runner._generate alter the generated C source of the named prefixes."""
     original = runner._generate
