@@ -786,6 +786,7 @@ class Pad(Movement):
             v = ctx.known(inputs[2]) if inputs[2] else None
             value = value_literal(0 if v is None or v.size == 0 else v.reshape(-1)[0], dtype)
         xs = ctx.table("int64_t", strides_of(shape), "strides")
+        ys = ctx.table("int64_t", out, "dims")
         ctype = dtype.ctype
         lines += [f"const {ctype} *x = {ctx.ptr(x)};", f"{ctype} *y = {ctx.ptr(y)};",
                   f"const {ctype} value = {value};",
@@ -794,11 +795,12 @@ class Pad(Movement):
                   "    ptrdiff_t at = 0;",
                   f"    for (int d = {rank - 1}; d >= 0 && at >= 0; --d) {{"
                   "       /* innermost axis first */",
-                  f"        int64_t o = (int64_t)(rest % (size_t){ctx.table('int64_t', out, 'dims')}[d]);",
-                  f"        rest /= (size_t){ctx.table('int64_t', out, 'dims')}[d];",
+                  f"        int64_t o = (int64_t)(rest % (size_t){ys}[d]);",
+                  f"        rest /= (size_t){ys}[d];",
                   "        int64_t lo = begin[d] < 0 ? -begin[d] : 0;",
                   f"        int64_t kept = {dims}[d] - lo - (end[d] < 0 ? -end[d] : 0);",
-                  f"        int64_t j = nn_pad_source(o - (begin[d] > 0 ? begin[d] : 0), kept, {mode});",
+                  "        int64_t j = nn_pad_source(o - (begin[d] > 0 ? begin[d] : 0), kept, "
+                  f"{mode});",
                   f"        at = j < 0 ? -1 : at + (ptrdiff_t)((lo + j) * {xs}[d]);",
                   "    }",
                   "    y[i] = at < 0 ? value : x[at];",
@@ -943,6 +945,6 @@ class Range(Movement):
                                      f"run-time start, limit and delta give {n} values"),
                  f"{dtype.ctype} *y = {ctx.ptr(y)};",
                  f"for (size_t i = 0; i < {n}; ++i)",
-                 "    y[i] = " + store_from_compute(ctx, dtype, f"({ctype})(start + ({ctype})i * delta)")
-                 + ";"]
+                 "    y[i] = " + store_from_compute(
+                     ctx, dtype, f"({ctype})(start + ({ctype})i * delta)") + ";"]
         ctx.emit(_block(lines))

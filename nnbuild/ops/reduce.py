@@ -200,7 +200,8 @@ class Reduce(Op):
               f"nn_reduced_shape_is({dims}, {len(shape)}, mask, {int(node.attr('keepdims', 1))}, "
               f"{want}, {len(out)})")
         lines = ["uint64_t mask;",
-                 ctx.check_statement(ok, f"run-time axes {axes} reduce to the declared {list(out)}")]
+                 ctx.check_statement(ok, f"run-time axes {axes} reduce to the declared "
+                                         f"{list(out)}")]
         if not ctx.type(y).size:
             lines.append("(void)mask;")
             return "{\n" + "\n".join("    " + line for line in lines) + "\n}"

@@ -324,8 +324,9 @@ class Resize(Op):
                           f"ok = ok && scale[{a}] > 0.0f && "
                           f"(int64_t)(scale[{a}] * {float(shape[a])!r}f) == {out[a]};"]
         else:
-            n = [f"(int64_t){ctx.ptr(sizes)}[{k}]" if ctx.known(sizes) is None
-                 else str(int(np.asarray(ctx.known(sizes)).reshape(-1)[k])) for k in range(len(axes))]
+            given = ctx.known(sizes)
+            n = [f"(int64_t){ctx.ptr(sizes)}[{k}]" if given is None
+                 else str(int(np.asarray(given).reshape(-1)[k])) for k in range(len(axes))]
             ratio = [f"(float){n[k]} / {float(shape[a])!r}f" if shape[a] else "1.0f"
                      for k, a in enumerate(axes)]
             if s["policy"] == "stretch":

@@ -11,7 +11,7 @@ import numpy as np
 
 from .. import dtypes
 from ..ir.graph import TensorType, splat
-from .movement import _attr_to_input, _ints, fill, keep_splat, store_known
+from .movement import _attr_to_input, fill, keep_splat, store_known
 from .registry import InferContext, Op, register
 
 

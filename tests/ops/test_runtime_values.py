@@ -120,7 +120,8 @@ def test_squeeze_and_unsqueeze_runtime_axes(cache_dir):
                                "unsq": (np.int64, [1])},
                        {"s": (F32, [3, 2]), "y": (F32, [3, 1, 2])}, opset=13)
     x = np.arange(6, dtype=F32).reshape(1, 3, 1, 2)
-    feeds = lambda sq, unsq: {"x": x, "sq": np.array(sq, np.int64), "unsq": np.array(unsq, np.int64)}
+    feeds = lambda sq, unsq: {"x": x, "sq": np.array(sq, np.int64),
+                              "unsq": np.array(unsq, np.int64)}
     run_cases(model, cache_dir, [feeds([0, 2], [1]), feeds([-2, 0], [-2])],
               [feeds([0, 1], [1]), feeds([0, 0], [1]), feeds([0, 2], [0])])
 
@@ -218,5 +219,6 @@ def test_resize_to_runtime_sizes_keeping_the_aspect_ratio(cache_dir):
     model = make_model([node], {"x": (F32, [1, 1, 4, 6]), "sizes": (np.int64, [2])},
                        {"y": (F32, [1, 1, 6, 9])}, opset=18)
     x = np.random.default_rng(3).standard_normal((1, 1, 4, 6)).astype(F32)
-    run_cases(model, cache_dir, [{"x": x, "sizes": np.array(s, np.int64)} for s in ([6, 9], [7, 9])],
+    run_cases(model, cache_dir,
+              [{"x": x, "sizes": np.array(s, np.int64)} for s in ([6, 9], [7, 9])],
               [{"x": x, "sizes": np.array([5, 12], np.int64)}])   # ratio 1.25: [5, 8]
