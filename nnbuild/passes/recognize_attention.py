@@ -5,16 +5,21 @@
     u = Add(t, mask) (optional, either order); p = Softmax(u) {last axis}; y = MatMul(p, v)
         =>  y = nnbuild::Attention(q, kt, v[, mask]) {scale = 1/c or c}
 
+    Transpose(q', p) as q (kt, v alike); Transpose(y, p) as the only reader of y
+        =>  Attention(q', ...) {q_perm=p}; Attention(...) {y_perm=p} writes that Transpose's value
+
 q, kt and v have the same rank and leading dims (no broadcasting inside the MatMuls), f32; c
 is a one-element constant; the mask broadcasts to the scores (``mask_strides``). Every
-intermediate has one reader and is not a graph output.
+intermediate has one reader and is not a graph output; a Transpose is absorbed when it is the
+operand's only reader (the result's only reader) and the kernel can walk it with strides.
 """
 from __future__ import annotations
 
 from ..ir.graph import Graph, Node
-from ..ops.fused_attention import attention_node, mask_strides
+from ..ops.fused_attention import attention_node, mask_strides, read_through, walk, write_through
 from .manager import Rule, rewrite_pass
 from .matching import Match, is_scalar, scalar
+from .simplify_algebra import _perm
 
 
 def _scale(m: Match, value: str) -> tuple:
@@ -66,7 +71,19 @@ def _attention(graph: Graph, softmax: Node):
     if mask and (graph.types[mask].dtype.short != "f32"
                  or mask_strides(graph.types[mask].shape, types[3].shape) is None):
         return None
-    fused = attention_node(q, kt, v, mask, out.outputs[0], scale, m.sources())
+    perms, inputs = {}, []
+    for name, attr in ((q, "q_perm"), (kt, "kt_perm"), (v, "v_perm")):
+        t = m.producers.get(name)                # read through the head split's Transpose
+        if t is not None and t.op == "Transpose" and len(m.readers(name)) == 1 \
+                and walk(*read_through(graph.types[t.inputs[0]].shape, _perm(graph, t))):
+            perms[attr], name = _perm(graph, m.take(t)), t.inputs[0]
+        inputs.append(name)
+    y = out.outputs[0]
+    after = m.readers(y)                         # write through the head merge's Transpose
+    if len(after) == 1 and after[0].op == "Transpose" and walk(graph.types[y].shape, write_through(
+            graph.types[y].shape, _perm(graph, after[0]))[1]) is not None:
+        perms["y_perm"], y = _perm(graph, m.take(after[0])), after[0].outputs[0]
+    fused = attention_node(tuple(inputs) + (mask,), y, scale, perms, m.sources())
     return m.replace(softmax, fused)
 
 

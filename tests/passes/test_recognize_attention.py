@@ -63,6 +63,30 @@ def test_multiplied_scale_without_mask():
     }""")
 
 
+def test_head_split_and_merge_transposes_are_read_and_written_through():
+    assert_rewrites(recognize_attention, """
+    graph g opsets(ai.onnx=17) {
+      input %q: f32[1,6,2,4]
+      input %k: f32[1,6,2,4]
+      input %v: f32[1,6,2,4]
+      %qh: f32[1,2,6,4] = Transpose(%q) {perm=[0, 2, 1, 3]}  # split_q
+      %kt: f32[1,2,4,6] = Transpose(%k) {perm=[0, 2, 3, 1]}  # split_k
+      %vh: f32[1,2,6,4] = Transpose(%v) {perm=[0, 2, 1, 3]}  # split_v
+      %s: f32[1,2,6,6] = MatMul(%qh, %kt)  # qk
+      %p: f32[1,2,6,6] = Softmax(%s) {axis=-1}  # softmax
+      %o: f32[1,2,6,4] = MatMul(%p, %vh)  # pv
+      %y: f32[1,6,2,4] = Transpose(%o) {perm=[0, 2, 1, 3]}  # merge
+      output %y
+    }""", expected="""
+    graph g opsets(ai.onnx=17) {
+      input %q: f32[1,6,2,4]
+      input %k: f32[1,6,2,4]
+      input %v: f32[1,6,2,4]
+      %y: f32[1,6,2,4] = nnbuild::Attention(%q, %k, %v) {kt_perm=[0, 2, 3, 1], q_perm=[0, 2, 1, 3], scale=1.0, v_perm=[0, 2, 1, 3], y_perm=[0, 2, 1, 3]}  # split_q, split_k, split_v, qk, softmax, pv, merge
+      output %y
+    }""")
+
+
 LEFT_ALONE = {
     "softmax over another axis": SDPA.replace("{axis=-1}", "{axis=2}"),
     "the probabilities read elsewhere": SDPA.replace("output %y", "output %y\n      output %p"),
@@ -78,6 +102,26 @@ LEFT_ALONE = {
 @pytest.mark.parametrize("case", LEFT_ALONE)
 def test_left_alone(case):
     assert_unchanged(recognize_attention, LEFT_ALONE[case])
+
+
+def test_compiled_attention_through_transposes_matches_onnxruntime(cache_dir):
+    from helpers import check_against_onnxruntime, make_model
+    f = np.float32
+    nodes = [helper.make_node("Transpose", ["q"], ["qh"], name="split_q", perm=[0, 2, 1, 3]),
+             helper.make_node("Transpose", ["k"], ["kh"], name="split_k", perm=[0, 2, 1, 3]),
+             helper.make_node("Transpose", ["kh"], ["kt"], name="k_t", perm=[0, 1, 3, 2]),
+             helper.make_node("Transpose", ["v"], ["vh"], name="split_v", perm=[0, 2, 1, 3]),
+             helper.make_node("MatMul", ["qh", "kt"], ["s"], name="qk"),
+             helper.make_node("Div", ["s", "c"], ["t"], name="scale"),
+             helper.make_node("Softmax", ["t"], ["p"], name="softmax", axis=-1),
+             helper.make_node("MatMul", ["p", "vh"], ["o"], name="pv"),
+             helper.make_node("Transpose", ["o"], ["y"], name="merge", perm=[0, 2, 1, 3])]
+    model = make_model(nodes, {n: (f, [2, 7, 3, 5]) for n in ("q", "k", "v")}, ["y"],
+                       {"c": np.array(5 ** 0.5, f)})
+    optimized = nnbuild.optimize(nnbuild.translate(model), opt_level=2)
+    [node] = optimized.nodes
+    assert node.op == "Attention" and node.attrs["kt_perm"] == [0, 2, 3, 1]   # Transposes merged
+    check_against_onnxruntime(model, cache_dir, opt_level=2)
 
 
 def test_compiled_attention_with_mask_matches_onnxruntime(cache_dir):
@@ -104,10 +148,14 @@ def test_transformer_small_attention_is_recognized_and_matches_onnxruntime(cache
     model = onnx.load(path)
     optimized = nnbuild.optimize(nnbuild.translate(model), opt_level=2)
     attention = [n for n in optimized.nodes if n.op == "Attention"]
+    # the head split (Transpose of q, k, v) and merge (Transpose_3) are read / written through
+    names = ("Transpose", "Transpose_1", "Transpose_2", "MatMul", "Div", "Softmax", "MatMul_1",
+             "Transpose_3")
     assert [n.sources for n in attention] == [
-        tuple(f"/layers/layers.{k}/attn/{name}" for name in ("MatMul", "Div", "Softmax", "MatMul_1"))
-        for k in (0, 1)]
-    assert not any(n.op == "Softmax" for n in optimized.nodes)
+        tuple(f"/layers/layers.{k}/attn/{name}" for name in names) for k in (0, 1)]
+    assert attention[0].attrs == {"scale": 0.25, "q_perm": [0, 2, 1, 3], "kt_perm": [0, 2, 3, 1],
+                                  "v_perm": [0, 2, 1, 3], "y_perm": [0, 2, 1, 3]}
+    assert not any(n.op in ("Softmax", "Transpose") for n in optimized.nodes)
     feeds = {"tokens": np.random.default_rng(0).integers(0, 100, (1, 16)).astype(np.int64)}
     check_against_onnxruntime(model, cache_dir, feeds=feeds, opt_level=2)
 

@@ -5,15 +5,21 @@
 
 #include "nn_hal.h"
 
-/* For each of outer x heads problems (consecutive in q, kt, v and y):
- *   p[i][j] = softmax over j of (scale * (q[i] . kt[:, j]) + mask(o, h, i, j))
+/* Where the attention kernel finds its problem: layout[] holds the extents, then for each of
+ * q [sq][d], kt [d][skv], v [skv][dv], mask [sq][skv] and y [sq][dv] four element strides
+ * (outer, head, row, column); any stride may be zero (broadcast) or non-unit (a transposed
+ * view), so the head split and merge around attention need no copies. */
+enum {
+    NN_ATT_OUTER, NN_ATT_HEADS, NN_ATT_SQ, NN_ATT_SKV, NN_ATT_D, NN_ATT_DV,
+    NN_ATT_Q = 6, NN_ATT_KT = 10, NN_ATT_V = 14, NN_ATT_MASK = 18, NN_ATT_Y = 22,
+    NN_ATT_LAYOUT = 26
+};
+
+/* For each of outer x heads problems:
+ *   p[i][j] = softmax over j of (scale * (q[i] . kt[:, j]) + mask[i][j])
  *   y[i][c] = sum over j of p[i][j] * v[j][c]
- * q is [sq][d], kt [d][skv], v [skv][dv], y [sq][dv]. mask may be NULL; element (o, h, i, j)
- * is mask[o * ms_o + h * ms_h + i * ms_i + j * ms_j] (a zero stride broadcasts).
- * scores: skv floats of scratch. */
+ * mask may be NULL; scores: skv floats of scratch. */
 void NN_FN(attention_f32)(const float *q, const float *kt, const float *v, const float *mask,
-                          float *y, float *scores, size_t outer, size_t heads, size_t sq,
-                          size_t skv, size_t d, size_t dv, float scale, size_t ms_o,
-                          size_t ms_h, size_t ms_i, size_t ms_j);
+                          float *y, float *scores, const size_t *layout, float scale);
 
 #endif /* NN_ATTENTION_H */
