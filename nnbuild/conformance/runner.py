@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 import jinja2
 import numpy as np
 
-from .. import __version__
+from .. import __version__, bindings
 from ..build.driver import cmake_exe, ninja_exe
 from ..build.outdir import publish
 from ..errors import BuildError, UsageError
@@ -91,11 +91,11 @@ def prepare_case(case, prefix: str, work_dir: str, opt_level: int = 2, freeze: b
         return Result(case.id, case.op, *classify_error(e))
 
 
-def _generate(model, prefix: str, opt_level: int, case_id: str):
+def _generate(model, prefix: str, opt_level: int, case_id: str, shapes: dict | None = None):
     from .. import api
     from ..codegen import generate_project
     from ..options import Options
-    options = Options(name=prefix, target="generic", opt_level=opt_level)
+    options = Options.make(shapes=shapes, name=prefix, target="generic", opt_level=opt_level)
     graph = api.optimize(api.translate(model, options), options)
     digest = hashlib.sha256(model.SerializeToString()).hexdigest()
     return graph, generate_project(graph, options, case_id, digest)
@@ -141,13 +141,70 @@ def with_frozen(result: Result, frozen: list, dependent_reason: str, freeze: boo
                            f"{fared}", 400), frozen=list(frozen), frozen_result=result.category)
 
 
+def _binding(value):
+    """What a user binds with --shape for this value of a sequence or optional input."""
+    if value is None:
+        return bindings.parse("", None)
+    if isinstance(value, list):
+        if not all(isinstance(e, np.ndarray) and e.dtype != object for e in value):
+            raise ValueError("a sequence of non-tensors")
+        return (bindings.SEQUENCE, tuple(tuple(int(d) for d in e.shape) for e in value))
+    return tuple(int(d) for d in value.shape)
+
+
+def _symbolic(vi) -> bool:
+    """A tensor input whose shape the model leaves open (a symbolic or missing dim)."""
+    t = vi.type.tensor_type if vi.type.HasField("tensor_type") else None
+    return t is not None and (not t.HasField("shape") or
+                              any(not d.HasField("dim_value") for d in t.shape.dim))
+
+
+def boundary_bindings(model, data: list) -> dict:
+    """--shape bindings read from the test data, exactly as a user gives them: sequence and
+    optional inputs (lengths, element shapes, presence; every data set must agree, ValueError
+    naming the input otherwise) and tensor inputs with symbolic dims (when the sets agree)."""
+    names = _runtime_inputs(model)
+    out = {}
+    open_dims = {vi.name for vi in model.graph.input if _symbolic(vi)}
+    for name, kind in bindings.declared_kinds(model.graph)["inputs"]:
+        if kind == "tensor" and name not in open_dims:
+            continue
+        found = {_binding(dict(zip(names, ins)).get(name)) for ins, _ in data}
+        if kind == "tensor" and len(found) != 1:
+            continue                    # no one binding: translation says what is missing
+        if len(found) != 1:
+            raise ValueError(f"input {name!r}: the data sets need different bindings "
+                             f"({', '.join(sorted(bindings.to_text(b) for b in found))})")
+        out[name] = found.pop()
+    return out
+
+
+def flatten_values(names: list, values: list) -> list:
+    """[(C API name, array)]: sequences as NAME[k] elements, absent optionals left out (the
+    frontend's flattening, nnbuild/frontend/subgraphs.py)."""
+    flat = []
+    for name, value in zip(names, values):
+        if isinstance(value, list):
+            flat += [(bindings.element_name(name, k), e) for k, e in enumerate(value)]
+        elif value is not None:
+            flat.append((name, value))
+    return flat
+
+
 def _prepare(case, prefix: str, work_dir: str, opt_level: int, freeze: bool):
     names = _runtime_inputs(case.model)
     model, frozen, dependent_reason = case.model, [], ""
-    data = None
+    data, shapes = None, {}
+    if any(k != "tensor" for _, k in bindings.declared_kinds(model.graph)["inputs"]) or \
+            any(_symbolic(vi) for vi in model.graph.input if vi.name in names):
+        data = case.load_data()
+        try:
+            shapes = boundary_bindings(model, data)
+        except ValueError as e:
+            return Result(case.id, case.op, UNSUPPORTED_ATTR, one_line(str(e)))
     while True:
         try:
-            graph, project = _generate(model, prefix, opt_level, case.id)
+            graph, project = _generate(model, prefix, opt_level, case.id, shapes)
             break
         except Exception as e:   # noqa: BLE001
             category, reason, missing = classify_error(e)
@@ -168,10 +225,13 @@ def _prepare(case, prefix: str, work_dir: str, opt_level: int, freeze: bool):
     for k, (inputs, outputs) in enumerate(data):
         for what, values in (("input", inputs), ("output", outputs)):
             for i, v in enumerate(values):
+                if isinstance(v, list) and all(isinstance(e, np.ndarray) and e.dtype != object
+                                               for e in v) or v is None:
+                    continue            # a sequence or an absent optional: flattened
                 if not isinstance(v, np.ndarray) or v.dtype == object:
                     return Result(case.id, case.op, UNSUPPORTED_ATTR,
                                   f"test data {what} {i} is {_describe(v)} (tensors only)")
-        given = dict(zip(names, inputs))
+        given = dict(flatten_values(names, inputs))
         set_dir = os.path.join(work_dir, "data", prefix, str(k))
         os.makedirs(set_dir, exist_ok=True)
         for i, name in enumerate(graph.inputs):
@@ -453,8 +513,11 @@ def compare_case(case, prefix: str, set_dirs: list) -> Result:
     problems, worst_abs, worst_rel = [], None, None
     out_names = [o.name for o in case.model.graph.output]
     for k, (d, (_, expected)) in enumerate(zip(set_dirs, case.load_data())):
-        for j, want in enumerate(expected):
-            name = out_names[j] if j < len(out_names) else str(j)
+        out_names += [str(j) for j in range(len(out_names), len(expected))]
+        flat = flatten_values(out_names, expected)      # sequences element by element
+        if os.path.isfile(os.path.join(d, f"output_{len(flat)}.npy")):
+            problems.append(f"more outputs than the {len(flat)} tensors expected")
+        for j, (name, want) in enumerate(flat):
             path = os.path.join(d, f"output_{j}.npy")
             if not os.path.isfile(path):
                 problems.append(f"output {name}: not produced")

@@ -465,6 +465,9 @@ def _loop(flow, proto, inputs, scope, label, where):
     if trip is None and running is not None:
         raise ModelError(f"{where}: a Loop whose condition is only known at run time needs a "
                          f"static trip count M")
+    if running is not None and any(v in flow.structs for v in state):
+        raise ModelError(f"{where}: condition {cond_name!r} must be known at compile time "
+                         f"(a sequence or optional loop state has a compile-time length)")
     n_scan = len(body.output) - 1 - n_state
     if n_scan < 0 or len(body.input) != 2 + n_state:
         raise ModelError(f"{where}: the body takes {len(body.input)} inputs and gives "
