@@ -154,7 +154,8 @@ def gemm_program(tmp_path_factory):
 
 def gemm_cases():
     """(m, n, k, c_layout, b_layout, init, alpha): every remainder of the 8 x 12 tile, k across
-    a KC block edge, n across an NC block, m across an MC block."""
+    a KC block edge, n across an NC block, m across an MC block; on several threads, products
+    split by columns and (A over 2^17 floats) by rows."""
     b = NEON.gemm
     cases = []
     for i, (m, n, k) in enumerate([
@@ -162,7 +163,8 @@ def gemm_cases():
             (1, 12, 5), (4, 12, 5), (5, 13, 3), (8, 12, 4), (9, 24, 17),
             (7, 2, 11), (6, 5, 8), (16, 8, 2), (3, 4, 6), (2, 3, 1), (12, 7, 13),
             (17, 25, 257), (8, 12, b.KC), (11, 23, b.KC + 1), (24, 36, 2 * b.KC + 3),
-            (9, b.NC + 5, 3), (b.MC + 5, 14, 6), (b.MC + 9, b.NC + 13, b.KC + 2)]):
+            (9, b.NC + 5, 3), (b.MC + 5, 14, 6), (b.MC + 9, b.NC + 13, b.KC + 2),
+            (403, 14, 200), (521, 30, 301)]):         # large A: rows split, B packed once
         for c_layout in range(3):
             cases.append((m, n, k, c_layout, (i + c_layout) % 2, (i + c_layout) % 3,
                           (1.0, 0.5, -2.0)[(i // 3 + c_layout) % 3]))

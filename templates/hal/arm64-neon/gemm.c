@@ -4,8 +4,9 @@
  * k step loads 2 + 3 vectors and does 24 lane FMAs (vfmaq_laneq_f32), in a fixed order (k
  * ascending within a KC block, blocks in order), so results depend on the operands only. Tiles
  * with fewer rows or columns use only the vectors that hold data; a single column (a
- * matrix-vector product) has its own kernel. Threads (nn_pool.h) take tiles of C whose bounds are
- * multiples of the register tile, so every element's sum is the same at any thread count. */
+ * matrix-vector product) has its own kernel. Threads (nn_pool.h) take ranges of columns (each
+ * packing its own B) or, B packed once per block, ranges of rows; bounds are multiples of the
+ * register tile, so every element's sum is the same at any thread count. */
 #include "gemm.h"
 
 #if !defined(__aarch64__) || !defined(__ARM_NEON)
@@ -292,56 +293,87 @@ static void tile(int kc, int mr, int nr, const float *a, const float *b, float a
 }
 
 /* --- drivers ---------------------------------------------------------------------------------- */
-/* One job: C = init + alpha * A B, split into tiles_m x tiles_n tasks (nn_pool.h). */
+/* One product C = init + alpha * A B, and how it is split (see sgemm_source). */
 typedef struct {
-    int m, n, k, tiles_m, tiles_n;
+    int m, n, k, tiles;
     float alpha;
     const float *a_packed, *bias;
     const nn_gemm_source *b;
     bool accumulate;
     float *c;
     ptrdiff_t rsc, csc;
+    int jc, nc, pc, kc;       /* shared mode: the current packed block of B */
+    float *panels;
 } gemm_job;
 
-/* Rows [i0, i1) x columns [j0, j1) of C; i0 a multiple of MR, j0 of NR, so the register tiles
- * (hence every element's sum) are those of the whole product. `work` holds the B panels. */
-static void gemm_block(const gemm_job *g, int i0, int i1, int j0, int j1, float *work)
+/* Rows [i0, i1) of C x columns [jc, jc + nc) for depth block [pc, pc + kc), B packed in
+ * `panels`; i0 a multiple of MR and jc of NR, so every register tile (hence every element's
+ * sum) is the one an unsplit product computes. */
+static void gemm_rows(const gemm_job *g, int i0, int i1, int jc, int nc, int pc, int kc,
+                      const float *panels)
 {
-    const int m = g->m, k = g->k, mp = (m + MR - 1) / MR * MR;
-    const ptrdiff_t rsc = g->rsc, csc = g->csc;
-    for (int jc = j0; jc < j1; jc += NC) {
-        const int nc = min_int(NC, j1 - jc);
-        for (int pc = 0; pc < k; pc += KC) {
-            const int kc = min_int(KC, k - pc);
-            const enum init init = pc > 0 || g->accumulate ? INIT_ADD
-                                   : g->bias ? INIT_BIAS : INIT_ZERO;
-            const float *a_block = g->a_packed + (size_t)pc * mp;
-            g->b->pack(g->b, pc, kc, jc, nc, work);
-            for (int ic = i0; ic < i1; ic += MC) {
-                const int i_end = min_int(ic + MC, i1);
-                for (int jr = 0; jr < nc; jr += NR) {
-                    const int nr = min_int(NR, nc - jr);
-                    for (int ir = ic; ir < i_end; ir += MR)
-                        tile(kc, min_int(MR, m - ir), nr, a_block + (size_t)ir * kc,
-                             work + (size_t)jr * kc, g->alpha, init,
-                             g->bias ? g->bias + ir : NULL, g->c + ir * rsc + (jc + jr) * csc,
-                             rsc, csc);
-                }
-            }
+    const int mp = (g->m + MR - 1) / MR * MR;
+    const enum init init = pc > 0 || g->accumulate ? INIT_ADD : g->bias ? INIT_BIAS : INIT_ZERO;
+    const float *a_block = g->a_packed + (size_t)pc * mp;
+    for (int ic = i0; ic < i1; ic += MC) {
+        const int i_end = min_int(ic + MC, i1);
+        for (int jr = 0; jr < nc; jr += NR) {
+            const int nr = min_int(NR, nc - jr);
+            for (int ir = ic; ir < i_end; ir += MR)
+                tile(kc, min_int(MR, g->m - ir), nr, a_block + (size_t)ir * kc,
+                     panels + (size_t)jr * kc, g->alpha, init, g->bias ? g->bias + ir : NULL,
+                     g->c + ir * g->rsc + (jc + jr) * g->csc, g->rsc, g->csc);
         }
     }
 }
 
-static void gemm_task(const void *ctx, int t, void *work)
+/* All rows x columns [j0, j1), packing B into `work` block by block. */
+static void gemm_columns(const gemm_job *g, int j0, int j1, float *work)
 {
-    const gemm_job *g = ctx;
-    int i0, i1, j0, j1;
-    nn_tile_range(g->m, g->tiles_m, MR, t % g->tiles_m, &i0, &i1);
-    nn_tile_range(g->n, g->tiles_n, NR, t / g->tiles_m, &j0, &j1);
-    if (i0 < i1 && j0 < j1)
-        gemm_block(g, i0, i1, j0, j1, work);
+    for (int jc = j0; jc < j1; jc += NC) {
+        const int nc = min_int(NC, j1 - jc);
+        for (int pc = 0; pc < g->k; pc += KC) {
+            const int kc = min_int(KC, g->k - pc);
+            g->b->pack(g->b, pc, kc, jc, nc, work);
+            gemm_rows(g, 0, g->m, jc, nc, pc, kc, work);
+        }
+    }
 }
 
+/* Column mode: task t is a range of columns with its own copy of B's blocks. */
+static void column_task(const void *ctx, int t, void *work)
+{
+    const gemm_job *g = ctx;
+    int j0, j1;
+    nn_tile_range(g->n, g->tiles, NR, t, &j0, &j1);
+    if (j0 < j1)
+        gemm_columns(g, j0, j1, work);
+}
+
+/* Shared mode: the tasks first pack ranges of panels of one block of B, then compute ranges
+ * of rows from it. */
+static void pack_task(const void *ctx, int t, void *scratch)
+{
+    const gemm_job *g = ctx;
+    int q0, q1;
+    (void)scratch;
+    nn_tile_range(g->nc, g->tiles, NR, t, &q0, &q1);
+    if (q0 < q1)
+        g->b->pack(g->b, g->pc, g->kc, g->jc + q0, q1 - q0, g->panels + (size_t)q0 * g->kc);
+}
+
+static void row_task(const void *ctx, int t, void *scratch)
+{
+    const gemm_job *g = ctx;
+    int i0, i1;
+    (void)scratch;
+    nn_tile_range(g->m, g->tiles, MR, t, &i0, &i1);
+    if (i0 < i1)
+        gemm_rows(g, i0, i1, g->jc, g->nc, g->pc, g->kc, g->panels);
+}
+
+/* Split by the shape alone: column mode (no shared state, A read once per task) when A is
+ * small or rows are too few to share; else shared mode (B packed once, A read once). */
 void NN_FN(sgemm_source)(int m, int n, int k, float alpha, const float *a_packed,
                          const nn_gemm_source *b, const float *bias, bool accumulate,
                          float *c, ptrdiff_t rsc, ptrdiff_t csc, float *work)
@@ -352,11 +384,30 @@ void NN_FN(sgemm_source)(int m, int n, int k, float alpha, const float *a_packed
                 c[i * rsc + j * csc] = bias ? bias[i] : 0.0f;
         return;
     }
-    gemm_job g = {m, n, k, 1, 1, alpha, a_packed, bias, b, accumulate, c, rsc, csc};
-    nn_plan_tiles(m, n, k, MR, NR, &g.tiles_m, &g.tiles_n);
-    const int width = ((n + NR - 1) / NR + g.tiles_n - 1) / g.tiles_n * NR;   /* widest tile */
-    NN_FN(parallel_for)(g.tiles_m * g.tiles_n, gemm_task, &g, work,
-                        NN_GEMM_WORK_FLOATS(width) * sizeof(float));
+    gemm_job g = {m, n, k, 1, alpha, a_packed, bias, b, accumulate, c, rsc, csc,
+                  0, 0, 0, 0, work};
+    const int tasks = nn_task_count(2.0 * m * (double)n * k);
+    const int by_n = min_int(tasks, (n + NR - 1) / NR), by_m = min_int(tasks, (m + MR - 1) / MR);
+    const bool small_a = (size_t)m * (size_t)k <= ((size_t)1 << 17);
+    if (tasks == 1 || (by_n < 2 && by_m < 2)) {
+        gemm_columns(&g, 0, n, work);
+    } else if (small_a ? by_n >= by_m : by_m < 2) {
+        g.tiles = by_n;
+        const int width = ((n + NR - 1) / NR + by_n - 1) / by_n * NR;   /* widest tile */
+        NN_FN(parallel_for)(by_n, column_task, &g, work,
+                            NN_GEMM_WORK_FLOATS(width) * sizeof(float));
+    } else {
+        for (g.jc = 0; g.jc < n; g.jc += NC) {
+            g.nc = min_int(NC, n - g.jc);
+            for (g.pc = 0; g.pc < k; g.pc += KC) {
+                g.kc = min_int(KC, k - g.pc);
+                g.tiles = min_int(by_m, (g.nc + NR - 1) / NR);
+                NN_FN(parallel_for)(g.tiles, pack_task, &g, NULL, 0);
+                g.tiles = by_m;
+                NN_FN(parallel_for)(by_m, row_task, &g, NULL, 0);
+            }
+        }
+    }
 }
 
 void NN_FN(sgemm)(int m, int n, int k, float alpha, const float *a_packed,
