@@ -1,6 +1,7 @@
 """Pooling: MaxPool and AveragePool over 1-D, 2-D and 3-D windows (kernel_shape, strides, pads,
 dilations, ceil_mode, auto_pad; MaxPool's optional Indices output), GlobalMaxPool and
-GlobalAveragePool. Element type: float32.
+GlobalAveragePool. Element type: float32; MaxPool also takes f16, bf16, f64, i8 and u8 (a loop
+nest in the network source that copies the winning element).
 
 The window geometry (output extents, padding from auto_pad) is worked out once here
 (``window``); the kernels in ``hal/<target>/pool.c`` get it as one static ``nn_pool_window``.
@@ -15,6 +16,7 @@ import numpy as np
 from .. import dtypes
 from ..errors import ModelError
 from ..ir.graph import Node, TensorType
+from .index import load, store
 from .registry import InferContext, Op, attr_ints, register
 
 AUTO_PADS = ("NOTSET", "SAME_UPPER", "SAME_LOWER", "VALID")
@@ -150,18 +152,89 @@ class WindowedPool(Op):
         return graph.types[node.outputs[0]].size * w.volume
 
 
+MAXPOOL_TYPES = ("f32", "f16", "bf16", "f64", "i8", "u8")
+
+
+def _maxpool_loop(ctx, node: Node) -> None:
+    """MaxPool of a type the f32 kernel does not take: per output position, the first of the
+    largest window elements inside the input is copied (with its flat index when asked)."""
+    x, y = node.inputs[0], node.outputs[0]
+    shape = ctx.shape(x)
+    w = window(node, shape[2:])
+    lead = 3 - len(w.out)
+    n_in, n_out = (1,) * lead + tuple(shape[2:]), (1,) * lead + w.out
+    kernel, stride, dil = ((1,) * lead + t for t in (w.kernel, w.strides, w.dilations))
+    begin = (0,) * lead + w.pads_begin
+    dtype = ctx.type(x).dtype
+    planes, plane = shape[0] * shape[1], int(np.prod(n_in))
+    indices = len(node.outputs) > 1 and node.outputs[1]
+    lowest = {"i8": "INT8_MIN", "u8": "0", "f64": "-INFINITY"}.get(dtype.short) or \
+        store(ctx, dtype, "-INFINITY")
+    flat = f"((size_t)i[0] * {n_in[1]} + (size_t)i[1]) * {n_in[2]} + (size_t)i[2]"
+    if node.attr("storage_order", 0):       # Indices: column-major flat index within a plane
+        column = f"p * {plane} + (size_t)i[2] * {n_in[1] * n_in[0]} + (size_t)i[1] * {n_in[0]} + " \
+                 "(size_t)i[0]"
+    else:
+        column = "from"
+    lines = [f"const {dtype.ctype} *x = {ctx.ptr(x)};", f"{dtype.ctype} *y = {ctx.ptr(y)};"]
+    if indices:
+        lines.append(f"int64_t *indices = {ctx.ptr(node.outputs[1])};")
+
+    def table(values, hint):
+        return ctx.table("int64_t", values, hint)
+    lines += [f"for (size_t p = 0, e = 0; p < {planes}; ++p)",
+              f"    for (size_t o = 0; o < {int(np.prod(n_out))}; ++o, ++e) {{",
+              f"        const int64_t at[3] = {{(int64_t)(o / {n_out[1] * n_out[2]}), "
+              f"(int64_t)(o / {n_out[2]} % {n_out[1]}), (int64_t)(o % {n_out[2]})}};",
+              "        size_t best = 0, found = 0;"] + (
+              ["        size_t best_index = 0;"] if indices else []) + [
+              f"        for (size_t k = 0; k < {int(np.prod(kernel))}; ++k) {{",
+              f"            const int64_t tap[3] = {{(int64_t)(k / {kernel[1] * kernel[2]}), "
+              f"(int64_t)(k / {kernel[2]} % {kernel[1]}), (int64_t)(k % {kernel[2]})}};",
+              "            int64_t i[3];",
+              "            int inside = 1;",
+              "            for (int d = 0; d < 3; ++d) {",
+              f"                i[d] = at[d] * {table(stride, 'pool_stride')}[d] - "
+              f"{table(begin, 'pool_pad')}[d] + tap[d] * {table(dil, 'pool_dilation')}[d];",
+              f"                inside = inside && i[d] >= 0 && i[d] < {table(n_in, 'pool_in')}[d];",
+              "            }",
+              "            if (!inside)",
+              "                continue;",
+              f"            const size_t from = p * {plane} + {flat};",
+              f"            if (!found || {load(ctx, dtype, 'x[from]')} > "
+              f"{load(ctx, dtype, 'x[best]')}) {{",
+              "                best = from;",
+              "                found = 1;"] + ([
+              f"                best_index = {column};"] if indices else []) + [
+              "            }",
+              "        }",
+              f"        y[e] = found ? x[best] : {lowest};   /* a window all padding: lowest */"]
+    if indices:
+        lines.append("        indices[e] = found ? (int64_t)best_index : 0;")
+    lines.append("    }")
+    ctx.emit("{\n" + "\n".join("    " + line for line in lines) + "\n}")
+
+
 @register("MaxPool", since=1)
 class MaxPool(WindowedPool):
     """y = max over each window (padding never wins); Indices = flat position of the max."""
     def infer(self, ctx):
-        y = super().infer(ctx)[0]
+        x = ctx.types[0]
+        if x.dtype.short not in MAXPOOL_TYPES:
+            raise ctx.fail(f"element type {x.dtype} is not supported (supported: "
+                           f"{', '.join(MAXPOOL_TYPES)})")
+        if not 3 <= x.rank <= 5:
+            raise ctx.fail(f"input {x} must be N x C with 1 to 3 spatial dims")
+        w = window(ctx.node, x.shape[2:])
+        y = TensorType(x.dtype, x.shape[:2] + w.out)
         if ctx.node.attr("storage_order", 0) not in (0, 1):
             raise ctx.fail("storage_order must be 0 (row-major) or 1 (column-major)")
         return [y, TensorType(dtypes.INT64, y.shape)]
 
     def reference(self, node, x):
         w = window(node, x.shape[2:])
-        y = np.full(x.shape[:2] + w.out, -np.inf, x.dtype)
+        lowest = np.iinfo(x.dtype).min if x.dtype.kind in "iu" else -np.inf
+        y = np.full(x.shape[:2] + w.out, lowest, x.dtype)
         flat = np.zeros(y.shape, np.int64)
         spatial = x.shape[2:]
         column = node.attr("storage_order", 0) == 1
@@ -180,6 +253,8 @@ class MaxPool(WindowedPool):
         return [y, flat]
 
     def lower(self, node, ctx):
+        if ctx.type(node.inputs[0]).dtype != dtypes.FLOAT32:
+            return _maxpool_loop(ctx, node)
         indices = ctx.ptr(node.outputs[1]) if len(node.outputs) > 1 and node.outputs[1] else "NULL"
         _emit_windowed(ctx, node, "maxpool_f32",
                        f"{indices}, {int(node.attr('storage_order', 0))}")
