@@ -172,3 +172,22 @@ def test_transformer_small_attention_is_recognized_and_matches_onnxruntime(cache
 def test_mask_strides(mask, scores, strides):
     from nnbuild.ops.fused_attention import mask_strides
     assert mask_strides(mask, scores) == strides
+
+
+def test_attention_is_bit_identical_at_every_thread_count(cache_dir):
+    from helpers import make_model, onnxruntime_outputs, random_inputs
+    from nnbuild.testing import assert_close
+    f = np.float32
+    nodes = [helper.make_node("MatMul", ["q", "kt"], ["s"], name="qk"),
+             helper.make_node("Mul", ["s", "c"], ["t"], name="scale"),
+             helper.make_node("Softmax", ["t"], ["p"], name="softmax", axis=-1),
+             helper.make_node("MatMul", ["p", "v"], ["y"], name="pv")]
+    model = make_model(nodes, {"q": (f, [2, 4, 64, 32]), "kt": (f, [2, 4, 32, 64]),
+                               "v": (f, [2, 4, 64, 32])}, ["y"], {"c": np.array(32 ** -0.5, f)})
+    compiled = nnbuild.compile(model, cache_dir=cache_dir, opt_level=2)
+    feeds = random_inputs(model)
+    one = compiled.run(feeds)["y"]
+    assert_close(one, onnxruntime_outputs(model, feeds)["y"])
+    for threads in (2, 3):
+        compiled.set_num_threads(threads)
+        assert np.array_equal(compiled.run(feeds)["y"], one)

@@ -3,6 +3,8 @@
  * depend on the layout. */
 #include "attention.h"
 
+#include "nn_pool.h"
+
 /* scores[j] = scale * sum over k of qi[k] * kt[k][j] */
 static void row_scores(const float *qi, size_t q_col, const float *kt, size_t kt_row,
                        size_t kt_col, float *scores, size_t skv, size_t d, float scale) {
@@ -61,30 +63,56 @@ static void row_output(const float *p, const float *v, size_t v_row, size_t v_co
     }
 }
 
+/* One task's work: the query rows [r0, r1) of the outer x heads x sq rows, each whole. */
+typedef struct {
+    const float *q, *kt, *v, *mask;
+    float *y;
+    const size_t *layout;
+    float scale;
+    size_t rows;
+    int tiles;
+} attention_job;
+
+static void attention_rows(const attention_job *j, size_t r0, size_t r1, float *scores) {
+    const size_t *L = j->layout;
+    const size_t sq = L[NN_ATT_SQ], heads = L[NN_ATT_HEADS], skv = L[NN_ATT_SKV];
+    for (size_t r = r0; r < r1; ++r) {
+        const size_t i = r % sq, h = r / sq % heads, o = r / sq / heads;
+#define NN_ATT_AT(base, which) \
+    ((base) + o * L[(which)] + h * L[(which) + 1] + i * L[(which) + 2])
+        row_scores(NN_ATT_AT(j->q, NN_ATT_Q), L[NN_ATT_Q + 3], j->kt + o * L[NN_ATT_KT] +
+                   h * L[NN_ATT_KT + 1], L[NN_ATT_KT + 2], L[NN_ATT_KT + 3], scores, skv,
+                   L[NN_ATT_D], j->scale);
+        if (j->mask) {
+            const float *mi = NN_ATT_AT(j->mask, NN_ATT_MASK);
+            for (size_t c = 0; c < skv; ++c)
+                scores[c] += mi[c * L[NN_ATT_MASK + 3]];
+        }
+        row_softmax(scores, skv);
+        row_output(scores, j->v + o * L[NN_ATT_V] + h * L[NN_ATT_V + 1], L[NN_ATT_V + 2],
+                   L[NN_ATT_V + 3], NN_ATT_AT(j->y, NN_ATT_Y), L[NN_ATT_Y + 3], skv,
+                   L[NN_ATT_DV]);
+#undef NN_ATT_AT
+    }
+}
+
+static void attention_task(const void *ctx, int t, void *scratch) {
+    const attention_job *j = ctx;
+    int r0, r1;
+    nn_tile_range((int)j->rows, j->tiles, 1, t, &r0, &r1);
+    attention_rows(j, (size_t)r0, (size_t)r1, scratch);
+}
+
+/* Split over whole query rows: each row is computed the same way whichever task holds it, so
+ * results are bit-identical at every thread count. */
 void NN_FN(attention_f32)(const float *q, const float *kt, const float *v, const float *mask,
                           float *y, float *scores, const size_t *layout, float scale) {
     const size_t *L = layout;
-    const size_t sq = L[NN_ATT_SQ], skv = L[NN_ATT_SKV], d = L[NN_ATT_D], dv = L[NN_ATT_DV];
-    for (size_t o = 0; o < L[NN_ATT_OUTER]; ++o) {
-        for (size_t h = 0; h < L[NN_ATT_HEADS]; ++h) {
-#define NN_ATT_AT(base, which) ((base) + o * L[(which)] + h * L[(which) + 1])
-            const float *qh = NN_ATT_AT(q, NN_ATT_Q), *kth = NN_ATT_AT(kt, NN_ATT_KT);
-            const float *vh = NN_ATT_AT(v, NN_ATT_V);
-            const float *mh = mask ? NN_ATT_AT(mask, NN_ATT_MASK) : NULL;
-            float *yh = NN_ATT_AT(y, NN_ATT_Y);
-#undef NN_ATT_AT
-            for (size_t i = 0; i < sq; ++i) {
-                row_scores(qh + i * L[NN_ATT_Q + 2], L[NN_ATT_Q + 3], kth, L[NN_ATT_KT + 2],
-                           L[NN_ATT_KT + 3], scores, skv, d, scale);
-                if (mh) {
-                    const float *mi = mh + i * L[NN_ATT_MASK + 2];
-                    for (size_t j = 0; j < skv; ++j)
-                        scores[j] += mi[j * L[NN_ATT_MASK + 3]];
-                }
-                row_softmax(scores, skv);
-                row_output(scores, vh, L[NN_ATT_V + 2], L[NN_ATT_V + 3], yh + i * L[NN_ATT_Y + 2],
-                           L[NN_ATT_Y + 3], skv, dv);
-            }
-        }
-    }
+    const size_t rows = L[NN_ATT_OUTER] * L[NN_ATT_HEADS] * L[NN_ATT_SQ];
+    const double work = (double)rows * (double)L[NN_ATT_SKV] *
+                        (2.0 * (double)(L[NN_ATT_D] + L[NN_ATT_DV]) + 5.0);
+    const int tasks = nn_task_count(work);
+    attention_job j = {q, kt, v, mask, y, layout, scale, rows,
+                       (size_t)tasks < rows ? tasks : (int)(rows > 0 ? rows : 1)};
+    NN_FN(parallel_for)(j.tiles, attention_task, &j, scores, L[NN_ATT_SKV] * sizeof(float));
 }
