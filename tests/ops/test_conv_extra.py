@@ -73,3 +73,53 @@ def test_col2im_without_declaration_is_a_data_dependent_shape():
 def test_col2im_blocks_that_do_not_tile_the_input_are_refused():
     with pytest.raises(nnbuild.ModelError, match="Col2Im"):
         nnbuild.translate(_col2im([1, 4, 15], [5, 5], [2, 2]))
+
+
+def _deform_model(x, w, out, bias=False, mask=False, **attrs):
+    """DeformConv of x [N, C, H, W] by w [O, C / group, kh, kw] to spatial `out`."""
+    og = attrs.get("offset_group", 1)
+    taps = w[2] * w[3]
+    names = ["x", "w", "offset"] + (["b"] if bias else [""] if mask else []) + \
+        (["mask"] if mask else [])
+    node = helper.make_node("DeformConv", names, ["y"], **attrs)
+    inputs = {"x": (F32, x), "w": (F32, w), "offset": (F32, [x[0], og * 2 * taps] + out)}
+    if bias:
+        inputs["b"] = (F32, [w[0]])
+    if mask:
+        inputs["mask"] = (F32, [x[0], og * taps] + out)
+    return make_model([node], inputs, ["y"], opset=19)
+
+
+DEFORM_CASES = [   # x, w, output spatial, bias, mask, attributes
+    ([1, 1, 5, 5], [1, 1, 3, 3], [3, 3], False, False, {}),
+    ([2, 4, 6, 7], [6, 2, 2, 3], [4, 3], True, True,
+     {"group": 2, "offset_group": 2, "strides": [2, 2], "pads": [1, 0, 1, 1]}),
+    ([1, 4, 7, 7], [2, 4, 3, 3], [3, 3], False, True,
+     {"offset_group": 4, "dilations": [2, 2], "kernel_shape": [3, 3]}),
+]
+
+
+@pytest.mark.parametrize("x,w,out,bias,mask,attrs", DEFORM_CASES)
+def test_deform_conv_matches_the_onnx_reference(cache_dir, x, w, out, bias, mask, attrs):
+    # onnxruntime has no DeformConv: the ONNX reference evaluator is the reference
+    from onnx.reference import ReferenceEvaluator
+    model = _deform_model(x, w, out, bias, mask, **attrs)
+    feeds = random_inputs(model, seed=4)
+    feeds["offset"] = feeds["offset"] * 1.5        # taps land between pixels and outside
+    expected = ReferenceEvaluator(model).run(None, feeds)[0]
+    assert_close(nnbuild.compile(model, cache_dir=cache_dir).run(feeds)["y"], expected)
+
+
+def test_deform_conv_with_zero_offsets_is_a_convolution(cache_dir):
+    model = _deform_model([1, 3, 6, 6], [4, 3, 3, 3], [6, 6], pads=[1, 1, 1, 1])
+    feeds = random_inputs(model)
+    feeds["offset"] = np.zeros_like(feeds["offset"])
+    conv = make_model([helper.make_node("Conv", ["x", "w"], ["y"], pads=[1, 1, 1, 1])],
+                      {"x": (F32, [1, 3, 6, 6]), "w": (F32, [4, 3, 3, 3])}, ["y"])
+    expected = nnbuild.compile(conv, cache_dir=cache_dir).run({"x": feeds["x"], "w": feeds["w"]})
+    assert_close(nnbuild.compile(model, cache_dir=cache_dir).run(feeds)["y"], expected["y"])
+
+
+def test_deform_conv_offset_of_the_wrong_shape_is_refused():
+    with pytest.raises(nnbuild.ModelError, match="offset"):
+        nnbuild.translate(_deform_model([1, 1, 5, 5], [1, 1, 3, 3], [2, 2]))

@@ -51,3 +51,68 @@ void NN_FN(col2im_f32)(const float *x, float *y, size_t planes, const nn_col2im 
         }
     }
 }
+
+/* x (one plane of height x width) at the fractional position (h, w): bilinear over the four
+ * neighbours, each outside the plane reading zero. */
+static float bilinear_zero(const float *x, size_t height, size_t width, float h, float w) {
+    const float fh = floorf(h), fw = floorf(w);
+    const float th = h - fh, tw = w - fw;
+    const long h0 = (long)fh, w0 = (long)fw;
+    float sum = 0.0f;
+    for (int i = 0; i < 2; ++i) {
+        const long r = h0 + i;
+        if (r < 0 || r >= (long)height) continue;
+        const float wr = i ? th : 1.0f - th;
+        for (int j = 0; j < 2; ++j) {
+            const long c = w0 + j;
+            if (c < 0 || c >= (long)width) continue;
+            sum += wr * (j ? tw : 1.0f - tw) * x[(size_t)r * width + (size_t)c];
+        }
+    }
+    return sum;
+}
+
+void NN_FN(deform_conv_f32)(const float *x, const float *w, const float *offset,
+                            const float *bias, const float *mask, float *y, float *columns,
+                            const nn_deform_conv *g) {
+    const size_t taps = g->kernel[0] * g->kernel[1];
+    const size_t points = g->out_height * g->out_width, plane = g->height * g->width;
+    const size_t in_per_group = g->channels / g->group;
+    const size_t out_per_group = g->out_channels / g->group;
+    const size_t in_per_offset_group = g->channels / g->offset_group;
+    const size_t rows = in_per_group * taps;
+    for (size_t n = 0; n < g->batch; ++n) {
+        const float *on = offset + n * g->offset_group * 2 * taps * points;
+        const float *mn = mask ? mask + n * g->offset_group * taps * points : NULL;
+        for (size_t grp = 0; grp < g->group; ++grp) {
+            for (size_t ci = 0; ci < in_per_group; ++ci) {   /* gather the group's columns */
+                const size_t c = grp * in_per_group + ci;
+                const size_t og = c / in_per_offset_group;
+                const float *xc = x + (n * g->channels + c) * plane;
+                for (size_t k = 0; k < taps; ++k) {
+                    const float *dh = on + (og * taps + k) * 2 * points, *dw = dh + points;
+                    const float *m = mn ? mn + (og * taps + k) * points : NULL;
+                    float *col = columns + (ci * taps + k) * points;
+                    const size_t kh = k / g->kernel[1], kw = k % g->kernel[1];
+                    for (size_t p = 0; p < points; ++p) {
+                        const size_t oh = p / g->out_width, ow = p % g->out_width;
+                        const float h = (float)((long)(oh * g->stride[0] + kh * g->dilation[0]) -
+                                                (long)g->pad[0]) + dh[p];
+                        const float v = (float)((long)(ow * g->stride[1] + kw * g->dilation[1]) -
+                                                (long)g->pad[1]) + dw[p];
+                        const float s = bilinear_zero(xc, g->height, g->width, h, v);
+                        col[p] = m ? s * m[p] : s;
+                    }
+                }
+            }
+            for (size_t oi = 0; oi < out_per_group; ++oi) {       /* y = w x columns */
+                const size_t o = grp * out_per_group + oi;
+                const float *wo = w + o * rows;
+                float *yo = y + (n * g->out_channels + o) * points;
+                for (size_t p = 0; p < points; ++p) yo[p] = bias ? bias[o] : 0.0f;
+                for (size_t r = 0; r < rows; ++r)
+                    for (size_t p = 0; p < points; ++p) yo[p] += wo[r] * columns[r * points + p];
+            }
+        }
+    }
+}
