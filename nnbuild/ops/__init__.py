@@ -9,6 +9,7 @@ from . import reduce  # noqa: F401
 from . import shape_ops  # noqa: F401
 from . import movement  # noqa: F401
 from . import resize  # noqa: F401
+from . import window  # noqa: F401
 from . import math_extra  # noqa: F401
 from . import index  # noqa: F401
 from . import loss  # noqa: F401

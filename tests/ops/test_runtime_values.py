@@ -222,3 +222,24 @@ def test_resize_to_runtime_sizes_keeping_the_aspect_ratio(cache_dir):
     run_cases(model, cache_dir,
               [{"x": x, "sizes": np.array(s, np.int64)} for s in ([6, 9], [7, 9])],
               [{"x": x, "sizes": np.array([5, 12], np.int64)}])   # ratio 1.25: [5, 8]
+
+
+# --- window functions and CenterCropPad: the value is the shape ---------------------------------
+@pytest.mark.parametrize("op", ["HannWindow", "HammingWindow", "BlackmanWindow"])
+def test_window_of_runtime_size(op, cache_dir):
+    nodes = [helper.make_node(op, ["size"], ["y"]),
+             helper.make_node(op, ["seven"], ["z"], periodic=0)]       # a constant folds
+    model = make_model(nodes, {"size": (np.int64, [])}, {"y": (F32, [10]), "z": (F32, [7])},
+                       {"seven": np.array(7, np.int64)}, opset=17)
+    run_cases(model, cache_dir, [{"size": np.array(10, np.int64)}],
+              [{"size": np.array(9, np.int64)}])
+
+
+def test_center_crop_pad_to_a_runtime_shape(cache_dir):
+    # crops axis 0 (9 -> 4: rows 2..5), pads axis 2 (3 -> 6: one column before, two after)
+    node = helper.make_node("CenterCropPad", ["x", "shape"], ["y"], axes=[0, 2])
+    model = make_model([node], {"x": (F32, [9, 2, 3]), "shape": (np.int64, [2])},
+                       {"y": (F32, [4, 2, 6])}, opset=18)
+    x = np.arange(54, dtype=F32).reshape(9, 2, 3)
+    run_cases(model, cache_dir, [{"x": x, "shape": np.array([4, 6], np.int64)}],
+              [{"x": x, "shape": np.array([4, 5], np.int64)}])
