@@ -97,16 +97,17 @@ class CompiledModel:
                     raise UsageError(f"{self.prefix}.run: input {name!r} was compiled present; "
                                      f"None is not a tensor")
                 flat[name] = value
-            elif kind == "sequence" or (kind == "optional" and value is not None):
+            elif kind == "optional" and not elements:     # absent (or an empty sequence)
+                if value is not None and not (isinstance(value, (list, tuple)) and not value):
+                    raise UsageError(f"{self.prefix}.run: input {name!r} was compiled absent "
+                                     f"(--shape {name}=none); pass None")
+            elif kind in ("sequence", "optional"):
                 if not isinstance(value, (list, tuple)) or len(value) != len(elements):
                     got = (f"a list of {len(value)}" if isinstance(value, (list, tuple))
                            else "None" if value is None else type(value).__name__)
                     raise UsageError(f"{self.prefix}.run: input {name!r} was compiled as a "
                                      f"sequence of {len(elements)} tensors, got {got}")
                 flat.update(zip(elements, value))
-            elif value is not None:              # an optional compiled absent
-                raise UsageError(f"{self.prefix}.run: input {name!r} was compiled absent "
-                                 f"(--shape {name}=none); pass None")
         return flat
 
     def _regroup(self, flat: dict) -> dict:
