@@ -243,3 +243,18 @@ def test_center_crop_pad_to_a_runtime_shape(cache_dir):
     x = np.arange(54, dtype=F32).reshape(9, 2, 3)
     run_cases(model, cache_dir, [{"x": x, "shape": np.array([4, 6], np.int64)}],
               [{"x": x, "shape": np.array([4, 5], np.int64)}])
+
+
+def test_a_view_sharing_its_input_bytes_still_checks(cache_dir, tmp_path):
+    # Relu -> Reshape(run-time shape) -> Relu: the memory plan makes the Reshape a view of
+    # the first Relu's bytes (no copy is emitted), the check of the shape value stays
+    nodes = [helper.make_node("Relu", ["x"], ["r"]), helper.make_node("Reshape", ["r", "s"], ["v"]),
+             helper.make_node("Relu", ["v"], ["y"])]
+    model = make_model(nodes, {"x": (F32, [2, 6]), "s": (np.int64, [2])},
+                       {"y": (F32, [3, 4])}, opset=14)
+    model.graph.value_info.append(helper.make_tensor_value_info("v", 1, [3, 4]))
+    source = nnbuild.generate(model, str(tmp_path / "view")).files["src/model.c"].decode()
+    assert "viewed as f32[3,4]: no copy" in source
+    x = np.random.default_rng(4).standard_normal((2, 6)).astype(F32)
+    run_cases(model, cache_dir, [{"x": x, "s": np.array([3, -1], np.int64)}],
+              [{"x": x, "s": np.array([4, 3], np.int64)}])
