@@ -117,8 +117,9 @@ class Attention(Op):
         return math.prod(q[:-1]) * kt[-1] * (2 * q[-1] + 2 * v[-1] + 5)
 
     def scratch_bytes(self, node, graph):
-        kt = read_through(graph.types[node.inputs[1]].shape, node.attr("kt_perm"))[0]
-        return 4 * kt[-1]
+        """A row of scores; and a head's kt with contiguous rows when kt's are strided."""
+        kt, strides = read_through(graph.types[node.inputs[1]].shape, node.attr("kt_perm"))
+        return 4 * kt[-1] * (1 + (kt[-2] if strides[-1] != 1 else 0))
 
     def lower(self, node, ctx):
         q, kt, v = node.inputs[:3]

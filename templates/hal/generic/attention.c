@@ -5,29 +5,29 @@
 
 #include "nn_pool.h"
 
-/* scores[j] = scale * sum over k of qi[k] * kt[k][j] */
+/* scores[j] = scale * sum over k of qi[k] * kt[k][j]; kt's rows are contiguous, so the inner
+ * loop runs along them (k outermost, each sum still in increasing k). */
 static void row_scores(const float *qi, size_t q_col, const float *kt, size_t kt_row,
-                       size_t kt_col, float *scores, size_t skv, size_t d, float scale) {
-    if (kt_col == 1) {                     /* kt's rows are contiguous: along them, k outermost */
+                       float *restrict scores, size_t skv, size_t d, float scale) {
+    for (size_t j = 0; j < skv; ++j)
+        scores[j] = 0;
+    for (size_t k = 0; k < d; ++k) {
+        const float a = qi[k * q_col];
+        const float *restrict row = kt + k * kt_row;
         for (size_t j = 0; j < skv; ++j)
-            scores[j] = 0;
-        for (size_t k = 0; k < d; ++k) {
-            const float a = qi[k * q_col];
-            const float *row = kt + k * kt_row;
-            for (size_t j = 0; j < skv; ++j)
-                scores[j] += a * row[j];
-        }
-    } else {                               /* one dot product per column */
-        for (size_t j = 0; j < skv; ++j) {
-            const float *col = kt + j * kt_col;
-            float acc = 0;
-            for (size_t k = 0; k < d; ++k)
-                acc += qi[k * q_col] * col[k * kt_row];
-            scores[j] = acc;
-        }
+            scores[j] += a * row[j];
     }
     for (size_t j = 0; j < skv; ++j)
         scores[j] *= scale;
+}
+
+/* packed[k][j] = kt[k][j] for a kt whose columns are not contiguous (K read through the head
+ * split's transpose): once per head, so row_scores always runs along contiguous rows. */
+static void pack_kt(const float *kt, size_t kt_row, size_t kt_col, float *restrict packed,
+                    size_t skv, size_t d) {
+    for (size_t k = 0; k < d; ++k)
+        for (size_t j = 0; j < skv; ++j)
+            packed[k * skv + j] = kt[k * kt_row + j * kt_col];
 }
 
 /* scores <- softmax(scores) */
@@ -46,8 +46,8 @@ static void row_softmax(float *scores, size_t skv) {
 }
 
 /* yi[c] = sum over j of p[j] * v[j][c] */
-static void row_output(const float *p, const float *v, size_t v_row, size_t v_col, float *yi,
-                       size_t y_col, size_t skv, size_t dv) {
+static void row_output(const float *p, const float *v, size_t v_row, size_t v_col,
+                       float *restrict yi, size_t y_col, size_t skv, size_t dv) {
     for (size_t c = 0; c < dv; ++c)
         yi[c * y_col] = 0;
     for (size_t j = 0; j < skv; ++j) {
@@ -73,16 +73,33 @@ typedef struct {
     int tiles;
 } attention_job;
 
+/* Scratch floats per task: a row of scores, and a packed kt when its columns are strided. */
+static size_t scratch_floats(const size_t *L) {
+    const size_t skv = L[NN_ATT_SKV];
+    return skv + (L[NN_ATT_KT + 3] != 1 ? L[NN_ATT_D] * skv : 0);
+}
+
 static void attention_rows(const attention_job *j, size_t r0, size_t r1, float *scores) {
     const size_t *L = j->layout;
     const size_t sq = L[NN_ATT_SQ], heads = L[NN_ATT_HEADS], skv = L[NN_ATT_SKV];
+    const size_t d = L[NN_ATT_D], pack = L[NN_ATT_KT + 3] != 1;
+    float *packed = scores + skv;
+    size_t head = (size_t)-1;                          /* o * heads + h of the kt in use */
     for (size_t r = r0; r < r1; ++r) {
         const size_t i = r % sq, h = r / sq % heads, o = r / sq / heads;
+        const float *kt = j->kt + o * L[NN_ATT_KT] + h * L[NN_ATT_KT + 1];
+        size_t kt_row = L[NN_ATT_KT + 2];
+        if (pack) {
+            if (head != r / sq)
+                pack_kt(kt, kt_row, L[NN_ATT_KT + 3], packed, skv, d);
+            head = r / sq;
+            kt = packed;
+            kt_row = skv;
+        }
 #define NN_ATT_AT(base, which) \
     ((base) + o * L[(which)] + h * L[(which) + 1] + i * L[(which) + 2])
-        row_scores(NN_ATT_AT(j->q, NN_ATT_Q), L[NN_ATT_Q + 3], j->kt + o * L[NN_ATT_KT] +
-                   h * L[NN_ATT_KT + 1], L[NN_ATT_KT + 2], L[NN_ATT_KT + 3], scores, skv,
-                   L[NN_ATT_D], j->scale);
+        row_scores(NN_ATT_AT(j->q, NN_ATT_Q), L[NN_ATT_Q + 3], kt, kt_row, scores, skv, d,
+                   j->scale);
         if (j->mask) {
             const float *mi = NN_ATT_AT(j->mask, NN_ATT_MASK);
             for (size_t c = 0; c < skv; ++c)
@@ -114,5 +131,5 @@ void NN_FN(attention_f32)(const float *q, const float *kt, const float *v, const
     const int tasks = nn_task_count(work);
     attention_job j = {q, kt, v, mask, y, layout, scale, rows,
                        (size_t)tasks < rows ? tasks : (int)(rows > 0 ? rows : 1)};
-    NN_FN(parallel_for)(j.tiles, attention_task, &j, scores, L[NN_ATT_SKV] * sizeof(float));
+    NN_FN(parallel_for)(j.tiles, attention_task, &j, scores, scratch_floats(L) * sizeof(float));
 }

@@ -18,7 +18,8 @@ enum {
 /* For each of outer x heads problems:
  *   p[i][j] = softmax over j of (scale * (q[i] . kt[:, j]) + mask[i][j])
  *   y[i][c] = sum over j of p[i][j] * v[j][c]
- * mask may be NULL; scores: skv floats of scratch. */
+ * mask may be NULL; scores: scratch of skv floats, plus d x skv when kt's column stride is not
+ * 1 (its per-head copy with contiguous rows). */
 void NN_FN(attention_f32)(const float *q, const float *kt, const float *v, const float *mask,
                           float *y, float *scores, const size_t *layout, float scale);
 
