@@ -191,3 +191,11 @@ def test_attention_is_bit_identical_at_every_thread_count(cache_dir):
     for threads in (2, 3):
         compiled.set_num_threads(threads)
         assert np.array_equal(compiled.run(feeds)["y"], one)
+
+
+def test_inspect_shows_the_attention_of_transformer_small(capsys):
+    from nnbuild import cli
+    path = os.path.join(os.path.dirname(__file__), "..", "models", "data", "transformer_small.onnx")
+    assert cli.main(["inspect", path]) == 0
+    lines = [line for line in capsys.readouterr().out.splitlines() if "nnbuild::Attention(" in line]
+    assert len(lines) == 2 and all("/attn/Softmax" in line for line in lines)
