@@ -20,7 +20,9 @@ def _add_model_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("-O", dest="opt_level", type=int, default=2, choices=(0, 1, 2),
                    help="optimization level (default: 2)")
     p.add_argument("--shape", action="append", default=[], metavar="NAME=DxDx..",
-                   help="bind a symbolic input shape, e.g. data=1x3x224x224 (repeatable)")
+                   help="bind a symbolic input shape, e.g. data=1x3x224x224; a sequence "
+                   "input's length and element shapes, e.g. seq=[2x4,3*2x4] ([] empty); an "
+                   "optional input's presence: opt=DxD.. or opt=none (repeatable)")
     p.add_argument("--weights", default="embed", choices=WEIGHT_MODES,
                    help="embed the weights in the library (default) or load a file at run time")
     p.add_argument("--dump-ir", metavar="DIR", help="write the text IR after every pass into DIR")

@@ -25,7 +25,7 @@ import os
 
 import jinja2
 
-from . import __version__, api
+from . import __version__, api, bindings
 from .build.outdir import check_output_folder, publish
 from .codegen.names import c_comment
 from .codegen.project import GeneratedProject
@@ -49,7 +49,7 @@ def _model_args(options: Options, target: str) -> str:
     args = f" TARGET {target} WEIGHTS embed OPT_LEVEL {options.opt_level}"
     if options.shapes:
         args += " SHAPES " + " ".join(
-            f'"{name}={"x".join(str(d) for d in dims)}"' for name, dims in options.shapes)
+            f'"{name}={bindings.to_text(dims)}"' for name, dims in options.shapes)
     return args
 
 
