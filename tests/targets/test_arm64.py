@@ -335,6 +335,28 @@ def test_neon_matmul_gemm_and_conv_transpose_match_onnxruntime(tmp_path):
     check_model(model, feeds, tmp_path, OP_TOLERANCE)
 
 
+def test_neon_attention_layouts_match_onnxruntime(tmp_path):
+    """The x86 kernel's layout cases (tests/targets/test_attention_kernels.py) and two whose
+    tails fall on the NEON kernel's 4-wide steps: a depth that is not a multiple of 4 with each
+    key contiguous along it, and key and value counts past 16-wide blocks."""
+    import test_attention_kernels as cases
+    rng = np.random.default_rng(11)
+    shapes = dict(cases.CASES, heads_depth_tail4=(1, 2, 6, 7, 21, 10, "heads", None),
+                  plain_blocks_of_16=(1, 1, 4, 37, 5, 19, "plain", (1, 1, 4, 37)))
+    nodes, inputs, inits = [], {}, {}
+    for name, case in shapes.items():
+        n, i, w = cases._case(name, *case, rng)
+        nodes += n
+        inputs.update(i)
+        inits.update(w)
+    model = make_model(nodes, inputs, [f"{name}_y" for name in shapes], inits)
+    feeds = {k: v * 2 for k, v in cases.random_inputs(model).items()}   # peaked rows too
+    app = check_model(model, feeds, tmp_path, OP_TOLERANCE)
+    assert len(app) == len(shapes)
+    with open(os.path.join(str(tmp_path), "project", "hal", "attention.c"), "rb") as f:
+        assert f.read() == open(targets.family_source(NEON, "attention", "c", HAL), "rb").read()
+
+
 def seeded_inputs(model: onnx.ModelProto, vocab: int = 100) -> dict:
     """Standard-normal floats; integer inputs are token ids in [0, vocab)."""
     rng = np.random.default_rng(0)
