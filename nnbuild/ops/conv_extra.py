@@ -1,4 +1,6 @@
-"""Convolution relatives: Col2Im (opset 18), DeformConv (opset 19, 2-D).
+"""Convolution relatives: Col2Im (opset 18), DeformConv (opset 19, 2-D), ConvInteger and
+QLinearConv (opset 10; 1-3 spatial dims, u8/i8 operands in any mix, per-tensor or per-channel
+weight zero points and scales).
 
 Col2Im sums the columns of image patches back into an image (kernel ``col2im_f32`` in
 ``hal/<target>/patches.c``). Its image and block shapes are inputs: constant ones give the
@@ -7,6 +9,9 @@ generated code checks at run time that they give it (and the input's block size 
 DeformConv samples each kernel tap at its learned offset (bilinear, zero outside the image, as
 the ONNX reference's GridSample with align_corners), scales it by the mask and convolves
 (kernel ``deform_conv_f32``, scratch: one group's sampled columns).
+The integer convolutions sum (x - x_zero) * (w - w_zero) in int32 (``qconv_s32`` in
+``hal/<target>/qconv.c``); QLinearConv then adds the int32 bias, scales by
+x_scale * w_scale / y_scale in float, rounds half to even, adds y_zero and saturates.
 """
 from __future__ import annotations
 
@@ -15,6 +20,7 @@ import numpy as np
 from .. import dtypes
 from ..ir.graph import TensorType
 from .index import block
+from .conv import conv_geometry
 from .registry import Op, attr_ints, register
 
 
@@ -231,3 +237,154 @@ class DeformConv(Op):
             f"{ctx.ptr(offset)}, {ctx.ptr(b) if b else 'NULL'}, "
             f"{ctx.ptr(mask) if mask else 'NULL'}, {ctx.ptr(y)}, {ctx.scratch('float')}, "
             f"&geometry);", "}"]))
+
+
+# --- ConvInteger / QLinearConv -----------------------------------------------------------------
+Q8 = (dtypes.BY_SHORT["u8"], dtypes.BY_SHORT["i8"])
+
+
+def _int_conv(x, w, xz, wz, node):
+    """(x - xz) conv (w - wz) in int64, w's zero point per output channel or one."""
+    g = conv_geometry(_fail(node), node, TensorType.of(x), TensorType(dtypes.from_numpy(x.dtype),
+                                                                      w.shape))
+    xs = x.astype(np.int64) - (0 if xz is None else int(np.asarray(xz).reshape(-1)[0]))
+    wz = np.zeros(1, np.int64) if wz is None else np.asarray(wz, np.int64).reshape(-1)
+    ws = w.astype(np.int64) - wz.reshape((-1,) + (1,) * (w.ndim - 1))
+    pad = [(0, 0), (0, 0)] + list(zip(g.pads_begin, g.pads_end))
+    xp = np.pad(xs, pad)
+    m, c = g.out_channels // g.groups, g.in_channels // g.groups
+    xg = xp.reshape((g.batch, g.groups, c) + xp.shape[2:])
+    wg = ws.reshape((g.groups, m, c) + g.kernel)
+    y = np.zeros((g.batch, g.groups, m) + g.out_size, np.int64)
+    for tap in np.ndindex(*g.kernel):
+        window = tuple(slice(t * d, t * d + (o - 1) * s + 1, s)
+                       for t, d, o, s in zip(tap, g.dilations, g.out_size, g.strides))
+        y += np.einsum("ngc...,gmc->ngm...", xg[(Ellipsis,) + window], wg[(Ellipsis,) + tap])
+    return y.reshape((g.batch, g.out_channels) + g.out_size)
+
+
+def _fail(node):
+    from ..errors import ModelError
+
+    def fail(message):
+        return ModelError(f"node {node.label} ({node.op}): {message}")
+    return fail
+
+
+def _int_conv_infer(ctx, x_i, w_i, xz_i, wz_i):
+    x, w = ctx.types[x_i], ctx.types[w_i]
+    if x.dtype not in Q8 or w.dtype not in Q8:
+        raise ctx.fail(f"element types {x.dtype} / {w.dtype} are not supported (supported: "
+                       f"u8, i8)")
+    g = conv_geometry(ctx.fail, ctx.node, x, TensorType(x.dtype, w.shape))
+    for i, size, what in ((xz_i, 1, "x zero point"), (wz_i, g.out_channels, "w zero point")):
+        if ctx.has(i) and ctx.types[i].size not in (1, size):
+            raise ctx.fail(f"{what} {ctx.types[i]} must hold 1 or {size} values")
+    return g
+
+
+def _int_conv_emit(ctx, node, x, w, xz, wz, acc) -> list:
+    """The lines that fill the int32 ``acc`` with the zero-point-corrected convolution."""
+    g = conv_geometry(_fail(node), node, ctx.type(x), TensorType(ctx.type(x).dtype, ctx.shape(w)))
+    lead = 3 - g.spatial
+
+    def dims(values, fill):
+        return "{" + ", ".join(str(v) for v in (fill,) * lead + tuple(values)) + "}"
+    wz_count = ctx.type(wz).size if wz else 1
+
+    def q8(name):
+        signed = "true" if ctx.type(name).dtype.short == "i8" else "false"
+        return f"(nn_q8){{{ctx.ptr(name)}, {signed}}}"
+    return [
+        "static const nn_qconv geometry = {",
+        f"    .batch = {g.batch}, .in_channels = {g.in_channels}, "
+        f".out_channels = {g.out_channels}, .groups = {g.groups},",
+        f"    .in = {dims(g.in_size, 1)}, .out = {dims(g.out_size, 1)}, "
+        f".kernel = {dims(g.kernel, 1)},",
+        f"    .stride = {dims(g.strides, 1)}, .dilation = {dims(g.dilations, 1)}, "
+        f".pad = {dims(g.pads_begin, 0)}}};",
+        f"const int32_t x_zero = {f'(int32_t){ctx.ptr(xz)}[0]' if xz else '0'};",
+        f"int32_t w_zero[{wz_count}];",
+        f"for (size_t i = 0; i < {wz_count}; ++i)",
+        f"    w_zero[i] = {f'(int32_t){ctx.ptr(wz)}[i]' if wz else '0'};",
+        f"{ctx.fn('qconv', 'qconv_s32')}(&geometry, {q8(x)}, x_zero, {q8(w)}, w_zero, "
+        f"{1 if wz_count > 1 else 0}, {acc});"]
+
+
+def _input(node, i):
+    return node.inputs[i] if len(node.inputs) > i and node.inputs[i] else ""
+
+
+@register("ConvInteger", since=10)
+class ConvInteger(Op):
+    """y (int32) = (x - x_zero_point) conv (w - w_zero_point)"""
+
+    def infer(self, ctx):
+        g = _int_conv_infer(ctx, 0, 1, 2, 3)
+        return [TensorType(dtypes.INT32, (g.batch, g.out_channels) + g.out_size)]
+
+    def reference(self, node, x, w, xz=None, wz=None):
+        return [_int_conv(x, w, xz, wz, node).astype(np.int32)]
+
+    def lower(self, node, ctx):
+        lines = _int_conv_emit(ctx, node, node.inputs[0], node.inputs[1], _input(node, 2),
+                               _input(node, 3), ctx.ptr(node.outputs[0]))
+        ctx.emit(block(lines))
+
+
+@register("QLinearConv", since=10)
+class QLinearConv(Op):
+    """y = saturate(round((x - xz) conv (w - wz) + B) * x_scale * w_scale / y_scale) + yz)"""
+
+    def infer(self, ctx):
+        g = _int_conv_infer(ctx, 0, 3, 2, 5)
+        for i, size, what in ((1, 1, "x_scale"), (4, g.out_channels, "w_scale"),
+                              (6, 1, "y_scale")):
+            if ctx.types[i].dtype != dtypes.FLOAT32 or ctx.types[i].size not in (1, size):
+                raise ctx.fail(f"{what} {ctx.types[i]} must be f32 with 1 or {size} values")
+        out = ctx.types[7] if ctx.has(7) else TensorType(Q8[0], ())
+        if out.dtype not in Q8 or out.size != 1:
+            raise ctx.fail(f"y_zero_point {out} must be one u8 or i8 value")
+        if ctx.has(8) and (ctx.types[8].dtype != dtypes.INT32 or
+                           ctx.types[8].shape != (g.out_channels,)):
+            raise ctx.fail(f"bias {ctx.types[8]} must be i32 [{g.out_channels}]")
+        return [TensorType(out.dtype, (g.batch, g.out_channels) + g.out_size)]
+
+    def reference(self, node, x, xs, xz, w, ws, wz, ys, yz=None, b=None):
+        acc = _int_conv(x, w, xz, wz, node)
+        if b is not None:
+            acc = acc + b.astype(np.int64).reshape(1, -1, *(1,) * (x.ndim - 2))
+        scale = (np.float32(np.asarray(xs).reshape(-1)[0]) * np.asarray(ws, np.float32)
+                 .reshape(-1) / np.float32(np.asarray(ys).reshape(-1)[0])).astype(np.float32)
+        scale = scale.reshape(1, -1, *(1,) * (x.ndim - 2))
+        out = np.dtype(np.uint8) if yz is None else np.asarray(yz).dtype
+        zero = 0 if yz is None else int(np.asarray(yz).reshape(-1)[0])
+        y = np.rint(acc.astype(np.float32) * scale) + zero
+        info = np.iinfo(out)
+        return [np.clip(y, info.min, info.max).astype(out)]
+
+    def scratch_bytes(self, node, graph):
+        return 4 * graph.types[node.outputs[0]].size
+
+    def lower(self, node, ctx):
+        x, xs, xz, w, ws, wz, ys = node.inputs[:7]
+        yz, b, y = _input(node, 7), _input(node, 8), node.outputs[0]
+        acc = ctx.scratch("int32_t")
+        shape = ctx.shape(y)
+        channels, inner = shape[1], int(np.prod(shape[2:], dtype=np.int64))
+        ws_step = 1 if ctx.type(ws).size > 1 else 0
+        out = ctx.type(y).dtype
+        lo, hi = (0, 255) if out.short == "u8" else (-128, 127)
+        lines = _int_conv_emit(ctx, node, x, w, xz, wz, acc)
+        lines += [f"const int32_t *acc = {acc};", f"{out.ctype} *y = {ctx.ptr(y)};",
+                  f"const float y_zero = {f'(float){ctx.ptr(yz)}[0]' if yz else '0.0f'};",
+                  f"for (size_t e = 0; e < {ctx.type(y).size}; ++e) {{",
+                  f"    const size_t o = e / {inner} % {channels};",
+                  f"    const float scale = {ctx.ptr(xs)}[0] * {ctx.ptr(ws)}[o * {ws_step}] / "
+                  f"{ctx.ptr(ys)}[0];",
+                  f"    const int32_t sum = acc[e]{f' + {ctx.ptr(b)}[o]' if b else ''};",
+                  "    const float v = nearbyintf((float)sum * scale) + y_zero;   "
+                  "/* half to even */",
+                  f"    y[e] = ({out.ctype})(v < {lo}.0f ? {lo}.0f : v > {hi}.0f ? {hi}.0f : v);",
+                  "}"]
+        ctx.emit(block(lines))

@@ -123,3 +123,77 @@ def test_deform_conv_with_zero_offsets_is_a_convolution(cache_dir):
 def test_deform_conv_offset_of_the_wrong_shape_is_refused():
     with pytest.raises(nnbuild.ModelError, match="offset"):
         nnbuild.translate(_deform_model([1, 1, 5, 5], [1, 1, 3, 3], [2, 2]))
+
+
+U8, I8, I32 = np.uint8, np.int8, np.int32
+
+
+def _q8(dtype, shape, rng):
+    info = np.iinfo(dtype)
+    return rng.integers(info.min, int(info.max) + 1, shape).astype(dtype)
+
+
+@pytest.mark.parametrize("x_type,w_type", [(U8, U8), (U8, I8), (I8, I8)])
+@pytest.mark.parametrize("x,w,attrs", [
+    ([1, 2, 7, 7], [3, 2, 3, 3], {"pads": [1, 1, 1, 1]}),
+    ([2, 4, 9], [6, 2, 3], {"group": 2, "strides": [2], "dilations": [2], "pads": [2, 1]}),
+    ([1, 2, 4, 5, 5], [2, 2, 2, 3, 3], {"auto_pad": "SAME_UPPER"}),
+])
+def test_conv_integer_with_per_channel_zero_points_is_a_conv_of_shifted_operands(cache_dir, x_type, w_type, x, w,
+                                                             attrs):
+    from onnx.reference import ReferenceEvaluator
+    rng = np.random.default_rng(7)
+    node = helper.make_node("ConvInteger", ["x", "w", "xz", "wz"], ["y"], **attrs)
+    inits = {"wz": _q8(w_type, [w[0]], rng)}
+    model = make_model([node], {"x": (x_type, x), "w": (w_type, w), "xz": (x_type, [])}, ["y"],
+                       inits, opset=10)
+    feeds = {"x": _q8(x_type, x, rng), "w": _q8(w_type, w, rng),
+             "xz": np.array(_q8(x_type, [], rng), x_type)}
+    ours = nnbuild.compile(model, cache_dir=cache_dir).run(feeds)["y"]
+    # the same as a float64 Conv of the operands less their zero points (ONNX reference)
+    conv = make_model([helper.make_node("Conv", ["x", "w"], ["y"], **attrs)],
+                      {"x": (np.float64, x), "w": (np.float64, w)}, ["y"])
+    wz = inits["wz"].astype(np.float64).reshape([-1] + [1] * (len(w) - 1))
+    expected = ReferenceEvaluator(conv).run(None, {
+        "x": feeds["x"].astype(np.float64) - float(feeds["xz"]),
+        "w": feeds["w"].astype(np.float64) - wz})[0]
+    np.testing.assert_array_equal(ours, expected.astype(np.int32))
+
+
+def test_conv_integer_matches_onnxruntime(cache_dir):
+    # onnxruntime's ConvInteger takes u8 with one weight zero point only
+    rng = np.random.default_rng(5)
+    node = helper.make_node("ConvInteger", ["x", "w", "xz", "wz"], ["y"], pads=[1, 2, 0, 1],
+                            strides=[2, 1])
+    model = make_model([node], {"x": (U8, [2, 3, 8, 7]), "w": (U8, [4, 3, 3, 2]),
+                                "xz": (U8, []), "wz": (U8, [])}, ["y"], opset=10)
+    feeds = {"x": _q8(U8, [2, 3, 8, 7], rng), "w": _q8(U8, [4, 3, 3, 2], rng),
+             "xz": np.array(131, U8), "wz": np.array(117, U8)}
+    check_against_onnxruntime(model, cache_dir, feeds)
+
+
+@pytest.mark.parametrize("x_type,w_type", [(U8, U8), (U8, I8), (I8, I8)])
+@pytest.mark.parametrize("per_channel", [False, True])
+def test_qlinear_conv_matches_onnxruntime(cache_dir, x_type, w_type, per_channel):
+    rng = np.random.default_rng(11)
+    x, w = [1, 4, 6, 6], [6, 2, 3, 3]
+    n = w[0] if per_channel else 1
+    node = helper.make_node("QLinearConv", ["x", "xs", "xz", "w", "ws", "wz", "ys", "yz", "b"],
+                            ["y"], group=2, pads=[1, 0, 1, 2], strides=[1, 2])
+    inits = {"w": _q8(w_type, w, rng), "ws": rng.uniform(0.01, 0.05, [n]).astype(F32),
+             "wz": (np.zeros([n], w_type) if w_type == I8 else _q8(w_type, [n], rng)),
+             "b": rng.integers(-500, 500, [w[0]]).astype(I32)}
+    model = make_model([node], {"x": (x_type, x), "xs": (F32, []), "xz": (x_type, []),
+                                "ys": (F32, []), "yz": (x_type, [])}, ["y"], inits, opset=10)
+    feeds = {"x": _q8(x_type, x, rng), "xs": np.array(0.05, F32),
+             "xz": np.array(_q8(x_type, [], rng), x_type), "ys": np.array(0.3, F32),
+             "yz": np.array(_q8(x_type, [], rng), x_type)}
+    check_against_onnxruntime(model, cache_dir, feeds)
+
+
+def test_conv_integer_refuses_float_operands():
+    node = helper.make_node("ConvInteger", ["x", "w"], ["y"])
+    model = make_model([node], {"x": (F32, [1, 1, 3, 3]), "w": (F32, [1, 1, 2, 2])}, ["y"],
+                       opset=10)
+    with pytest.raises(nnbuild.ModelError, match="supported: u8, i8"):
+        nnbuild.translate(model)
