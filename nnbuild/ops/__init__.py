@@ -27,3 +27,4 @@ from . import scatter  # noqa: F401
 from . import spectral  # noqa: F401
 from . import text  # noqa: F401
 from . import conv_extra  # noqa: F401
+from . import unpool  # noqa: F401
