@@ -5,9 +5,12 @@ input_forget and peepholes, layout, sequence_lens, initial_h / initial_c). float
 Lowering, per direction (scratch reused by the next one):
 1. one GEMM projects the inputs of every time step at once, Gx = X W^T + biases, with W
    pre-packed at compile time when it is a constant (else packed once at run time);
-2. per time step one GEMM of the recurrent weights (pre-packed the same way) with the previous
-   hidden state of every batch row, Gh = R H, then one loop over batch and hidden units applies
-   the gates and writes Y.
+2. per time step one product of the recurrent weights (pre-packed the same way) with the previous
+   hidden state of every batch row, Gh = R H (float32 with at most GEMV_MAX_BATCH rows: a
+   matrix-vector kernel per row, hal/gemv.c, on the same packed R; else a GEMM), then one loop
+   over batch and hidden units applies the gates and writes Y (a float32 LSTM with the default
+   activations, no clip, input_forget or peepholes calls hal/recurrent.c's cell per batch row:
+   vector sigmoid and tanh on x86).
 Gate order is ONNX's: LSTM i o f c, GRU z r h. With ``sequence_lens``, batch row b runs its
 first seq_lens[b] steps (a reverse direction starts at step seq_lens[b] - 1), keeps its state
 after them, and its Y rows past them are zero.
@@ -28,6 +31,7 @@ from .registry import InferContext, Op, register
 
 DIRECTIONS = ("forward", "reverse", "bidirectional")
 DTYPES = ("f32", "f64")
+GEMV_MAX_BATCH = 3         # up to this many batch rows the per-step product runs as GEMVs
 
 # name -> (alpha default, beta default); None: the activation takes no such parameter. The
 # defaults are onnxruntime's (0 where it has none; ThresholdedRelu's is 0, not the op's 1).
@@ -425,9 +429,13 @@ class _Direction:
                     before.append(f"{ctx.fn('gemm', 'sgemm_pack_a')}({rows}, {H}, {r_ptr}, {H}, "
                                   f"1, {packed});")
                     packed_at += packed_a_floats(rows, H)
-                products.append(f"{ctx.fn('gemm', 'sgemm')}({rows}, {s.batch}, {H}, 1.0f, "
-                                f"{packed}, {source}, 1, {H}, NULL, false, {out}, 1, {G}, "
-                                f"{self.at(self.buf.gemm)});")
+                if s.batch <= GEMV_MAX_BATCH:       # a few columns: stream R once per column
+                    products.append(f"{ctx.fn('gemv', 'sgemv_packed')}({rows}, {H}, {s.batch}, "
+                                    f"{packed}, {source}, {H}, {out}, {G});")
+                else:
+                    products.append(f"{ctx.fn('gemm', 'sgemm')}({rows}, {s.batch}, {H}, 1.0f, "
+                                    f"{packed}, {source}, 1, {H}, NULL, false, {out}, 1, {G}, "
+                                    f"{self.at(self.buf.gemm)});")
             row += rows
         return before, products
 
@@ -483,6 +491,14 @@ class _Direction:
         lines += self.gate("go", f"x[{H} + j] + r[{H} + j]{peep['o']}", acts[0])
         lines.append(f"hb[j] = go * {acts[2].c('cb[j]', self.dtype)};")
         return lines
+
+    def default_lstm_cell(self) -> bool:
+        """A float32 LSTM with the default activations and no clip, input_forget or peepholes
+        runs its cell in hal/recurrent.c (vectorised on x86); any other cell is a loop here."""
+        s = self.s
+        return (s.cell == "LSTM" and self.dtype.short == "f32" and s.clip is None and
+                not s.input_forget and not _input(self.node, 7) and
+                tuple(a.name for a in s.activations[self.d]) == ("sigmoid", "tanh", "tanh"))
 
     def gru_reset_phase(self) -> list:
         """GRU without linear_before_reset: z and r of every unit, and rh = r * h for the
@@ -557,11 +573,17 @@ class _Direction:
             step += self.batch_loop(self.per_batch(f"rh[b * {H}") + [f"{t} *rhb = rh + b * {H};"],
                                     self.gru_reset_phase())
             step.append(products[1])
-        body = self.cell()
-        if y:
-            body.append(f"{ctx.ptr(y)}[{self.y_offset('t', 'b')} + j] = hb[j];")
         zero = f"{ctx.ptr(y)}[{self.y_offset('s', 'b')}" if y else None
-        step += self.batch_loop(self.per_batch(zero), body)
+        if self.default_lstm_cell():
+            y_row = f"{ctx.ptr(y)} + {self.y_offset('t', 'b')}" if y else "NULL"
+            call = f"{ctx.fn('recurrent', 'lstm_cell_f32')}(x, r, hb, cb, {y_row}, {H});"
+            step += ([f"for (size_t b = 0; b < {s.batch}; ++b) {{"] +
+                     ["    " + x for x in self.per_batch(zero) + [call]] + ["}"])
+        else:
+            body = self.cell()
+            if y:
+                body.append(f"{ctx.ptr(y)}[{self.y_offset('t', 'b')} + j] = hb[j];")
+            step += self.batch_loop(self.per_batch(zero), body)
         lines += [f"for (size_t s = 0; s < {s.seq}; ++s) {{"] + ["    " + x for x in step] + ["}"]
         for k, state in ((1, "h"), (2, "c")):
             out = node.outputs[k] if len(node.outputs) > k else ""

@@ -149,3 +149,57 @@ def test_reference_matches_onnxruntime():
     actual = registry.get(node).reference(node, *[values.get(n) for n in node.inputs])
     for got, name in zip(actual, ["Y", "Y_h"]):
         assert_close(got, expected[name], what=name)
+
+
+@pytest.mark.parametrize("op, batch, hidden", [
+    ("LSTM", 1, 300),     # GEMV: R's 1200 rows end in a partial panel, its depth spans 2 KC blocks
+    ("GRU", 2, 37),       # GEMV per batch row, both of GRU's products (z r, then the candidate)
+    ("RNN", 5, 40),       # more batch rows than GEMV_MAX_BATCH: the GEMM
+])
+@target_param()
+def test_per_step_product_matches_onnxruntime_at_any_thread_count(op, batch, hidden, target,
+                                                                  tmp_path):
+    """Gh = R H runs as one matrix-vector product per batch row up to GEMV_MAX_BATCH rows, as a
+    GEMM beyond: both on the packed R, both bit-identical at 1 and 3 threads."""
+    rng = np.random.default_rng(batch)
+    g, steps, inputs = GATES[op], 3, 7
+    inits = {"W": (rng.standard_normal([1, g * hidden, inputs]) / np.sqrt(inputs)).astype(F32),
+             "R": (rng.standard_normal([1, g * hidden, hidden]) / np.sqrt(hidden)).astype(F32),
+             "B": rng.standard_normal([1, 2 * g * hidden]).astype(F32)}
+    node = helper.make_node(op, ["X", "W", "R", "B"], ["Y", "Y_h"], hidden_size=hidden)
+    model = make_model([node], {"X": (F32, [steps, batch, inputs])}, ["Y", "Y_h"], inits, opset=14)
+    feeds = random_inputs(model)
+    expected = onnxruntime_outputs(model, feeds)
+    compiled = nnbuild.compile(model, cache_dir=str(tmp_path), target=target)
+    results = {}
+    for threads in (1, 3):
+        compiled.set_num_threads(threads)
+        results[threads] = compiled.run(feeds)
+    for name, want in expected.items():
+        assert_close(results[1][name], want, what=f"{target} {op} {name}")
+        np.testing.assert_array_equal(results[3][name], results[1][name],
+                                      err_msg=f"{target} {op} {name}: 3 threads differ from 1")
+
+
+@target_param()
+def test_default_lstm_cell_activations_over_their_range(target, tmp_path):
+    """The default LSTM cell's sigmoid and tanh (hal/recurrent.c; vector exp, an odd polynomial
+    below 0.625 on x86) against float64 numpy: with W four identity blocks and no R or bias, one
+    step gives c = sig(x) tanh(x) and h = sig(x) tanh(c) for every value x of X, swept from
+    -100 to 100, through tiny magnitudes and across the polynomial's edge."""
+    hidden, batch = 203, 3
+    sweep = np.concatenate([np.linspace(-100, 100, 301), np.geomspace(1e-8, 20, 77),
+                            -np.geomspace(1e-8, 20, 77), np.linspace(0.6, 0.65, 21),
+                            -np.linspace(0.6, 0.65, 21), [0.0, -0.0, 88.5, -88.5, -87.0]])
+    x = np.resize(sweep, batch * hidden).reshape(1, batch, hidden).astype(F32)
+    eye = np.eye(hidden, dtype=F32)
+    inits = {"W": np.concatenate([eye] * 4)[None], "R": np.zeros([1, 4 * hidden, hidden], F32)}
+    node = helper.make_node("LSTM", ["X", "W", "R"], ["", "Y_h", "Y_c"], hidden_size=hidden)
+    model = make_model([node], {"X": (F32, [1, batch, hidden])}, ["Y_h", "Y_c"], inits, opset=14)
+    out = nnbuild.compile(model, cache_dir=str(tmp_path), target=target).run({"X": x})
+    v = x.astype(np.float64)[0]
+    sig = 1 / (1 + np.exp(-v))
+    c = sig * np.tanh(v)
+    assert_close(out["Y_c"][0], c.astype(F32), what=f"{target} c")
+    assert_close(out["Y_h"][0], (sig * np.tanh(c)).astype(F32), what=f"{target} h")
+    assert np.abs(out["Y_c"][0] - c).max() < 1e-6
