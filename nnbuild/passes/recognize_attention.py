@@ -7,6 +7,8 @@
 
     Transpose(q', p) as q (kt, v alike); Transpose(y, p) as the only reader of y
         =>  Attention(q', ...) {q_perm=p}; Attention(...) {y_perm=p} writes that Transpose's value
+    Mul(q', c) as q or Mul(k', c) under kt's Transpose (ONNX Attention's own body scales both)
+        =>  Attention(q', ...) {scale *= c}
 
 q, kt and v have the same rank and leading dims (no broadcasting inside the MatMuls), f32; c
 is a one-element constant; the mask broadcasts to the scores (``mask_strides``). Every
@@ -35,6 +37,29 @@ def _scale(m: Match, value: str) -> tuple:
         m.take(node)
         return x, scalar(m.graph, c)
     return value, 1.0
+
+
+def _operand(m: Match, name: str, scaled: bool) -> tuple:
+    """(stored input, perm or None, factor): peels the head split's Transpose (when the kernel
+    can walk it) and, for q and kt, a Mul by a one-element constant, in either order."""
+    perm, factor = None, 1.0
+    for _ in range(2):
+        node = m.producers.get(name)
+        if node is None or len(m.readers(name)) != 1:
+            break
+        if node.op == "Transpose" and perm is None and walk(*read_through(
+                m.graph.types[node.inputs[0]].shape, _perm(m.graph, node))):
+            perm, name = _perm(m.graph, m.take(node)), node.inputs[0]
+        elif node.op == "Mul" and scaled and factor == 1.0 and any(
+                is_scalar(m.graph, i) for i in node.inputs):
+            c, x = node.inputs if is_scalar(m.graph, node.inputs[0]) else node.inputs[::-1]
+            if m.graph.types[x] != m.graph.types[name]:
+                break
+            factor, name = scalar(m.graph, c), x
+            m.take(node)
+        else:
+            break
+    return name, perm, factor
 
 
 def _attention(graph: Graph, softmax: Node):
@@ -73,10 +98,8 @@ def _attention(graph: Graph, softmax: Node):
         return None
     perms, inputs = {}, []
     for name, attr in ((q, "q_perm"), (kt, "kt_perm"), (v, "v_perm")):
-        t = m.producers.get(name)                # read through the head split's Transpose
-        if t is not None and t.op == "Transpose" and len(m.readers(name)) == 1 \
-                and walk(*read_through(graph.types[t.inputs[0]].shape, _perm(graph, t))):
-            perms[attr], name = _perm(graph, m.take(t)), t.inputs[0]
+        name, perms[attr], factor = _operand(m, name, scaled=attr != "v_perm")
+        scale *= factor
         inputs.append(name)
     y = out.outputs[0]
     after = m.readers(y)                         # write through the head merge's Transpose

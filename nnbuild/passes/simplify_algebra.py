@@ -3,7 +3,9 @@
     x * 1, 1 * x, x + 0, 0 + x, x - 0, x / 1        =>  x     (same type as the result)
     Cast(x) to x's own type                          =>  x
     Reshape(x) to x's own shape, Transpose(x, identity perm)   =>  x
-    Reshape(Reshape(x))                              =>  Reshape(x, final shape)
+    Reshape(Reshape(x)) (or of Flatten, Squeeze, Unsqueeze)  =>  Reshape(x, final shape), or x
+    Expand(x) to x's own shape                       =>  x
+    Where(constant all true / all false, a, b)       =>  a / b   (same type as the result)
     Transpose(Transpose(x, p), q)                    =>  Transpose(x, p∘q)  (or x when identity)
 
 A value that is a graph output keeps its node (outputs keep their names).
@@ -48,18 +50,40 @@ def _same_type_cast(graph: Graph, node: Node):
     return _forward(graph, node, node.inputs[0])
 
 
+VIEWS = ("Reshape", "Flatten", "Squeeze", "Unsqueeze")     # same bytes, another shape
+
+
 def _reshape(graph: Graph, node: Node):
-    # Reshape(x) to x's shape  =>  x;  Reshape(Reshape(x, s), t)  =>  Reshape(x, final shape)
+    # Reshape(x) to x's shape  =>  x;  Reshape(view(x), t)  =>  Reshape(x, final shape), or x
     x, y = node.inputs[0], node.outputs[0]
     if graph.types[x] == graph.types[y]:
         return _forward(graph, node, x)
     inner = graph.producers().get(x)
-    if inner is None or inner.op != "Reshape":
+    if inner is None or inner.op not in VIEWS:
         return None
+    if graph.types[inner.inputs[0]] == graph.types[y]:
+        return _forward(graph, node, inner.inputs[0])
     shape = graph.add_constant(graph.unique_name(f"{y}_shape"),
                                np.array(graph.types[y].shape, np.int64))
     return [node.replace(inputs=(inner.inputs[0], shape), attrs={},
                          sources=inner.sources + node.sources)]
+
+
+def _expand(graph: Graph, node: Node):
+    # Expand(x) to x's own shape  =>  x
+    return _forward(graph, node, node.inputs[0])
+
+
+def _where(graph: Graph, node: Node):
+    # Where(all-true constant, a, b)  =>  a;  Where(all-false constant, a, b)  =>  b
+    cond = graph.constants.get(node.inputs[0])
+    if cond is None or cond.size == 0 or cond.dtype != bool:
+        return None
+    if np.all(cond):
+        return _forward(graph, node, node.inputs[1])
+    if not np.any(cond):
+        return _forward(graph, node, node.inputs[2])
+    return None
 
 
 def _perm(graph: Graph, node: Node) -> list:
@@ -84,7 +108,8 @@ def _transpose(graph: Graph, node: Node):
                          sources=inner.sources + node.sources)]
 
 
-simplify_algebra = rewrite_pass("simplify-algebra", "x*1, x+0, same-type Cast, Reshape/Transpose pairs", [
+simplify_algebra = rewrite_pass("simplify-algebra", "x*1, x+0, same-type Cast, no-op Expand/Where, "
+                               "Reshape/Transpose pairs", [
     Rule("Mul", _neutral(1, commutes=True)),
     Rule("Div", _neutral(1, commutes=False)),
     Rule("Add", _neutral(0, commutes=True)),
@@ -92,4 +117,6 @@ simplify_algebra = rewrite_pass("simplify-algebra", "x*1, x+0, same-type Cast, R
     Rule("Cast", _same_type_cast),
     Rule("Reshape", _reshape),
     Rule("Transpose", _transpose),
+    Rule("Expand", _expand),
+    Rule("Where", _where),
 ])

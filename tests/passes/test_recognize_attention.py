@@ -87,6 +87,34 @@ def test_head_split_and_merge_transposes_are_read_and_written_through():
     }""")
 
 
+def test_onnx_attention_body_scaling_q_and_k_before_the_product():
+    # what the frontend's expansion of ONNX Attention (opset 23) leaves after -O2's earlier passes
+    assert_rewrites(recognize_attention, """
+    graph g opsets(ai.onnx=23) {
+      input %q: f32[2,3,4,8]
+      input %k: f32[2,3,6,8]
+      input %v: f32[2,3,6,8]
+      const @s: f32[1] = [0.59460354]
+      const @bias: f32[4,6] = splat(0.0)
+      %qs: f32[2,3,4,8] = Mul(%q, @s)  # scale_q
+      %ks: f32[2,3,6,8] = Mul(%k, @s)  # scale_k
+      %kt: f32[2,3,8,6] = Transpose(%ks) {perm=[0, 1, 3, 2]}  # transpose_k
+      %w: f32[2,3,4,6] = MatMul(%qs, %kt)  # qk
+      %b: f32[2,3,4,6] = Add(%w, @bias)  # add_bias
+      %p: f32[2,3,4,6] = Softmax(%b) {axis=-1}  # softmax
+      %y: f32[2,3,4,8] = MatMul(%p, %v)  # pv
+      output %y
+    }""", expected="""
+    graph g opsets(ai.onnx=23) {
+      input %q: f32[2,3,4,8]
+      input %k: f32[2,3,6,8]
+      input %v: f32[2,3,6,8]
+      const @bias: f32[4,6] = splat(0.0)
+      %y: f32[2,3,4,8] = nnbuild::Attention(%q, %k, %v, @bias) {kt_perm=[0, 1, 3, 2], scale=0.353553368012399}  # scale_q, scale_k, transpose_k, qk, add_bias, softmax, pv
+      output %y
+    }""")
+
+
 LEFT_ALONE = {
     "softmax over another axis": SDPA.replace("{axis=-1}", "{axis=2}"),
     "the probabilities read elsewhere": SDPA.replace("output %y", "output %y\n      output %p"),

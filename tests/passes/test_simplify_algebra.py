@@ -74,6 +74,34 @@ def test_transposes_that_cancel_vanish():
     }""")
 
 
+def test_no_op_expand_constant_where_and_views_that_come_back_vanish():
+    # as ONNX's Attention body writes them: K unsqueezed, expanded to its own shape, reshaped back
+    assert_rewrites(simplify_algebra, """
+    graph g opsets(ai.onnx=17) {
+      input %k: f32[2,6,8]
+      input %x: f32[2,6,8]
+      const @axis: i64[1] = [1]
+      const @shape5: i64[4] = [2, 1, 6, 8]
+      const @shape3: i64[3] = [2, 6, 8]
+      const @none: bool[6,1] = splat(false)
+      const @zero: f32[1] = [0.0]
+      %u: f32[2,1,6,8] = Unsqueeze(%k, @axis)  # unsqueeze
+      %e: f32[2,1,6,8] = Expand(%u, @shape5)  # expand
+      %r: f32[2,6,8] = Reshape(%e, @shape3)  # reshape
+      %w: f32[2,6,8] = Where(@none, @zero, %x)  # where
+      %y: f32[2,6,8] = Add(%r, %w)  # add
+      output %y
+    }""", expected="""
+    graph g opsets(ai.onnx=17) {
+      input %k: f32[2,6,8]
+      input %x: f32[2,6,8]
+      const @axis: i64[1] = [1]
+      %u: f32[2,1,6,8] = Unsqueeze(%k, @axis)  # unsqueeze
+      %y: f32[2,6,8] = Add(%k, %x)  # add
+      output %y
+    }""")
+
+
 LEFT_ALONE = {
     "multiplying by a value other than one": """
       input %x: f32[3]
@@ -90,6 +118,11 @@ LEFT_ALONE = {
     "a cast that converts": """
       input %x: f32[3]
       %y: i64[3] = Cast(%x) {to=7}  # cast""",
+    "a where that picks both": """
+      input %a: f32[2]
+      input %b: f32[2]
+      const @some: bool[2] = [true, false]
+      %y: f32[2] = Where(@some, %a, %b)  # where""",
     "a graph output": """
       input %x: f32[3]
       const @zero: f32[] = [0.0]
