@@ -346,6 +346,15 @@ def _seed_declared_types(graph: Graph, value_infos) -> None:
         except ModelError:        # an element type nnbuild lacks: inference reports it
             continue
         graph.types[vi.name] = TensorType(dtype, tuple(int(d.dim_value) for d in t.shape.dim))
+    # A declaration also holds for the input of an op whose output always has its input's
+    # shape (unary elementwise ops, Cast): ReduceSum -> Sqrt -> declared output. Only the
+    # shape counts (inference gives the dtype).
+    from ..ops.elementwise import Cast, Unary
+    for node in reversed(graph.nodes):
+        x, y = (node.inputs[0] if node.inputs else ""), node.outputs[0]
+        if x in produced and x not in graph.types and y in graph.types \
+                and isinstance(registry.get(node), (Unary, Cast)):
+            graph.types[x] = graph.types[y]
 
 
 def _translate_node(graph: Graph, proto, label: str, opset_of, where: str) -> None:

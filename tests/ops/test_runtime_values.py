@@ -258,3 +258,14 @@ def test_a_view_sharing_its_input_bytes_still_checks(cache_dir, tmp_path):
     x = np.random.default_rng(4).standard_normal((2, 6)).astype(F32)
     run_cases(model, cache_dir, [{"x": x, "s": np.array([3, -1], np.int64)}],
               [{"x": x, "s": np.array([4, 3], np.int64)}])
+
+
+def test_a_declaration_holds_back_through_unary_ops(cache_dir):
+    # no value_info for s or d: y's declared shape is theirs too (Sqrt and Cast keep shapes)
+    nodes = [helper.make_node("ReduceSum", ["x", "axes"], ["s"], keepdims=0),
+             helper.make_node("Cast", ["s"], ["d"], to=11), helper.make_node("Sqrt", ["d"], ["y"])]
+    model = make_model(nodes, {"x": (F32, [3, 2, 2]), "axes": (np.int64, [1])},
+                       {"y": (np.float64, [3, 2])}, opset=18)
+    x = np.random.default_rng(5).random((3, 2, 2)).astype(F32)
+    run_cases(model, cache_dir, [{"x": x, "axes": np.array([a], np.int64)} for a in (1, 2)],
+              [{"x": x, "axes": np.array([0], np.int64)}])
