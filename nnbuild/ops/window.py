@@ -13,7 +13,7 @@ import numpy as np
 from .. import dtypes
 from ..ir.graph import TensorType
 from .index import store as store_from_compute
-from .movement import Axis, copy_nest, fill, store_known, strides_of
+from .movement import Axis, copy_nest, fill, runtime_ints, store_known, strides_of
 from .registry import Op, register
 
 # w[n] = a0 - a1 cos(2 pi n / N) + a2 cos(4 pi n / N), N = size (periodic) or size - 1
@@ -131,9 +131,10 @@ class CenterCropPad(Op):
         if ctx.known(node.inputs[1]) is None:
             axes = self.axes(node, len(shape), ValueError)
             want = [out[a] for a in axes]
-            ctx.check(f"nn_dims_equal({ctx.ptr(node.inputs[1])}, "
-                      f"{ctx.table('int64_t', want, 'dims')}, {len(want)})",
-                      f"run-time shape is the declared {want}")
+            lines = runtime_ints(ctx, node.inputs[1], "given", len(want), "0") + [   # i32 / i64
+                ctx.check_statement(f"nn_dims_equal(given, {ctx.table('int64_t', want, 'dims')}, "
+                                    f"{len(want)})", f"run-time shape is the declared {want}")]
+            ctx.emit("{\n" + "\n".join("    " + line for line in lines) + "\n}")
         if ctx.type(y).size == 0:
             return
         if any(n > d for d, n in zip(shape, out)):
