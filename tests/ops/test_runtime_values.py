@@ -278,3 +278,10 @@ def test_a_declaration_holds_back_through_unary_ops(cache_dir):
     x = np.random.default_rng(5).random((3, 2, 2)).astype(F32)
     run_cases(model, cache_dir, [{"x": x, "axes": np.array([a], np.int64)} for a in (1, 2)],
               [{"x": x, "axes": np.array([0], np.int64)}])
+
+
+def test_center_crop_pad_to_a_constant_shape(cache_dir):
+    node = helper.make_node("CenterCropPad", ["x", "shape"], ["y"], axes=[-1, 0])
+    model = make_model([node], {"x": (F32, [5, 3, 4])}, ["y"],
+                       {"shape": np.array([7, 2], np.int64)}, opset=18)
+    check_against_onnxruntime(model, cache_dir)
