@@ -7,9 +7,10 @@ qemu-aarch64 (Debian's qemu-user; .ci/run installs both, the tests skip without 
   its run-time packing of A is the compile-time one (linalg.pack_a);
 - the convolution kernels (direct tiles, 1x1, strided, grouped, depthwise) and the other SGEMM
   users (MatMul of run-time operands, Gemm, ConvTranspose) match onnxruntime;
+- the NEON GEMV (a recurrent layer's per-step product) gives exactly the product;
 - whole networks built for arm64-neon (resnet_small, transformer_small, the benchmark set's
-  BERT-style encoder, and with --runslow its ResNet-18) match onnxruntime and the x86 build
-  within MODEL_TOLERANCE;
+  BERT-style encoder and LSTM, and with --runslow its ResNet-18) match onnxruntime and the x86
+  build within MODEL_TOLERANCE;
 - apps give bit-identical outputs on 1 and 3 threads;
 - everything compiles warning-free (-Wall -Wextra -Werror) with aarch64-linux-gnu-gcc, and a
   cross build through the toolchain file picks arm64-neon for `TARGET host`."""
@@ -225,6 +226,82 @@ def test_every_kernel_family_compiles_warning_free_for_aarch64(compiler, tmp_pat
         assert proc.returncode == 0, f"{source.name}:\n{proc.stderr}"
 
 
+GEMV_DRIVER = r"""
+/* Reads cases from argv[1], writes y to argv[2], on argv[3] threads. A case: int32 m, k, n;
+ * A packed by nnbuild; x (n columns of k, column j at x + j * (k + 1)). Writes y (n columns
+ * of m, column j at y + j * (m + 2)), all of it. */
+#include <stdio.h>
+#include <stdlib.h>
+#include "gemm.h"
+#include "gemv.h"
+#include "nn_pool.h"
+
+int main(int argc, char **argv)
+{
+    if (argc != 4 || NN_FN(pool_set_threads)(atoi(argv[3])) != 0) return 2;
+    FILE *in = fopen(argv[1], "rb"), *out = fopen(argv[2], "wb");
+    int32_t count, h[3];
+    if (!in || !out || fread(&count, 4, 1, in) != 1) return 2;
+    for (int32_t t = 0; t < count; ++t) {
+        if (fread(h, 4, 3, in) != 3) return 2;
+        const int m = h[0], k = h[1], n = h[2];
+        const size_t na = NN_GEMM_PACKED_A_FLOATS(m, k), nx = (size_t)n * (k + 1);
+        const size_t ny = (size_t)n * (m + 2);
+        float *a = malloc(4 * na), *x = malloc(4 * nx), *y = malloc(4 * ny);
+        if (fread(a, 4, na, in) != na || fread(x, 4, nx, in) != nx) return 2;
+        for (size_t i = 0; i < ny; ++i)
+            y[i] = -1.0f;                       /* what sgemv must leave alone stays -1 */
+        NN_FN(sgemv_packed)(m, k, n, a, x, k + 1, y, m + 2);
+        fwrite(y, 4, ny, out);
+        free(a); free(x); free(y);
+    }
+    return fclose(out) != 0;
+}
+"""
+
+
+@pytest.fixture(scope="module")
+def gemv_program(tmp_path_factory):
+    """The arm64-neon gemv.c with a test driver, cross-compiled warning-free."""
+    folder = tmp_path_factory.mktemp("neon-gemv")
+    for name in ("nn_hal.h", "nn_pool.h", "nn_pool.c"):
+        shutil.copy(os.path.join(HAL, "common", name), folder / name)
+    for family, ext in (("gemm", "h"), ("gemv", "h"), ("gemv", "c")):
+        shutil.copy(targets.family_source(NEON, family, ext, HAL), folder / f"{family}.{ext}")
+    (folder / "nn_config.h").write_text("#define NN_PREFIX neontest\n")
+    (folder / "driver.c").write_text(GEMV_DRIVER)
+    return cross_compile(folder, [folder / "gemv.c", folder / "nn_pool.c", folder / "driver.c"],
+                         str(folder / "gemv_check"))
+
+
+@pytest.mark.parametrize("threads", [1, 3])
+def test_neon_gemv_is_exact_for_every_panel_and_block_remainder(gemv_program, threads, tmp_path):
+    """y = A x per column, A packed as for the SGEMM: rows not a multiple of the 8-row panel,
+    k not a multiple of the 4-step unroll or of a KC block, strided x and y."""
+    assert targets.family_source(NEON, "gemv", "c", HAL).endswith("arm64-neon/gemv.c")
+    rng = np.random.default_rng(12)
+    kc = NEON.gemm.KC
+    cases = [(1, 1, 1), (7, 3, 2), (8, 4, 1), (9, 5, 3), (17, kc, 1), (30, kc + 1, 2),
+             (130, 2 * kc + 7, 3), (1030, 601, 2)]                  # the last: split on 3 threads
+    blob, expected = [struct.pack("<i", len(cases))], []
+    for m, k, n in cases:
+        a = rng.integers(-4, 5, (m, k)).astype(F32)
+        x = rng.integers(-4, 5, (n, k + 1)).astype(F32)       # column j: x[j, :k]
+        with targets.using(NEON):
+            blob += [struct.pack("<3i", m, k, n), linalg.pack_a(a).tobytes(), x.tobytes()]
+        y = np.full((n, m + 2), -1.0, F32)
+        y[:, :m] = (x[:, :k].astype(np.float64) @ a.T.astype(np.float64)).astype(F32)
+        expected.append(((m, k, n), y))
+    (tmp_path / "cases.bin").write_bytes(b"".join(blob))
+    qemu(gemv_program, str(tmp_path / "cases.bin"), str(tmp_path / "out.bin"), str(threads))
+    result, at = (tmp_path / "out.bin").read_bytes(), 0
+    for (m, k, n), want in expected:
+        got = np.frombuffer(result, F32, want.size, at).reshape(want.shape)
+        at += 4 * want.size
+        assert np.array_equal(got, want), f"m={m} k={k} n={n}: {int((got != want).sum())} wrong"
+    assert at == len(result)
+
+
 # --- generated projects, cross-built ---------------------------------------------------------
 def cross_build(model, folder) -> str:
     """nnbuild generate --target arm64-neon, then CMake with the aarch64 toolchain file and
@@ -383,12 +460,13 @@ def test_network_under_qemu_matches_onnxruntime_and_the_x86_build(network, tmp_p
 
 @pytest.mark.parametrize("network", [
     "bert_encoder",                                       # about 30 s (qemu: 7 s a run)
+    "lstm",                                               # the GEMV and LSTM cell kernels
     pytest.param("resnet18", marks=pytest.mark.slow),     # 70-90 s (qemu: 20 s a run)
 ])
 def test_benchmark_network_under_qemu_matches_onnxruntime_and_the_x86_build(network, tmp_path,
                                                                           cache_dir):
     """The issue's cross-build check: ResNet-18 and the BERT-style encoder of the benchmark
-    set (benchmarks/models.py) built for arm64-neon."""
+    set (benchmarks/models.py) built for arm64-neon; and its LSTM (the per-step GEMV)."""
     spec = importlib.util.spec_from_file_location("benchmark_models",
                                                   os.path.join(BENCHMARKS, "models.py"))
     benchmark_models = importlib.util.module_from_spec(spec)
