@@ -457,6 +457,8 @@ class Cast(Op):
 
     def target(self, node, types):
         code = node.attr("to")
+        if code is None:
+            raise ModelError(f"node {node.label} ({node.op}): attribute 'to' is required")
         if code not in dtypes.BY_CODE:
             raise ModelError(f"node {node.label} ({node.op}): to={dtypes.onnx_name(code)} is "
                              f"not supported (supported: {', '.join(dtypes.BY_SHORT)})")

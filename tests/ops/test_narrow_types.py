@@ -334,6 +334,13 @@ def test_cast_to_an_unsupported_type_names_the_node():
         nnbuild.translate(model)
 
 
+def test_cast_without_to_names_the_node():
+    model = model_of([helper.make_node("Cast", ["x"], ["y"], name="untyped")],
+                     {"x": (np.float32, (2,))}, ["y"])
+    with pytest.raises(nnbuild.ModelError, match=r"untyped \(Cast\): attribute 'to' is required"):
+        nnbuild.translate(model)
+
+
 def test_unknown_round_mode_is_one_clear_error():
     node = helper.make_node("Cast", ["x"], ["y"], to=TensorProto.FLOAT8E8M0, round_mode="odd",
                             name="to_scale")
