@@ -434,6 +434,33 @@ def test_neon_attention_layouts_match_onnxruntime(tmp_path):
         assert f.read() == open(targets.family_source(NEON, "attention", "c", HAL), "rb").read()
 
 
+def test_neon_lstm_cell_activations_over_their_range(tmp_path):
+    """The NEON LSTM cell's sigmoid and tanh (vector exp, an odd polynomial below 0.625) against
+    float64 numpy, as tests/ops/test_recurrent.py checks the x86 one: with W four identity
+    blocks and no R or bias, one step gives c = sig(x) tanh(x) and h = sig(x) tanh(c) for every
+    x swept from -100 to 100, through tiny magnitudes and across the polynomial's edge; 203
+    units leave a 3-unit tail."""
+    hidden, batch = 203, 3
+    sweep = np.concatenate([np.linspace(-100, 100, 301), np.geomspace(1e-8, 20, 77),
+                            -np.geomspace(1e-8, 20, 77), np.linspace(0.6, 0.65, 21),
+                            -np.linspace(0.6, 0.65, 21), [0.0, -0.0, 88.5, -88.5, -87.0]])
+    x = np.resize(sweep, batch * hidden).reshape(1, batch, hidden).astype(F32)
+    eye = np.eye(hidden, dtype=F32)
+    inits = {"W": np.concatenate([eye] * 4)[None], "R": np.zeros([1, 4 * hidden, hidden], F32)}
+    node = helper.make_node("LSTM", ["X", "W", "R"], ["", "Y_h", "Y_c"], hidden_size=hidden)
+    model = make_model([node], {"X": (F32, [1, batch, hidden])}, ["Y_h", "Y_c"], inits, opset=14)
+    app = cross_build(model, tmp_path)
+    with open(os.path.join(str(tmp_path), "project", "hal", "recurrent.c"), "rb") as f:
+        assert f.read() == open(targets.family_source(NEON, "recurrent", "c", HAL), "rb").read()
+    out = run_under_qemu(app, {"X": x}, ["Y_h", "Y_c"], tmp_path, threads=1)
+    v = x.astype(np.float64)[0]
+    sig = 1 / (1 + np.exp(-v))
+    c = sig * np.tanh(v)
+    assert_close(out["Y_c"][0], c.astype(F32), what="c")
+    assert_close(out["Y_h"][0], (sig * np.tanh(c)).astype(F32), what="h")
+    assert np.abs(out["Y_c"][0] - c).max() < 1e-6
+
+
 def seeded_inputs(model: onnx.ModelProto, vocab: int = 100) -> dict:
     """Standard-normal floats; integer inputs are token ids in [0, vocab)."""
     rng = np.random.default_rng(0)
