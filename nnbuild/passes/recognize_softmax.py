@@ -1,7 +1,7 @@
 """recognize-softmax: the elementwise spellings of softmax become one Softmax op.
 
-    e = Exp(x); s = ReduceSum(e, axis a); y = Div(e, s)                   =>  y = Softmax(x) {axis=a}
-    m = ReduceMax(x, a); z = Sub(x, m); e = Exp(z); ... y = Div(e, s)     =>  y = Softmax(x) {axis=a}
+    e = Exp(x); s = ReduceSum(e, axis a); y = Div(e, s)               =>  Softmax(x) {axis=a}
+    m = ReduceMax(x, a); z = Sub(x, m); e = Exp(z); ... y = Div(e, s) =>  Softmax(x) {axis=a}
 
 The reductions keep their dims and run over one axis; the exponential has exactly the two
 readers, every other intermediate one, and none is a graph output. Softmax subtracts the maximum

@@ -70,7 +70,8 @@ LEFT_ALONE = {
     "another power": TORCH.replace("@two: f32[] = [2.0]", "@two: f32[] = [3.0]"),
     "the centred value read elsewhere": TORCH.replace("output %y", "output %y\n      output %d"),
     "a variance over other axes": TORCH.replace(
-        "const @axes: i64[1] = [-1]", "const @axes: i64[1] = [-1]\n      const @ax2: i64[2] = [1, 2]")
+        "const @axes: i64[1] = [-1]",
+        "const @axes: i64[1] = [-1]\n      const @ax2: i64[2] = [1, 2]")
         .replace("%v: f32[2,4,1] = ReduceMean(%p, @axes)", "%v: f32[2,1,1] = ReduceMean(%p, @ax2)")
         .replace("%a: f32[2,4,1]", "%a: f32[2,1,1]").replace("%s: f32[2,4,1]", "%s: f32[2,1,1]"),
 }
