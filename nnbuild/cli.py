@@ -265,6 +265,8 @@ def cmd_profile(args) -> int:
 def cmd_diff(args) -> int:
     """Exit 0 when every compared tensor is within the tolerance, 1 when some is not."""
     import numpy as np
+    if args.model.endswith(api.INTERMEDIATE_SUFFIX):
+        raise UsageError(f"{args.model}: diff needs the ONNX file (onnxruntime runs it)")
     names = _onnx_input_names(args.model)
     inputs = {}
     for spec in args.input:

@@ -85,3 +85,11 @@ def test_cli_exits_0_when_everything_agrees(tmp_path, capsys):
 def test_an_unknown_input_is_a_usage_error(tmp_path):
     with pytest.raises(nnbuild.UsageError, match="no such input"):
         nnbuild.diff(_model(), inputs={"nope": np.zeros(3, F)}, work_dir=str(tmp_path))
+
+
+def test_an_intermediate_file_is_refused_with_one_line(tmp_path, capsys):
+    path = tmp_path / "m.nnir.json"
+    path.write_text("{}")
+    assert cli.main(["diff", str(path)]) == 2
+    assert capsys.readouterr().err == (f"nnbuild: error: {path}: diff needs the ONNX file "
+                                       f"(onnxruntime runs it)\n")
