@@ -12,7 +12,8 @@ For each real-weight network of tests/models/data (host target):
 Also: the harness's two threads under ThreadSanitizer (transformer_small).
 
 The default tier builds the three networks (about 100 s on two cores); --runslow adds
-valgrind on the other networks and 93 conformance node cases spanning dtypes (every 8th case
+the full-size benchmark networks of benchmarks/models.py (ResNet-18, the BERT-style encoder, the
+LSTM) under ASan+UBSan and valgrind, valgrind on the other small networks, and 93 conformance node cases spanning dtypes (every 8th case
 of many op families, batched) under ASan+UBSan.
 """
 from __future__ import annotations
@@ -21,6 +22,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 
 import numpy as np
 import onnx
@@ -33,6 +35,7 @@ from nnbuild.testing import MODEL_TOLERANCE, assert_close
 HERE = os.path.dirname(os.path.abspath(__file__))
 DATA = os.path.join(os.path.dirname(HERE), "models", "data")
 NETWORKS = ["resnet_small", "mobilenet_small", "transformer_small"]
+BENCHMARK_NETWORKS = ["resnet18", "bert_encoder", "lstm"]       # --runslow
 SANITIZE = "-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer -g"
 SANITIZER_ENV = {"ASAN_OPTIONS": "detect_leaks=1:abort_on_error=0:exitcode=23",
                  "UBSAN_OPTIONS": "print_stacktrace=1:halt_on_error=1:exitcode=24"}
@@ -131,13 +134,35 @@ def app_args(tmp_path, path: str) -> tuple:
 @needs_sanitizers
 @pytest.mark.parametrize("net", NETWORKS)
 def test_asan_ubsan_clean(projects, net, tmp_path):
-    project, prefix, path = projects[net]
+    check_asan_ubsan_clean(*projects[net], tmp_path)
+
+
+def benchmark_model(net: str, folder) -> str:
+    """benchmarks/models.py's seeded network ``net`` saved as folder/net.onnx."""
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(HERE)), "benchmarks"))
+    import models                                  # noqa: E402  (benchmarks/models.py)
+    path = os.path.join(str(folder), f"{net}.onnx")
+    onnx.save(models.BUILDERS[net](), path)
+    return path
+
+
+@needs_sanitizers
+@pytest.mark.slow
+@pytest.mark.parametrize("net", BENCHMARK_NETWORKS)
+def test_benchmark_networks_asan_ubsan_clean(net, tmp_path):
+    """The full-size benchmark networks: ResNet-18, the BERT-style encoder, the LSTM."""
+    path = benchmark_model(net, tmp_path)
+    nnbuild.generate(path, str(tmp_path / net), name=net)
+    check_asan_ubsan_clean(str(tmp_path / net), net, path, tmp_path)
+
+
+def check_asan_ubsan_clean(project: str, prefix: str, path: str, tmp_path) -> None:
     build = build_with_harness(project, prefix, str(tmp_path / "build"), SANITIZE, cc=CC)
-    run_clean([os.path.join(build, "harness")], f"{net} harness under ASan+UBSan")
+    run_clean([os.path.join(build, "harness")], f"{prefix} harness under ASan+UBSan")
     args, feeds, model = app_args(tmp_path, path)
     out_dir = tmp_path / "outputs"
     run_clean([os.path.join(build, "model", f"{prefix}_app"), *args, "--output-dir",
-               str(out_dir)], f"{net} app under ASan+UBSan")
+               str(out_dir)], f"{prefix} app under ASan+UBSan")
     from helpers import onnxruntime_outputs
     expected = onnxruntime_outputs(model, feeds)
     for name, value in expected.items():
@@ -174,10 +199,12 @@ def test_no_heap_allocation_on_the_inference_path(projects, net, tmp_path):
 needs_valgrind = pytest.mark.skipif(shutil.which("valgrind") is None, reason="no valgrind")
 
 
-def valgrind_app(net, tmp_path):
-    """valgrind does not decode AVX-512: the project is built for the generic target."""
+def valgrind_app(net, tmp_path, path: str | None = None, harness: bool = True):
+    """valgrind does not decode AVX-512: the project is built for the generic target. The
+    app runs once; the harness (NULL checks, 8 runs, threads) only where ``harness``."""
     target = "generic"
-    prefix, path, project = net, os.path.join(DATA, f"{net}.onnx"), str(tmp_path / "project")
+    prefix, project = net, str(tmp_path / "project")
+    path = path or os.path.join(DATA, f"{net}.onnx")
     nnbuild.generate(path, project, name=net, target=target)
     build = build_with_harness(project, prefix, str(tmp_path / "build"), "-g")
     args, _, _ = app_args(tmp_path, path)
@@ -186,6 +213,8 @@ def valgrind_app(net, tmp_path):
            "--output-dir", str(tmp_path / "out")]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0 and "==" not in proc.stderr, proc.stderr[-4000:]
+    if not harness:
+        return
     proc = subprocess.run(["valgrind", "--error-exitcode=1", "--leak-check=full",
                            "--errors-for-leak-kinds=all", "-q", os.path.join(build, "harness")],
                           capture_output=True, text=True, timeout=900)
@@ -202,6 +231,14 @@ def test_valgrind_clean(tmp_path):
 @pytest.mark.parametrize("net", ["resnet_small", "mobilenet_small"])
 def test_valgrind_clean_every_network(net, tmp_path):
     valgrind_app(net, tmp_path)
+
+
+@needs_valgrind
+@pytest.mark.slow
+@pytest.mark.parametrize("net", BENCHMARK_NETWORKS)
+def test_valgrind_clean_benchmark_networks(net, tmp_path):
+    """The app once (the harness's repeated runs take too long under valgrind at this size)."""
+    valgrind_app(net, tmp_path, benchmark_model(net, tmp_path), harness=False)
 
 
 CONFORMANCE_OPS = re.compile(
