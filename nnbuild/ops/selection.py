@@ -1,5 +1,6 @@
 """Ops whose output size is a run-time value: TopK (k), OneHot (depth), Compress (how many
-conditions hold) and NonZero (how many elements are non-zero).
+conditions hold), NonZero (how many elements are non-zero) and Unique (how many distinct
+items; kernel ``unique_*`` in ``hal/generic/unique.c``).
 
 When that value is a constant the shape follows from it; otherwise the model must declare the
 output's static shape, and the kernel checks at run time that the value gives that shape (the
@@ -11,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import dtypes
-from ..codegen.loops import compute_ctype
+from ..codegen.loops import NARROW_TYPES, compute_ctype
 from ..ir.graph import TensorType
 from .index import block, load, split_at
 from .registry import Op, normalize_axis, register
@@ -269,4 +270,137 @@ class NonZero(Op):
         lines += ["        (void)rest;", "    }", "    ++count;", "}",
                   ctx.check_statement(f"count == {count}", f"non-zero elements match the "
                                                            f"declared {count}")]
+        ctx.emit(block(lines))
+
+
+# --- Unique ------------------------------------------------------------------------------------
+def _unique_items(shape: tuple, axis) -> tuple:
+    """(outer, n, inner): Unique compares n items, each outer x inner elements."""
+    if axis is None:
+        return 1, int(np.prod(shape, dtype=np.int64)), 1
+    return split_at(shape, axis)
+
+
+@register("Unique", since=11)
+class Unique(Op):
+    """Y, indices, inverse_indices, counts = the distinct elements of x (or slices along
+    ``axis``), ascending (``sorted``=1) or in order of first occurrence; the index of each one's
+    first occurrence, the distinct item each item of x equals, how often each occurs.
+
+    The count is a run-time value: known when x is, or when x has at most one item; otherwise
+    the model must declare Y's static shape (or that of indices or counts) and the kernel
+    checks the count against it."""
+
+    def _axis(self, node, rank):
+        axis = node.attr("axis")
+        return None if axis is None else normalize_axis(axis, rank, node)
+
+    def infer(self, ctx):
+        x = ctx.types[0]
+        if not (x.dtype.is_float or x.dtype.is_integer or x.dtype == dtypes.BOOL) or \
+                x.dtype.short in NARROW_TYPES:
+            raise ctx.fail(f"no kernel for element type {x.dtype}")
+        axis = self._axis(ctx.node, x.rank)
+        outer, n, inner = _unique_items(x.shape, axis)
+        if ctx.known(0) is not None:
+            count = self.reference(ctx.node, ctx.known(0))[3].size
+        elif n <= 1:                    # zero or one item: that many distinct ones
+            count = n
+        else:
+            count = self._declared_count(ctx, x, axis, n)
+        y = (count,) if axis is None else x.shape[:axis] + (count,) + x.shape[axis + 1:]
+        return [TensorType(x.dtype, y), TensorType(dtypes.INT64, (count,)),
+                TensorType(dtypes.INT64, (n,)), TensorType(dtypes.INT64, (count,))]
+
+    def _declared_count(self, ctx, x, axis, n) -> int:
+        outputs = ctx.node.outputs
+        for k in (0, 1, 3):            # Y, indices or counts, whichever the model declares
+            t = ctx.graph.types.get(outputs[k]) if k < len(outputs) and outputs[k] else None
+            if t is not None and t.is_static:
+                shape = ctx.declared(k, 0, "the number of distinct items of")
+                break
+        else:
+            shape, k = ctx.declared(0, 0, "the number of distinct items of"), 0
+        if k:
+            count = shape[0] if len(shape) == 1 else -1
+        elif axis is None:
+            count = shape[0] if len(shape) == 1 else -1
+        else:
+            count = shape[axis] if len(shape) == x.rank and all(
+                d == s for i, (d, s) in enumerate(zip(shape, x.shape)) if i != axis) else -1
+        if not 1 <= count <= n:
+            raise ctx.fail(f"the declared shape {list(shape)} of {outputs[k]!r} gives no count "
+                           f"of distinct items of {x} in [1, {n}]")
+        return count
+
+    def reference(self, node, x):
+        axis = self._axis(node, x.ndim)
+        flat = x.reshape(-1) if axis is None else x
+        wide = flat.astype(np.float64) if flat.dtype.kind == "V" or \
+            str(flat.dtype) == "bfloat16" else flat
+        _, index, inverse, counts = np.unique(wide, return_index=True, return_inverse=True,
+                                              return_counts=True, axis=axis)
+        inverse = inverse.reshape(-1)
+        if not node.attr("sorted", 1):
+            perm = np.argsort(index, kind="stable")
+            rank = np.empty_like(perm)
+            rank[perm] = np.arange(perm.size)
+            index, counts, inverse = index[perm], counts[perm], rank[inverse]
+        y = np.take(flat, index, axis=0 if axis is None else axis)
+        return [y, index.astype(np.int64), inverse.astype(np.int64), counts.astype(np.int64)]
+
+    def scratch_bytes(self, node, graph):
+        x = graph.types[node.inputs[0]]
+        outer, n, inner = _unique_items(x.shape, self._axis(node, x.rank))
+        return 8 * n * (outer * inner + 5)
+
+    def lower(self, node, ctx):
+        x = node.inputs[0]
+        outs = list(node.outputs) + [""] * (4 - len(node.outputs))
+        shape = ctx.shape(x)
+        axis = self._axis(node, len(shape))
+        outer, n, inner = _unique_items(shape, axis)
+        if outs[1] or outs[3]:
+            count = ctx.shape(outs[1] or outs[3])[0]
+        else:
+            count = ctx.shape(outs[0])[0 if axis is None else axis]
+        if n == 0:
+            ctx.emit("/* no items */")
+            return
+        dtype = ctx.type(x).dtype
+        if dtype.is_float:
+            kt, fn = "double", "unique_f64"
+        elif np.dtype(dtype.numpy).kind == "i":
+            kt, fn = "int64_t", "unique_i64"
+        else:
+            kt, fn = "uint64_t", "unique_u64"
+        width = outer * inner
+        lines = [f"const {dtype.ctype} *x = {ctx.ptr(x)};",
+                 f"unsigned char *s = (unsigned char *){ctx.scratch('double')};",
+                 f"{kt} *keys = ({kt} *)s;",
+                 f"size_t *order = (size_t *)(s + {8 * n * width});",
+                 f"size_t *tmp = order + {n};",
+                 f"int64_t *first = (int64_t *)(s + {8 * n * (width + 2)});",
+                 f"int64_t *inverse = first + {n};",
+                 f"int64_t *counts = inverse + {n};",
+                 f"for (size_t o = 0; o < {outer}; ++o)",
+                 f"    for (size_t i = 0; i < {n}; ++i)",
+                 f"        for (size_t e = 0; e < {inner}; ++e)",
+                 f"            keys[i * {width} + o * {inner} + e] = "
+                 f"({kt}){load(ctx, dtype, f'x[(o * {n} + i) * {inner} + e]')};",
+                 f"const size_t distinct = {ctx.fn('unique', fn)}(keys, {n}, {width}, "
+                 f"{'true' if node.attr('sorted', 1) else 'false'}, order, tmp, first, inverse, "
+                 f"counts);",
+                 ctx.check_statement(f"distinct == {count}",
+                                     f"distinct items match the declared {count}")]
+        if outs[0]:
+            lines += [f"{dtype.ctype} *y = {ctx.ptr(outs[0])};",
+                      f"for (size_t o = 0; o < {outer}; ++o)",
+                      f"    for (size_t u = 0; u < {count}; ++u)",
+                      f"        memcpy(y + (o * {count} + u) * {inner}, "
+                      f"x + (o * {n} + (size_t)first[u]) * {inner}, {inner} * sizeof(*y));"]
+        for name, src, size in ((outs[1], "first", count), (outs[2], "inverse", n),
+                                (outs[3], "counts", count)):
+            if name and size:
+                lines.append(f"memcpy({ctx.ptr(name)}, {src}, {size} * sizeof(int64_t));")
         ctx.emit(block(lines))
