@@ -1,4 +1,4 @@
-"""Spectral ops: DFT (opset 17's axis attribute and opset 20's axis input; real or complex
+"""Spectral ops: STFT and MelWeightMatrix (opset 17, see their classes) and DFT (opset 17's axis attribute and opset 20's axis input; real or complex
 input, dft_length truncating or zero-padding, onesided, inverse, and the one-sided inverse that
 gives a real signal).
 
@@ -13,8 +13,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..codegen.loops import HALF_TYPES
+from .. import dtypes
+from ..codegen.loops import HALF_TYPES, NARROW_TYPES, compute_ctype
 from ..ir.graph import Node, TensorType
+from .index import block, load, store
 from .registry import InferContext, Op, register
 
 
@@ -195,3 +197,237 @@ class DFT(Op):
 
 def node_onesided(node: Node) -> bool:
     return bool(node.attr("onesided", 0))
+
+
+def _int_or_none(ctx, i):
+    v = ctx.known(i) if ctx.has(i) else None
+    return None if v is None else int(np.asarray(v).reshape(-1)[0])
+
+
+def _scalar_c(ctx, name: str, ctype: str) -> str:
+    """A C expression for input ``name``'s single value: a literal when known, else a read."""
+    v = ctx.known(name)
+    if v is not None:
+        item = np.asarray(v).reshape(-1)[0].item()
+        return f"(({ctype}){item!r})"
+    return f"(({ctype}){ctx.ptr(name)}[0])"
+
+
+# --- STFT --------------------------------------------------------------------------------------
+@register("STFT", since=17)
+class STFT(Op):
+    """Y [batch, frames, bins, 2] = the DFT of each frame x[b, f * frame_step + t] * window[t]
+    (t < frame_length; frame_length: the window's length, else the frame_length input, else the
+    signal length); frames = (signal length - frame_length) / frame_step + 1, bins =
+    frame_length / 2 + 1 when ``onesided`` (real input only), else frame_length. frame_step and
+    frame_length may be run-time values: the model then declares Y's shape and the kernel checks
+    it."""
+
+    def _parts(self, node):
+        ins = list(node.inputs) + [""] * (4 - len(node.inputs))
+        return ins[0], ins[1], ins[2], ins[3]
+
+    def infer(self, ctx):
+        x = ctx.types[0]
+        if not x.dtype.is_float or x.rank != 3 or x.shape[2] not in (1, 2):
+            raise ctx.fail(f"signal {x} must be [batch, length, 1 or 2] of a float type")
+        onesided = bool(ctx.node.attr("onesided", 1))
+        if onesided and x.shape[2] == 2:
+            raise ctx.fail("onesided needs a real signal")
+        length = x.shape[1]
+        window = ctx.types[2] if ctx.has(2) else None
+        if window is not None and (window.rank != 1 or window.dtype != x.dtype):
+            raise ctx.fail(f"window {window} must be 1-D of the signal's type")
+        fl = window.shape[0] if window is not None else _int_or_none(ctx, 3) if ctx.has(3) \
+            else length
+        if window is not None and ctx.has(3) and _int_or_none(ctx, 3) not in (None, fl):
+            raise ctx.fail(f"frame_length {_int_or_none(ctx, 3)} differs from the window's {fl}")
+        step = _int_or_none(ctx, 1)
+        if fl is not None and not 1 <= fl <= length:
+            raise ctx.fail(f"frame_length {fl} is outside [1, {length}]")
+        if step is not None and step < 1:
+            raise ctx.fail(f"frame_step {step} must be positive")
+        if fl is not None and step is not None:
+            shape = (x.shape[0], (length - fl) // step + 1, fl // 2 + 1 if onesided else fl, 2)
+        else:
+            shape = ctx.declared(0, 1 if step is None else 3, "frame_step / frame_length, which "
+                                 "decide the frame count, and")
+            if len(shape) != 4 or shape[0] != x.shape[0] or shape[3] != 2 or \
+                    not 1 <= shape[1] <= length or not 1 <= shape[2] <= length:
+                raise ctx.fail(f"the declared shape {list(shape)} is no STFT of {x}")
+        return [TensorType(x.dtype, tuple(shape))]
+
+    def reference(self, node, x, step, window=None, frame_length=None):
+        step = int(np.asarray(step).reshape(-1)[0])
+        fl = window.shape[0] if window is not None else x.shape[1] if frame_length is None \
+            else int(np.asarray(frame_length).reshape(-1)[0])
+        w = np.ones(fl) if window is None else window.astype(np.float64)
+        z = x[..., 0].astype(np.float64) + (1j * x[..., 1] if x.shape[2] == 2 else 0)
+        frames = (x.shape[1] - fl) // step + 1
+        seg = np.stack([z[:, f * step:f * step + fl] * w for f in range(frames)], 1)
+        y = np.fft.fft(seg, axis=-1)
+        if node.attr("onesided", 1):
+            y = y[..., :fl // 2 + 1]
+        return [np.stack([y.real, y.imag], -1).astype(x.dtype)]
+
+    def scratch_bytes(self, node, graph):
+        return 16 * graph.types[node.inputs[0]].shape[1]
+
+    def flops(self, node, graph):
+        y = graph.types[node.outputs[0]]
+        return 8 * y.size // 2 * y.shape[2]
+
+    def lower(self, node, ctx):
+        x, step, window, fl_name = self._parts(node)
+        y = node.outputs[0]
+        batch, length, channels = ctx.shape(x)
+        _, frames, bins, _ = ctx.shape(y)
+        onesided = bool(node.attr("onesided", 1))
+        dtype = ctx.type(x).dtype
+        fl = str(ctx.shape(window)[0]) if window else _scalar_c(ctx, fl_name, "int64_t") \
+            if fl_name else str(length)
+        lines = [f"const int64_t step = {_scalar_c(ctx, step, 'int64_t')};",
+                 f"const int64_t fl = {fl};",
+                 ctx.check_statement(
+                     f"step >= 1 && fl >= 1 && fl <= {length} && ({length} - fl) / step + 1 == "
+                     f"{frames} && {'fl / 2 + 1' if onesided else 'fl'} == {bins}",
+                     f"frame_step and frame_length give the declared {frames} frames x "
+                     f"{bins} bins")]
+        if window and fl_name:
+            lines.append(ctx.check_statement(f"{_scalar_c(ctx, fl_name, 'int64_t')} == fl",
+                                             "frame_length is the window's length"))
+        if ctx.type(y).size == 0:
+            ctx.emit(block(lines))
+            return
+
+        def at(expr):
+            return f"(double){load(ctx, dtype, expr)}"
+        weight = at("w[t]") if window else "1.0"
+        lines += [f"const {dtype.ctype} *x = {ctx.ptr(x)};", f"{dtype.ctype} *y = {ctx.ptr(y)};"]
+        if window:
+            lines.append(f"const {dtype.ctype} *w = {ctx.ptr(window)};")
+        lines += [f"double *tc = {ctx.scratch('double')}, *ts = tc + fl;",
+                  "for (int64_t m = 0; m < fl; ++m) {",
+                  "    const double angle = 6.283185307179586 * (double)m / (double)fl;",
+                  "    tc[m] = cos(angle);", "    ts[m] = -sin(angle);", "}",
+                  f"for (size_t b = 0; b < {batch}; ++b)",
+                  f"    for (size_t f = 0; f < {frames}; ++f) {{",
+                  f"        const {dtype.ctype} *frame = x + (b * {length} + f * (size_t)step) * "
+                  f"{channels};",
+                  f"        for (size_t k = 0; k < {bins}; ++k) {{",
+                  "            double re = 0.0, im = 0.0;",
+                  "            for (size_t t = 0; t < (size_t)fl; ++t) {",
+                  f"                const double wt = {weight};",
+                  f"                const double xr = {at(f'frame[t * {channels}]')} * wt;",
+                  "                const double xi = " +
+                  (f"{at(f'frame[t * {channels} + 1]')} * wt;" if channels == 2 else "0.0;"),
+                  "                const size_t m = (k * t) % (size_t)fl;",
+                  "                re += xr * tc[m] - xi * ts[m];",
+                  "                im += xr * ts[m] + xi * tc[m];",
+                  "            }",
+                  f"            const size_t o = ((b * {frames} + f) * {bins} + k) * 2;",
+                  f"            y[o] = {store(ctx, dtype, f'({compute_ctype(dtype)})re')};",
+                  f"            y[o + 1] = {store(ctx, dtype, f'({compute_ctype(dtype)})im')};",
+                  "        }", "    }"]
+        ctx.emit(block(lines))
+
+
+# --- MelWeightMatrix ---------------------------------------------------------------------------
+@register("MelWeightMatrix", since=17)
+class MelWeightMatrix(Op):
+    """W [dft_length / 2 + 1, num_mel_bins]: triangular filters between num_mel_bins + 2 points
+    spaced evenly on the mel scale (2595 log10(1 + hz / 700)) from lower_edge_hertz to
+    upper_edge_hertz, each mapped to the spectrogram bin floor((dft_length + 1) hz /
+    sample_rate), as the ONNX reference computes them. Run-time inputs: the model declares W's
+    shape and the kernel checks it."""
+
+    def _dtype(self, node, fail):
+        d = dtypes.from_code(int(node.attr("output_datatype", 1)))
+        if not d.is_float or d.short in NARROW_TYPES:
+            raise fail(f"output_datatype {d} is not a float type")
+        return d
+
+    def infer(self, ctx):
+        d = self._dtype(ctx.node, ctx.fail)
+        mel, dft = _int_or_none(ctx, 0), _int_or_none(ctx, 1)
+        if mel is not None and dft is not None:
+            shape = (dft // 2 + 1, mel)
+        else:
+            shape = ctx.declared(0, 0 if mel is None else 1, "num_mel_bins / dft_length, "
+                                 "which decide the size, and")
+            if len(shape) != 2:
+                raise ctx.fail(f"the declared shape {list(shape)} must be [bins, num_mel_bins]")
+        if shape[0] < 1 or shape[1] < 1:
+            raise ctx.fail(f"shape {list(shape)} needs dft_length >= 0 and num_mel_bins >= 1")
+        return [TensorType(d, tuple(shape))]
+
+    def reference(self, node, mel, dft, rate, lower, upper):
+        mel, dft, rate = (int(np.asarray(v).reshape(-1)[0]) for v in (mel, dft, rate))
+        lo32 = np.float32(2595) * np.log1p(np.float32(np.asarray(lower).reshape(-1)[0]) /
+                                           np.float32(700))
+        hi32 = np.float32(2595) * np.log1p(np.float32(np.asarray(upper).reshape(-1)[0]) /
+                                           np.float32(700))
+        lo, hi = float(lo32) / np.log(10), float(hi32) / np.log(10)
+        points = np.arange(mel + 2) * ((hi - lo) / (mel + 2)) + lo
+        hz = 700 * np.expm1(points / 2595 * np.log(10))
+        bins = np.floor((dft + 1) * hz / rate).astype(np.int64)
+        w = np.zeros((dft // 2 + 1, mel))
+        for i in range(mel):
+            low, centre, high = bins[i], bins[i + 1], bins[i + 2]
+            if centre == low:
+                w[centre, i] = 1
+            else:
+                for j in range(low, centre + 1):
+                    w[j, i] = (j - low) / (centre - low)
+            for j in range(centre, high):
+                w[j, i] = (high - j) / (high - centre)
+        return [w.astype(self._dtype(node, ValueError).numpy)]
+
+    def scratch_bytes(self, node, graph):
+        return 8 * (graph.types[node.outputs[0]].shape[1] + 2)
+
+    def lower(self, node, ctx):
+        y = node.outputs[0]
+        rows, mel = ctx.shape(y)
+        d = ctx.type(y).dtype
+        names = node.inputs
+        value = f"({compute_ctype(d)})v"
+        lines = [f"const int64_t mel = {_scalar_c(ctx, names[0], 'int64_t')};",
+                 f"const int64_t dft = {_scalar_c(ctx, names[1], 'int64_t')};",
+                 f"const double rate = {_scalar_c(ctx, names[2], 'double')};",
+                 f"const float lower = {_scalar_c(ctx, names[3], 'float')};",
+                 f"const float upper = {_scalar_c(ctx, names[4], 'float')};",
+                 ctx.check_statement(f"mel == {mel} && dft >= 0 && dft / 2 + 1 == {rows}",
+                                     f"num_mel_bins and dft_length give the declared "
+                                     f"[{rows}, {mel}]"),
+                 f"int64_t *bin = {ctx.scratch('int64_t')};",
+                 "const double lo = (double)(2595.0f * log1pf(lower / 700.0f)) / log(10.0);",
+                 "const double hi = (double)(2595.0f * log1pf(upper / 700.0f)) / log(10.0);",
+                 f"for (size_t i = 0; i < {mel + 2}; ++i) {{",
+                 f"    const double point = (double)i * ((hi - lo) / {mel + 2}.0) + lo;",
+                 "    const double hz = 700.0 * expm1(point / 2595.0 * log(10.0));",
+                 "    const double b = floor((double)(dft + 1) * hz / rate);",
+                 f"    if (!(b >= 0.0 && b <= {rows}.0)) {ctx.shape_error}   "
+                 "/* a filter point outside the spectrum */",
+                 "    bin[i] = (int64_t)b;", "}",
+                 f"for (size_t i = 0; i < {mel}; ++i)",
+                 f"    if (bin[i + 1] >= {rows} || (bin[i + 2] > bin[i + 1] && "
+                 f"bin[i + 2] > {rows})) {ctx.shape_error}",
+                 f"{d.ctype} *w = {ctx.ptr(y)};",
+                 f"for (size_t e = 0; e < {rows * mel}; ++e)",
+                 f"    w[e] = {store(ctx, d, f'({compute_ctype(d)})0')};",
+                 f"for (size_t i = 0; i < {mel}; ++i) {{",
+                 "    const int64_t low = bin[i], centre = bin[i + 1], high = bin[i + 2];",
+                 "    if (centre == low) {",
+                 "        const double v = 1.0;",
+                 f"        w[(size_t)centre * {mel} + i] = {store(ctx, d, value)};",
+                 "    }",
+                 "    for (int64_t j = low; centre != low && j <= centre; ++j) {",
+                 "        const double v = (double)(j - low) / (double)(centre - low);",
+                 f"        w[(size_t)j * {mel} + i] = {store(ctx, d, value)};",
+                 "    }",
+                 "    for (int64_t j = centre; j < high; ++j) {",
+                 "        const double v = (double)(high - j) / (double)(high - centre);",
+                 f"        w[(size_t)j * {mel} + i] = {store(ctx, d, value)};",
+                 "    }", "}"]
+        ctx.emit(block(lines))

@@ -65,3 +65,69 @@ def test_dft_onesided_inverse_gives_a_real_signal(n, cache_dir):
     y = nnbuild.compile(model, cache_dir=cache_dir).run({"x": x})["y"]
     z = x[..., 0].astype(np.float64) + 1j * x[..., 1]
     assert_close(y, np.fft.irfft(z, n=n, axis=1)[..., None].astype(F32))
+
+
+def _reference(model, feeds):
+    from onnx.reference import ReferenceEvaluator
+    return ReferenceEvaluator(model).run(None, feeds)[0]
+
+
+@pytest.mark.parametrize("onesided,window,complex_in", [
+    (1, False, False), (1, True, False), (0, True, False), (0, False, True)],
+    ids=["onesided", "window", "two-sided-window", "complex"])
+def test_stft_against_the_onnx_reference(onesided, window, complex_in, cache_dir):
+    """frame_step, window and frame_length as constants: 4 signals of 50 samples, frames of 12
+    every 5 samples (8 frames)."""
+    inits = {"step": np.array(5, np.int64)}
+    if window:
+        inits["window"] = np.hanning(12).astype(F32)
+    else:
+        inits["length"] = np.array(12, np.int64)
+    node = helper.make_node("STFT", ["x", "step", "window" if window else "",
+                                     "" if window else "length"], ["y"], onesided=onesided)
+    model = make_model([node], {"x": (F32, [4, 50, 2 if complex_in else 1])}, ["y"], inits)
+    x = np.random.default_rng(3).standard_normal((4, 50, 2 if complex_in else 1)).astype(F32)
+    y = nnbuild.compile(model, cache_dir=cache_dir).run({"x": x})["y"]
+    assert y.shape == (4, 8, 7 if onesided else 12, 2)
+    assert_close(y, _reference(model, {"x": x}))
+
+
+def test_stft_run_time_frame_step_and_length_are_checked(cache_dir):
+    node = helper.make_node("STFT", ["x", "step", "", "length"], ["y"])
+    model = make_model([node], {"x": (F32, [1, 64, 1]), "step": (np.int64, []),
+                                "length": (np.int64, [])}, {"y": (F32, [1, 7, 9, 2])})
+    compiled = nnbuild.compile(model, cache_dir=cache_dir)
+    x = np.random.default_rng(4).standard_normal((1, 64, 1)).astype(F32)
+    for step, length in ((8, 16), (7, 17), (7, 16)):      # all give 7 frames x 9 bins
+        feeds = {"x": x, "step": np.array(step, np.int64), "length": np.array(length, np.int64)}
+        assert_close(compiled.run(feeds)["y"], _reference(model, feeds), what=f"{step}/{length}")
+    with pytest.raises(Exception, match="shape"):
+        compiled.run({"x": x, "step": np.array(4, np.int64), "length": np.array(16, np.int64)})
+
+
+def test_stft_without_declared_shape_is_data_dependent():
+    node = helper.make_node("STFT", ["x", "step", "", "length"], ["y"])
+    model = make_model([node], {"x": (F32, [1, 64, 1]), "step": (np.int64, [])}, ["y"],
+                       {"length": np.array(16, np.int64)})
+    with pytest.raises(nnbuild.ModelError, match="declare a static shape"):
+        nnbuild.translate(model)
+
+
+@pytest.mark.parametrize("mel,dft,rate,lower,upper,dtype", [
+    (8, 16, 8192, 0.0, 4096.0, 1), (20, 512, 16000, 125.0, 7600.0, 1),
+    (10, 255, 22050, 30.0, 11000.0, 11)], ids=["small", "speech", "odd-f64"])
+def test_melweightmatrix_against_the_onnx_reference(mel, dft, rate, lower, upper, dtype,
+                                                    cache_dir):
+    """The five inputs at run time (declared output shape) and as constants (folded)."""
+    names = ["mel", "dft", "rate", "lower", "upper"]
+    values = [np.array(mel, np.int64), np.array(dft, np.int64), np.array(rate, np.int64),
+              np.array(lower, F32), np.array(upper, F32)]
+    node = helper.make_node("MelWeightMatrix", names, ["w"], output_datatype=dtype)
+    out_dtype = np.float64 if dtype == 11 else F32
+    model = make_model([node], {n: (v.dtype, []) for n, v in zip(names, values)},
+                       {"w": (out_dtype, [dft // 2 + 1, mel])})
+    feeds = dict(zip(names, values))
+    expected = _reference(model, feeds)
+    assert_close(nnbuild.compile(model, cache_dir=cache_dir).run(feeds)["w"], expected)
+    folded = make_model([node], {}, ["w"], feeds)
+    assert_close(nnbuild.compile(folded, cache_dir=cache_dir).run({})["w"], expected)
