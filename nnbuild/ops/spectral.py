@@ -5,7 +5,8 @@ gives a real signal).
 A signal is one line along ``axis`` of X [batch, ..., signal..., 1 | 2] (real or re, im). The
 transform is a direct sum over a twiddle table computed once per run (cos and sin of 2 pi m /
 N in double), accumulated in double:  Y[f] = sum_k x[k] e^{-+2 pi i f k / N}  (1/N for inverse).
-A run-time axis is resolved by a table of (outer, length, inner) per possible axis.
+A run-time axis is resolved by a table of (outer, length, inner, n, n_out) per axis; when the
+shape changes (onesided, dft_length) the model declares Y's shape and only the axes giving it run.
 """
 from __future__ import annotations
 
@@ -79,11 +80,14 @@ class DFT(Op):
         if not x.dtype.is_float:
             raise ctx.fail(f"no kernel for element type {x.dtype} (supported: float types)")
         length = self._length(ctx)
-        if ctx.has(2) and ctx.values[2] is None:      # a run-time axis: shape-preserving only
-            if node_onesided(ctx.node) or length is not None:
-                ctx.value(2, "axis")                  # the error: it must be known
-            signal(ctx.node, x.shape, 0, None, ctx.fail)
-            return [TensorType(x.dtype, x.shape[:-1] + (2,))]
+        if ctx.has(2) and ctx.values[2] is None:      # a run-time axis
+            if not node_onesided(ctx.node) and length is None:    # the shape stays
+                signal(ctx.node, x.shape, 0, None, ctx.fail)
+                return [TensorType(x.dtype, x.shape[:-1] + (2,))]
+            shape = ctx.declared(0, 2, "axis")
+            if not _axes_giving(ctx.node, x.shape, length, shape):
+                raise ctx.fail(f"no axis turns {x} into the declared shape {list(shape)}")
+            return [TensorType(x.dtype, shape)]
         axis = _axis(ctx.values[2] if ctx.has(2) else -2, x.rank, ctx.fail)
         s = signal(ctx.node, x.shape, axis, length, ctx.fail)
         shape = list(x.shape)
@@ -140,16 +144,18 @@ class DFT(Op):
             s = signal(node, shape, axis, length, ValueError)
             lines += [f"const size_t outer = {s.outer}, n_in = {s.n_in}, inner = {s.inner};",
                       f"const size_t n = {s.n}, n_out = {s.n_out};"]
-        else:                          # shape-preserving: n = n_out = n_in along the axis
-            table = [signal(node, shape, a, None, ValueError) for a in range(rank - 1)]
+        else:                          # a table per axis; only those giving Y's shape run
+            table = _signals(node, shape, length)
+            fits = _axes_giving(node, shape, length, ctx.shape(y))
             lines += [f"int64_t a = {ctx.ptr(axis_name)}[0];",
                       f"if (a < 0) a += {rank};",
-                      f"if (a < 0 || a > {rank - 2}) a = {rank - 2};  /* out of range */"]
-            for key, attr in (("outer", "outer"), ("n_in", "n_in"), ("inner", "inner")):
-                values = ctx.table("int64_t", [getattr(t, attr) for t in table], f"dft_{key}")
+                      ctx.check_statement(" || ".join(f"a == {a}" for a in fits),
+                                          f"run-time axis gives the declared {list(ctx.shape(y))}")]
+            for key in ("outer", "n_in", "inner", "n", "n_out"):
+                values = ctx.table("int64_t", [getattr(t, key) if t else 0 for t in table],
+                                   f"dft_{key}")
                 lines.append(f"const size_t {key} = (size_t){values}[a];")
-            lines.append("const size_t n = n_in, n_out = n_in;")
-            s = table[0]
+            s = table[fits[0]]
         cin, cout = 2 if s.complex_in else 1, 2 if s.complex_out else 1
         sign = "" if inverse else "-"
         scale = "1.0 / (double)n" if inverse else "1.0"
@@ -193,6 +199,29 @@ class DFT(Op):
                          f"{f'{store}({value})' if store else value};")
         lines.append("        }")
         ctx.emit("{\n" + "\n".join("    " + ln for ln in lines) + "\n}")
+
+
+def _signals(node: Node, shape: tuple, length) -> list:
+    """The Signal of each axis 0 .. rank - 2, None where the axis cannot be transformed."""
+    out = []
+    for a in range(len(shape) - 1):
+        try:
+            out.append(signal(node, shape, a, length, ValueError))
+        except ValueError:
+            out.append(None)
+    return out
+
+
+def _axes_giving(node: Node, shape: tuple, length, y_shape: tuple) -> list:
+    """The axes along which a DFT of X (``shape``) has the shape ``y_shape``."""
+    fits = []
+    for a, s in enumerate(_signals(node, shape, length)):
+        if s is not None:
+            want = list(shape)
+            want[a], want[-1] = s.n_out, 2 if s.complex_out else 1
+            if tuple(want) == tuple(y_shape):
+                fits.append(a)
+    return fits
 
 
 def node_onesided(node: Node) -> bool:

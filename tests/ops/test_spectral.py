@@ -131,3 +131,31 @@ def test_melweightmatrix_against_the_onnx_reference(mel, dft, rate, lower, upper
     assert_close(nnbuild.compile(model, cache_dir=cache_dir).run(feeds)["w"], expected)
     folded = make_model([node], {}, ["w"], feeds)
     assert_close(nnbuild.compile(folded, cache_dir=cache_dir).run({})["w"], expected)
+
+
+def test_dft_run_time_axis_with_a_declared_onesided_shape(cache_dir):
+    """onesided (or a dft_length) with a run-time axis: the declared shape picks the axes that
+    may run; another axis fails the run."""
+    node = helper.make_node("DFT", ["x", "", "axis"], ["y"], onesided=1)
+    model = make_model([node], {"x": (F32, [2, 8, 6, 1]), "axis": (np.int64, [])},
+                       {"y": (F32, [2, 5, 6, 2])}, opset=20)
+    compiled = nnbuild.compile(model, cache_dir=cache_dir)
+    x = np.random.default_rng(5).standard_normal((2, 8, 6, 1)).astype(F32)
+    expected = np.fft.rfft(x[..., 0].astype(np.float64), axis=1)
+    for axis in (1, -3):
+        y = compiled.run({"x": x, "axis": np.array(axis, np.int64)})["y"]
+        assert_close(y, np.stack([expected.real, expected.imag], -1).astype(F32))
+    with pytest.raises(Exception, match="shape"):
+        compiled.run({"x": x, "axis": np.array(2, np.int64)})
+
+
+def test_dft_run_time_axis_with_a_length_fitting_two_axes(cache_dir):
+    node = helper.make_node("DFT", ["x", "length", "axis"], ["y"])
+    model = make_model([node], {"x": (F32, [2, 6, 6, 1]), "axis": (np.int64, [])},
+                       {"y": (F32, [2, 6, 6, 2])}, {"length": np.array(6, np.int64)}, opset=20)
+    compiled = nnbuild.compile(model, cache_dir=cache_dir)
+    x = np.random.default_rng(6).standard_normal((2, 6, 6, 1)).astype(F32)
+    for axis in (1, 2):
+        expected = np.fft.fft(x[..., 0].astype(np.float64), axis=axis)
+        assert_close(compiled.run({"x": x, "axis": np.array(axis, np.int64)})["y"],
+                     np.stack([expected.real, expected.imag], -1).astype(F32), what=f"{axis}")
