@@ -8,7 +8,8 @@
     Where(constant all true / all false, a, b)       =>  a / b   (same type as the result)
     Transpose(Transpose(x, p), q)                    =>  Transpose(x, p∘q)  (or x when identity)
 
-A value that is a graph output keeps its node (outputs keep their names).
+A value that is a graph output keeps its node (outputs keep their names). A Reshape, Expand or
+view whose shape or axes are run-time values keeps its node: its kernel checks that value.
 """
 from __future__ import annotations
 
@@ -53,13 +54,21 @@ def _same_type_cast(graph: Graph, node: Node):
 VIEWS = ("Reshape", "Flatten", "Squeeze", "Unsqueeze")     # same bytes, another shape
 
 
+def _static(graph: Graph, node: Node) -> bool:
+    """Every input after the data (shape, axes) is a constant: a run-time value there is
+    checked by the node's kernel, which must stay to report a wrong one."""
+    return all(not i or graph.is_constant(i) for i in node.inputs[1:])
+
+
 def _reshape(graph: Graph, node: Node):
     # Reshape(x) to x's shape  =>  x;  Reshape(view(x), t)  =>  Reshape(x, final shape), or x
     x, y = node.inputs[0], node.outputs[0]
+    if not _static(graph, node):
+        return None
     if graph.types[x] == graph.types[y]:
         return _forward(graph, node, x)
     inner = graph.producers().get(x)
-    if inner is None or inner.op not in VIEWS:
+    if inner is None or inner.op not in VIEWS or not _static(graph, inner):
         return None
     if graph.types[inner.inputs[0]] == graph.types[y]:
         return _forward(graph, node, inner.inputs[0])
@@ -71,7 +80,7 @@ def _reshape(graph: Graph, node: Node):
 
 def _expand(graph: Graph, node: Node):
     # Expand(x) to x's own shape  =>  x
-    return _forward(graph, node, node.inputs[0])
+    return _forward(graph, node, node.inputs[0]) if _static(graph, node) else None
 
 
 def _where(graph: Graph, node: Node):

@@ -123,6 +123,14 @@ LEFT_ALONE = {
       input %b: f32[2]
       const @some: bool[2] = [true, false]
       %y: f32[2] = Where(@some, %a, %b)  # where""",
+    "a reshape to a run-time shape": """
+      input %x: f32[2,3]
+      input %shape: i64[2]
+      %y: f32[2,3] = Reshape(%x, %shape)  # reshape""",
+    "an expand to a run-time shape": """
+      input %x: f32[2,3]
+      input %shape: i64[2]
+      %y: f32[2,3] = Expand(%x, %shape)  # expand""",
     "a graph output": """
       input %x: f32[3]
       const @zero: f32[] = [0.0]
