@@ -14,9 +14,16 @@ vector width or of the register tile, positions that leave a partial vector at t
 row or of the image, more positions than one segment, too few to fill a vector, rows wider
 than one tile, reductions longer than one KC block (K > 256), strides 2 and 3, dilation,
 asymmetric padding, groups, no bias, batch 2, 1-D and 3-D kernels, and rows too short for
-direct tiles.
+direct tiles. With unit stride along h a direct tile runs on across output rows (and through
+the padding columns between them, which it must not store): 7- and 14-wide rows, strides that
+differ along h and w, dilation, and 3-D depth slices check that walk.
+
+A hang detector closes the file: one ResNet-sized 3x3 convolution per x86 target must not be
+grossly slow (a miscompiled or misconfigured micro-kernel once ran such a conv 20,000x slower).
 """
 from __future__ import annotations
+
+import time
 
 import numpy as np
 import pytest
@@ -46,6 +53,13 @@ CASES = {
     "conv_1d": ([1, 6, 45], 10, [5], {"strides": [2], "pads": [2, 1]}, True),
     "conv_3d": ([1, 3, 4, 6, 20], 7, [2, 3, 3], {"pads": [0, 1, 1, 1, 0, 1]}, True),
     "batch2": ([2, 5, 7, 18], 9, [3, 3], {"pads": [1, 1, 1, 1]}, True),
+    "rows_7_wide": ([1, 40, 7, 7], 48, [3, 3], {"pads": [1, 1, 1, 1]}, True),
+    "rows_14_long_k": ([1, 30, 14, 14], 20, [3, 3], {"pads": [1, 1, 1, 1]}, False),
+    "stride_h2_w1": ([1, 6, 11, 16], 10, [3, 3], {"strides": [2, 1], "pads": [1, 1, 1, 1]}, True),
+    "stride_h1_w2": ([1, 6, 9, 23], 10, [3, 3], {"strides": [1, 2], "pads": [1, 0, 1, 2]}, True),
+    "dilated_rows": ([1, 5, 10, 8], 9, [3, 3], {"dilations": [2, 3], "pads": [2, 3, 2, 3]}, True),
+    "conv_3d_slices": ([1, 4, 5, 7, 9], 12, [3, 3, 3],
+                       {"strides": [2, 1, 1], "pads": [1, 1, 1, 1, 1, 1]}, True),
 }
 
 
@@ -80,3 +94,26 @@ def test_conv_edge_shapes_match_onnxruntime_at_any_thread_count(target, tmp_path
         assert_close(results[1][name], want, OP_TOLERANCE, what=f"{target} {name}")
         np.testing.assert_array_equal(results[3][name], results[1][name],
                                       err_msg=f"{target} {name}: 3 threads differ from 1")
+
+
+@target_param(["x86-avx2", "x86-avx512"])
+def test_resnet_3x3_conv_is_not_grossly_slow(target, tmp_path):
+    """CPU time (not wall time: the machine may be loaded) of one 64->64 3x3 conv on 56x56, one
+    thread, best of 5 runs: measured 2-3 ms on these targets (100 and 80 GFLOP/s); the bound is
+    2 GFLOP/s, 40-50x slower, so only a broken kernel trips it."""
+    rng = np.random.default_rng(7)
+    w = (rng.standard_normal([64, 64, 3, 3]) / 24).astype(np.float32)
+    model = make_model([helper.make_node("Conv", ["x", "w"], ["y"], kernel_shape=[3, 3],
+                                         pads=[1, 1, 1, 1])],
+                       {"x": (np.float32, [1, 64, 56, 56])}, ["y"], {"w": w})
+    feeds = random_inputs(model)
+    compiled = nnbuild.compile(model, cache_dir=str(tmp_path), target=target)
+    compiled.set_num_threads(1)
+    compiled.run(feeds)
+    best = float("inf")
+    for _ in range(5):
+        start = time.process_time()
+        compiled.run(feeds)
+        best = min(best, time.process_time() - start)
+    flops = 2.0 * 64 * 64 * 9 * 56 * 56
+    assert best < flops / 2e9, f"{target}: one 3x3 conv took {best * 1e3:.1f} ms CPU time"

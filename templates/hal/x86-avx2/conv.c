@@ -140,6 +140,18 @@ typedef __m256 vec;
 #define MC NN_GEMM_MC
 #define INLINE static inline __attribute__((always_inline))
 
+/* The register tile is MR rows (2 vectors) x NR columns, one named accumulator pair per
+ * column: its size is fixed at compile time, whatever the optimizer unrolls. A gemm.h of
+ * another target (another vector width) must not compile. */
+_Static_assert(MR == 2 * VL, "direct tiles hold NN_GEMM_MR rows as 2 vectors");
+#if NR == 12
+#define COLUMNS(X) X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7) X(8) X(9) X(10) X(11)
+#elif NR == 6
+#define COLUMNS(X) X(0) X(1) X(2) X(3) X(4) X(5)
+#else
+#error "direct tiles: no column list for this NN_GEMM_NR"
+#endif
+
 /* Floats of the padded image (per channel) that the outputs read, and its extents. */
 static size_t padded_plane(const nn_conv_params *p, int ext[3])
 {
@@ -148,126 +160,167 @@ static size_t padded_plane(const nn_conv_params *p, int ext[3])
     return (size_t)ext[0] * ext[1] * ext[2];
 }
 
-/* Work floats of the direct path: k tap offsets, c padded channels, a tail that the last
- * tile of a row may read past its end. */
-static size_t direct_floats(const nn_conv_params *p, int c, int k)
-{
-    int ext[3];
-    const size_t plane = padded_plane(p, ext);
-    return (size_t)(k + 15) / 16 * 16 + (size_t)c * plane + (size_t)NR * p->strides[2];
-}
-
-static void pad_image(const nn_conv_params *p, int c, const float *x, const int ext[3], float *xp)
+/* Channels c of x, zero-padded: ext[0] x ext[1] rows of `rowlen` (>= ext[2]) floats each. */
+static void pad_image(const nn_conv_params *p, int c, const float *x, const int ext[3],
+                      int rowlen, float *xp)
 {
     const int *in = p->in_size, *pad = p->pads;
+    const int lo = min_int(pad[2], rowlen), hi = max_int(lo, min_int(pad[2] + in[2], rowlen));
     for (int ch = 0; ch < c; ++ch) {
         for (int a = 0; a < ext[0]; ++a) {
-            for (int b = 0; b < ext[1]; ++b, xp += ext[2]) {
+            for (int b = 0; b < ext[1]; ++b, xp += rowlen) {
                 const int id = a - pad[0], ih = b - pad[1];
                 if (id < 0 || id >= in[0] || ih < 0 || ih >= in[1]) {
-                    for (int w = 0; w < ext[2]; ++w)
-                        xp[w] = 0.0f;
+                    memset(xp, 0, sizeof(float) * (size_t)rowlen);
                     continue;
                 }
                 const float *row = x + (((size_t)ch * in[0] + id) * in[1] + ih) * in[2] - pad[2];
-                for (int w = 0; w < ext[2]; ++w)
-                    xp[w] = w >= pad[2] && w - pad[2] < in[2] ? row[w] : 0.0f;
+                memset(xp, 0, sizeof(float) * (size_t)lo);
+                memcpy(xp + lo, row + lo, sizeof(float) * (size_t)(hi - lo));
+                memset(xp + hi, 0, sizeof(float) * (size_t)(rowlen - hi));
             }
         }
     }
 }
 
-/* acc[j] += sum over p of A rows times the image at x + off[p] + j * s. */
-INLINE void direct_kernel(int kc, int nv, int s, const float *restrict a,
-                          const float *restrict x, const int *restrict off, vec acc[NR][2])
+/* How the direct path walks the output. The padded image has rows of `rowlen` floats (ext[2]
+ * rounded up to the stride along w). Output positions come in segments: with unit stride along
+ * h one output depth slice, its rows `wide` = rowlen / s[2] positions apart, else one output
+ * row. Position q of a segment reads the image q * s[2] floats past the segment's start, so an
+ * NR-column tile runs on across the rows of a segment: positions with ow >= out[2] (the
+ * padding columns) are computed but not stored. A 7-wide row fills 7 of every 9 columns
+ * instead of 7 of 12. */
+typedef struct {
+    int ext[3], rowlen, wide, seg_rows, seg_len, seg_tiles, segments;
+    size_t plane;
+} direct_geometry;
+
+static void direct_layout(const nn_conv_params *p, direct_geometry *g)
 {
-    for (int p = 0; p < kc; ++p) {
-        const vec a0 = vload(a);
-        const vec a1 = nv > 1 ? vload(a + VL) : vzero();
-        const float *xp = x + off[p];
-        for (int j = 0; j < NR; ++j) {
-            const vec bj = vset1(xp[j * s]);
-            acc[j][0] = vfma(a0, bj, acc[j][0]);
-            if (nv > 1)
-                acc[j][1] = vfma(a1, bj, acc[j][1]);
-        }
-        a += MR;
-    }
+    const int *out = p->out_size, *s = p->strides;
+    padded_plane(p, g->ext);
+    g->rowlen = (g->ext[2] + s[2] - 1) / s[2] * s[2];
+    g->plane = (size_t)g->ext[0] * g->ext[1] * g->rowlen;
+    g->wide = g->rowlen / s[2];
+    g->seg_rows = s[1] == 1 ? out[1] : 1;
+    g->seg_len = (g->seg_rows - 1) * g->wide + out[2];
+    g->seg_tiles = (g->seg_len + NR - 1) / NR;
+    g->segments = out[0] * out[1] / g->seg_rows;
 }
 
-/* C rows [0, mr) x columns [0, nr) (row stride rsc) = init + acc; init is C (add), bias, or 0. */
-static void store_rows(int mr, int nr, vec acc[NR][2], bool add, const float *bias, float *c,
-                       ptrdiff_t rsc)
+/* Whether the stored positions fill at least half the tiles' columns. */
+static bool direct_fills(const nn_conv_params *p)
 {
-    float tile[NR][MR];
-    for (int j = 0; j < nr; ++j) {
-        vstore(tile[j], acc[j][0]);
-        vstore(tile[j] + VL, acc[j][1]);
+    direct_geometry g;
+    direct_layout(p, &g);
+    return 2 * g.seg_rows * p->out_size[2] >= g.seg_tiles * NR;
+}
+
+/* Work floats of the direct path: k tap offsets, c padded channels, a tail that the last
+ * tile may read past its end. */
+static size_t direct_floats(const nn_conv_params *p, int c, int k)
+{
+    direct_geometry g;
+    direct_layout(p, &g);
+    return (size_t)(k + 15) / 16 * 16 + (size_t)c * g.plane + (size_t)NR * p->strides[2];
+}
+
+/* tile[j] (MR floats, rows of A) = sum over p of A rows times the image at x + off[p] + j * s;
+ * nv = 1 when the rows fit one vector (the second stays 0). */
+#define DIRECT_DECLARE(j) vec lo##j = vzero(), hi##j = vzero();
+#define DIRECT_STEP(j) {                                                                      \
+        const vec b = vset1(xp[(j) * s]);                                                      \
+        lo##j = vfma(a0, b, lo##j);                                                            \
+        if (nv > 1)                                                                            \
+            hi##j = vfma(a1, b, hi##j);                                                        \
     }
-    for (int i = 0; i < mr; ++i) {
-        float *row = c + i * rsc;
-        if (add) {
-            for (int j = 0; j < nr; ++j)
-                row[j] += tile[j][i];
-        } else {
-            const float b0 = bias ? bias[i] : 0.0f;
-            for (int j = 0; j < nr; ++j)
-                row[j] = b0 + tile[j][i];
-        }
+#define DIRECT_SAVE(j) vstore(tile[j], lo##j); vstore(tile[j] + VL, hi##j);
+
+INLINE void direct_kernel(int kc, int nv, int s, const float *restrict a,
+                          const float *restrict x, const int *restrict off, float tile[NR][MR])
+{
+    COLUMNS(DIRECT_DECLARE)
+    for (int p = 0; p < kc; ++p) {
+        const vec a0 = vload(a), a1 = nv > 1 ? vload(a + VL) : vzero();
+        const float *xp = x + off[p];
+        COLUMNS(DIRECT_STEP)
+        a += MR;
     }
+    COLUMNS(DIRECT_SAVE)
 }
 
 static void direct_tile(int kc, int mr, int s, const float *a, const float *x, const int *off,
-                        vec acc[NR][2])
+                        float tile[NR][MR])
 {
-    for (int j = 0; j < NR; ++j)
-        acc[j][0] = acc[j][1] = vzero();
     if (mr > VL) {
         if (s == 1)
-            direct_kernel(kc, 2, 1, a, x, off, acc);
+            direct_kernel(kc, 2, 1, a, x, off, tile);
         else
-            direct_kernel(kc, 2, s, a, x, off, acc);
+            direct_kernel(kc, 2, s, a, x, off, tile);
     } else {
         if (s == 1)
-            direct_kernel(kc, 1, 1, a, x, off, acc);
+            direct_kernel(kc, 1, 1, a, x, off, tile);
         else
-            direct_kernel(kc, 1, s, a, x, off, acc);
+            direct_kernel(kc, 1, s, a, x, off, tile);
     }
 }
 
-/* One direct convolution: output rows x channel panels, split into tiles_m x tiles_r tasks. */
+/* C rows [0, mr) (row stride rsc), column j at c[dst[j]] where dst[j] >= 0 = init + tile;
+ * init is C (add), bias, or 0. */
+static void store_rows(int mr, const float tile[NR][MR], const int dst[NR], bool add,
+                       const float *bias, float *c, ptrdiff_t rsc)
+{
+    for (int i = 0; i < mr; ++i) {
+        float *row = c + i * rsc;
+        const float b0 = bias ? bias[i] : 0.0f;
+        for (int j = 0; j < NR; ++j) {
+            if (dst[j] >= 0)
+                row[dst[j]] = (add ? row[dst[j]] : b0) + tile[j][i];
+        }
+    }
+}
+
+/* One direct convolution: tiles (segment, NR positions) x channel panels, split into
+ * tiles_m x tiles_n tasks. */
 typedef struct {
     const nn_conv_params *p;
-    int m, k, mp, positions, rows, tiles_m, tiles_r;
-    int ext[3];
+    int m, k, mp, positions, tiles_m, tiles_n;
+    direct_geometry g;
     const float *wg, *bias, *xp;
     const int *off;
     float *yg;
 } direct_job;
 
-/* Channels [i0, i1) (i0 a multiple of MR) of output rows [r0, r1) (a row: od, oh). */
-static void direct_block(const direct_job *j, int i0, int i1, int r0, int r1)
+/* Channels [i0, i1) (i0 a multiple of MR) of tiles [t0, t1) (tile t: segment t / seg_tiles,
+ * positions from t % seg_tiles * NR). */
+static void direct_block(const direct_job *j, int i0, int i1, int t0, int t1)
 {
     const nn_conv_params *p = j->p;
-    const int *out = p->out_size, *s = p->strides, *ext = j->ext;
+    const direct_geometry *g = &j->g;
+    const int *out = p->out_size, *s = p->strides;
+    const int per_slice = out[1] / g->seg_rows;
     for (int pc = 0; pc < j->k; pc += KC) {
         const int kc = min_int(KC, j->k - pc);
         for (int ic = i0; ic < i1; ic += MC) {
             const int i_end = min_int(ic + MC, i1);
-            for (int r = r0; r < r1; ++r) {
-                const int od = r / out[1], oh = r % out[1];
-                const float *xrow = j->xp + ((size_t)od * s[0] * ext[1] + (size_t)oh * s[1]) * ext[2];
-                float *yrow = j->yg + (size_t)r * out[2];
-                for (int ow = 0; ow < out[2]; ow += NR) {
-                    const int nr = min_int(NR, out[2] - ow);
-                    for (int ir = ic; ir < i_end; ir += MR) {
-                        vec acc[NR][2];
-                        direct_tile(kc, min_int(MR, j->m - ir), s[2], j->wg + (size_t)pc * j->mp +
-                                    (size_t)ir * kc, xrow + (size_t)ow * s[2], j->off + pc, acc);
-                        store_rows(min_int(MR, j->m - ir), nr, acc, pc > 0,
-                                   j->bias ? j->bias + ir : NULL,
-                                   yrow + (size_t)ir * j->positions + ow, j->positions);
-                    }
+            for (int t = t0; t < t1; ++t) {
+                const int sg = t / g->seg_tiles, q0 = t % g->seg_tiles * NR;
+                const int od = sg / per_slice, oh = sg % per_slice * g->seg_rows;
+                const float *xt = j->xp + ((size_t)od * s[0] * g->ext[1] + (size_t)oh * s[1]) *
+                                  g->rowlen + (size_t)q0 * s[2];
+                float *yseg = j->yg + ((size_t)od * out[1] + oh) * out[2];
+                int dst[NR];
+                for (int c = 0; c < NR; ++c) {
+                    const int q = q0 + c, row = q / g->wide, ow = q % g->wide;
+                    dst[c] = q < g->seg_len && ow < out[2] ? row * out[2] + ow : -1;
+                }
+                for (int ir = ic; ir < i_end; ir += MR) {
+                    float tile[NR][MR];
+                    direct_tile(kc, min_int(MR, j->m - ir), s[2],
+                                j->wg + (size_t)pc * j->mp + (size_t)ir * kc, xt, j->off + pc, tile);
+                    store_rows(min_int(MR, j->m - ir), (const float (*)[MR])tile, dst, pc > 0,
+                               j->bias ? j->bias + ir : NULL,
+                               yseg + (size_t)ir * j->positions, j->positions);
                 }
             }
         }
@@ -277,38 +330,38 @@ static void direct_block(const direct_job *j, int i0, int i1, int r0, int r1)
 static void direct_task(const void *ctx, int t, void *scratch)
 {
     const direct_job *j = ctx;
-    int i0, i1, r0, r1;
+    int i0, i1, t0, t1;
     (void)scratch;
     nn_tile_range(j->m, j->tiles_m, MR, t % j->tiles_m, &i0, &i1);
-    nn_tile_range(j->rows, j->tiles_r, 1, t / j->tiles_m, &r0, &r1);
-    if (i0 < i1 && r0 < r1)
-        direct_block(j, i0, i1, r0, r1);
+    nn_tile_range(j->g.segments * j->g.seg_tiles, j->tiles_n, 1, t / j->tiles_m, &t0, &t1);
+    if (i0 < i1 && t0 < t1)
+        direct_block(j, i0, i1, t0, t1);
 }
 
 /* Y_g (m x positions) = bias + W_g cols, cols read through tap offsets from the padded image. */
 static void conv_direct(const nn_conv_params *p, int m, int c, int k, const float *xg,
                         const float *wg, const float *bias, float *yg, float *work)
 {
-    const int *ks = p->kernel, *d = p->dilations, *out = p->out_size;
+    const int *ks = p->kernel, *d = p->dilations;
     const int kvol = volume(ks);
-    direct_job j = {p, m, k, (m + MR - 1) / MR * MR, volume(out), out[0] * out[1], 1, 1,
-                    {0, 0, 0}, wg, bias, NULL, NULL, yg};
-    const size_t plane = padded_plane(p, j.ext);
-    const int *ext = j.ext;
+    direct_job j = {p, m, k, (m + MR - 1) / MR * MR, volume(p->out_size), 1, 1,
+                    {{0, 0, 0}, 0, 0, 0, 0, 0, 0, 0}, wg, bias, NULL, NULL, yg};
+    direct_layout(p, &j.g);
+    const direct_geometry *g = &j.g;
     int *off = (int *)work;
     float *xp = work + (size_t)(k + 15) / 16 * 16;
-    pad_image(p, c, xg, ext, xp);
-    for (int t = 0; t < NR * p->strides[2]; ++t)
-        xp[(size_t)c * plane + t] = 0.0f;
+    pad_image(p, c, xg, g->ext, g->rowlen, xp);
+    memset(xp + (size_t)c * g->plane, 0, sizeof(float) * (size_t)NR * p->strides[2]);
     for (int kk = 0; kk < k; ++kk) {
         const int ch = kk / kvol, r = kk % kvol;
         const int kd = r / (ks[1] * ks[2]), kh = r / ks[2] % ks[1], kw = r % ks[2];
-        off[kk] = (int)((size_t)ch * plane) + (kd * d[0] * ext[1] + kh * d[1]) * ext[2] + kw * d[2];
+        off[kk] = (int)((size_t)ch * g->plane) +
+                  (kd * d[0] * g->ext[1] + kh * d[1]) * g->rowlen + kw * d[2];
     }
     j.xp = xp;
     j.off = off;
-    nn_plan_tiles(m, j.positions, k, MR, out[2], &j.tiles_m, &j.tiles_r);
-    NN_FN(parallel_for)(j.tiles_m * j.tiles_r, direct_task, &j, NULL, 0);
+    nn_plan_tiles(m, g->segments * g->seg_tiles * NR, k, MR, NR, &j.tiles_m, &j.tiles_n);
+    NN_FN(parallel_for)(j.tiles_m * j.tiles_n, direct_task, &j, NULL, 0);
 }
 
 /* --- position tiles: vectors along output positions, stored straight into NCHW ------------- */
@@ -500,7 +553,7 @@ void NN_FN(conv)(const nn_conv_params *p, const float *x, const float *w_packed,
      * work; else the GEMM over implicit im2col. */
     const bool by_positions = pointwise && k <= KC && positions_fill(positions) &&
                               (size_t)k <= work_floats;
-    const bool direct = !pointwise && 2 * p->out_size[2] >= NR &&
+    const bool direct = !pointwise && direct_fills(p) &&
                         direct_floats(p, c, k) <= work_floats;
     for (int n = 0; n < p->batch; ++n) {
         for (int g = 0; g < groups; ++g) {
@@ -551,7 +604,7 @@ static void depthwise_direct(const nn_conv_params *p, const float *x, const floa
         const int n = q / p->out_channels, m = q % p->out_channels;
         if (q == q0 || m % multiplier == 0) {
             const float *xc = x + ((size_t)n * p->in_channels + m / multiplier) * in_plane;
-            pad_image(p, 1, xc, ext, xp);
+            pad_image(p, 1, xc, ext, ext[2], xp);
         }
         const float *wm = w + (size_t)m * kvol;
         float *ym = y + ((size_t)n * p->out_channels + m) * positions;
