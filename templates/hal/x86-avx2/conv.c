@@ -396,26 +396,49 @@ static lanes first_lanes(int n)
 
 /* acc[r][v] = sum over p of weight (r, p) times cols row p, positions [v * VL, v * VL + VL).
  * a: the tile's first row in a packed A panel (row r, tap p at a[p * MR + r]). With `exact`,
- * the last vector loads only its first `last` lanes (a segment that ends at the image's end). */
+ * the last vector loads only its first `last` lanes (a segment that ends at the image's end).
+ * The RB x VMAX accumulators are named variables (a register tile of fixed size), acc is
+ * written once at the end. */
+#if RB == 8
+#define ROWS(X) X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7)
+#elif RB == 4
+#define ROWS(X) X(0) X(1) X(2) X(3)
+#else
+#error "position tiles: no row list for this vector width"
+#endif
+#if VMAX != 3
+#error "position tiles: the kernel names 3 accumulators per row"
+#endif
+#define POS_DECLARE(r) vec acc##r##_0 = vzero(), acc##r##_1 = vzero(), acc##r##_2 = vzero();
+#define POS_STEP(r) {                                                                         \
+        const vec w = vset1(a[r]);                                                             \
+        acc##r##_0 = vfma(w, x0, acc##r##_0);                                                  \
+        if (nv > 1)                                                                            \
+            acc##r##_1 = vfma(w, x1, acc##r##_1);                                              \
+        if (nv > 2)                                                                            \
+            acc##r##_2 = vfma(w, x2, acc##r##_2);                                              \
+    }
+#define POS_SAVE(r) acc[r][0] = acc##r##_0; acc[r][1] = acc##r##_1; acc[r][2] = acc##r##_2;
+
+INLINE vec positions_load(const float *x, bool masked, lanes last)
+{
+    return masked ? vload_lanes(x, last) : vload(x);
+}
+
 INLINE void positions_kernel(int kc, int nv, bool exact, lanes last, const float *restrict a,
                              const float *restrict x, const int *restrict off,
                              vec acc[RB][VMAX])
 {
-    for (int r = 0; r < RB; ++r)
-        for (int v = 0; v < VMAX; ++v)
-            acc[r][v] = vzero();
+    ROWS(POS_DECLARE)
     for (int p = 0; p < kc; ++p) {
         const float *xp = x + off[p];
-        vec xv[VMAX];
-        for (int v = 0; v < nv; ++v)
-            xv[v] = exact && v == nv - 1 ? vload_lanes(xp + v * VL, last) : vload(xp + v * VL);
-        for (int r = 0; r < RB; ++r) {
-            const vec w = vset1(a[r]);
-            for (int v = 0; v < nv; ++v)
-                acc[r][v] = vfma(w, xv[v], acc[r][v]);
-        }
+        const vec x0 = positions_load(xp, exact && nv == 1, last);
+        const vec x1 = nv > 1 ? positions_load(xp + VL, exact && nv == 2, last) : vzero();
+        const vec x2 = nv > 2 ? positions_load(xp + 2 * VL, exact, last) : vzero();
+        ROWS(POS_STEP)
         a += MR;
     }
+    ROWS(POS_SAVE)
 }
 
 static void positions_tile(int kc, int nv, bool exact, lanes last, const float *a,
