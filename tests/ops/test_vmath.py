@@ -1,0 +1,172 @@
+"""hal/nn_vmath.h, the branch-free float math of the generated elementwise loops: each function
+compiled as the network's loops compile it (-std=gnu11 -O3: FMA contraction on where the
+flags allow it; baseline and AVX2+FMA flags), swept over dense
+runs of floats plus the specials, against float64 numpy; the ULP bounds are the header's own.
+The functions' loops must auto-vectorise at -O3, as the generated project builds (gcc
+-fopt-info-vec; GCC 12 at -O2 vectorises only its very cheap loops)."""
+from __future__ import annotations
+
+import math
+import os
+import shutil
+import subprocess
+
+import numpy as np
+import pytest
+
+from nnbuild.resources import templates_dir
+from nnbuild.testing import OP_TOLERANCE
+
+HEADER = os.path.join(templates_dir(), "hal", "common", "nn_vmath.h")
+CC = shutil.which("gcc") or shutil.which("cc")
+pytestmark = pytest.mark.skipif(CC is None, reason="needs a C compiler")
+
+FUNCTIONS = ("expf", "logf", "log1pf", "tanhf", "erff", "sigmoidf", "softplusf")
+DRIVER = r"""
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "nn_vmath.h"
+#define LOOP(f) static void run_##f(const float *x, float *y, size_t n) { \
+    for (size_t i = 0; i < n; ++i) y[i] = nn_##f(x[i]); }
+LOOP(expf) LOOP(logf) LOOP(log1pf) LOOP(tanhf) LOOP(erff) LOOP(sigmoidf) LOOP(softplusf)
+int main(int argc, char **argv) {   /* driver FUNCTION IN OUT */
+    FILE *in = fopen(argv[2], "rb");
+    fseek(in, 0, SEEK_END);
+    size_t n = (size_t)ftell(in) / 4;
+    fseek(in, 0, SEEK_SET);
+    float *x = malloc(n * 4), *y = malloc(n * 4);
+    if (fread(x, 4, n, in) != n) return 1;
+    fclose(in);
+#define CASE(f) if (!strcmp(argv[1], #f)) run_##f(x, y, n);
+    CASE(expf) CASE(logf) CASE(log1pf) CASE(tanhf) CASE(erff) CASE(sigmoidf) CASE(softplusf)
+    FILE *out = fopen(argv[3], "wb");
+    fwrite(y, 4, n, out);
+    fclose(out);
+    (void)argc;
+    return 0;
+}
+"""
+
+FLAG_SETS = {"baseline": [], "avx2_fma": ["-mavx2", "-mfma"]}
+
+
+def _cpu_has(flag: str) -> bool:
+    try:
+        with open("/proc/cpuinfo") as f:
+            return f" {flag}" in f.read()
+    except OSError:
+        return False
+
+
+@pytest.fixture(scope="module", params=sorted(FLAG_SETS))
+def driver(request, tmp_path_factory):
+    flags = FLAG_SETS[request.param]
+    if flags and not _cpu_has("avx2"):
+        pytest.skip("the CPU has no AVX2")
+    folder = tmp_path_factory.mktemp(f"vmath_{request.param}")
+    (folder / "driver.c").write_text(DRIVER)
+    exe = folder / "driver"
+    subprocess.run([CC, "-std=gnu11", "-O3", "-Wall", "-Wextra", "-Werror", *flags,
+                    "-I", os.path.dirname(HEADER), str(folder / "driver.c"), "-o", str(exe)],
+                   check=True)
+
+    def run(fn: str, x: np.ndarray) -> np.ndarray:
+        x = np.ascontiguousarray(x, np.float32)
+        x.tofile(folder / "in.bin")
+        subprocess.run([str(exe), fn, str(folder / "in.bin"), str(folder / "out.bin")],
+                       check=True)
+        return np.fromfile(folder / "out.bin", np.float32)
+    return run
+
+
+def every_float(lo: float, hi: float, step: int = 1) -> np.ndarray:
+    """Every ``step``-th float in [lo, hi] (by bit pattern, both signs)."""
+    def key(v):       # monotone integer order of floats
+        b = int(np.float32(v).view(np.int32))
+        return b if b >= 0 else -(b & 0x7fffffff)
+    k = np.arange(key(lo), key(hi) + 1, step, dtype=np.int64)
+    bits = np.where(k >= 0, k, (-k) | 0x80000000).astype(np.uint32)
+    return bits.view(np.float32)
+
+
+SPECIALS = np.array([0.0, -0.0, np.inf, -np.inf, np.nan, 1e-45, -1e-45, 1.1754942e-38,
+                     3.4028235e38, -3.4028235e38], np.float32)
+
+
+def ulp_error(y: np.ndarray, ref: np.ndarray) -> np.ndarray:
+    """|y - ref| in units of the float32 spacing at ref (2^-149 for subnormals)."""
+    with np.errstate(over="ignore"):
+        spacing = np.spacing(np.abs(ref.astype(np.float32))).astype(np.float64)
+    spacing = np.maximum(spacing, 2.0 ** -149)
+    return np.abs(y.astype(np.float64) - ref) / spacing
+
+
+_erf = np.vectorize(math.erf, otypes=[np.float64])
+REFERENCE = {
+    "expf": np.exp, "logf": np.log, "log1pf": np.log1p, "tanhf": np.tanh, "erff": _erf,
+    "sigmoidf": lambda x: 1 / (1 + np.exp(-x)), "softplusf": lambda x: np.logaddexp(0, x),
+}
+# function: (ranges swept (lo, hi, step), max ULP as the header states)
+SWEEPS = {
+    "expf": ([(-104.0, 89.0, 2003), (-1.0, 1.0, 2003), (1.0, 1.125, 1), (88.0, 88.8, 1),
+              (-104.0, -87.0, 1)], 1),
+    "logf": ([(1e-45, 3.4028235e38, 2003), (1.0, 1.125, 1), (0.70, 0.72, 1), (1.40, 1.43, 1),
+              (1e-45, 1.2e-38, 9)], 1),
+    "log1pf": ([(-1.0, 1e6, 2003), (-0.5, 0.5, 2003), (-1.0, -0.999, 1), (0.1, 0.11, 1)], 3),
+    "tanhf": ([(-10.0, 10.0, 2003), (0.6, 0.65, 1), (-1e-3, 1e-3, 2003), (9.0, 10.0, 1)], 2),
+    "erff": ([(-4.0, 4.0, 2003), (0.92, 0.96, 1), (3.5, 4.0, 3)], 3),
+    "sigmoidf": ([(-88.0, 88.0, 2003), (-1.0, 1.0, 2003), (0.5, 0.6, 1)], 3),
+    "softplusf": ([(-1e4, 1e4, 2003), (-1.0, 1.0, 2003), (-0.1, 0.1, 2003), (15.0, 17.0, 1)], 3),
+}
+
+
+@pytest.mark.parametrize("fn", FUNCTIONS)
+def test_error_within_stated_ulp(driver, fn):
+    ranges, bound = SWEEPS[fn]
+    x = np.concatenate([every_float(lo, hi, step) for lo, hi, step in ranges])
+    y = driver(fn, x)
+    with np.errstate(all="ignore"):
+        ref = REFERENCE[fn](x.astype(np.float64))
+    with np.errstate(over="ignore"):
+        finite = np.isfinite(ref.astype(np.float32))     # where float32 overflows: exactly inf
+    assert np.all(y[~finite] == ref[~finite].astype(np.float32)), fn
+    if fn == "sigmoidf":
+        finite &= np.abs(ref) >= 2.0 ** -126
+    err = ulp_error(y[finite], ref[finite])
+    worst = int(np.argmax(err))
+    assert err[worst] <= bound, (
+        f"nn_{fn}({x[finite][worst]!r}) = {y[finite][worst]!r}, float64 {ref[finite][worst]!r}: "
+        f"{err[worst]:.2f} ULP > {bound}")
+    # well inside the op tolerance of float32
+    rtol, atol = OP_TOLERANCE["float32"]
+    assert np.all(np.abs(y[finite] - ref[finite]) <= atol + rtol * np.abs(ref[finite]) / 100)
+
+
+@pytest.mark.parametrize("fn", FUNCTIONS)
+def test_specials(driver, fn):
+    y = driver(fn, SPECIALS)
+    with np.errstate(all="ignore"):
+        ref = REFERENCE[fn](SPECIALS.astype(np.float64)).astype(np.float32)
+    same = (y == ref) | (np.isnan(y) & np.isnan(ref))
+    close = np.isfinite(ref) & (ulp_error(y, ref.astype(np.float64)) <= SWEEPS[fn][1])
+    assert np.all(same | close), [(x, a, b) for x, a, b in zip(SPECIALS, y, ref)
+                                  if not (a == b or (np.isnan(a) and np.isnan(b)))]
+    if fn in ("tanhf", "erff"):      # odd: the sign of zero is kept
+        assert np.signbit(y[1]) and not np.signbit(y[0])
+
+
+@pytest.mark.skipif(not shutil.which("gcc"), reason="needs gcc")
+@pytest.mark.parametrize("flags", [["-O3"], ["-O3", "-mavx2", "-mfma"]])
+def test_loops_vectorise(tmp_path, flags):
+    source = tmp_path / "loops.c"
+    source.write_text("#include \"nn_vmath.h\"\n" + "".join(
+        f"void run_{fn}(const float *restrict x, float *restrict y, long n) "
+        f"{{ for (long i = 0; i < n; ++i) y[i] = nn_{fn}(x[i]); }}\n" for fn in FUNCTIONS))
+    report = subprocess.run(
+        ["gcc", "-std=c11", *flags, "-fopt-info-vec-optimized", "-I", os.path.dirname(HEADER),
+         "-c", str(source), "-o", str(tmp_path / "loops.o")],
+        check=True, capture_output=True, text=True).stderr
+    vectorised = {int(line.split(":")[1]) for line in report.splitlines()
+                  if "loop vectorized" in line and line.startswith(str(source))}
+    assert vectorised == set(range(2, 2 + len(FUNCTIONS))), report
