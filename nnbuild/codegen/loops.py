@@ -104,9 +104,16 @@ def store_value(ctx, dtype, text: str) -> str:
     return _convert(ctx, dtype, 1, text)
 
 
+# Float functions with a branch-free version in hal/nn_vmath.h, which auto-vectorises.
+VMATH_FUNCTIONS = ("exp", "log", "log1p", "tanh", "erf")
+
+
 def math_fn(name: str, dtype) -> str:
-    """C math function for the element type: expf for float, exp for double."""
-    return name + ("f" if compute_ctype(dtype) == "float" else "")
+    """C math function for the element type: expf for float (nn_expf where nn_vmath.h has
+    it), exp for double."""
+    if compute_ctype(dtype) != "float":
+        return name
+    return f"nn_{name}f" if name in VMATH_FUNCTIONS else name + "f"
 
 
 def _strides_for(shape: tuple, out_shape: tuple) -> list:

@@ -61,7 +61,22 @@ def _lit(node, key, default, dtype):
     return c_literal(node.attr(key, default), dtype)
 
 
-_unary("Relu", 6, lambda n, x, t: f"{x} > 0 ? {x} : 0", lambda n, x: np.maximum(x, 0),
+def _select(cond: str, a: str, b: str, dtype) -> str:
+    """cond ? a : b; for float, nn_vm_select (hal/nn_vmath.h) on the bits, as GCC does not
+    if-convert a float ?: whose arms compute, which stops the loop's vectorisation."""
+    if compute_ctype(dtype) == "float":
+        return f"nn_vm_select({cond}, {a}, {b})"
+    return f"{cond} ? {a} : {b}"
+
+
+def _clamp01(v: str, dtype) -> str:
+    """max(0, min(1, v)) (NaN: 1 through fmin/fmax; for float NaN stays NaN, as in numpy)."""
+    if compute_ctype(dtype) == "float":
+        return f"nn_vm_clamp01({v})"
+    return f"{math_fn('fmax', dtype)}(0, {math_fn('fmin', dtype)}(1, {v}))"
+
+
+_unary("Relu", 6, lambda n, x, t: _select(f"{x} > 0", x, "0", t), lambda n, x: np.maximum(x, 0),
        "y = max(x, 0)")
 _unary("Abs", 6, lambda n, x, t: f"{x} < 0 ? -{x} : {x}" if t.short[0] != "u" else x,
        lambda n, x: np.abs(x), "y = |x|")
@@ -85,36 +100,38 @@ _unary("Erf", 9, lambda n, x, t: f"{math_fn('erf', t)}({x})", lambda n, x: _erf(
 _unary("Sigmoid", 6, lambda n, x, t: f"1 / (1 + {math_fn('exp', t)}(-{x}))",
        lambda n, x: 1 / (1 + np.exp(-x)), "y = 1 / (1 + e^-x)")
 _unary("Softplus", 1,
-       lambda n, x, t: f"{x} > 0 ? {x} + {math_fn('log1p', t)}({math_fn('exp', t)}(-{x})) "
+       lambda n, x, t: f"nn_softplusf({x})" if compute_ctype(t) == "float" else
+                       f"{x} > 0 ? {x} + {math_fn('log1p', t)}({math_fn('exp', t)}(-{x})) "
                        f": {math_fn('log1p', t)}({math_fn('exp', t)}({x}))",
        lambda n, x: np.logaddexp(0, x), "y = ln(1 + e^x)")
 _unary("Softsign", 1, lambda n, x, t: f"{x} / (1 + {math_fn('fabs', t)}({x}))",
        lambda n, x: x / (1 + np.abs(x)), "y = x / (1 + |x|)")
 _unary("LeakyRelu", 6,
-       lambda n, x, t: f"{x} >= 0 ? {x} : {_lit(n, 'alpha', 0.01, t)} * {x}",
+       lambda n, x, t: _select(f"{x} >= 0", x, f"{_lit(n, 'alpha', 0.01, t)} * {x}", t),
        lambda n, x: np.where(x >= 0, x, np.float32(n.attr("alpha", 0.01)) * x),
        "y = x >= 0 ? x : alpha * x")
 _unary("Elu", 6,
-       lambda n, x, t: f"{x} >= 0 ? {x} : {_lit(n, 'alpha', 1.0, t)} * "
-                       f"({math_fn('exp', t)}({x}) - 1)",
+       lambda n, x, t: _select(f"{x} >= 0", x, f"{_lit(n, 'alpha', 1.0, t)} * "
+                                                  f"({math_fn('exp', t)}({x}) - 1)", t),
        lambda n, x: np.where(x >= 0, x, np.float32(n.attr("alpha", 1.0)) * (np.exp(x) - 1)),
        "y = x >= 0 ? x : alpha * (e^x - 1)")
 _SELU_ALPHA, _SELU_GAMMA = 1.67326319217681884765625, 1.05070102214813232421875
 _unary("Selu", 6,
-       lambda n, x, t: f"{_lit(n, 'gamma', _SELU_GAMMA, t)} * ({x} > 0 ? {x} : "
-                       f"{_lit(n, 'alpha', _SELU_ALPHA, t)} * ({math_fn('exp', t)}({x}) - 1))",
+       lambda n, x, t: f"{_lit(n, 'gamma', _SELU_GAMMA, t)} * ("
+                       + _select(f"{x} > 0", x, f"{_lit(n, 'alpha', _SELU_ALPHA, t)} * "
+                                 f"({math_fn('exp', t)}({x}) - 1)", t) + ")",
        lambda n, x: np.float32(n.attr("gamma", _SELU_GAMMA)) * np.where(
            x > 0, x, np.float32(n.attr("alpha", _SELU_ALPHA)) * (np.exp(x) - 1)),
        "y = gamma * (x > 0 ? x : alpha * (e^x - 1))")
 _unary("HardSigmoid", 6,
-       lambda n, x, t: f"{math_fn('fmax', t)}(0, {math_fn('fmin', t)}(1, "
-                       f"{_lit(n, 'alpha', 0.2, t)} * {x} + {_lit(n, 'beta', 0.5, t)}))",
+       lambda n, x, t: _clamp01(f"{_lit(n, 'alpha', 0.2, t)} * {x} + {_lit(n, 'beta', 0.5, t)}",
+                                t),
        lambda n, x: np.clip(np.float32(n.attr("alpha", 0.2)) * x
                             + np.float32(n.attr("beta", 0.5)), 0, 1),
        "y = max(0, min(1, alpha * x + beta))")
 _unary("HardSwish", 14,
-       lambda n, x, t: f"{x} * {math_fn('fmax', t)}(0, {math_fn('fmin', t)}(1, "
-                       f"{x} * {c_literal(1 / 6, t)} + {c_literal(0.5, t)}))",
+       lambda n, x, t: f"{x} * "
+                       + _clamp01(f"{x} * {c_literal(1 / 6, t)} + {c_literal(0.5, t)}", t),
        lambda n, x: x * np.clip(x * np.float32(1 / 6) + np.float32(0.5), 0, 1),
        "y = x * max(0, min(1, x / 6 + 1/2))")
 _unary("Not", 1, lambda n, x, t: f"!{x}", lambda n, x: np.logical_not(x), "y = !x")

@@ -111,12 +111,17 @@ def run_body(steps: list, inputs: list, acc=None) -> np.ndarray:
     return results[-1]
 
 
-def _clip_expr(args: list) -> str:
+def _clip_expr(args: list, dtype) -> str:
+    """Clip's bounds as selects (float: nn_vm_select, which keeps the loop vectorisable)."""
+    float_ = compute_ctype(dtype) == "float"
+
+    def select(cond, a, b):
+        return f"nn_vm_select({cond}, {a}, {b})" if float_ else f"({cond} ? {a} : {b})"
     e = args[0]
     if args[1:2] and args[1] is not None:
-        e = f"({e} < {args[1]} ? {args[1]} : {e})"
+        e = select(f"{e} < {args[1]}", args[1], e)
     if args[2:3] and args[2] is not None:
-        e = f"({e} > {args[2]} ? {args[2]} : {e})"
+        e = select(f"{e} > {args[2]}", args[2], e)
     return e
 
 
@@ -132,7 +137,7 @@ def body_expr(steps: list, dtype, value_of) -> tuple:
                 for a in step.args]
         op = registry.lookup(step.op)
         if step.op == "Clip":
-            expr = _clip_expr(args)
+            expr = _clip_expr(args, dtype)
         elif isinstance(op, Unary):
             expr = op.c_expr(step.node(), args[0], dtype)
         else:
