@@ -2,7 +2,7 @@
 write it becomes one LayerNormalization op.
 
     m = ReduceMean(x, axes); d = Sub(x, m); p = Pow(d, 2) (or Mul(d, d));
-    v = ReduceMean(p, axes); s = Sqrt(Add(v, eps)); n = Div(d, s);
+    v = ReduceMean(p, axes); s = Sqrt(Add(v, eps)); n = Div(d, s) (or Mul(d, Reciprocal(s)));
     g = Mul(n, gamma); y = Add(g, beta)             =>  y = LayerNormalization(x, gamma, beta)
                                                          {axis=first of axes, epsilon=eps}
 
@@ -28,6 +28,22 @@ def _square_of(m: Match, d: str) -> Node | None:
         if u.op == "Mul" and u.inputs == (d, d):
             return m.take(u)
     return None
+
+
+def _divided(m: Match, d: str, s: str) -> Node | None:
+    """The node computing d / s: Div(d, s), or Mul(d, Reciprocal(s)) in either order."""
+    users = m.readers(s)
+    if len(users) != 1:
+        return None
+    node = users[0]
+    if node.op == "Reciprocal":
+        m.take(node)
+        node = m.reader(node.outputs[0], "Mul")
+        r = users[0].outputs[0]
+        ok = node is not None and node.inputs in ((d, r), (r, d))
+    else:
+        ok = node.op == "Div" and node.inputs == (d, s)
+    return m.take(node) if ok and node in m.readers(d) else None
 
 
 def _param(m: Match, node: Node | None, value: str, op: str, normalized: tuple) -> str | None:
@@ -80,8 +96,8 @@ def _layernorm(graph: Graph, mean: Node):
         return None
     eps = scalar(graph, m.other(add, var.outputs[0]))
     sqrt = m.reader(add.outputs[0], "Sqrt")
-    div = m.reader(sqrt.outputs[0], "Div") if sqrt is not None else None
-    if div is None or div.inputs != (d, sqrt.outputs[0]) or div not in m.readers(d):
+    div = _divided(m, d, sqrt.outputs[0]) if sqrt is not None else None
+    if div is None:
         return None
     normalized = xtype.shape[axes[0]:]
     y = div.outputs[0]

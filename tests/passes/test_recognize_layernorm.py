@@ -64,6 +64,21 @@ def test_without_scale_and_bias_over_two_axes_with_a_product_square():
     }""")
 
 
+def test_reciprocal_and_mul_instead_of_div():
+    # tf2onnx-style: n = d * Reciprocal(sqrt(var + eps))
+    assert_rewrites(recognize_layernorm, TORCH.replace(
+        "%n: f32[2,4,8] = Div(%d, %s)  # div",
+        "%r: f32[2,4,1] = Reciprocal(%s)  # reciprocal\n      %n: f32[2,4,8] = Mul(%r, %d)  # mul"),
+        expected="""
+    graph g opsets(ai.onnx=18) {
+      input %x: f32[2,4,8]
+      const @gamma: f32[8] = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0]
+      const @beta: f32[8] = splat(0.5)
+      %y: f32[2,4,8] = LayerNormalization(%x, @gamma, @beta) {axis=2, epsilon=9.999999747378752e-06}  # mean, sub, pow, var, add_eps, sqrt, reciprocal, mul, mul_gamma, add_beta
+      output %y
+    }""")
+
+
 LEFT_ALONE = {
     "statistics over a leading axis": TORCH.replace("[-1]", "[1]").replace(
         "f32[2,4,1]", "f32[2,1,8]"),
