@@ -99,11 +99,14 @@ _unary("Tanh", 6, lambda n, x, t: f"{math_fn('tanh', t)}({x})", lambda n, x: np.
 _unary("Erf", 9, lambda n, x, t: f"{math_fn('erf', t)}({x})", lambda n, x: _erf(x), "y = erf x")
 _unary("Sigmoid", 6, lambda n, x, t: f"1 / (1 + {math_fn('exp', t)}(-{x}))",
        lambda n, x: 1 / (1 + np.exp(-x)), "y = 1 / (1 + e^-x)")
-_unary("Softplus", 1,
-       lambda n, x, t: f"nn_softplusf({x})" if compute_ctype(t) == "float" else
-                       f"{x} > 0 ? {x} + {math_fn('log1p', t)}({math_fn('exp', t)}(-{x})) "
-                       f": {math_fn('log1p', t)}({math_fn('exp', t)}({x}))",
-       lambda n, x: np.logaddexp(0, x), "y = ln(1 + e^x)")
+def _softplus_c(n, x, t):
+    if compute_ctype(t) == "float":
+        return f"nn_softplusf({x})"
+    return (f"({x} > 0 ? {x} + {math_fn('log1p', t)}({math_fn('exp', t)}(-{x})) "
+            f": {math_fn('log1p', t)}({math_fn('exp', t)}({x})))")
+
+
+_unary("Softplus", 1, _softplus_c, lambda n, x: np.logaddexp(0, x), "y = ln(1 + e^x)")
 _unary("Softsign", 1, lambda n, x, t: f"{x} / (1 + {math_fn('fabs', t)}({x}))",
        lambda n, x: x / (1 + np.abs(x)), "y = x / (1 + |x|)")
 _unary("LeakyRelu", 6,

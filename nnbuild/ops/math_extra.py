@@ -12,9 +12,9 @@ import math
 import numpy as np
 
 from .. import dtypes
-from ..codegen.loops import broadcast_loop, c_literal, math_fn
+from ..codegen.loops import broadcast_loop, c_literal, compute_ctype, math_fn
 from ..ir.graph import TensorType
-from .elementwise import Unary, _erf, _lit, _nary, _unary
+from .elementwise import Unary, _erf, _lit, _nary, _select, _softplus_c, _unary
 from .registry import register
 
 
@@ -44,9 +44,17 @@ def _sign(n, x, t):
 _unary("Sign", 9, _sign, lambda n, x: np.sign(x), "y = -1, 0 or 1 by the sign of x (NaN stays)")
 
 # --- activations --------------------------------------------------------------------------------
-_unary("Celu", 12,
-       lambda n, x, t: f"({x} > 0 ? {x} : 0) + {math_fn('fmin', t)}(0, {_lit(n, 'alpha', 1.0, t)}"
-                       f" * ({math_fn('exp', t)}({x} / {_lit(n, 'alpha', 1.0, t)}) - 1))",
+def _celu_c(n, x, t):
+    alpha = _lit(n, "alpha", 1.0, t)
+    neg = f"{alpha} * ({math_fn('exp', t)}({x} / {alpha}) - 1)"
+    if compute_ctype(t) == "float":     # min(0, neg) as a select: the loop stays vectorisable
+        low = f"nn_vm_select({neg} < 0, {neg}, 0)"
+    else:
+        low = f"{math_fn('fmin', t)}(0, {neg})"
+    return f"({_select(f'{x} > 0', x, '0', t)}) + {low}"
+
+
+_unary("Celu", 12, _celu_c,
        lambda n, x: np.maximum(x, 0) + np.minimum(
            0, np.float32(n.attr("alpha", 1.0)) * (np.exp(x / np.float32(n.attr("alpha", 1.0))) - 1)),
        "y = max(0, x) + min(0, alpha * (e^(x / alpha) - 1))")
@@ -74,8 +82,7 @@ def _shrink_ref(n, x):
 _unary("Shrink", 9, _shrink_c, _shrink_ref,
        "y = x < -lambd ? x + bias : x > lambd ? x - bias : 0")
 _unary("Mish", 18,
-       lambda n, x, t: f"{x} * {math_fn('tanh', t)}({x} > 0 ? {x} + {math_fn('log1p', t)}("
-                       f"{math_fn('exp', t)}(-{x})) : {math_fn('log1p', t)}({math_fn('exp', t)}({x})))",
+       lambda n, x, t: f"{x} * {math_fn('tanh', t)}({_softplus_c(n, x, t)})",
        lambda n, x: x * np.tanh(np.logaddexp(0, x)), "y = x * tanh(ln(1 + e^x))")
 _unary("Swish", 24,
        lambda n, x, t: f"{x} / (1 + {math_fn('exp', t)}(-{_lit(n, 'alpha', 1.0, t)} * {x}))",

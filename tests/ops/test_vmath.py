@@ -170,3 +170,57 @@ def test_loops_vectorise(tmp_path, flags):
     vectorised = {int(line.split(":")[1]) for line in report.splitlines()
                   if "loop vectorized" in line and line.startswith(str(source))}
     assert vectorised == set(range(2, 2 + len(FUNCTIONS))), report
+
+
+@pytest.mark.skipif(not shutil.which("clang"), reason="needs clang")
+def test_loops_vectorise_with_clang(tmp_path):
+    source = tmp_path / "loops.c"
+    source.write_text("#include \"nn_vmath.h\"\n" + "".join(
+        f"void run_{fn}(const float *restrict x, float *restrict y, long n) "
+        f"{{ for (long i = 0; i < n; ++i) y[i] = nn_{fn}(x[i]); }}\n" for fn in FUNCTIONS))
+    report = subprocess.run(
+        ["clang", "-std=gnu11", "-O3", "-Wall", "-Wextra", "-Werror", "-Rpass=loop-vectorize",
+         "-I", os.path.dirname(HEADER), "-c", str(source), "-o", str(tmp_path / "loops.o")],
+        check=True, capture_output=True, text=True).stderr
+    vectorised = {int(line.split(":")[1]) for line in report.splitlines()
+                  if "vectorized loop" in line}
+    assert vectorised == set(range(2, 2 + len(FUNCTIONS))), report
+
+
+# --- the generated network's loops ---------------------------------------------------------------
+def _node(op: str, **attrs):
+    from onnx import helper
+    return helper.make_node(op, ["x"], ["y"], **attrs)
+
+
+NETWORK_OPS = {         # op -> (node attributes, opset)
+    "Exp": ({}, 17), "Log": ({}, 17), "Erf": ({}, 17), "Tanh": ({}, 17), "Sigmoid": ({}, 17),
+    "Softplus": ({}, 17), "Relu": ({}, 17), "LeakyRelu": ({}, 17), "Elu": ({}, 17),
+    "Selu": ({}, 17), "Celu": ({}, 17), "HardSigmoid": ({}, 17), "HardSwish": ({}, 17),
+    "Mish": ({}, 18), "Gelu": ({}, 20), "Gelu_tanh": ({"approximate": "tanh"}, 20),
+}
+
+
+@pytest.mark.skipif(not shutil.which("gcc"), reason="needs gcc")
+@pytest.mark.parametrize("op", sorted(NETWORK_OPS))
+def test_generated_float_loop_vectorises(tmp_path, op):
+    """The network source's loop for a float32 activation calls no libm function and GCC
+    vectorises it at -O3 (baseline x86-64 / generic target)."""
+    import nnbuild
+    from tests.helpers import make_model
+    attrs, opset = NETWORK_OPS[op]
+    model = make_model([_node(op.split("_")[0], **attrs)], {"x": (np.float32, [64, 256])},
+                       {"y": (np.float32, [64, 256])}, opset=opset)
+    out = tmp_path / "proj"
+    project = nnbuild.generate(model, str(out), target="generic")
+    source = project.files["src/model.c"].decode()
+    loops = [k + 1 for k, line in enumerate(source.splitlines()) if "for (size_t i0" in line]
+    assert len(loops) == 1, source
+    body = source.splitlines()[loops[0]]
+    for libm in ("expf(", "erff(", "tanhf(", "logf(", "log1pf(", "fminf(", "fmaxf("):
+        assert f" {libm}" not in body and f"({libm}" not in body, body
+    report = subprocess.run(
+        ["gcc", "-std=gnu11", "-O3", "-fopt-info-vec-optimized", "-I", str(out / "hal"),
+         "-I", str(out / "include"), "-I", str(out / "src"), "-c", str(out / "src" / "model.c"),
+         "-o", str(tmp_path / "model.o")], check=True, capture_output=True, text=True).stderr
+    assert f"model.c:{loops[0]}:" in report and "loop vectorized" in report, (body, report)
