@@ -51,7 +51,7 @@ def _celu_c(n, x, t):
         low = f"nn_vm_select({neg} < 0, {neg}, 0)"
     else:
         low = f"{math_fn('fmin', t)}(0, {neg})"
-    return f"({_select(f'{x} > 0', x, '0', t)}) + {low}"
+    return f"({_select(f'!({x} <= 0)', x, '0', t)}) + {low}"       # max(x, 0); NaN stays
 
 
 _unary("Celu", 12, _celu_c,

@@ -224,3 +224,25 @@ def test_generated_float_loop_vectorises(tmp_path, op):
          "-I", str(out / "include"), "-I", str(out / "src"), "-c", str(out / "src" / "model.c"),
          "-o", str(tmp_path / "model.o")], check=True, capture_output=True, text=True).stderr
     assert f"model.c:{loops[0]}:" in report and "loop vectorized" in report, (body, report)
+
+
+WIDE_OPS = [("Exp", {}), ("Log", {}), ("Erf", {}), ("Tanh", {}), ("Sigmoid", {}),
+            ("Softplus", {}), ("Elu", {}), ("Selu", {}), ("Celu", {}), ("LeakyRelu", {}),
+            ("HardSigmoid", {}), ("HardSwish", {}), ("Mish", {}), ("Gelu", {}),
+            ("Gelu", {"approximate": "tanh"})]
+
+
+@pytest.mark.parametrize("target", ["generic", "host"])
+def test_activations_over_a_wide_range_match_onnxruntime(cache_dir, target):
+    """Every float32 activation through nn_vmath.h over -100..100 (dense near 0), the
+    overflow/underflow edges of exp, +-inf and NaN, against onnxruntime."""
+    from onnx import helper
+    from tests.helpers import check_against_onnxruntime, make_model
+    nodes = [helper.make_node(op, ["x"], [f"y{k}"], **attrs)
+             for k, (op, attrs) in enumerate(WIDE_OPS)]
+    x = np.concatenate([np.linspace(-100, 100, 2001), np.linspace(-2, 2, 801),
+                        [88.7, 88.8, -87.5, -103.9, -104.5, np.inf, -np.inf, np.nan, 0.0, -0.0,
+                         1e-30, -1e-30, 1e-42]]).astype(np.float32)
+    model = make_model(nodes, {"x": (np.float32, [x.size])}, [f"y{k}" for k in range(len(nodes))],
+                       opset=20)
+    check_against_onnxruntime(model, cache_dir, {"x": x}, target=target)
