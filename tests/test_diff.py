@@ -1,5 +1,7 @@
 """`nnbuild diff` / nnbuild.diff: every intermediate that survives optimization is compared with
 onnxruntime's, in our node order, and the first node over the tolerance is named (exit 1)."""
+import os
+
 import numpy as np
 import onnx
 import pytest
@@ -37,8 +39,11 @@ def wrong_sin(monkeypatch):
     monkeypatch.setattr(sin, "c_expr", lambda node, x, dtype: f"({right(node, x, dtype)} + 0.01f)")
 
 
-def test_a_correct_build_agrees_everywhere(tmp_path):
-    result = nnbuild.diff(_model(), work_dir=str(tmp_path))
+def test_a_correct_build_agrees_everywhere(tmp_path, monkeypatch):
+    import tempfile
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    result = nnbuild.diff(_model())                  # builds in a temporary folder...
+    assert os.listdir(tmp_path) == []                # ...removed afterwards
     assert result.ok and result.first_bad is None
     # fc+bias+relu is one node compared at its output; every surviving value has a row
     assert [(r.node, r.tensor) for r in result.rows] == [

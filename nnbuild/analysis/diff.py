@@ -125,14 +125,28 @@ def _onnxruntime(proto: onnx.ModelProto, names: list, feeds: dict) -> dict:
     return dict(zip(names, session.run(names, {k: v for k, v in feeds.items() if k in wanted})))
 
 
+def _run_ours(probe: Graph, options, inputs: dict, seed: int, work_dir: str) -> tuple:
+    """Build ``probe`` (every value to compare is an output) in ``work_dir``/project and run
+    it in process; (the feeds, our outputs)."""
+    from ..build.driver import build_project
+    from ..codegen.project import generate_project
+    from ..runtime import CompiledModel
+
+    project = generate_project(probe, options, "diff", "diff")
+    folder = os.path.join(work_dir, "project")
+    project.write_into(folder)
+    built = build_project(folder, project.prefix, shared=True,
+                          extra_args=("-DCMAKE_BUILD_RPATH_USE_ORIGIN=ON",))
+    compiled = CompiledModel(built.library, project.prefix, folder)
+    feeds = _feeds(compiled, inputs, seed)
+    return feeds, compiled.run(feeds)
+
+
 def diff_model(model, options, inputs: dict | None = None, tolerance: str = "model",
                seed: int = 0, work_dir: str | None = None) -> DiffResult:
     """Compare every surviving intermediate of our -O build of ``model`` (a path or ModelProto)
     with onnxruntime's on ``inputs`` ({name: array}; the rest seeded random)."""
     from .. import api
-    from ..build.driver import build_project
-    from ..codegen.project import generate_project
-    from ..runtime import CompiledModel
 
     if tolerance not in TOLERANCES:
         raise UsageError(f"--tolerance {tolerance}: one of {', '.join(TOLERANCES)}")
@@ -145,14 +159,11 @@ def diff_model(model, options, inputs: dict | None = None, tolerance: str = "mod
     names = [name for _, name in found]
     probe = graph.copy()
     probe.outputs = list(graph.outputs) + [n for n in names if n not in graph.outputs]
-    project = generate_project(probe, options, "diff", "diff")
-    folder = os.path.join(work_dir or tempfile.mkdtemp(prefix="nnbuild-diff-"), "project")
-    project.write_into(folder)
-    built = build_project(folder, project.prefix, shared=True,
-                          extra_args=("-DCMAKE_BUILD_RPATH_USE_ORIGIN=ON",))
-    compiled = CompiledModel(built.library, project.prefix, folder)
-    feeds = _feeds(compiled, inputs or {}, seed)
-    ours = compiled.run(feeds)
+    if work_dir is not None:
+        feeds, ours = _run_ours(probe, options, inputs or {}, seed, work_dir)
+    else:
+        with tempfile.TemporaryDirectory(prefix="nnbuild-diff-") as folder:
+            feeds, ours = _run_ours(probe, options, inputs or {}, seed, folder)
     theirs = _onnxruntime(proto, names, feeds)
     table = TOLERANCES[tolerance]
     rows = []
