@@ -1,6 +1,6 @@
 """hal/nn_vmath.h, the branch-free float math of the generated elementwise loops: each function
 compiled as the network's loops compile it (-std=gnu11 -O3: FMA contraction on where the
-flags allow it; baseline and AVX2+FMA flags), swept over dense
+flags allow it; x86-64 baseline, AVX2+FMA, and AArch64 under qemu), swept over dense
 runs of floats plus the specials, against float64 numpy; the ULP bounds are the header's own.
 The functions' loops must auto-vectorise at -O3, as the generated project builds (gcc
 -fopt-info-vec; GCC 12 at -O2 vectorises only its very cheap loops)."""
@@ -48,7 +48,10 @@ int main(int argc, char **argv) {   /* driver FUNCTION IN OUT */
 }
 """
 
-FLAG_SETS = {"baseline": [], "avx2_fma": ["-mavx2", "-mfma"]}
+# name -> (compiler, flags, runner): x86-64 baseline, AVX2 + FMA (contracted), AArch64 NEON
+# (contracted) under qemu-aarch64
+FLAG_SETS = {"baseline": (CC, [], []), "avx2_fma": (CC, ["-mavx2", "-mfma"], []),
+             "arm64_neon": ("aarch64-linux-gnu-gcc", ["-static"], ["qemu-aarch64"])}
 
 
 def _cpu_has(flag: str) -> bool:
@@ -61,20 +64,23 @@ def _cpu_has(flag: str) -> bool:
 
 @pytest.fixture(scope="module", params=sorted(FLAG_SETS))
 def driver(request, tmp_path_factory):
-    flags = FLAG_SETS[request.param]
-    if flags and not _cpu_has("avx2"):
+    cc, flags, runner = FLAG_SETS[request.param]
+    if "-mavx2" in flags and not _cpu_has("avx2"):
         pytest.skip("the CPU has no AVX2")
+    missing = [tool for tool in [cc] + runner if not shutil.which(tool)]
+    if missing:
+        pytest.skip(f"needs {', '.join(missing)}")
     folder = tmp_path_factory.mktemp(f"vmath_{request.param}")
     (folder / "driver.c").write_text(DRIVER)
     exe = folder / "driver"
-    subprocess.run([CC, "-std=gnu11", "-O3", "-Wall", "-Wextra", "-Werror", *flags,
+    subprocess.run([cc, "-std=gnu11", "-O3", "-Wall", "-Wextra", "-Werror", *flags,
                     "-I", os.path.dirname(HEADER), str(folder / "driver.c"), "-o", str(exe)],
                    check=True)
 
     def run(fn: str, x: np.ndarray) -> np.ndarray:
         x = np.ascontiguousarray(x, np.float32)
         x.tofile(folder / "in.bin")
-        subprocess.run([str(exe), fn, str(folder / "in.bin"), str(folder / "out.bin")],
+        subprocess.run(runner + [str(exe), fn, str(folder / "in.bin"), str(folder / "out.bin")],
                        check=True)
         return np.fromfile(folder / "out.bin", np.float32)
     return run
@@ -96,10 +102,10 @@ SPECIALS = np.array([0.0, -0.0, np.inf, -np.inf, np.nan, 1e-45, -1e-45, 1.175494
 
 def ulp_error(y: np.ndarray, ref: np.ndarray) -> np.ndarray:
     """|y - ref| in units of the float32 spacing at ref (2^-149 for subnormals)."""
-    with np.errstate(over="ignore"):
+    with np.errstate(all="ignore"):     # inf - inf where both overflow: not compared here
         spacing = np.spacing(np.abs(ref.astype(np.float32))).astype(np.float64)
-    spacing = np.maximum(spacing, 2.0 ** -149)
-    return np.abs(y.astype(np.float64) - ref) / spacing
+        spacing = np.maximum(spacing, 2.0 ** -149)
+        return np.abs(y.astype(np.float64) - ref) / spacing
 
 
 _erf = np.vectorize(math.erf, otypes=[np.float64])
@@ -130,7 +136,7 @@ def test_error_within_stated_ulp(driver, fn):
         ref = REFERENCE[fn](x.astype(np.float64))
     with np.errstate(over="ignore"):
         finite = np.isfinite(ref.astype(np.float32))     # where float32 overflows: exactly inf
-    assert np.all(y[~finite] == ref[~finite].astype(np.float32)), fn
+        assert np.all(y[~finite] == ref[~finite].astype(np.float32)), fn
     if fn == "sigmoidf":
         finite &= np.abs(ref) >= 2.0 ** -126
     err = ulp_error(y[finite], ref[finite])
