@@ -49,7 +49,9 @@ def _nn_generate_impl(ctx):
     header = _declare(ctx, "include/%s.h" % p)
     source = _declare(ctx, "src/%s.c" % p)
     private = [_declare(ctx, "hal/nn_hal.h"), _declare(ctx, "hal/nn_config.h"),
-               _declare(ctx, "hal/nn_pool.h"), _declare(ctx, "hal/nn_vmath.h")]
+               _declare(ctx, "hal/nn_pool.h"), _declare(ctx, "hal/nn_vmath.h"),
+               _declare(ctx, "hal/nn_vexp.h"), _declare(ctx, "hal/nn_attention_driver.h"),
+               _declare(ctx, "hal/nn_lstm_driver.h")]
     kernels = [_declare(ctx, "hal/nn_pool.c")]      # the thread pool, in every project
     for family in sorted([_basename_stem(f) for f in ctx.files._kernel_families]):
         private.append(_declare(ctx, "hal/%s.h" % family))
