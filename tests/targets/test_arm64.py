@@ -144,6 +144,8 @@ def gemm_program(tmp_path_factory):
     for name, source in (("nn_hal.h", os.path.join(HAL, "common", "nn_hal.h")),
                          ("nn_pool.h", os.path.join(HAL, "common", "nn_pool.h")),
                          ("nn_pool.c", os.path.join(HAL, "common", "nn_pool.c")),
+                         ("nn_gemm.h", os.path.join(HAL, "common", "nn_gemm.h")),
+                         ("nn_gemm_driver.h", os.path.join(HAL, "common", "nn_gemm_driver.h")),
                          ("gemm.h", targets.family_source(NEON, "gemm", "h", HAL)),
                          ("gemm.c", targets.family_source(NEON, "gemm", "c", HAL))):
         shutil.copy(source, folder / name)
@@ -264,7 +266,7 @@ int main(int argc, char **argv)
 def gemv_program(tmp_path_factory):
     """The arm64-neon gemv.c with a test driver, cross-compiled warning-free."""
     folder = tmp_path_factory.mktemp("neon-gemv")
-    for name in ("nn_hal.h", "nn_pool.h", "nn_pool.c"):
+    for name in ("nn_hal.h", "nn_pool.h", "nn_pool.c", "nn_gemm.h", "nn_gemv_driver.h"):
         shutil.copy(os.path.join(HAL, "common", name), folder / name)
     for family, ext in (("gemm", "h"), ("gemv", "h"), ("gemv", "c")):
         shutil.copy(targets.family_source(NEON, family, ext, HAL), folder / f"{family}.{ext}")

@@ -8,6 +8,7 @@
  * packing its own B) or, B packed once per block, ranges of rows; bounds are multiples of the
  * register tile, so every element's sum is the same at any thread count. */
 #include "gemm.h"
+#include "nn_gemm_driver.h"
 
 #if !defined(__aarch64__) || !defined(__ARM_NEON)
 #error "the arm64-neon kernels need an AArch64 compiler (e.g. aarch64-linux-gnu-gcc with nnbuild's toolchains/aarch64-linux-gnu.cmake)"
@@ -15,26 +16,14 @@
 
 #include <arm_neon.h>
 
-#include "nn_pool.h"
-
 typedef float32x4_t vec;
 #define VL 4
-
-#define MR NN_GEMM_MR
-#define NR NN_GEMM_NR
-#define KC NN_GEMM_KC
-#define MC NN_GEMM_MC
-#define NC NN_GEMM_NC
 
 #if MR != 2 * VL || NR != 3 * VL
 #error "the arm64-neon micro-kernel is 2 x 3 vectors: NN_GEMM_MR 8, NN_GEMM_NR 12"
 #endif
 
 #define INLINE static inline __attribute__((always_inline))
-
-enum init { INIT_ZERO, INIT_BIAS, INIT_ADD };
-
-static int min_int(int a, int b) { return a < b ? a : b; }
 
 /* --- packing ---------------------------------------------------------------------------------- */
 /* r[t] = row t of the 4 x 4 block whose columns are c[0..3]. */
@@ -46,23 +35,6 @@ INLINE void transpose4(const vec c[4], vec r[4])
     r[1] = vreinterpretq_f32_f64(vtrn1q_f64(vreinterpretq_f64_f32(t1), vreinterpretq_f64_f32(t3)));
     r[2] = vreinterpretq_f32_f64(vtrn2q_f64(vreinterpretq_f64_f32(t0), vreinterpretq_f64_f32(t2)));
     r[3] = vreinterpretq_f32_f64(vtrn2q_f64(vreinterpretq_f64_f32(t1), vreinterpretq_f64_f32(t3)));
-}
-
-void NN_FN(sgemm_pack_a)(int m, int k, const float *a, ptrdiff_t rs, ptrdiff_t cs, float *packed)
-{
-    const int mp = (m + MR - 1) / MR * MR;
-    for (int pc = 0; pc < k; pc += KC) {
-        const int kc = min_int(KC, k - pc);
-        for (int ir = 0; ir < mp; ir += MR) {
-            float *dst = packed + (size_t)pc * mp + (size_t)ir * kc;
-            const int mr = min_int(MR, m - ir);
-            for (int p = 0; p < kc; ++p) {
-                const float *col = a + (pc + p) * cs + ir * rs;
-                for (int i = 0; i < MR; ++i)
-                    dst[p * MR + i] = i < mr ? col[i * rs] : 0.0f;
-            }
-        }
-    }
 }
 
 /* B from a strided matrix: element (p, j) at data[p * row_stride + j * col_stride]. */
@@ -290,148 +262,4 @@ static void tile(int kc, int mr, int nr, const float *a, const float *b, float a
             kernel_tile(kc, 1, 1, a, b, acc);
     }
     store_tile(mr, nr, acc, alpha, init, bias, c, rsc, csc);
-}
-
-/* --- drivers ---------------------------------------------------------------------------------- */
-/* One product C = init + alpha * A B, and how it is split (see sgemm_source). */
-typedef struct {
-    int m, n, k, tiles;
-    float alpha;
-    const float *a_packed, *bias;
-    const nn_gemm_source *b;
-    bool accumulate;
-    float *c;
-    ptrdiff_t rsc, csc;
-    int jc, nc, pc, kc;       /* shared mode: the current packed block of B */
-    float *panels;
-} gemm_job;
-
-/* Rows [i0, i1) of C x columns [jc, jc + nc) for depth block [pc, pc + kc), B packed in
- * `panels`; i0 a multiple of MR and jc of NR, so every register tile (hence every element's
- * sum) is the one an unsplit product computes. */
-static void gemm_rows(const gemm_job *g, int i0, int i1, int jc, int nc, int pc, int kc,
-                      const float *panels)
-{
-    const int mp = (g->m + MR - 1) / MR * MR;
-    const enum init init = pc > 0 || g->accumulate ? INIT_ADD : g->bias ? INIT_BIAS : INIT_ZERO;
-    const float *a_block = g->a_packed + (size_t)pc * mp;
-    for (int ic = i0; ic < i1; ic += MC) {
-        const int i_end = min_int(ic + MC, i1);
-        for (int jr = 0; jr < nc; jr += NR) {
-            const int nr = min_int(NR, nc - jr);
-            for (int ir = ic; ir < i_end; ir += MR)
-                tile(kc, min_int(MR, g->m - ir), nr, a_block + (size_t)ir * kc,
-                     panels + (size_t)jr * kc, g->alpha, init, g->bias ? g->bias + ir : NULL,
-                     g->c + ir * g->rsc + (jc + jr) * g->csc, g->rsc, g->csc);
-        }
-    }
-}
-
-/* All rows x columns [j0, j1), packing B into `work` block by block. */
-static void gemm_columns(const gemm_job *g, int j0, int j1, float *work)
-{
-    for (int jc = j0; jc < j1; jc += NC) {
-        const int nc = min_int(NC, j1 - jc);
-        for (int pc = 0; pc < g->k; pc += KC) {
-            const int kc = min_int(KC, g->k - pc);
-            g->b->pack(g->b, pc, kc, jc, nc, work);
-            gemm_rows(g, 0, g->m, jc, nc, pc, kc, work);
-        }
-    }
-}
-
-/* Column mode: task t is a range of columns with its own copy of B's blocks. */
-static void column_task(const void *ctx, int t, void *work)
-{
-    const gemm_job *g = ctx;
-    int j0, j1;
-    nn_tile_range(g->n, g->tiles, NR, t, &j0, &j1);
-    if (j0 < j1)
-        gemm_columns(g, j0, j1, work);
-}
-
-/* Shared mode: the tasks first pack ranges of panels of one block of B, then compute ranges
- * of rows from it. */
-static void pack_task(const void *ctx, int t, void *scratch)
-{
-    const gemm_job *g = ctx;
-    int q0, q1;
-    (void)scratch;
-    nn_tile_range(g->nc, g->tiles, NR, t, &q0, &q1);
-    if (q0 < q1)
-        g->b->pack(g->b, g->pc, g->kc, g->jc + q0, q1 - q0, g->panels + (size_t)q0 * g->kc);
-}
-
-static void row_task(const void *ctx, int t, void *scratch)
-{
-    const gemm_job *g = ctx;
-    int i0, i1;
-    (void)scratch;
-    nn_tile_range(g->m, g->tiles, MR, t, &i0, &i1);
-    if (i0 < i1)
-        gemm_rows(g, i0, i1, g->jc, g->nc, g->pc, g->kc, g->panels);
-}
-
-/* Split by the shape alone: column mode (no shared state, A read once per task) when A is
- * small or rows are too few to share; else shared mode (B packed once, A read once). */
-void NN_FN(sgemm_source)(int m, int n, int k, float alpha, const float *a_packed,
-                         const nn_gemm_source *b, const float *bias, bool accumulate,
-                         float *c, ptrdiff_t rsc, ptrdiff_t csc, float *work)
-{
-    if (k == 0) {                          /* an empty sum: C = init */
-        for (int i = 0; i < m && !accumulate; ++i)
-            for (int j = 0; j < n; ++j)
-                c[i * rsc + j * csc] = bias ? bias[i] : 0.0f;
-        return;
-    }
-    gemm_job g = {m, n, k, 1, alpha, a_packed, bias, b, accumulate, c, rsc, csc,
-                  0, 0, 0, 0, work};
-    const int tasks = nn_task_count(2.0 * m * (double)n * k);
-    const int by_n = min_int(tasks, (n + NR - 1) / NR), by_m = min_int(tasks, (m + MR - 1) / MR);
-    const bool small_a = (size_t)m * (size_t)k <= ((size_t)1 << 17);
-    if (tasks == 1 || (by_n < 2 && by_m < 2)) {
-        gemm_columns(&g, 0, n, work);
-    } else if (small_a ? by_n >= by_m : by_m < 2) {
-        g.tiles = by_n;
-        const int width = ((n + NR - 1) / NR + by_n - 1) / by_n * NR;   /* widest tile */
-        NN_FN(parallel_for)(by_n, column_task, &g, work,
-                            NN_GEMM_WORK_FLOATS(width) * sizeof(float));
-    } else {
-        for (g.jc = 0; g.jc < n; g.jc += NC) {
-            g.nc = min_int(NC, n - g.jc);
-            for (g.pc = 0; g.pc < k; g.pc += KC) {
-                g.kc = min_int(KC, k - g.pc);
-                g.tiles = min_int(by_m, (g.nc + NR - 1) / NR);
-                NN_FN(parallel_for)(g.tiles, pack_task, &g, NULL, 0);
-                g.tiles = by_m;
-                NN_FN(parallel_for)(by_m, row_task, &g, NULL, 0);
-            }
-        }
-    }
-}
-
-void NN_FN(sgemm)(int m, int n, int k, float alpha, const float *a_packed,
-                  const float *b, ptrdiff_t rsb, ptrdiff_t csb,
-                  const float *bias, bool accumulate, float *c, ptrdiff_t rsc, ptrdiff_t csc,
-                  float *work)
-{
-    const nn_gemm_source src = {pack_dense, b, rsb, csb, NULL};
-    NN_FN(sgemm_source)(m, n, k, alpha, a_packed, &src, bias, accumulate, c, rsc, csc, work);
-}
-
-/* Double precision: the generic target's plain loops (no packing, k ascending). */
-void NN_FN(dgemm)(int m, int n, int k, double alpha,
-                  const double *a, ptrdiff_t rsa, ptrdiff_t csa,
-                  const double *b, ptrdiff_t rsb, ptrdiff_t csb,
-                  const double *bias, bool accumulate, double *c, ptrdiff_t rsc, ptrdiff_t csc)
-{
-    for (int i = 0; i < m; ++i) {
-        for (int j = 0; j < n; ++j) {
-            double sum = 0.0;
-            for (int p = 0; p < k; ++p)
-                sum += a[i * rsa + p * csa] * b[p * rsb + j * csb];
-            double *out = c + i * rsc + j * csc;
-            *out = (accumulate ? *out : bias ? bias[i] : 0.0) + alpha * sum;
-        }
-    }
 }

@@ -1,76 +1,36 @@
 /* Matrix-vector products with a packed matrix for the x86 targets (AVX2 + FMA); see gemv.h.
  * A panel's MR rows are MR / 8 vectors: per k, one broadcast of x and MR / 8 multiply-adds
- * (x86-avx2 MR = 16, x86-avx512 MR = 32). Rows are split between threads in whole panels. */
-#include "gemv.h"
+ * (x86-avx2 MR = 16, x86-avx512 MR = 32). */
+#include "gemm.h"
+#include "nn_gemv_driver.h"
 
 #include <immintrin.h>
 
-#include "gemm.h"
-#include "nn_pool.h"
-
-#define MR NN_GEMM_MR
-#define KC NN_GEMM_KC
 #define MV (NN_GEMM_MR / 8)              /* vectors per panel row */
 
-typedef struct {
-    int m, k, n, tasks;
-    const float *a, *x;
-    ptrdiff_t ldx, ldy;
-    float *y;
-} gemv_job;
-
-/* Rows [i0, i1) (multiples of MR but the last) of every column. */
-static void gemv_rows(const gemv_job *g, int i0, int i1)
+static void gemv_panel(int k, int mp, int i, const float *a_packed, const float *x, int rows,
+                       float *y)
 {
-    const int mp = (g->m + MR - 1) / MR * MR;
-    for (int j = 0; j < g->n; ++j) {
-        const float *x = g->x + j * g->ldx;
-        float *y = g->y + j * g->ldy;
-        for (int i = i0; i < i1; i += MR) {
-            __m256 acc[MV];
+    __m256 acc[MV];
+    for (int v = 0; v < MV; ++v)
+        acc[v] = _mm256_setzero_ps();
+    for (int p0 = 0; p0 < k; p0 += KC) {
+        const int kc = k - p0 < KC ? k - p0 : KC;
+        const float *panel = a_packed + (size_t)p0 * mp + (size_t)i * kc;
+        for (int p = 0; p < kc; ++p) {
+            const __m256 xp = _mm256_broadcast_ss(x + p0 + p);
             for (int v = 0; v < MV; ++v)
-                acc[v] = _mm256_setzero_ps();
-            for (int p0 = 0; p0 < g->k; p0 += KC) {
-                const int kc = g->k - p0 < KC ? g->k - p0 : KC;
-                const float *panel = g->a + (size_t)p0 * mp + (size_t)i * kc;
-                for (int p = 0; p < kc; ++p) {
-                    const __m256 xp = _mm256_broadcast_ss(x + p0 + p);
-                    for (int v = 0; v < MV; ++v)
-                        acc[v] = _mm256_fmadd_ps(_mm256_loadu_ps(panel + p * MR + 8 * v), xp,
-                                                 acc[v]);
-                }
-            }
-            const int rows = i1 - i < MR ? i1 - i : MR;
-            if (rows == MR) {
-                for (int v = 0; v < MV; ++v)
-                    _mm256_storeu_ps(y + i + 8 * v, acc[v]);
-            } else {
-                float out[MR];
-                for (int v = 0; v < MV; ++v)
-                    _mm256_storeu_ps(out + 8 * v, acc[v]);
-                for (int r = 0; r < rows; ++r)
-                    y[i + r] = out[r];
-            }
+                acc[v] = _mm256_fmadd_ps(_mm256_loadu_ps(panel + p * MR + 8 * v), xp, acc[v]);
         }
     }
-}
-
-static void gemv_task(const void *ctx, int t, void *scratch)
-{
-    const gemv_job *g = ctx;
-    int i0, i1;
-    (void)scratch;
-    nn_tile_range(g->m, g->tasks, MR, t, &i0, &i1);
-    gemv_rows(g, i0, i1);
-}
-
-void NN_FN(sgemv_packed)(int m, int k, int n, const float *a_packed, const float *x,
-                         ptrdiff_t ldx, float *y, ptrdiff_t ldy)
-{
-    const int tasks = nn_task_count(2.0 * m * (double)k * n);
-    const gemv_job g = {m, k, n, tasks, a_packed, x, ldx, ldy, y};
-    if (tasks <= 1)
-        gemv_rows(&g, 0, m);
-    else
-        NN_FN(parallel_for)(tasks, gemv_task, &g, NULL, 0);
+    if (rows == MR) {
+        for (int v = 0; v < MV; ++v)
+            _mm256_storeu_ps(y + 8 * v, acc[v]);
+    } else {
+        float out[MR];
+        for (int v = 0; v < MV; ++v)
+            _mm256_storeu_ps(out + 8 * v, acc[v]);
+        for (int r = 0; r < rows; ++r)
+            y[r] = out[r];
+    }
 }
