@@ -1,4 +1,4 @@
-/* Matrix products for the arm64-neon target; see gemm.h for the packed layouts.
+/* Matrix products for the arm64-neon target; see nn_gemm.h for the packed layouts.
  *
  * The register tile is two vectors of A rows (8) times three vectors of B columns (12): each
  * k step loads 2 + 3 vectors and does 24 lane FMAs (vfmaq_laneq_f32), in a fixed order (k

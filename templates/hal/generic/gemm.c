@@ -1,4 +1,4 @@
-/* Matrix products for the generic target; see gemm.h for the packed layouts. */
+/* Matrix products for the generic target; see nn_gemm.h for the packed layouts. */
 #include "gemm.h"
 #include "nn_gemm_driver.h"
 

@@ -1,6 +1,6 @@
 /* Matrix-vector products with a packed matrix: the per-step product of a recurrent layer.
  *
- * A is packed as the target's SGEMM packs it (see gemm.h: KC-deep blocks of MR-row panels, each
+ * A is packed as the target's SGEMM packs it (see nn_gemm.h: KC-deep blocks of MR-row panels, each
  * k-major), so constant weights packed once at compile time serve both kernels. A caller also
  * uses the gemm family (gemm.h gives the packing). For a few columns a GEMV streams A once per
  * column with one multiply-add per element, where SGEMM's MR x NR tile would spend NR - 1 of

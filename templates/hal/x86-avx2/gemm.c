@@ -1,4 +1,4 @@
-/* Matrix products for the x86 targets; see gemm.h for the packed layouts.
+/* Matrix products for the x86 targets; see nn_gemm.h for the packed layouts.
  *
  * One source for x86-avx2 (ymm, 8 floats) and x86-avx512 (zmm, 16 floats): the vector width
  * follows the target's compile flags (__AVX512F__), the blocking follows its gemm.h. The
