@@ -181,8 +181,8 @@ def _inject(monkeypatch, edits: dict):
     """Make runner._generate alter the generated C source of the named prefixes."""
     original = runner._generate
 
-    def generate(model, prefix, opt_level, case_id):
-        graph, project = original(model, prefix, opt_level, case_id)
+    def generate(model, prefix, *args, **kwargs):
+        graph, project = original(model, prefix, *args, **kwargs)
         if prefix in edits:
             src = f"src/{prefix}.c"
             project.files[src] = edits[prefix](project.files[src].decode(), prefix).encode()
