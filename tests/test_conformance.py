@@ -418,3 +418,19 @@ def test_cli_rejects_a_bad_filter(capsys):
     from nnbuild.cli import main
     assert main(["conformance", "--source", "pytorch-operator", "--filter", "(("]) == 2
     assert "--filter" in capsys.readouterr().err
+
+
+def test_ulp_distance_counts_the_floats_between():
+    """A mismatch reports its distance in units in the last place of the expected type."""
+    from nnbuild.conformance.runner import ulp_distance
+    one = np.float32(1)
+    expected = np.array([1, -2, 0, 0.5], np.float32)
+    actual = np.array([np.nextafter(one, np.float32(2)), -2, -0.0, 0.5], np.float32)
+    assert ulp_distance(actual, expected) == 1                  # -0 and +0 are one value
+    actual[2] = -np.float32(1e-45)                              # across zero: 1 ULP
+    assert ulp_distance(actual, expected) == 1
+    actual[3] = np.float32(0.5) + np.float32(2.0 ** -24) * 3    # 3 floats above 0.5
+    assert ulp_distance(actual, expected) == 3
+    halves = np.array([1, 2], np.float16)
+    assert ulp_distance(halves + np.float16(2.0 ** -10), halves) == 1
+    assert ulp_distance(np.array([1, 2]), np.array([1, 3])) is None     # integers: exact

@@ -50,6 +50,7 @@ class Result:
     missing_ops: list = field(default_factory=list)   # ops whose absence blocks the case
     max_abs: float | None = None     # numeric mismatch: worst errors over the outputs
     max_rel: float | None = None
+    max_ulp: int | None = None       # ... in units in the last place of the expected type
     frozen: list = field(default_factory=list)        # inputs frozen to the test data
     frozen_result: str = ""          # data-dependent shape: the category with them frozen
 
@@ -74,7 +75,7 @@ class Result:
         return Result(**{k: d[k] for k in ("id", "op", "category")},
                       reason=d.get("reason", ""), missing_ops=d.get("missing_ops", []),
                       max_abs=d.get("max_abs"), max_rel=d.get("max_rel"),
-                      frozen=d.get("frozen", []), frozen_result=d.get("frozen_result", ""))
+                      max_ulp=d.get("max_ulp"), frozen=d.get("frozen", []), frozen_result=d.get("frozen_result", ""))
 
 
 def one_line(text: str, limit: int = 300) -> str:

@@ -508,9 +508,31 @@ def error_stats(actual: np.ndarray, expected: np.ndarray) -> tuple:
     return float(err.max()), float(rel.max()) if rel.size else None
 
 
+_ORDERED_BITS = {np.dtype(np.float16): np.int16, np.dtype(np.float32): np.int32,
+                 np.dtype(np.float64): np.int64}
+
+
+def ulp_distance(actual: np.ndarray, expected: np.ndarray) -> int | None:
+    """Largest distance in units in the last place of ``expected``'s IEEE type (float16/32/64)
+    over the elements that are finite in both; None for other types."""
+    bits = _ORDERED_BITS.get(expected.dtype)
+    if bits is None or actual.shape != expected.shape or actual.size == 0:
+        return None
+    a, e = np.asarray(actual, expected.dtype), expected
+    ok = np.isfinite(a) & np.isfinite(e)
+    if not ok.any():
+        return None
+
+    def ordered(x):                  # sign-magnitude bits -> integers in the floats' order
+        i = x.view(bits).astype(np.int64)
+        magnitude = i & np.int64(np.iinfo(bits).max)
+        return np.where(i < 0, -magnitude, magnitude)
+    return int(np.abs(ordered(a[ok]) - ordered(e[ok])).max())
+
+
 def compare_case(case, prefix: str, set_dirs: list) -> Result:
     """Compare the driver's outputs with the case's expected outputs."""
-    problems, worst_abs, worst_rel = [], None, None
+    problems, worst_abs, worst_rel, worst_ulp = [], None, None, None
     out_names = [o.name for o in case.model.graph.output]
     for k, (d, (_, expected)) in enumerate(zip(set_dirs, case.load_data())):
         out_names += [str(j) for j in range(len(out_names), len(expected))]
@@ -532,15 +554,18 @@ def compare_case(case, prefix: str, set_dirs: list) -> Result:
             a, r = error_stats(got, want)
             worst_abs = a if worst_abs is None or (a is not None and a > worst_abs) else worst_abs
             worst_rel = r if worst_rel is None or (r is not None and r > worst_rel) else worst_rel
+            u = ulp_distance(got, want)
+            worst_ulp = u if worst_ulp is None or (u is not None and u > worst_ulp) else worst_ulp
     if not problems:
         return Result(case.id, case.op, PASSED)
     reason = problems[0]
     stats = ([f"max abs {worst_abs:.3g}"] if worst_abs is not None else []) + \
-        ([f"max rel {worst_rel:.3g}"] if worst_rel is not None else [])
+        ([f"max rel {worst_rel:.3g}"] if worst_rel is not None else []) + \
+        ([f"max {worst_ulp} ULP"] if worst_ulp is not None else [])
     if stats:
         reason = f"{', '.join(stats)}; {reason}"
     return Result(case.id, case.op, MISMATCH, one_line(reason), max_abs=worst_abs,
-                  max_rel=worst_rel)
+                  max_rel=worst_rel, max_ulp=worst_ulp)
 
 
 def _execute_and_compare(case, prepared: Prepared, driver: str, work_dir: str,
