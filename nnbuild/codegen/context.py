@@ -175,7 +175,8 @@ class LoweringContext:
 
     def table(self, ctype: str, values, hint: str = "table") -> str:
         """A ``static const`` array in the network source; identical tables are shared."""
-        body = ", ".join(str(int(v)) if "int" in ctype else repr(float(v)) for v in values) or "0"
+        integral = ctype not in ("float", "double")          # int64_t, size_t, uint8_t...
+        body = ", ".join(str(int(v)) if integral else repr(float(v)) for v in values) or "0"
         key = (ctype, body)
         if key not in self.tables:
             name = f"{hint}_{len(self.tables)}"
