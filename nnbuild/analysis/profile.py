@@ -88,9 +88,12 @@ def profile_model(model_path: str, options, runs: int = 20, work_dir: str | None
     from ..codegen.project import generate_project
     from ..runtime import CompiledModel
 
+    if work_dir is None:                       # a build of our own: removed afterwards
+        with tempfile.TemporaryDirectory(prefix="nnbuild-profile-") as temporary:
+            return profile_model(model_path, options, runs, temporary, machine)
     graph = api.optimize(api.translate(model_path, options), options)
     project = generate_project(graph, options, os.path.basename(model_path), "profile")
-    folder = os.path.join(work_dir or tempfile.mkdtemp(prefix="nnbuild-profile-"), "project")
+    folder = os.path.join(work_dir, "project")
     project.write_into(folder)
     result = build_project(folder, project.prefix, shared=True,
                            extra_args=("-DCMAKE_C_FLAGS=-DNN_PROFILE",

@@ -69,6 +69,19 @@ def test_profile_rows_are_the_nodes_and_reports_are_written(tmp_path):
     assert "http" not in page                              # self-contained
 
 
+def test_profile_without_a_work_dir_leaves_no_build_behind(tmp_path, monkeypatch):
+    import onnx
+    import tempfile
+    path = tmp_path / "net.onnx"
+    onnx.save(_model(), path)
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    p = profile_model(str(path), Options(), runs=2)
+    assert len(p.rows) == 3
+    assert list(scratch.iterdir()) == []
+
+
 def test_normal_builds_have_no_timers(cache_dir):
     compiled = nnbuild.compile(_model(), cache_dir=cache_dir)
     lib = ctypes.CDLL(compiled.library_path)
