@@ -8,14 +8,19 @@ The default set (issue 6): the nine light model-zoo nets shipped with the onnx p
 not), and five networks with seeded weights built by benchmarks/models.py: ResNet-18,
 MobileNetV2 (depthwise; both 1x3x224x224), a BERT-style encoder (4 layers, hidden 256,
 sequence 128), an MLP and an LSTM (hidden 256, sequence 64). ``--models`` also takes the
-real-weight nets of tests/models/data and a 1024x1024x1024 SGEMM (a MatMul with constant
-weights). Every model is built once with ``nnbuild.build`` (target ``--target``, default host)
+real-weight nets of tests/models/data. The default run ends with a 1024x1024x1024 SGEMM (a
+MatMul with constant weights): a kernel probe for the "% of peak" bar, shown in the table but
+left out of the geometric means. Every model is built once with ``nnbuild.build`` (target ``--target``, default host)
 into ``--work``; a model nnbuild cannot compile is reported as "unsupported" and left out of
 the means. Then, per thread count, our app (``<p>_app --bench N --threads T``) and onnxruntime
 (CPU provider, all graph optimizations on, ``intra_op_num_threads = T``, the same inputs) each
 run in a fresh process, alternating ``--repeat`` times; each side's best median is reported
 (the best is the least disturbed by other work on the machine). Both take ``--warmup`` untimed
-runs first. Outputs are compared once, within the shared model tolerance.
+runs first. Outputs are compared once, within the shared model tolerance. Each side's p90 and
+peak RSS (the process's own VmHWM at its end: the app's bench line; the onnxruntime worker is a
+Python process, so its figure includes the interpreter and numpy) are reported beside the median,
+and the code size of the built library without its weights (the text of its objects, binutils
+``size``).
 
 Results go to stdout as a markdown table (with the geometric mean of the ratios per thread
 count) and to ``--json`` and ``--markdown`` (default: results.json and results.md in --work).
@@ -124,7 +129,8 @@ def _sgemm(work: str, n: int = 1024):
     return _save(model, work, f"sgemm_{n}"), {"x": rng.uniform(-1, 1, (n, n)).astype(np.float32)}
 
 
-DEFAULT = ZOO + ["resnet18", "mobilenet_v2", "bert_encoder", "mlp", "lstm"]
+KERNELS = ["sgemm_1024"]                # single-kernel probes: in the table, not in the means
+DEFAULT = ZOO + ["resnet18", "mobilenet_v2", "bert_encoder", "mlp", "lstm"] + KERNELS
 
 
 def benchmark_set(work: str) -> dict:
@@ -153,7 +159,8 @@ def model_flops(path: str, target: str) -> int:
     return sum(int(registry.get(n).flops(n, graph) or 0) for n in graph.nodes)
 
 
-def ours_ms(app: str, inputs: list, runs: int, warmup: int, threads: int) -> float:
+def ours_ms(app: str, inputs: list, runs: int, warmup: int, threads: int) -> dict:
+    """Median and p90 latency (ms) and peak RSS (MB) of the app, one fresh process."""
     args = [app]
     for name, file in inputs:
         args += ["--input", f"{name}={file}"]
@@ -162,7 +169,8 @@ def ours_ms(app: str, inputs: list, runs: int, warmup: int, threads: int) -> flo
                        capture_output=True, check=True)
     out = subprocess.run(args + ["--bench", str(runs), "--threads", str(threads)],
                          capture_output=True, text=True, check=True).stdout
-    return float(re.search(r"median ([0-9.]+) ms", out).group(1))
+    found = re.search(r"median ([0-9.]+) ms, p90 ([0-9.]+) ms, peak RSS ([-0-9.]+) MB", out)
+    return dict(ms=float(found.group(1)), p90=float(found.group(2)), rss_mb=float(found.group(3)))
 
 
 ORT_WORKER = r"""
@@ -179,33 +187,59 @@ for _ in range(warmup):
 ms = []
 for _ in range(runs):
     t = time.perf_counter(); s.run(None, feeds); ms.append((time.perf_counter() - t) * 1e3)
-print(float(np.median(ms)))
+hwm = [l for l in open("/proc/self/status") if l.startswith("VmHWM:")]
+print(float(np.median(ms)), float(np.percentile(ms, 90, method="nearest")),
+      int(hwm[0].split()[1]) / 1024.0 if hwm else -1.0)
 """
 
 
-def ort_ms(path: str, inputs: list, runs: int, warmup: int, threads: int) -> float:
+def ort_ms(path: str, inputs: list, runs: int, warmup: int, threads: int) -> dict:
+    """Median and p90 latency (ms) and peak RSS (MB) of onnxruntime, one fresh process."""
     args = [sys.executable, "-c", ORT_WORKER, path, str(runs), str(warmup), str(threads)]
     for name, file in inputs:
         args += [name, file]
-    return float(subprocess.run(args, capture_output=True, text=True, check=True).stdout)
+    out = subprocess.run(args, capture_output=True, text=True, check=True).stdout
+    median, p90, rss = (float(v) for v in out.split())
+    return dict(ms=median, p90=p90, rss_mb=rss)
+
+
+def code_kb(build_dir: str) -> float:
+    """Code size of the built library without its weights: the text of every object in the
+    static library but the weights' (binutils ``size``), in KB; nan where it cannot tell."""
+    libs = [os.path.join(root, f) for root, _, files in os.walk(build_dir) for f in files
+            if f.startswith("lib") and f.endswith(".a")]
+    if not libs:
+        return float("nan")
+    try:
+        out = subprocess.run(["size", libs[0]], capture_output=True, text=True,
+                             check=True).stdout
+    except (OSError, subprocess.CalledProcessError):
+        return float("nan")
+    text = 0
+    for line in out.splitlines()[1:]:
+        fields = line.split()
+        if fields and fields[0].isdigit() and "_weights" not in line:
+            text += int(fields[0])
+    return text / 1024.0
 
 
 def outputs_match(app: str, path: str, inputs: list, feeds: dict, work: str) -> str:
     import onnxruntime as ort
-    out_dir = tempfile.mkdtemp(dir=work)
-    args = [app, "--output-dir", out_dir]
-    for name, file in inputs:
-        args += ["--input", f"{name}={file}"]
-    subprocess.run(args, capture_output=True, check=True)
-    session = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
-    names = [o.name for o in session.get_outputs()]
     from nnbuild.codegen.names import app_output_files
-    try:
-        for name, value, file in zip(names, session.run(names, feeds), app_output_files(names)):
-            assert_close(np.load(os.path.join(out_dir, file)), value, MODEL_TOLERANCE,
-                         what=name)
-    except AssertionError as e:
-        return f"MISMATCH {str(e)[:60]}"
+    with tempfile.TemporaryDirectory(dir=work) as out_dir:
+        args = [app, "--output-dir", out_dir]
+        for name, file in inputs:
+            args += ["--input", f"{name}={file}"]
+        subprocess.run(args, capture_output=True, check=True)
+        session = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
+        names = [o.name for o in session.get_outputs()]
+        try:
+            for name, value, file in zip(names, session.run(names, feeds),
+                                         app_output_files(names)):
+                assert_close(np.load(os.path.join(out_dir, file)), value, MODEL_TOLERANCE,
+                             what=name)
+        except AssertionError as e:
+            return f"MISMATCH {str(e)[:60]}"
     return "ok"
 
 
@@ -214,21 +248,27 @@ def geomean(values):
 
 
 def markdown(rows: list, threads: list) -> str:
-    """The results table; an unsupported model is one row with no numbers."""
-    lines = ["| model | threads | GFLOP | nnbuild ms | onnxruntime ms | ratio | GFLOP/s | % peak |",
-             "|---|---|---|---|---|---|---|---|"]
+    """The results table; an unsupported model is one row with no numbers. Latencies are
+    "median (p90)"; the geometric mean is over the network rows (not the SGEMM kernel)."""
+    lines = ["| model | threads | GFLOP | onnxruntime ms (p90) | nnbuild ms (p90) | ratio | "
+             "GFLOP/s | % peak | peak RSS MB ORT / ours | code KB |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         if "ratio" not in r:
-            lines.append(f"| {r['model']} | {r['threads']} | {r['check']} | | | | | |")
+            lines.append(f"| {r['model']} | {r['threads']} | {r['check']} | | | | | | | |")
             continue
         note = "" if r["check"] == "ok" else f" ({r['check']})"
         lines.append(f"| {r['model']}{note} | {r['threads']} | {r['gflop']:.3f} | "
-                     f"{r['ours_ms']:.3f} | {r['ort_ms']:.3f} | {r['ratio']:.2f} | "
-                     f"{r['gflops']:.1f} | {r['peak_pct']:.1f} |")
+                     f"{r['ort_ms']:.3f} ({r['ort_p90']:.3f}) | "
+                     f"{r['ours_ms']:.3f} ({r['ours_p90']:.3f}) | {r['ratio']:.2f} | "
+                     f"{r['gflops']:.1f} | {r['peak_pct']:.1f} | "
+                     f"{r['ort_rss_mb']:.0f} / {r['ours_rss_mb']:.0f} | {r['code_kb']:.0f} |")
     for t in threads:
-        ratios = [r["ratio"] for r in rows if r["threads"] == t and "ratio" in r]
-        lines.append(f"| **geometric mean** ({len(ratios)} models) | {t} | | | | "
-                     f"**{geomean(ratios):.2f}** | | |")
+        ratios = [r["ratio"] for r in rows if r["threads"] == t and "ratio" in r
+                  and r["model"] not in KERNELS]
+        worst = max(ratios, default=float("nan"))
+        lines.append(f"| **geometric mean** ({len(ratios)} networks; worst {worst:.2f}) | {t} "
+                     f"| | | | **{geomean(ratios):.2f}** | | | | |")
     return "\n".join(lines) + "\n"
 
 
@@ -288,13 +328,19 @@ def main(argv=None) -> int:
             inputs.append((input_name, file))
         flops = model_flops(path, args.target)
         check = outputs_match(result.app, path, inputs, feeds, args.work)
+        size_kb = code_kb(os.path.join(build_dir, "build"))
         for t in threads:
             ours, ort = [], []
             for _ in range(args.repeat):
                 ours.append(ours_ms(result.app, inputs, args.runs, args.warmup, t))
                 ort.append(ort_ms(path, inputs, args.runs, args.warmup, t))
-            row = dict(model=name, threads=t, gflop=flops / 1e9, ours_ms=min(ours),
-                       ort_ms=min(ort), build_s=build_s, check=check)
+            best_ours = min(ours, key=lambda m: m["ms"])
+            best_ort = min(ort, key=lambda m: m["ms"])
+            row = dict(model=name, threads=t, gflop=flops / 1e9, ours_ms=best_ours["ms"],
+                       ours_p90=best_ours["p90"], ours_rss_mb=max(m["rss_mb"] for m in ours),
+                       ort_ms=best_ort["ms"], ort_p90=best_ort["p90"],
+                       ort_rss_mb=max(m["rss_mb"] for m in ort), code_kb=size_kb,
+                       build_s=build_s, check=check)
             row["ratio"] = row["ours_ms"] / row["ort_ms"]
             row["gflops"] = flops / row["ours_ms"] / 1e6
             row["peak_pct"] = 100 * row["gflops"] / (peak * t)

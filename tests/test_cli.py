@@ -208,12 +208,13 @@ def test_app_output_files_are_safe_and_distinct(tmp_path):
         np.testing.assert_array_equal(np.load(tmp_path / "o" / f), [i + 1, 2 * (i + 1)])
 
 
-def test_app_bench_prints_median_and_p90(built, workdir):
+def test_app_bench_prints_median_p90_and_peak_memory(built, workdir):
     proc = run_app(built[0], "--input", f"x={workdir / 'x.npy'}", "--input",
                    f"y={workdir / 'y.npy'}", "--bench", 3)
     assert proc.returncode == 0, proc.stderr
-    assert re.fullmatch(r"small: 3 runs, 1 threads: median \d+\.\d{3} ms, p90 \d+\.\d{3} ms\n",
-                        proc.stdout)
+    found = re.fullmatch(r"small: 3 runs, 1 threads: median \d+\.\d{3} ms, p90 \d+\.\d{3} ms, "
+                         r"peak RSS (\d+\.\d) MB\n", proc.stdout)
+    assert found and 0 < float(found.group(1)) < 100      # a tiny model: a few MB
 
 
 @pytest.mark.parametrize("case, args, message", [
