@@ -265,7 +265,8 @@ class Conv(_Convolution):
         ctx.fn("gemm", "sgemm")               # conv.c is built on the gemm kernels
         lines = [g.c_params()]
         if self.depthwise(g):
-            lines.append(f"{ctx.fn('conv', 'conv_depthwise')}(&conv, {ptrs[x]}, {ptrs[w]}, "
+            ctx.fn("conv", "conv")        # depthwise.h takes conv.h's nn_conv_params
+            lines.append(f"{ctx.fn('depthwise', 'conv_depthwise')}(&conv, {ptrs[x]}, {ptrs[w]}, "
                          f"{bias}, {ptrs[y]});")
         else:
             scratch = ctx.scratch("float")

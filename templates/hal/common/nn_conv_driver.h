@@ -1,11 +1,9 @@
 /* What every target's conv.c shares (see conv.h): the index helpers, the implicit im2col
- * that packs GEMM B panels straight from the image, the packing of the weights, the scalar
- * depthwise loop nest and its split over the pool (nn_pool.h), and ConvTranspose (GEMM then
- * col2im). A target's conv.c includes it right after conv.h, gemm.h and nn_pool.h, keeps its
- * own micro-kernels and paths and defines what this header declares:
- *   depthwise_task  - one task of conv_depthwise: planes [q0, q1) of a depthwise_job, through
- *                     the target's vector path or depthwise_planes;
- * and NN_FN(conv), the choice between its paths (pointwise, direct, im2col GEMM). */
+ * that packs GEMM B panels straight from the image, the packing of the weights and
+ * ConvTranspose (GEMM then col2im). A target's conv.c includes it right after conv.h, gemm.h
+ * and nn_pool.h, keeps its own micro-kernels and paths and defines NN_FN(conv), the choice
+ * between its paths (pointwise, direct, im2col GEMM). Depthwise convolution is its own family
+ * (depthwise.h, nn_depthwise_driver.h). */
 #ifndef NN_CONV_DRIVER_H
 #define NN_CONV_DRIVER_H
 
@@ -119,77 +117,6 @@ void NN_FN(conv_pack_weights)(const nn_conv_params *p, const float *w, float *pa
     for (int g = 0; g < p->groups; ++g)
         NN_FN(sgemm_pack_a)(m, k, w + (size_t)g * m * k, k, 1,
                             packed + g * NN_GEMM_PACKED_A_FLOATS(m, k));
-}
-
-/* Output planes [q0, q1) (plane q: image q / out_channels, channel q % out_channels), one
- * output row at a time: the row starts as the bias, then each kernel tap adds its weight times
- * the (shifted, strided) input row. */
-static void depthwise_planes(const nn_conv_params *p, const float *x, const float *w,
-                             const float *bias, float *y, int q0, int q1)
-{
-    const int *in = p->in_size, *out = p->out_size, *ks = p->kernel;
-    const int *s = p->strides, *d = p->dilations, *pad = p->pads;
-    const int multiplier = p->out_channels / p->groups, kvol = volume(ks);
-    const int plane = volume(in), positions = volume(out);
-    for (int q = q0; q < q1; ++q) {
-        const int n = q / p->out_channels, m = q % p->out_channels;
-        const float *xc = x + ((size_t)n * p->in_channels + m / multiplier) * plane;
-        const float *wm = w + (size_t)m * kvol;
-        float *ym = y + ((size_t)n * p->out_channels + m) * positions;
-        const float b = bias ? bias[m] : 0.0f;
-        for (int od = 0; od < out[0]; ++od) {
-            for (int oh = 0; oh < out[1]; ++oh) {
-                float *yrow = ym + ((size_t)od * out[1] + oh) * out[2];
-                for (int ow = 0; ow < out[2]; ++ow)
-                    yrow[ow] = b;
-                for (int kd = 0; kd < ks[0]; ++kd) {
-                    const int id = od * s[0] + kd * d[0] - pad[0];
-                    if (id < 0 || id >= in[0])
-                        continue;
-                    for (int kh = 0; kh < ks[1]; ++kh) {
-                        const int ih = oh * s[1] + kh * d[1] - pad[1];
-                        if (ih < 0 || ih >= in[1])
-                            continue;
-                        const float *xrow = xc + ((size_t)id * in[1] + ih) * in[2];
-                        for (int kw = 0; kw < ks[2]; ++kw) {
-                            const float wv = wm[(kd * ks[1] + kh) * ks[2] + kw];
-                            const int w_off = kw * d[2] - pad[2];
-                            int lo, hi;
-                            valid_range(out[2], s[2], w_off, in[2], &lo, &hi);
-                            if (s[2] == 1) {
-                                for (int ow = lo; ow < hi; ++ow)
-                                    yrow[ow] += wv * xrow[ow + w_off];
-                            } else {
-                                for (int ow = lo; ow < hi; ++ow)
-                                    yrow[ow] += wv * xrow[ow * s[2] + w_off];
-                            }
-                        }
-                    }
-                }
-            }
-        }
-    }
-}
-
-typedef struct {
-    const nn_conv_params *p;
-    const float *x, *w, *bias;
-    float *y;
-    int planes, tiles;
-} depthwise_job;
-
-/* The target's: planes of one task of conv_depthwise. */
-static void depthwise_task(const void *ctx, int t, void *scratch);
-
-/* Planes split into tasks (their number from the problem's size only). */
-void NN_FN(conv_depthwise)(const nn_conv_params *p, const float *x, const float *w,
-                           const float *bias, float *y)
-{
-    const int planes = p->batch * p->out_channels;
-    const double flops = 2.0 * planes * (double)volume(p->out_size) * volume(p->kernel);
-    const int tiles = nn_task_count(flops);
-    const depthwise_job j = {p, x, w, bias, y, planes, tiles < planes ? tiles : planes};
-    NN_FN(parallel_for)(j.tiles, depthwise_task, &j, NULL, 0);
 }
 
 /* --- ConvTranspose ---------------------------------------------------------------------------- */

@@ -31,14 +31,3 @@ void NN_FN(conv)(const nn_conv_params *p, const float *x, const float *w_packed,
         }
     }
 }
-
-/* One task of conv_depthwise (nn_conv_driver.h). */
-static void depthwise_task(const void *ctx, int t, void *scratch)
-{
-    const depthwise_job *j = ctx;
-    int q0, q1;
-    (void)scratch;
-    nn_tile_range(j->planes, j->tiles, 1, t, &q0, &q1);
-    if (q0 < q1)
-        depthwise_planes(j->p, j->x, j->w, j->bias, j->y, q0, q1);
-}

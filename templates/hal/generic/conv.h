@@ -4,7 +4,7 @@
  * M output channels per group, P output positions and K = input channels per group times the
  * kernel volume. cols is never materialised: the GEMM packs its blocks straight from the image
  * (implicit im2col), or reads the image as it is for a 1x1, stride-1, unpadded kernel. Depthwise
- * convolution (one input channel per group) is a direct loop nest instead.
+ * convolution (one input channel per group) is the depthwise family (depthwise.h).
  *
  * ConvTranspose is the adjoint: cols (M*kernel x P_in) = W_g^T * X_g per block of input rows,
  * then scatter-added into Y (col2im).
@@ -33,10 +33,6 @@ void NN_FN(conv_pack_weights)(const nn_conv_params *p, const float *w, float *pa
  * work holds NN_GEMM_WORK_FLOATS(output positions) floats. */
 void NN_FN(conv)(const nn_conv_params *p, const float *x, const float *w_packed,
                  const float *bias, float *y, float *work);
-
-/* Y = conv(X, W) + bias for in_channels == groups, W in its ONNX layout. */
-void NN_FN(conv_depthwise)(const nn_conv_params *p, const float *x, const float *w,
-                           const float *bias, float *y);
 
 /* W [in_channels, out_channels / groups, kernel] -> per group, W_g^T packed as GEMM A. */
 void NN_FN(conv_transpose_pack_weights)(const nn_conv_params *p, const float *w, float *packed);
