@@ -9,7 +9,9 @@ import nnbuild
 from nnbuild.errors import ModelError
 from nnbuild.ir.graph import Node
 from nnbuild.ops.pool import window
-from helpers import check_against_onnxruntime, make_model
+from helpers import (check_against_onnxruntime, make_model, onnxruntime_outputs, random_inputs,
+                     target_param)
+from nnbuild.testing import assert_close
 
 F32 = np.float32
 
@@ -119,3 +121,55 @@ def test_lp_pool(cache_dir):
                               dilations=[2, 2])]
     model = make_model(nodes, {"x": (np.float32, [1, 2, 7, 6])}, ["p2", "p3", "p1"], opset=18)
     check_against_onnxruntime(model, cache_dir)
+
+
+# Rows long enough for the kernels' interior runs (every tap inside: one vector loop per tap over
+# the row) next to border columns (the exact per-output path); odd and even widths.
+WIDE_WINDOWS = {
+    "3x3-stride-1-padded": dict(kernel_shape=[3, 3], pads=[1, 1, 1, 1]),
+    "3x3-stride-2-padded": dict(kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1]),
+    "3x3-stride-2-ceil": dict(kernel_shape=[3, 3], strides=[2, 2], ceil_mode=1),
+    "2x3-stride-3-asymmetric": dict(kernel_shape=[2, 3], strides=[2, 3], pads=[0, 2, 1, 1]),
+    "3x2-stride-4-ceil-padded": dict(kernel_shape=[3, 2], strides=[1, 4], pads=[1, 1, 0, 1],
+                                     ceil_mode=1),
+    "dilated-2-stride-2": dict(kernel_shape=[3, 3], strides=[2, 2], dilations=[2, 2],
+                               pads=[2, 1, 0, 2]),
+    "5x4-same-upper": dict(kernel_shape=[5, 4], auto_pad="SAME_UPPER"),
+}
+
+
+@pytest.mark.parametrize("width", [40, 41])
+@pytest.mark.parametrize("name", WIDE_WINDOWS)
+def test_wide_rows_interior_and_border(name, width, cache_dir):
+    attrs = WIDE_WINDOWS[name]
+    nodes = [helper.make_node("MaxPool", ["x"], ["max"], **attrs)]
+    nodes += [helper.make_node("AveragePool", ["x"], [f"avg{c}"], count_include_pad=c, **attrs)
+              for c in (0, 1)]
+    model = make_model(nodes, {"x": (F32, [2, 3, 11, width])}, ["max", "avg0", "avg1"],
+                       opset=19)
+    check_against_onnxruntime(model, cache_dir)
+
+
+@target_param(["generic", "x86-avx2", "x86-avx512"])
+def test_pools_split_over_threads_are_bit_identical(target, tmp_path):
+    """Enough planes for several tasks at 3 threads: the same bytes as at 1 thread, and onnxruntime's
+    values, for the windowed pools (interior and border) and both global pools."""
+    nodes = [helper.make_node("MaxPool", ["x"], ["max"], kernel_shape=[3, 3], pads=[1, 1, 1, 1]),
+             helper.make_node("AveragePool", ["x"], ["avg"], kernel_shape=[3, 3], strides=[2, 2],
+                              pads=[1, 1, 1, 1], count_include_pad=1),
+             helper.make_node("MaxPool", ["x"], ["max2"], kernel_shape=[3, 3], strides=[2, 2]),
+             helper.make_node("GlobalAveragePool", ["g"], ["gavg"]),
+             helper.make_node("GlobalMaxPool", ["g"], ["gmax"])]
+    model = make_model(nodes, {"x": (F32, [2, 32, 56, 57]), "g": (F32, [2, 64, 80, 81])},
+                       ["max", "avg", "max2", "gavg", "gmax"])
+    feeds = random_inputs(model)
+    expected = onnxruntime_outputs(model, feeds)
+    compiled = nnbuild.compile(model, cache_dir=str(tmp_path), target=target)
+    results = {}
+    for threads in (1, 3):
+        compiled.set_num_threads(threads)
+        results[threads] = compiled.run(feeds)
+    for name, want in expected.items():
+        assert_close(results[1][name], want, what=f"{target} {name}")
+        assert results[3][name].tobytes() == results[1][name].tobytes(), \
+            f"{target} {name}: 3 threads differ from 1"

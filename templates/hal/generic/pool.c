@@ -97,11 +97,108 @@ static int plane_tiles(const nn_pool_window *w) {
     return (size_t)tiles < w->planes ? tiles : (int)(w->planes > 0 ? w->planes : 1);
 }
 
+/* Interior runs shorter than POOL_MIN_RUN columns are not worth a vector loop per tap; at most
+ * POOL_RUN columns are averaged per call (their double sums live on the stack). */
+#define POOL_MIN_RUN 8
+#define POOL_RUN 256
+
+/* The output columns [*c0, *c1) along the last dim whose taps all lie inside the input: the
+ * interior of every output row, pooled a whole run of columns at a time (empty where it would
+ * be shorter than POOL_MIN_RUN). */
+static void interior_columns(const nn_pool_window *w, size_t *c0, size_t *c1) {
+    const size_t stride = w->stride[2], pad = w->pad_begin[2];
+    const size_t reach = (w->kernel[2] - 1) * w->dilation[2];   /* last tap's offset */
+    size_t first = (pad + stride - 1) / stride;                /* ow * stride >= pad */
+    size_t end = 0;                                            /* ow * stride - pad + reach < in */
+    if (w->in[2] + pad > reach)
+        end = (w->in[2] + pad - reach - 1) / stride + 1;
+    if (end > w->out[2])
+        end = w->out[2];
+    if (end < first + POOL_MIN_RUN)
+        end = first = 0;
+    *c0 = first;
+    *c1 = end;
+}
+
+/* One tap over a run of n outputs: y[i] = max(y[i], x[i * stride]). The strides 1, 2 and 3 get
+ * their own loops, so the compiler vectorizes them with a known stride. */
+#define POOL_MAX_RUN(S) \
+    for (size_t i = 0; i < n; ++i) y[i] = x[i * (S)] > y[i] ? x[i * (S)] : y[i]
+#define POOL_SUM_RUN(S) \
+    for (size_t i = 0; i < n; ++i) acc[i] += (double)x[i * (S)]
+
+static void max_run(float *restrict y, const float *restrict x, size_t n, size_t stride) {
+    switch (stride) {
+    case 1: POOL_MAX_RUN(1); break;
+    case 2: POOL_MAX_RUN(2); break;
+    case 3: POOL_MAX_RUN(3); break;
+    default: POOL_MAX_RUN(stride); break;
+    }
+}
+
+static void sum_run(double *restrict acc, const float *restrict x, size_t n, size_t stride) {
+    switch (stride) {
+    case 1: POOL_SUM_RUN(1); break;
+    case 2: POOL_SUM_RUN(2); break;
+    case 3: POOL_SUM_RUN(3); break;
+    default: POOL_SUM_RUN(stride); break;
+    }
+}
+
+/* Outputs c0 .. c0 + n - 1 of one output row (its d and h spans s[0], s[1]), every tap inside
+ * along w: for each tap in window order (d, h, w), one run over the whole row, so each output
+ * sees its taps in the same order as window_max and gets the same (first) maximum. */
+static void max_interior(const float *xp, const nn_pool_window *w, const pool_span s[2],
+                         size_t c0, size_t n, float *y) {
+    const size_t stride = w->stride[2], dilation = w->dilation[2];
+    const size_t offset = c0 * stride - w->pad_begin[2];
+    for (size_t i = 0; i < n; ++i)
+        y[i] = -INFINITY;
+    for (size_t kd = s[0].lo; kd < s[0].hi; ++kd) {
+        const size_t id = tap(&s[0], kd, w->dilation[0]);
+        for (size_t kh = s[1].lo; kh < s[1].hi; ++kh) {
+            const size_t ih = tap(&s[1], kh, w->dilation[1]);
+            const float *row = xp + (id * w->in[1] + ih) * w->in[2] + offset;
+            for (size_t kw = 0; kw < w->kernel[2]; ++kw)
+                max_run(y, row + kw * dilation, n, stride);
+        }
+    }
+}
+
+/* The average counterpart of max_interior: double sums, each in window order (as window_sum),
+ * for at most POOL_RUN outputs. */
+static void avg_interior(const float *xp, const nn_pool_window *w, const pool_span s[2],
+                         bool count_include_pad, size_t c0, size_t n, float *y) {
+    const size_t stride = w->stride[2], dilation = w->dilation[2];
+    const size_t offset = c0 * stride - w->pad_begin[2];
+    const size_t count = count_include_pad
+        ? s[0].padded * s[1].padded * w->kernel[2]
+        : (s[0].hi - s[0].lo) * (s[1].hi - s[1].lo) * w->kernel[2];
+    double acc[POOL_RUN];
+    for (size_t i = 0; i < n; ++i)
+        acc[i] = 0;
+    for (size_t kd = s[0].lo; kd < s[0].hi; ++kd) {
+        const size_t id = tap(&s[0], kd, w->dilation[0]);
+        for (size_t kh = s[1].lo; kh < s[1].hi; ++kh) {
+            const size_t ih = tap(&s[1], kh, w->dilation[1]);
+            const float *row = xp + (id * w->in[1] + ih) * w->in[2] + offset;
+            for (size_t kw = 0; kw < w->kernel[2]; ++kw)
+                sum_run(acc, row + kw * dilation, n, stride);
+        }
+    }
+    const double divisor = count ? (double)count : 1.0;   /* 0 taps: the mean of none is 0 */
+    for (size_t i = 0; i < n; ++i)
+        y[i] = (float)(acc[i] / divisor);
+}
+
 static void maxpool_planes(const float *x, float *y, int64_t *indices, int storage_order,
                            const nn_pool_window *w, size_t p0, size_t p1) {
     const size_t in_plane = w->in[0] * w->in[1] * w->in[2];
     const size_t out_plane = w->out[0] * w->out[1] * w->out[2];
+    size_t c0 = 0, c1 = 0;
     pool_span s[3];
+    if (!indices)
+        interior_columns(w, &c0, &c1);
     y += p0 * out_plane;
     if (indices)
         indices += p0 * out_plane;
@@ -112,6 +209,12 @@ static void maxpool_planes(const float *x, float *y, int64_t *indices, int stora
             for (size_t oh = 0; oh < w->out[1]; ++oh) {
                 s[1] = span_at(w, 1, oh);
                 for (size_t ow = 0; ow < w->out[2]; ++ow) {
+                    if (ow == c0 && c1 > c0) {      /* the interior: whole runs per tap */
+                        max_interior(xp, w, s, c0, c1 - c0, y);
+                        y += c1 - c0;
+                        ow = c1 - 1;
+                        continue;
+                    }
                     s[2] = span_at(w, 2, ow);
                     if (!indices) {
                         *y++ = window_max(xp, w, s, NULL);
@@ -146,7 +249,9 @@ void NN_FN(maxpool_f32)(const float *x, float *y, int64_t *indices, int storage_
 static void avgpool_planes(const float *x, float *y, bool count_include_pad,
                            const nn_pool_window *w, size_t p0, size_t p1) {
     const size_t in_plane = w->in[0] * w->in[1] * w->in[2];
+    size_t c0, c1;
     pool_span s[3];
+    interior_columns(w, &c0, &c1);
     y += p0 * (w->out[0] * w->out[1] * w->out[2]);
     for (size_t p = p0; p < p1; ++p) {
         const float *xp = x + p * in_plane;
@@ -155,6 +260,13 @@ static void avgpool_planes(const float *x, float *y, bool count_include_pad,
             for (size_t oh = 0; oh < w->out[1]; ++oh) {
                 s[1] = span_at(w, 1, oh);
                 for (size_t ow = 0; ow < w->out[2]; ++ow) {
+                    if (ow >= c0 && ow < c1) {      /* the interior: whole runs per tap */
+                        const size_t n = c1 - ow < POOL_RUN ? c1 - ow : POOL_RUN;
+                        avg_interior(xp, w, s, count_include_pad, ow, n, y);
+                        y += n;
+                        ow += n - 1;
+                        continue;
+                    }
                     s[2] = span_at(w, 2, ow);
                     const size_t count = count_include_pad
                         ? s[0].padded * s[1].padded * s[2].padded
@@ -180,20 +292,71 @@ void NN_FN(avgpool_f32)(const float *x, float *y, bool count_include_pad,
     NN_FN(parallel_for)(j.tiles, avgpool_task, &j, NULL, 0);
 }
 
+/* Global pools: each plane is reduced in POOL_LANES interleaved partial results (element i
+ * goes to lane i % POOL_LANES), which are then combined in lane order: a fixed order the
+ * compiler can vectorize, the same on every target and thread count. */
+#define POOL_LANES 16
+
+static float plane_max(const float *x, size_t size) {
+    float lane[POOL_LANES];
+    for (size_t j = 0; j < POOL_LANES; ++j)
+        lane[j] = -INFINITY;
+    size_t i = 0;
+    for (; i + POOL_LANES <= size; i += POOL_LANES)
+        for (size_t j = 0; j < POOL_LANES; ++j)
+            lane[j] = x[i + j] > lane[j] ? x[i + j] : lane[j];
+    for (size_t j = 0; i + j < size; ++j)
+        lane[j] = x[i + j] > lane[j] ? x[i + j] : lane[j];
+    float best = lane[0];
+    for (size_t j = 1; j < POOL_LANES; ++j)
+        best = lane[j] > best ? lane[j] : best;
+    return best;
+}
+
+static float plane_mean(const float *x, size_t size) {
+    double lane[POOL_LANES] = {0};
+    size_t i = 0;
+    for (; i + POOL_LANES <= size; i += POOL_LANES)
+        for (size_t j = 0; j < POOL_LANES; ++j)
+            lane[j] += (double)x[i + j];
+    for (size_t j = 0; i + j < size; ++j)
+        lane[j] += (double)x[i + j];
+    double sum = 0;
+    for (size_t j = 0; j < POOL_LANES; ++j)
+        sum += lane[j];
+    return (float)(sum / (double)size);
+}
+
+typedef struct {
+    const float *x;
+    float *y;
+    size_t planes, size;
+    int tiles;
+    bool mean;
+} global_job;
+
+static void global_task(const void *ctx, int t, void *scratch) {
+    const global_job *j = ctx;
+    int p0, p1;
+    (void)scratch;
+    nn_tile_range((int)j->planes, j->tiles, 1, t, &p0, &p1);
+    for (size_t p = (size_t)p0; p < (size_t)p1; ++p)
+        j->y[p] = j->mean ? plane_mean(j->x + p * j->size, j->size)
+                          : plane_max(j->x + p * j->size, j->size);
+}
+
+static void global_pool(const float *x, float *y, size_t planes, size_t size, bool mean) {
+    if (planes == 0)
+        return;
+    const int tiles = nn_task_count((double)planes * (double)size);
+    global_job j = {x, y, planes, size, (size_t)tiles < planes ? tiles : (int)planes, mean};
+    NN_FN(parallel_for)(j.tiles, global_task, &j, NULL, 0);
+}
+
 void NN_FN(global_maxpool_f32)(const float *x, float *y, size_t planes, size_t size) {
-    for (size_t p = 0; p < planes; ++p, x += size) {
-        float best = -INFINITY;
-        for (size_t i = 0; i < size; ++i)
-            best = x[i] > best ? x[i] : best;
-        y[p] = best;
-    }
+    global_pool(x, y, planes, size, false);
 }
 
 void NN_FN(global_avgpool_f32)(const float *x, float *y, size_t planes, size_t size) {
-    for (size_t p = 0; p < planes; ++p, x += size) {
-        double sum = 0;
-        for (size_t i = 0; i < size; ++i)
-            sum += x[i];
-        y[p] = (float)(sum / (double)size);
-    }
+    global_pool(x, y, planes, size, true);
 }
