@@ -1,7 +1,43 @@
 /* Normalization kernels. Statistics take two passes (mean, then squared deviations) in
- * double, so large means do not cancel the variance away. */
+ * double, so large means do not cancel the variance away.
+ *
+ * Vectorisation is left to the compiler: sums run in LANES independent partial sums (element
+ * i goes to partial i % LANES, the partials are then added in one fixed order), and the
+ * element loops call nn_vmath.h's branch-free exp / log, so they auto-vectorise at -O3 with
+ * the target's flags. Work is split over the thread pool at whole rows / planes / lines; the
+ * split never changes which operations produce an element, so results are bit-identical at
+ * every thread count. */
 #include "norm.h"
 
+#include "nn_pool.h"
+#include "nn_vmath.h"
+
+#define LANES 16          /* partial sums of a reduction */
+#define BLOCK 256         /* elements a kernel keeps on its stack (LRN's window sums ...) */
+
+/* The sum of LANES partials in one fixed order (pairwise). */
+static double sum_lanes(double *s) {
+    for (int half = LANES / 2; half > 0; half /= 2)
+        for (int l = 0; l < half; ++l)
+            s[l] += s[l + half];
+    return s[0];
+}
+
+static size_t min_size(size_t a, size_t b) { return a < b ? a : b; }
+
+/* Tasks for `units` independent units (rows, planes) worth `flops` in all. */
+static int unit_tasks(size_t units, double flops) {
+    const int tasks = nn_task_count(flops);
+    return (size_t)tasks < units ? tasks : (int)(units > 0 ? units : 1);
+}
+
+/* Units [*u0, *u1) of task t of `tasks`. */
+static void unit_range(size_t units, int tasks, int t, size_t *u0, size_t *u1) {
+    *u0 = units * (size_t)t / (size_t)tasks;
+    *u1 = units * (size_t)(t + 1) / (size_t)tasks;
+}
+
+/* --- batch normalization ------------------------------------------------------------------ */
 void NN_FN(batchnorm_f32)(const float *x, float *y, const float *scale, const float *bias,
                           const float *mean, const float *var, float epsilon, size_t batch,
                           size_t channels, size_t inner) {
@@ -17,45 +53,81 @@ void NN_FN(batchnorm_f32)(const float *x, float *y, const float *scale, const fl
     }
 }
 
+/* --- instance and layer normalization ----------------------------------------------------- */
 /* Mean and 1 / sqrt(variance + epsilon) of x[0..size). */
 static void moments(const float *x, size_t size, float epsilon, float *mean, float *inv_std) {
-    double sum = 0;
-    for (size_t i = 0; i < size; ++i)
-        sum += x[i];
-    const double m = sum / (double)size;
-    double squares = 0;
-    for (size_t i = 0; i < size; ++i) {
+    double s[LANES] = {0};
+    size_t i = 0;
+    for (; i + LANES <= size; i += LANES)
+        for (int l = 0; l < LANES; ++l)
+            s[l] += x[i + l];
+    for (int l = 0; i < size; ++i, ++l)
+        s[l] += x[i];
+    const double m = sum_lanes(s) / (double)size;
+    double q[LANES] = {0};
+    for (i = 0; i + LANES <= size; i += LANES)
+        for (int l = 0; l < LANES; ++l) {
+            const double d = x[i + l] - m;
+            q[l] += d * d;
+        }
+    for (int l = 0; i < size; ++i, ++l) {
         const double d = x[i] - m;
-        squares += d * d;
+        q[l] += d * d;
     }
     *mean = (float)m;
-    *inv_std = (float)(1.0 / sqrt(squares / (double)size + epsilon));
+    *inv_std = (float)(1.0 / sqrt(sum_lanes(q) / (double)size + epsilon));
+}
+
+typedef struct {
+    const float *x;
+    float *y;
+    const float *scale, *bias;
+    float *mean, *inv_std_dev;
+    float epsilon;
+    size_t rows, size, channels;     /* channels: instance norm's parameter period */
+    int tasks;
+} norm_job;
+
+static void instancenorm_task(const void *ctx, int t, void *scratch) {
+    const norm_job *j = ctx;
+    size_t p0, p1;
+    (void)scratch;
+    unit_range(j->rows, j->tasks, t, &p0, &p1);
+    for (size_t p = p0; p < p1; ++p) {
+        const float *x = j->x + p * j->size;
+        float *y = j->y + p * j->size;
+        const size_t c = p % j->channels;
+        float m, r;
+        moments(x, j->size, j->epsilon, &m, &r);
+        const float s = r * j->scale[c];
+        const float b = j->bias[c] - m * s;
+        for (size_t i = 0; i < j->size; ++i)
+            y[i] = x[i] * s + b;
+    }
 }
 
 void NN_FN(instancenorm_f32)(const float *x, float *y, const float *scale, const float *bias,
                              float epsilon, size_t batch, size_t channels, size_t inner) {
-    for (size_t n = 0; n < batch; ++n) {
-        for (size_t c = 0; c < channels; ++c) {
-            float m, r;
-            moments(x, inner, epsilon, &m, &r);
-            const float s = r * scale[c];
-            const float t = bias[c] - m * s;
-            for (size_t i = 0; i < inner; ++i)
-                y[i] = x[i] * s + t;
-            x += inner;
-            y += inner;
-        }
-    }
+    const size_t planes = batch * channels;
+    const norm_job j = {x, y, scale, bias, NULL, NULL, epsilon, planes, inner, channels,
+                        unit_tasks(planes, 5.0 * (double)planes * (double)inner)};
+    NN_FN(parallel_for)(j.tasks, instancenorm_task, &j, NULL, 0);
 }
 
-void NN_FN(layernorm_f32)(const float *x, float *y, const float *scale, const float *bias,
-                          float *mean, float *inv_std_dev, float epsilon, size_t rows,
-                          size_t size) {
-    for (size_t row = 0; row < rows; ++row) {
+static void layernorm_task(const void *ctx, int t, void *scratch) {
+    const norm_job *j = ctx;
+    const size_t size = j->size;
+    size_t r0, r1;
+    (void)scratch;
+    unit_range(j->rows, j->tasks, t, &r0, &r1);
+    for (size_t row = r0; row < r1; ++row) {
+        const float *x = j->x + row * size;
+        float *y = j->y + row * size;
+        const float *scale = j->scale, *bias = j->bias;
         float m, r;
-        moments(x, size, epsilon, &m, &r);
-        if (mean) mean[row] = m;
-        if (inv_std_dev) inv_std_dev[row] = r;
+        moments(x, size, j->epsilon, &m, &r);
+        if (j->mean) j->mean[row] = m;
+        if (j->inv_std_dev) j->inv_std_dev[row] = r;
         if (bias) {
             for (size_t i = 0; i < size; ++i)
                 y[i] = (x[i] - m) * r * scale[i] + bias[i];
@@ -63,68 +135,186 @@ void NN_FN(layernorm_f32)(const float *x, float *y, const float *scale, const fl
             for (size_t i = 0; i < size; ++i)
                 y[i] = (x[i] - m) * r * scale[i];
         }
-        x += size;
-        y += size;
     }
+}
+
+void NN_FN(layernorm_f32)(const float *x, float *y, const float *scale, const float *bias,
+                          float *mean, float *inv_std_dev, float epsilon, size_t rows,
+                          size_t size) {
+    const norm_job j = {x, y, scale, bias, mean, inv_std_dev, epsilon, rows, size, 1,
+                        unit_tasks(rows, 6.0 * (double)rows * (double)size)};
+    NN_FN(parallel_for)(j.tasks, layernorm_task, &j, NULL, 0);
+}
+
+/* --- local response normalization --------------------------------------------------------- */
+typedef struct {
+    const float *x;
+    float *y;
+    size_t channels, inner, before, after;
+    float alpha_over_size, beta, bias;
+    size_t planes;
+    int tasks;
+} lrn_job;
+
+/* Output planes [p0, p1) (plane p is sample p / channels, channel p % channels), BLOCK
+ * positions at a time: the window's squares are summed channel by channel from the lowest,
+ * then y = x * exp(-beta * ln(bias + alpha / size * sum)). */
+static void lrn_planes(const lrn_job *j, size_t p0, size_t p1) {
+    const size_t channels = j->channels, inner = j->inner;
+    const float a = j->alpha_over_size, b = j->bias, minus_beta = -j->beta;
+    float sum[BLOCK];
+    for (size_t p = p0; p < p1; ++p) {
+        const size_t c = p % channels;
+        const float *xn = j->x + (p - c) * inner;
+        const float *xc = j->x + p * inner;
+        float *yc = j->y + p * inner;
+        const size_t lo = c < j->before ? 0 : c - j->before;
+        const size_t hi = c + j->after < channels ? c + j->after : channels - 1;
+        for (size_t i0 = 0; i0 < inner; i0 += BLOCK) {
+            const size_t len = min_size(BLOCK, inner - i0);
+            const float *first = xn + lo * inner + i0;
+            for (size_t i = 0; i < len; ++i)
+                sum[i] = first[i] * first[i];
+            for (size_t k = lo + 1; k <= hi; ++k) {
+                const float *row = xn + k * inner + i0;
+                for (size_t i = 0; i < len; ++i)
+                    sum[i] += row[i] * row[i];
+            }
+            for (size_t i = 0; i < len; ++i)
+                yc[i0 + i] = xc[i0 + i] * nn_expf(minus_beta * nn_logf(b + a * sum[i]));
+        }
+    }
+}
+
+static void lrn_task(const void *ctx, int t, void *scratch) {
+    const lrn_job *j = ctx;
+    size_t p0, p1;
+    (void)scratch;
+    unit_range(j->planes, j->tasks, t, &p0, &p1);
+    lrn_planes(j, p0, p1);
 }
 
 void NN_FN(lrn_f32)(const float *x, float *y, size_t batch, size_t channels, size_t inner,
                     size_t size, float alpha, float beta, float bias) {
     const size_t before = (size - 1) / 2, after = size - 1 - before;
-    const float alpha_over_size = alpha / (float)size;
-    for (size_t n = 0; n < batch; ++n) {
-        const float *xn = x + n * channels * inner;
-        float *yn = y + n * channels * inner;
-        for (size_t c = 0; c < channels; ++c) {
-            const size_t lo = c < before ? 0 : c - before;
-            const size_t hi = c + after < channels ? c + after : channels - 1;
-            for (size_t i = 0; i < inner; ++i) {
-                double squares = 0;
-                for (size_t k = lo; k <= hi; ++k) {
-                    const float v = xn[k * inner + i];
-                    squares += (double)v * v;
-                }
-                const float base = bias + alpha_over_size * (float)squares;
-                yn[c * inner + i] = xn[c * inner + i] * powf(base, -beta);
-            }
-        }
-    }
+    const size_t planes = batch * channels;
+    const double work = (2.0 * (double)size + 40.0) * (double)planes * (double)inner;
+    const lrn_job j = {x, y, channels, inner, before, after, alpha / (float)size, beta, bias,
+                       planes, unit_tasks(planes, work)};
+    NN_FN(parallel_for)(j.tasks, lrn_task, &j, NULL, 0);
 }
 
-/* One line of n elements `stride` apart; inlined with stride 1 for the common case. */
-static inline void softmax_line(const float *x, float *y, size_t n, size_t stride, bool log_of) {
-    float top = -INFINITY;
-    for (size_t i = 0; i < n; ++i)
-        top = x[i * stride] > top ? x[i * stride] : top;
-    double sum = 0;
+/* --- softmax ------------------------------------------------------------------------------ */
+/* One contiguous line of n elements. */
+static void softmax_row(const float *x, float *y, size_t n, bool log_of) {
+    float t[LANES];
+    for (int l = 0; l < LANES; ++l)
+        t[l] = -INFINITY;
+    size_t i = 0;
+    for (; i + LANES <= n; i += LANES)
+        for (int l = 0; l < LANES; ++l)
+            t[l] = x[i + l] > t[l] ? x[i + l] : t[l];
+    for (int l = 0; i < n; ++i, ++l)
+        t[l] = x[i] > t[l] ? x[i] : t[l];
+    float top = t[0];
+    for (int l = 1; l < LANES; ++l)
+        top = t[l] > top ? t[l] : top;
+    double s[LANES] = {0};
     if (log_of) {
-        for (size_t i = 0; i < n; ++i)
-            sum += expf(x[i * stride] - top);
-        const double shift = (double)top + log(sum);
-        for (size_t i = 0; i < n; ++i)
-            y[i * stride] = (float)(x[i * stride] - shift);
+        for (i = 0; i + LANES <= n; i += LANES)
+            for (int l = 0; l < LANES; ++l)
+                s[l] += nn_expf(x[i + l] - top);
+        for (int l = 0; i < n; ++i, ++l)
+            s[l] += nn_expf(x[i] - top);
+        const double shift = (double)top + log(sum_lanes(s));
+        for (i = 0; i < n; ++i)
+            y[i] = (float)(x[i] - shift);
         return;
     }
-    for (size_t i = 0; i < n; ++i) {
-        const float e = expf(x[i * stride] - top);
-        y[i * stride] = e;
-        sum += e;
+    for (i = 0; i + LANES <= n; i += LANES)
+        for (int l = 0; l < LANES; ++l) {
+            const float e = nn_expf(x[i + l] - top);
+            y[i + l] = e;
+            s[l] += e;
+        }
+    for (int l = 0; i < n; ++i, ++l) {
+        const float e = nn_expf(x[i] - top);
+        y[i] = e;
+        s[l] += e;
     }
-    const float scale = (float)(1.0 / sum);
-    for (size_t i = 0; i < n; ++i)
-        y[i * stride] *= scale;
+    const float scale = (float)(1.0 / sum_lanes(s));
+    for (i = 0; i < n; ++i)
+        y[i] *= scale;
+}
+
+/* Columns [j0, j0 + len) of one [n][inner] slab: each column is a line, BLOCK side by side. */
+static void softmax_columns(const float *x, float *y, size_t n, size_t inner, size_t len,
+                            bool log_of) {
+    float top[BLOCK];
+    double sum[BLOCK];
+    for (size_t j = 0; j < len; ++j) {
+        top[j] = -INFINITY;
+        sum[j] = 0;
+    }
+    for (size_t k = 0; k < n; ++k)
+        for (size_t j = 0; j < len; ++j)
+            top[j] = x[k * inner + j] > top[j] ? x[k * inner + j] : top[j];
+    if (log_of) {
+        for (size_t k = 0; k < n; ++k)
+            for (size_t j = 0; j < len; ++j)
+                sum[j] += nn_expf(x[k * inner + j] - top[j]);
+        for (size_t j = 0; j < len; ++j)
+            sum[j] = (double)top[j] + log(sum[j]);           /* the shift */
+        for (size_t k = 0; k < n; ++k)
+            for (size_t j = 0; j < len; ++j)
+                y[k * inner + j] = (float)(x[k * inner + j] - sum[j]);
+        return;
+    }
+    for (size_t k = 0; k < n; ++k)
+        for (size_t j = 0; j < len; ++j) {
+            const float e = nn_expf(x[k * inner + j] - top[j]);
+            y[k * inner + j] = e;
+            sum[j] += e;
+        }
+    for (size_t j = 0; j < len; ++j)
+        top[j] = (float)(1.0 / sum[j]);                        /* the scale */
+    for (size_t k = 0; k < n; ++k)
+        for (size_t j = 0; j < len; ++j)
+            y[k * inner + j] *= top[j];
+}
+
+typedef struct {
+    const float *x;
+    float *y;
+    size_t outer, n, inner;
+    bool log_of;
+    int tasks;
+} softmax_job;
+
+static void softmax_task(const void *ctx, int t, void *scratch) {
+    const softmax_job *j = ctx;
+    const size_t slab = j->n * j->inner;
+    size_t o0, o1;
+    (void)scratch;
+    unit_range(j->outer, j->tasks, t, &o0, &o1);
+    for (size_t o = o0; o < o1; ++o) {
+        const float *x = j->x + o * slab;
+        float *y = j->y + o * slab;
+        if (j->inner == 1) {
+            softmax_row(x, y, j->n, j->log_of);
+            continue;
+        }
+        for (size_t j0 = 0; j0 < j->inner; j0 += BLOCK)
+            softmax_columns(x + j0, y + j0, j->n, j->inner, min_size(BLOCK, j->inner - j0),
+                            j->log_of);
+    }
 }
 
 static void softmax_lines(const float *x, float *y, size_t outer, size_t n, size_t inner,
                           bool log_of) {
-    for (size_t o = 0; o < outer; ++o, x += n * inner, y += n * inner) {
-        if (inner == 1) {
-            softmax_line(x, y, n, 1, log_of);
-            continue;
-        }
-        for (size_t j = 0; j < inner; ++j)
-            softmax_line(x + j, y + j, n, inner, log_of);
-    }
+    const double work = 20.0 * (double)outer * (double)n * (double)inner;
+    const softmax_job j = {x, y, outer, n, inner, log_of, unit_tasks(outer, work)};
+    NN_FN(parallel_for)(j.tasks, softmax_task, &j, NULL, 0);
 }
 
 void NN_FN(softmax_f32)(const float *x, float *y, size_t outer, size_t n, size_t inner) {

@@ -1,6 +1,9 @@
 /* Normalization kernels: batch, instance and layer normalization, local response
  * normalization, softmax and log-softmax. Means, variances and sums of exponentials are
- * accumulated in double; the per-element work is in float. */
+ * accumulated in double (16 partial sums added in a fixed order); the per-element work is in
+ * float, exp and log from nn_vmath.h (1 ulp). Instance and layer normalization, LRN and
+ * softmax split their planes / rows / lines over the thread pool; results are bit-identical at
+ * every thread count. */
 #ifndef NN_NORM_H
 #define NN_NORM_H
 
@@ -24,7 +27,8 @@ void NN_FN(layernorm_f32)(const float *x, float *y, const float *scale, const fl
                           size_t size);
 
 /* x is [batch][channels][inner]: y = x / (bias + alpha / size * sum of x^2 over the `size`
- * channels around c) ^ beta */
+ * channels around c) ^ beta. The window's squares are summed in float from its lowest
+ * channel; the power is exp(-beta * ln(base)) (relative error about (1 + |beta ln base|) ulp). */
 void NN_FN(lrn_f32)(const float *x, float *y, size_t batch, size_t channels, size_t inner,
                     size_t size, float alpha, float beta, float bias);
 
