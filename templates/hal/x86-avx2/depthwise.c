@@ -1,5 +1,15 @@
 /* Depthwise convolution for the x86 targets (AVX2, or AVX-512 when compiled for it); see
- * depthwise.h. */
+ * depthwise.h.
+ *
+ * One input channel at a time, in bands of output rows: the band's input rows are copied,
+ * zero-padded, into a buffer on the stack, each row split into its s phases along w (phase r
+ * holds padded columns r, r + s, r + 2s ...; s = stride along w). Tap kw of output ow then
+ * reads phase (kw * d) % s at ow + (kw * d) / s: VL consecutive outputs are one unit-stride
+ * vector load per tap, whatever the stride. Every output sums its taps in order (depth, height,
+ * width) from the bias with one FMA each, VL outputs of a row at once; the common kernels (2-D
+ * 3x3 and 5x5, equal strides 1 or 2, no dilation) are unrolled with their weights in registers
+ * and RB output rows per pass, so input vectors loaded once serve several rows. Bands, row
+ * blocks and vectors depend on the shape only: results are the same at every thread count. */
 #include "depthwise.h"
 
 #include <immintrin.h>
@@ -9,78 +19,274 @@
 
 #if defined(__AVX512F__)
 typedef __m512 vec;
+typedef __mmask16 vmask;
 #define VL 16
 #define vload _mm512_loadu_ps
 #define vstore _mm512_storeu_ps
 #define vset1 _mm512_set1_ps
 #define vfma _mm512_fmadd_ps
+static inline vmask tail_mask(int n) { return (vmask)((1u << n) - 1u); }
+static inline void vstore_tail(float *p, vec v, vmask m) { _mm512_mask_storeu_ps(p, m, v); }
 #else
 typedef __m256 vec;
+typedef __m256i vmask;
 #define VL 8
 #define vload _mm256_loadu_ps
 #define vstore _mm256_storeu_ps
 #define vset1 _mm256_set1_ps
 #define vfma _mm256_fmadd_ps
-#endif
-
-/* Depthwise with unit stride along rows, one channel at a time through a zero-padded copy of
- * its image (on the stack, DEPTHWISE_PAD_FLOATS at most): VL outputs of a row at once, each
- * summing its kernel taps in order from the bias. */
-#define DEPTHWISE_PAD_FLOATS 16384
-
-static bool depthwise_fits(const nn_conv_params *p)
+static inline vmask tail_mask(int n)
 {
-    int ext[3];
-    return p->strides[2] == 1 && dw_padded_plane(p, ext) + VL <= DEPTHWISE_PAD_FLOATS;
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+}
+static inline void vstore_tail(float *p, vec v, vmask m) { _mm256_maskstore_ps(p, m, v); }
+#endif
+#define INLINE static inline __attribute__((always_inline))
+
+#define BAND_FLOATS 4096      /* a band's buffer, when one output row needs less */
+#define BUFFER_FLOATS 16384   /* the stack buffer: at most this (else the scalar loop nest) */
+#define RB 4                  /* output rows per pass of the unrolled kernels */
+
+/* The band buffer: per kernel depth tap kd, `rows` padded rows of `rowlen` = s * R floats
+ * (phase r of a row at r * R). R covers the outputs rounded up to VL plus the widest tap. */
+typedef struct {
+    int R, rowlen, band;      /* band: output rows per band */
+    size_t slice;             /* floats per kd: rows_for(band) * rowlen */
+} dw_layout;
+
+static int rows_for(const nn_conv_params *p, int out_rows)
+{
+    return (out_rows - 1) * p->strides[1] + (p->kernel[1] - 1) * p->dilations[1] + 1;
 }
 
-/* Output planes [q0, q1) (plane q: image q / out_channels, channel q % out_channels). */
-static void depthwise_direct(const nn_conv_params *p, const float *x, const float *w,
-                             const float *bias, float *y, int q0, int q1)
+static bool dw_plan(const nn_conv_params *p, dw_layout *L)
 {
-    int ext[3];
-    const size_t plane = dw_padded_plane(p, ext);
-    const int *out = p->out_size, *ks = p->kernel, *s = p->strides, *d = p->dilations;
-    float xp[DEPTHWISE_PAD_FLOATS];
-    const int multiplier = p->out_channels / p->groups, kvol = dw_volume(ks);
-    const int in_plane = dw_volume(p->in_size), positions = dw_volume(out);
-    for (size_t t = plane; t < plane + VL; ++t)
-        xp[t] = 0.0f;
-    for (int q = q0; q < q1; ++q) {
-        const int n = q / p->out_channels, m = q % p->out_channels;
-        if (q == q0 || m % multiplier == 0) {
-            const float *xc = x + ((size_t)n * p->in_channels + m / multiplier) * in_plane;
-            dw_pad_channel(p, xc, ext, xp);
+    const int s = p->strides[2], out2 = p->out_size[2];
+    L->R = (out2 + VL - 1) / VL * VL + (p->kernel[2] - 1) * p->dilations[2] / s;
+    L->rowlen = s * L->R;
+    const size_t row_floats = (size_t)p->kernel[0] * L->rowlen;
+    if (row_floats * rows_for(p, 1) > BUFFER_FLOATS)
+        return false;
+    int band = 1;
+    while (band < p->out_size[1] && row_floats * rows_for(p, band + 1) <= BAND_FLOATS)
+        ++band;
+    if (band < p->out_size[1] && band >= RB)   /* several bands: whole row blocks each */
+        band -= band % RB;
+    L->band = band;
+    L->slice = (size_t)rows_for(p, band) * L->rowlen;
+    return true;
+}
+
+/* x[c0 .. c0 + VL) with zeros outside [0, n): masked loads at the row's ends, which read
+ * only inside the row. */
+static inline vec load_clipped(const float *x, int n, int c0)
+{
+    if (c0 >= 0 && c0 + VL <= n)
+        return vload(x + c0);
+    if (c0 >= n || c0 + VL <= 0)
+        return vset1(0.0f);
+#if defined(__AVX512F__)
+    if (c0 >= 0)
+        return _mm512_maskz_loadu_ps(tail_mask(n - c0), x + c0);
+    /* lanes [-c0, min(VL, n - c0)) take x[0], x[1] ... in order */
+    return _mm512_maskz_expandloadu_ps(tail_mask(dw_min(VL, n - c0)) & ~tail_mask(-c0), x);
+#else
+    if (c0 >= 0)
+        return _mm256_maskload_ps(x + c0, tail_mask(n - c0));
+    const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    const vec v = _mm256_maskload_ps(x, tail_mask(dw_min(VL, n)));    /* x[0 .. ) */
+    const vec shifted = _mm256_permutevar8x32_ps(v, _mm256_add_epi32(lane, _mm256_set1_epi32(c0)));
+    return _mm256_and_ps(shifted, _mm256_castsi256_ps(_mm256_cmpgt_epi32(
+        lane, _mm256_set1_epi32(-c0 - 1))));
+#endif
+}
+
+/* The even and odd lanes of the 2 VL floats a, b. */
+static inline void split_even_odd(vec a, vec b, vec *even, vec *odd)
+{
+#if defined(__AVX512F__)
+    const __m512i e = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    *even = _mm512_permutex2var_ps(a, e, b);
+    *odd = _mm512_permutex2var_ps(a, _mm512_add_epi32(e, _mm512_set1_epi32(1)), b);
+#else
+    const __m256 e = _mm256_shuffle_ps(a, b, 0x88), o = _mm256_shuffle_ps(a, b, 0xDD);
+    *even = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(e), 0xD8));
+    *odd = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(o), 0xD8));
+#endif
+}
+
+static inline void store_upto(float *p, vec v, int n)
+{
+    if (n >= VL)
+        vstore(p, v);
+    else
+        vstore_tail(p, v, tail_mask(n));
+}
+
+/* One padded row, phase-split: dst[r * R + j] = padded[j * s + r] = x[j * s + r - pad] (zero
+ * outside the row). xrow NULL: a padding row. */
+static void fill_row(const nn_conv_params *p, const dw_layout *L, const float *xrow, float *dst)
+{
+    const int s = p->strides[2], n = p->in_size[2], pad = p->pads[2], R = L->R;
+    if (!xrow) {
+        memset(dst, 0, sizeof(float) * (size_t)L->rowlen);
+    } else if (s == 1) {
+        for (int j = 0; j < R; j += VL)
+            store_upto(dst + j, load_clipped(xrow, n, j - pad), R - j);
+    } else if (s == 2) {
+        for (int j = 0; j < R; j += VL) {
+            vec even, odd;
+            split_even_odd(load_clipped(xrow, n, 2 * j - pad),
+                           load_clipped(xrow, n, 2 * j - pad + VL), &even, &odd);
+            store_upto(dst + j, even, R - j);
+            store_upto(dst + R + j, odd, R - j);
         }
-        const float *wm = w + (size_t)m * kvol;
-        float *ym = y + ((size_t)n * p->out_channels + m) * positions;
-        const vec b = vset1(bias ? bias[m] : 0.0f);
-        for (int od = 0; od < out[0]; ++od) {
-            for (int oh = 0; oh < out[1]; ++oh) {
-                float *yrow = ym + ((size_t)od * out[1] + oh) * out[2];
-                const float *xrow = xp + ((size_t)od * s[0] * ext[1] +
-                                          (size_t)oh * s[1]) * ext[2];
-                for (int ow = 0; ow < out[2]; ow += VL) {
-                    vec acc = b;
-                    const float *wt = wm;
-                    for (int kd = 0; kd < ks[0]; ++kd)
-                        for (int kh = 0; kh < ks[1]; ++kh) {
-                            const float *xt = xrow + ((size_t)kd * d[0] * ext[1] +
-                                                      (size_t)kh * d[1]) * ext[2] + ow;
-                            for (int kw = 0; kw < ks[2]; ++kw)
-                                acc = vfma(vset1(*wt++), vload(xt + kw * d[2]), acc);
-                        }
-                    if (ow + VL <= out[2]) {
-                        vstore(yrow + ow, acc);
-                    } else {
-                        float tail[VL];
-                        vstore(tail, acc);
-                        for (int j = 0; j < out[2] - ow; ++j)
-                            yrow[ow + j] = tail[j];
+    } else {
+        for (int r = 0; r < s; ++r)
+            for (int j = 0; j < R; ++j) {
+                const int c = j * s + r - pad;
+                dst[r * R + j] = c >= 0 && c < n ? xrow[c] : 0.0f;
+            }
+    }
+}
+
+/* The band of output rows [oh0, oh0 + rows) at output depth od: for each kd, its padded rows. */
+static void fill_band(const nn_conv_params *p, const dw_layout *L, const float *xc, int od,
+                      int oh0, int rows, float *buf)
+{
+    const int *in = p->in_size;
+    for (int kd = 0; kd < p->kernel[0]; ++kd) {
+        const int id = od * p->strides[0] + kd * p->dilations[0] - p->pads[0];
+        float *slice = buf + kd * L->slice;
+        for (int i = 0; i < rows_for(p, rows); ++i) {
+            const int ih = (oh0 * p->strides[1]) + i - p->pads[1];
+            const bool inside = id >= 0 && id < in[0] && ih >= 0 && ih < in[1];
+            fill_row(p, L, inside ? xc + ((size_t)id * in[1] + ih) * in[2] : NULL,
+                     slice + (size_t)i * L->rowlen);
+        }
+    }
+}
+
+/* Output rows [r, r + NB) x VL columns from ow of the band, KH x KW taps, strides S1/S2 and
+ * dilations D1/D2 all constants; wv the broadcast weights. x: the band's first row. Rows that
+ * several outputs read are the same loads (same constant offsets): loaded once. */
+INLINE void tile(const float *x, const dw_layout *L, const vec *wv, vec b, float *y, int out2,
+                 int r, int ow, int NB, int KH, int KW, int S1, int S2, int D1, int D2)
+{
+    const float *x0 = x + (size_t)r * S1 * L->rowlen + ow;
+    vec acc[RB];
+    for (int i = 0; i < NB; ++i)
+        acc[i] = b;
+    for (int kh = 0; kh < KH; ++kh)
+        for (int kw = 0; kw < KW; ++kw) {
+            const int a = kw * D2, column = (a % S2) * L->R + a / S2;
+            for (int i = 0; i < NB; ++i)
+                acc[i] = vfma(wv[kh * KW + kw],
+                              vload(x0 + (size_t)(i * S1 + kh * D1) * L->rowlen + column),
+                              acc[i]);
+        }
+    for (int i = 0; i < NB; ++i) {
+        float *yt = y + (size_t)(r + i) * out2 + ow;
+        if (ow + VL <= out2)
+            vstore(yt, acc[i]);
+        else
+            vstore_tail(yt, acc[i], tail_mask(out2 - ow));
+    }
+}
+
+/* `rows` output rows of one plane (y: the band's first) from the band buffer x. */
+INLINE void band_fixed(const float *x, const dw_layout *L, const float *w, float bias, float *y,
+                       int out2, int rows, int KH, int KW, int S1, int S2, int D1, int D2)
+{
+    vec wv[25];
+    for (int t = 0; t < KH * KW; ++t)
+        wv[t] = vset1(w[t]);
+    const vec b = vset1(bias);
+    int r = 0;
+    for (; r + RB <= rows; r += RB)
+        for (int ow = 0; ow < out2; ow += VL)
+            tile(x, L, wv, b, y, out2, r, ow, RB, KH, KW, S1, S2, D1, D2);
+    for (; r < rows; ++r)
+        for (int ow = 0; ow < out2; ow += VL)
+            tile(x, L, wv, b, y, out2, r, ow, 1, KH, KW, S1, S2, D1, D2);
+}
+
+/* Any kernel, strides and dilations: one output vector at a time, taps from memory. */
+static void band_any(const nn_conv_params *p, const float *x, const dw_layout *L,
+                     const float *w, float bias, float *y, int rows)
+{
+    const int *ks = p->kernel, *s = p->strides, *d = p->dilations, out2 = p->out_size[2];
+    for (int r = 0; r < rows; ++r)
+        for (int ow = 0; ow < out2; ow += VL) {
+            vec acc = vset1(bias);
+            const float *wt = w;
+            for (int kd = 0; kd < ks[0]; ++kd)
+                for (int kh = 0; kh < ks[1]; ++kh) {
+                    const float *xr = x + kd * L->slice + (size_t)(r * s[1] + kh * d[1]) * L->rowlen;
+                    for (int kw = 0; kw < ks[2]; ++kw) {
+                        const int a = kw * d[2];
+                        acc = vfma(vset1(*wt++), vload(xr + (a % s[2]) * L->R + a / s[2] + ow),
+                                   acc);
                     }
                 }
-            }
+            float *yt = y + (size_t)r * out2 + ow;
+            if (ow + VL <= out2)
+                vstore(yt, acc);
+            else
+                vstore_tail(yt, acc, tail_mask(out2 - ow));
         }
+}
+
+/* Which unrolled kernel fits: 3 or 5 for a 2-D k x k kernel with equal strides 1 or 2 and no
+ * dilation, else 0 (band_any). */
+static int fixed_kernel(const nn_conv_params *p)
+{
+    const int *ks = p->kernel, *s = p->strides, *d = p->dilations;
+    const bool plain = ks[0] == 1 && ks[1] == ks[2] && (ks[1] == 3 || ks[1] == 5) &&
+                       s[1] == s[2] && (s[1] == 1 || s[1] == 2) && d[1] == 1 && d[2] == 1;
+    return plain ? ks[1] : 0;
+}
+
+static void run_band(const nn_conv_params *p, int kind, const float *x, const dw_layout *L,
+                 const float *w, float bias, float *y, int rows)
+{
+    const int out2 = p->out_size[2], s = p->strides[2];
+    if (kind == 3 && s == 1)
+        band_fixed(x, L, w, bias, y, out2, rows, 3, 3, 1, 1, 1, 1);
+    else if (kind == 3)
+        band_fixed(x, L, w, bias, y, out2, rows, 3, 3, 2, 2, 1, 1);
+    else if (kind == 5 && s == 1)
+        band_fixed(x, L, w, bias, y, out2, rows, 5, 5, 1, 1, 1, 1);
+    else if (kind == 5)
+        band_fixed(x, L, w, bias, y, out2, rows, 5, 5, 2, 2, 1, 1);
+    else
+        band_any(p, x, L, w, bias, y, rows);
+}
+
+/* Output planes [q0, q1) (plane q: image q / out_channels, channel q % out_channels): the
+ * planes of one input channel share each band's copy. */
+static void depthwise_bands(const nn_conv_params *p, const dw_layout *L, const float *x,
+                            const float *w, const float *bias, float *y, int q0, int q1)
+{
+    float buf[BUFFER_FLOATS];
+    const int *out = p->out_size, kind = fixed_kernel(p);
+    const int multiplier = p->out_channels / p->groups, kvol = dw_volume(p->kernel);
+    const int in_plane = dw_volume(p->in_size), positions = dw_volume(out);
+    for (int q = q0; q < q1;) {
+        const int n = q / p->out_channels, m0 = q % p->out_channels;
+        const int m1 = dw_min(m0 + q1 - q, (m0 / multiplier + 1) * multiplier);
+        const float *xc = x + ((size_t)n * p->in_channels + m0 / multiplier) * in_plane;
+        for (int od = 0; od < out[0]; ++od)
+            for (int oh0 = 0; oh0 < out[1]; oh0 += L->band) {
+                const int rows = dw_min(L->band, out[1] - oh0);
+                fill_band(p, L, xc, od, oh0, rows, buf);
+                for (int m = m0; m < m1; ++m) {
+                    float *ym = y + ((size_t)n * p->out_channels + m) * positions +
+                                ((size_t)od * out[1] + oh0) * out[2];
+                    run_band(p, kind, buf, L, w + (size_t)m * kvol, bias ? bias[m] : 0.0f, ym, rows);
+                }
+            }
+        q += m1 - m0;
     }
 }
 
@@ -88,11 +294,12 @@ static void depthwise_direct(const nn_conv_params *p, const float *x, const floa
 static void depthwise_task(const void *ctx, int t, void *scratch)
 {
     const depthwise_job *j = ctx;
+    dw_layout L;
     int q0, q1;
     (void)scratch;
     nn_tile_range(j->planes, j->tiles, 1, t, &q0, &q1);
-    if (q0 < q1 && depthwise_fits(j->p))
-        depthwise_direct(j->p, j->x, j->w, j->bias, j->y, q0, q1);
+    if (q0 < q1 && dw_plan(j->p, &L))
+        depthwise_bands(j->p, &L, j->x, j->w, j->bias, j->y, q0, q1);
     else if (q0 < q1)
         depthwise_planes(j->p, j->x, j->w, j->bias, j->y, q0, q1);
 }
