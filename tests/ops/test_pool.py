@@ -123,8 +123,9 @@ def test_lp_pool(cache_dir):
     check_against_onnxruntime(model, cache_dir)
 
 
-# Rows long enough for the kernels' interior runs (every tap inside: one vector loop per tap over
-# the row) next to border columns (the exact per-output path); odd and even widths.
+# Rows long enough for vector runs next to border columns; a small plane (11 x 40: pooled through
+# a padded copy, one run per tap over the whole plane) and a larger one (30 x 41: one run per tap
+# over each row's interior, the border columns on the exact per-output path).
 WIDE_WINDOWS = {
     "3x3-stride-1-padded": dict(kernel_shape=[3, 3], pads=[1, 1, 1, 1]),
     "3x3-stride-2-padded": dict(kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1]),
@@ -138,14 +139,14 @@ WIDE_WINDOWS = {
 }
 
 
-@pytest.mark.parametrize("width", [40, 41])
+@pytest.mark.parametrize("height,width", [(11, 40), (30, 41)])
 @pytest.mark.parametrize("name", WIDE_WINDOWS)
-def test_wide_rows_interior_and_border(name, width, cache_dir):
+def test_wide_rows_interior_and_border(name, height, width, cache_dir):
     attrs = WIDE_WINDOWS[name]
     nodes = [helper.make_node("MaxPool", ["x"], ["max"], **attrs)]
     nodes += [helper.make_node("AveragePool", ["x"], [f"avg{c}"], count_include_pad=c, **attrs)
               for c in (0, 1)]
-    model = make_model(nodes, {"x": (F32, [2, 3, 11, width])}, ["max", "avg0", "avg1"],
+    model = make_model(nodes, {"x": (F32, [2, 3, height, width])}, ["max", "avg0", "avg1"],
                        opset=19)
     check_against_onnxruntime(model, cache_dir)
 

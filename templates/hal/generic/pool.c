@@ -191,6 +191,93 @@ static void avg_interior(const float *xp, const nn_pool_window *w, const pool_sp
         y[i] = (float)(acc[i] / divisor);
 }
 
+/* Small 1-D and 2-D planes, where the interior runs of single rows are short: the plane is
+ * copied with its padding filled by a value that changes nothing (-INFINITY never wins a max,
+ * +0.0 leaves a double sum as it is) into rows x cols floats, so that every tap is ONE run over
+ * the whole plane: output (oh, ow) sits at j = oh * cols + ow and reads the copy at
+ * j * stride + the tap's offset (positions ow >= out_w between the rows are computed and
+ * dropped). Each output still sees its taps in window order: the same results. */
+#define POOL_SMALL 1024
+
+typedef struct {
+    size_t rows, cols;   /* the padded copy: the rows and columns the windows reach */
+    size_t run;          /* (out_h - 1) * cols + out_w outputs per tap */
+} small_plane;
+
+static bool small_plane_fits(const nn_pool_window *w, small_plane *g) {
+    if (w->in[0] != 1 || w->out[0] != 1 || w->kernel[0] != 1 || w->pad_begin[0] != 0 ||
+        (w->out[1] > 1 && w->stride[1] != w->stride[2]))
+        return false;
+    const size_t stride = w->stride[2];
+    g->rows = (w->out[1] - 1) * stride + (w->kernel[1] - 1) * w->dilation[1] + 1;
+    g->cols = (w->out[2] - 1) * stride + (w->kernel[2] - 1) * w->dilation[2] + 1;
+    g->run = (w->out[1] - 1) * g->cols + w->out[2];
+    return g->rows * g->cols <= POOL_SMALL && g->run >= POOL_MIN_RUN;
+}
+
+static void pad_plane(const float *xp, const nn_pool_window *w, const small_plane *g,
+                      float fill, float *buf) {
+    const size_t top = w->pad_begin[1], left = w->pad_begin[2];
+    const size_t end = left + w->in[2] < g->cols ? left + w->in[2] : g->cols;
+    for (size_t r = 0; r < g->rows; ++r, buf += g->cols) {
+        size_t c = 0;
+        if (r >= top && r - top < w->in[1]) {
+            const float *row = xp + (r - top) * w->in[2];
+            for (; c < left && c < g->cols; ++c)
+                buf[c] = fill;
+            for (; c < end; ++c)
+                buf[c] = row[c - left];
+        }
+        for (; c < g->cols; ++c)
+            buf[c] = fill;
+    }
+}
+
+static void max_small(const float *xp, const nn_pool_window *w, const small_plane *g,
+                      float *y) {
+    float buf[POOL_SMALL], acc[POOL_SMALL];
+    pad_plane(xp, w, g, -INFINITY, buf);
+    for (size_t i = 0; i < g->run; ++i)
+        acc[i] = -INFINITY;
+    for (size_t kh = 0; kh < w->kernel[1]; ++kh)
+        for (size_t kw = 0; kw < w->kernel[2]; ++kw)
+            max_run(acc, buf + kh * w->dilation[1] * g->cols + kw * w->dilation[2], g->run,
+                    w->stride[2]);
+    for (size_t oh = 0; oh < w->out[1]; ++oh)
+        memcpy(y + oh * w->out[2], acc + oh * g->cols, w->out[2] * sizeof(float));
+}
+
+/* counts: the taps per output row (out_h values), then per output column (out_w values). */
+static void avg_small(const float *xp, const nn_pool_window *w, const small_plane *g,
+                      const double *counts, float *y) {
+    float buf[POOL_SMALL];
+    double acc[POOL_SMALL];
+    pad_plane(xp, w, g, 0.0f, buf);
+    for (size_t i = 0; i < g->run; ++i)
+        acc[i] = 0;
+    for (size_t kh = 0; kh < w->kernel[1]; ++kh)
+        for (size_t kw = 0; kw < w->kernel[2]; ++kw)
+            sum_run(acc, buf + kh * w->dilation[1] * g->cols + kw * w->dilation[2], g->run,
+                    w->stride[2]);
+    const double *col_counts = counts + w->out[1];
+    for (size_t oh = 0; oh < w->out[1]; ++oh, y += w->out[2]) {
+        const double *row = acc + oh * g->cols;
+        for (size_t ow = 0; ow < w->out[2]; ++ow) {   /* small whole numbers: products exact */
+            const double count = counts[oh] * col_counts[ow];
+            y[ow] = count > 0 ? (float)(row[ow] / count) : 0.0f;
+        }
+    }
+}
+
+/* The small-plane average's divisors: taps per output row, then per output column. */
+static void small_counts(const nn_pool_window *w, bool count_include_pad, double *counts) {
+    for (int d = 1; d < 3; ++d)
+        for (size_t o = 0; o < w->out[d]; ++o) {
+            const pool_span s = span_at(w, d, o);
+            *counts++ = (double)(count_include_pad ? s.padded : s.hi - s.lo);
+        }
+}
+
 static void maxpool_planes(const float *x, float *y, int64_t *indices, int storage_order,
                            const nn_pool_window *w, size_t p0, size_t p1) {
     const size_t in_plane = w->in[0] * w->in[1] * w->in[2];
@@ -236,7 +323,14 @@ static void maxpool_task(const void *ctx, int t, void *scratch) {
     const pool_job *j = ctx;
     int p0, p1;
     (void)scratch;
+    small_plane g;
     nn_tile_range((int)j->planes, j->tiles, 1, t, &p0, &p1);
+    if (!j->indices && small_plane_fits(j->w, &g)) {
+        const size_t in_plane = j->w->in[1] * j->w->in[2], out_plane = j->w->out[1] * j->w->out[2];
+        for (size_t p = (size_t)p0; p < (size_t)p1; ++p)
+            max_small(j->x + p * in_plane, j->w, &g, j->y + p * out_plane);
+        return;
+    }
     maxpool_planes(j->x, j->y, j->indices, j->storage_order, j->w, (size_t)p0, (size_t)p1);
 }
 
@@ -282,7 +376,16 @@ static void avgpool_task(const void *ctx, int t, void *scratch) {
     const pool_job *j = ctx;
     int p0, p1;
     (void)scratch;
+    small_plane g;
     nn_tile_range((int)j->planes, j->tiles, 1, t, &p0, &p1);
+    if (small_plane_fits(j->w, &g)) {
+        const size_t in_plane = j->w->in[1] * j->w->in[2], out_plane = j->w->out[1] * j->w->out[2];
+        double counts[POOL_SMALL + 1];   /* out_h + out_w <= rows + cols <= POOL_SMALL + 1 */
+        small_counts(j->w, j->count_include_pad, counts);
+        for (size_t p = (size_t)p0; p < (size_t)p1; ++p)
+            avg_small(j->x + p * in_plane, j->w, &g, counts, j->y + p * out_plane);
+        return;
+    }
     avgpool_planes(j->x, j->y, j->count_include_pad, j->w, (size_t)p0, (size_t)p1);
 }
 
