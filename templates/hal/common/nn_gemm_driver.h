@@ -32,6 +32,14 @@ static void pack_dense(const nn_gemm_source *src, int k0, int kc, int n0, int nc
 static void tile(int kc, int mr, int nr, const float *a, const float *b, float alpha,
                  enum init init, const float *bias, float *c, ptrdiff_t rsc, ptrdiff_t csc);
 
+/* Columns per packed block of B for n columns: as few blocks as NC allows, of near-equal
+ * widths (multiples of NR), so that no block is a sliver that re-reads all of A. */
+static int block_width(int n)
+{
+    const int blocks = (n + NC - 1) / NC;
+    return ((n + blocks - 1) / blocks + NR - 1) / NR * NR;
+}
+
 /* --- packing A -------------------------------------------------------------------------------- */
 void NN_FN(sgemm_pack_a)(int m, int k, const float *a, ptrdiff_t rs, ptrdiff_t cs, float *packed)
 {
@@ -88,8 +96,9 @@ static void gemm_rows(const gemm_job *g, int i0, int i1, int jc, int nc, int pc,
 /* All rows x columns [j0, j1), packing B into `work` block by block. */
 static void gemm_columns(const gemm_job *g, int j0, int j1, float *work)
 {
-    for (int jc = j0; jc < j1; jc += NC) {
-        const int nc = min_int(NC, j1 - jc);
+    const int width = block_width(j1 - j0);
+    for (int jc = j0; jc < j1; jc += width) {
+        const int nc = min_int(width, j1 - jc);
         for (int pc = 0; pc < g->k; pc += KC) {
             const int kc = min_int(KC, g->k - pc);
             g->b->pack(g->b, pc, kc, jc, nc, work);
@@ -155,8 +164,9 @@ void NN_FN(sgemm_source)(int m, int n, int k, float alpha, const float *a_packed
         NN_FN(parallel_for)(by_n, column_task, &g, work,
                             NN_GEMM_WORK_FLOATS(width) * sizeof(float));
     } else {
-        for (g.jc = 0; g.jc < n; g.jc += NC) {
-            g.nc = min_int(NC, n - g.jc);
+        const int width = block_width(n);
+        for (g.jc = 0; g.jc < n; g.jc += width) {
+            g.nc = min_int(width, n - g.jc);
             for (g.pc = 0; g.pc < k; g.pc += KC) {
                 g.kc = min_int(KC, k - g.pc);
                 g.tiles = min_int(by_m, (g.nc + NR - 1) / NR);

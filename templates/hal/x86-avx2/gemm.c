@@ -63,12 +63,34 @@ static void pack_dense(const nn_gemm_source *src, int k0, int kc, int n0, int nc
         const int nr = min_int(NR, nc - jr);
         const float *b = src->data + k0 * rs + (n0 + jr) * cs;
         float *dst = panels + (size_t)jr * kc;
+        int j_done = 0, p_done = 0;        /* 4 x 4 blocks of contiguous columns: transposed */
+        if (rs == 1) {
+            j_done = nr / 4 * 4;
+            p_done = kc / 4 * 4;
+            for (int j = 0; j < j_done; j += 4) {
+                const float *b0 = b + j * cs;
+                const bool ahead = jr + j + 8 <= nc;     /* the next 4 columns exist */
+                for (int p = 0; p < p_done; p += 4) {
+                    if (ahead && p % 16 == 0)  /* their cache lines, while these are copied */
+                        for (int u = 4; u < 8; ++u)
+                            _mm_prefetch((const char *)(b0 + u * cs + p), _MM_HINT_T0);
+                    __m128 r0 = _mm_loadu_ps(b0 + p), r1 = _mm_loadu_ps(b0 + cs + p);
+                    __m128 r2 = _mm_loadu_ps(b0 + 2 * cs + p), r3 = _mm_loadu_ps(b0 + 3 * cs + p);
+                    _MM_TRANSPOSE4_PS(r0, r1, r2, r3);
+                    _mm_storeu_ps(dst + (p + 0) * NR + j, r0);
+                    _mm_storeu_ps(dst + (p + 1) * NR + j, r1);
+                    _mm_storeu_ps(dst + (p + 2) * NR + j, r2);
+                    _mm_storeu_ps(dst + (p + 3) * NR + j, r3);
+                }
+            }
+        }
         for (int j = 0; j < NR; ++j) {
+            const int p0 = j < j_done ? p_done : 0;      /* what the blocks left */
             if (j < nr) {
-                for (int p = 0; p < kc; ++p)
+                for (int p = p0; p < kc; ++p)
                     dst[p * NR + j] = b[p * rs + j * cs];
             } else {
-                for (int p = 0; p < kc; ++p)
+                for (int p = p0; p < kc; ++p)
                     dst[p * NR + j] = 0.0f;
             }
         }
@@ -76,14 +98,18 @@ static void pack_dense(const nn_gemm_source *src, int k0, int kc, int n0, int nc
 }
 
 /* --- micro-kernels ---------------------------------------------------------------------------- */
-/* acc[j][v] = sum over p of A rows [v * VL, v * VL + VL) times B column j, for the nv vectors
- * of rows that hold data (nv = 1 when the tile has at most VL rows). */
-INLINE void kernel_tile(int kc, int nv, const float *restrict a, const float *restrict b,
-                        vec acc[NR][2])
+/* Steps of k before the end of a tile at which its C is prefetched (from L2 or L3, where the
+ * previous KC block left it), so that the loads of store_tile do not wait for it. */
+#define C_PREFETCH_STEPS 32
+
+/* acc[j][v] += A rows [v * VL, v * VL + VL) times B column j over `steps` values of k, for the
+ * nv vectors of rows that hold data (nv = 1 when the tile has at most VL rows); advances a, b. */
+INLINE void kernel_steps(int steps, int nv, const float *restrict *pa, const float *restrict *pb,
+                         vec acc[NR][2])
 {
-    for (int j = 0; j < NR; ++j)
-        acc[j][0] = acc[j][1] = vzero();
-    for (int p = 0; p < kc; ++p) {
+    const float *restrict a = *pa, *restrict b = *pb;
+    _Pragma("GCC unroll 4")
+    for (int p = 0; p < steps; ++p) {
         const vec a0 = vload(a);
         const vec a1 = nv > 1 ? vload(a + VL) : vzero();
         for (int j = 0; j < NR; ++j) {
@@ -95,6 +121,38 @@ INLINE void kernel_tile(int kc, int nv, const float *restrict a, const float *re
         a += MR;
         b += NR;
     }
+    *pa = a;
+    *pb = b;
+}
+
+/* The cache lines of an mr x nr tile of C. */
+INLINE void prefetch_tile(int mr, int nr, const float *c, ptrdiff_t rsc, ptrdiff_t csc)
+{
+    if (rsc == 1) {
+        for (int j = 0; j < nr; ++j) {
+            _mm_prefetch((const char *)(c + j * csc), _MM_HINT_T0);
+            _mm_prefetch((const char *)(c + j * csc + mr - 1), _MM_HINT_T0);
+        }
+    } else if (csc == 1) {
+        for (int i = 0; i < mr; ++i) {
+            _mm_prefetch((const char *)(c + i * rsc), _MM_HINT_T0);
+            _mm_prefetch((const char *)(c + i * rsc + nr - 1), _MM_HINT_T0);
+        }
+    }
+}
+
+/* acc[j][v] = sum over p < kc of A rows [v * VL, v * VL + VL) times B column j, k ascending;
+ * C's tile is prefetched C_PREFETCH_STEPS before the end. */
+INLINE void kernel_tile(int kc, int nv, const float *restrict a, const float *restrict b,
+                        vec acc[NR][2], int mr, int nr, const float *c, ptrdiff_t rsc,
+                        ptrdiff_t csc)
+{
+    for (int j = 0; j < NR; ++j)
+        acc[j][0] = acc[j][1] = vzero();
+    const int early = kc > C_PREFETCH_STEPS ? kc - C_PREFETCH_STEPS : 0;
+    kernel_steps(early, nv, &a, &b, acc);
+    prefetch_tile(mr, nr, c, rsc, csc);
+    kernel_steps(kc - early, nv, &a, &b, acc);
 }
 
 /* One column of B (a matrix-vector product): four partial sums over k mod 4 hide the FMA
@@ -175,9 +233,9 @@ static void tile(int kc, int mr, int nr, const float *a, const float *b, float a
         else
             kernel_column(kc, 1, a, b, acc);
     } else if (mr > VL) {
-        kernel_tile(kc, 2, a, b, acc);
+        kernel_tile(kc, 2, a, b, acc, mr, nr, c, rsc, csc);
     } else {
-        kernel_tile(kc, 1, a, b, acc);
+        kernel_tile(kc, 1, a, b, acc, mr, nr, c, rsc, csc);
     }
     store_tile(mr, nr, acc, alpha, init, bias, c, rsc, csc);
 }
