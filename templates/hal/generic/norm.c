@@ -25,9 +25,12 @@ static double sum_lanes(double *s) {
 
 static size_t min_size(size_t a, size_t b) { return a < b ? a : b; }
 
-/* Tasks for `units` independent units (rows, planes) worth `flops` in all. */
-static int unit_tasks(size_t units, double flops) {
-    const int tasks = nn_task_count(flops);
+/* Tasks for `units` independent units (rows, planes) of `elements` in all, each costing
+ * `cost`: the pool's unit of work is a GEMM flop (about 0.01 ns per core), so an element's cost
+ * is its time in those (measured with AVX-512: moments and scaling about 40, a softmax element
+ * 90, LRN 120 plus its window's multiply-adds). */
+static int unit_tasks(size_t units, double elements, double cost) {
+    const int tasks = nn_task_count(elements * cost);
     return (size_t)tasks < units ? tasks : (int)(units > 0 ? units : 1);
 }
 
@@ -110,7 +113,7 @@ void NN_FN(instancenorm_f32)(const float *x, float *y, const float *scale, const
                              float epsilon, size_t batch, size_t channels, size_t inner) {
     const size_t planes = batch * channels;
     const norm_job j = {x, y, scale, bias, NULL, NULL, epsilon, planes, inner, channels,
-                        unit_tasks(planes, 5.0 * (double)planes * (double)inner)};
+                        unit_tasks(planes, (double)planes * (double)inner, 40.0)};
     NN_FN(parallel_for)(j.tasks, instancenorm_task, &j, NULL, 0);
 }
 
@@ -142,7 +145,7 @@ void NN_FN(layernorm_f32)(const float *x, float *y, const float *scale, const fl
                           float *mean, float *inv_std_dev, float epsilon, size_t rows,
                           size_t size) {
     const norm_job j = {x, y, scale, bias, mean, inv_std_dev, epsilon, rows, size, 1,
-                        unit_tasks(rows, 6.0 * (double)rows * (double)size)};
+                        unit_tasks(rows, (double)rows * (double)size, 40.0)};
     NN_FN(parallel_for)(j.tasks, layernorm_task, &j, NULL, 0);
 }
 
@@ -198,9 +201,9 @@ void NN_FN(lrn_f32)(const float *x, float *y, size_t batch, size_t channels, siz
                     size_t size, float alpha, float beta, float bias) {
     const size_t before = (size - 1) / 2, after = size - 1 - before;
     const size_t planes = batch * channels;
-    const double work = (2.0 * (double)size + 40.0) * (double)planes * (double)inner;
     const lrn_job j = {x, y, channels, inner, before, after, alpha / (float)size, beta, bias,
-                       planes, unit_tasks(planes, work)};
+                       planes, unit_tasks(planes, (double)planes * (double)inner,
+                                          120.0 + 2.0 * (double)size)};
     NN_FN(parallel_for)(j.tasks, lrn_task, &j, NULL, 0);
 }
 
@@ -312,8 +315,8 @@ static void softmax_task(const void *ctx, int t, void *scratch) {
 
 static void softmax_lines(const float *x, float *y, size_t outer, size_t n, size_t inner,
                           bool log_of) {
-    const double work = 20.0 * (double)outer * (double)n * (double)inner;
-    const softmax_job j = {x, y, outer, n, inner, log_of, unit_tasks(outer, work)};
+    const softmax_job j = {x, y, outer, n, inner, log_of,
+                           unit_tasks(outer, (double)outer * (double)n * (double)inner, 90.0)};
     NN_FN(parallel_for)(j.tasks, softmax_task, &j, NULL, 0);
 }
 
