@@ -7,7 +7,8 @@ One model holds many independent products, each reaching the kernels through a d
 lowering: MatMul with constant weights (computed transposed: B is the input read column-wise,
 the packing of a transposed matrix), MatMul of two run-time operands (packed A at run time;
 B read row-wise, C by rows or transposed), Gemm with transB (B's columns contiguous) and a
-batched MatMul. Every output must match numpy in float64 within the shared op tolerance, and
+batched MatMul; products of one column (a matrix-vector product) or a few, which split over
+threads by rows. Every output must match numpy in float64 within the shared op tolerance, and
 be bit-identical at 1 and 3 threads (tiles split over threads only at tile boundaries).
 """
 from __future__ import annotations
@@ -22,9 +23,10 @@ from helpers import make_model, target_param
 # (rows of the input, k, outputs): MatMul(x, w) with w constant, i.e. sgemm m = outputs,
 # n = rows. Sizes around MR in {8, 16, 32}, NR in {6, 8, 12}, KC = 256.
 CONSTANT_WEIGHTS = [(1, 1, 1), (1, 300, 33), (5, 7, 31), (13, 257, 17), (11, 513, 65),
-                    (7, 4, 9), (25, 256, 15), (300, 300, 1), (1100, 70, 40), (130, 515, 97)]
+                    (7, 4, 9), (25, 256, 15), (300, 300, 1), (1100, 70, 40), (130, 515, 97),
+                    (1, 784, 1024), (5, 600, 200)]
 # (m, k, n): MatMul(a, b), both run-time inputs.
-RUNTIME = [(1, 5, 1), (33, 257, 13), (17, 3, 300), (200, 130, 7), (9, 600, 45)]
+RUNTIME = [(1, 5, 1), (33, 257, 13), (17, 3, 300), (200, 130, 7), (9, 600, 45), (300, 500, 3)]
 # (m, k, n): Gemm(a, b, transB=1) + c, both run-time, c constant per column.
 TRANSPOSED_B = [(31, 259, 23), (3, 17, 64), (128, 96, 200)]
 # (batch, m, k, n): a batched MatMul of run-time operands.

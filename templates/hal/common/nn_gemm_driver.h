@@ -93,8 +93,8 @@ static void gemm_rows(const gemm_job *g, int i0, int i1, int jc, int nc, int pc,
     }
 }
 
-/* All rows x columns [j0, j1), packing B into `work` block by block. */
-static void gemm_columns(const gemm_job *g, int j0, int j1, float *work)
+/* Rows [i0, i1) x columns [j0, j1), packing B into `work` block by block. */
+static void gemm_block(const gemm_job *g, int i0, int i1, int j0, int j1, float *work)
 {
     const int width = block_width(j1 - j0);
     for (int jc = j0; jc < j1; jc += width) {
@@ -102,7 +102,7 @@ static void gemm_columns(const gemm_job *g, int j0, int j1, float *work)
         for (int pc = 0; pc < g->k; pc += KC) {
             const int kc = min_int(KC, g->k - pc);
             g->b->pack(g->b, pc, kc, jc, nc, work);
-            gemm_rows(g, 0, g->m, jc, nc, pc, kc, work);
+            gemm_rows(g, i0, i1, jc, nc, pc, kc, work);
         }
     }
 }
@@ -114,7 +114,18 @@ static void column_task(const void *ctx, int t, void *work)
     int j0, j1;
     nn_tile_range(g->n, g->tiles, NR, t, &j0, &j1);
     if (j0 < j1)
-        gemm_columns(g, j0, j1, work);
+        gemm_block(g, 0, g->m, j0, j1, work);
+}
+
+/* Narrow mode (n <= NR: one panel of B, a matrix-vector product or a small batch): task t is a
+ * range of rows with its own copy of B's panel, so the whole product is one job. */
+static void narrow_task(const void *ctx, int t, void *work)
+{
+    const gemm_job *g = ctx;
+    int i0, i1;
+    nn_tile_range(g->m, g->tiles, MR, t, &i0, &i1);
+    if (i0 < i1)
+        gemm_block(g, i0, i1, 0, g->n, work);
 }
 
 /* Shared mode: the tasks first pack ranges of panels of one block of B, then compute ranges
@@ -139,8 +150,9 @@ static void row_task(const void *ctx, int t, void *scratch)
         gemm_rows(g, i0, i1, g->jc, g->nc, g->pc, g->kc, g->panels);
 }
 
-/* Split by the shape alone: column mode (no shared state, A read once per task) when A is
- * small or rows are too few to share; else shared mode (B packed once, A read once). */
+/* Split by the shape alone: narrow mode when B is one panel; column mode (no shared state, A
+ * read once per task) when A is small or rows are too few to share; else shared mode (B packed
+ * once, A read once). */
 void NN_FN(sgemm_source)(int m, int n, int k, float alpha, const float *a_packed,
                          const nn_gemm_source *b, const float *bias, bool accumulate,
                          float *c, ptrdiff_t rsc, ptrdiff_t csc, float *work)
@@ -157,7 +169,10 @@ void NN_FN(sgemm_source)(int m, int n, int k, float alpha, const float *a_packed
     const int by_n = min_int(tasks, (n + NR - 1) / NR), by_m = min_int(tasks, (m + MR - 1) / MR);
     const bool small_a = (size_t)m * (size_t)k <= ((size_t)1 << 17);
     if (tasks == 1 || (by_n < 2 && by_m < 2)) {
-        gemm_columns(&g, 0, n, work);
+        gemm_block(&g, 0, m, 0, n, work);
+    } else if (n <= NR) {
+        g.tiles = by_m;
+        NN_FN(parallel_for)(by_m, narrow_task, &g, work, NN_GEMM_WORK_FLOATS(n) * sizeof(float));
     } else if (small_a ? by_n >= by_m : by_m < 2) {
         g.tiles = by_n;
         const int width = ((n + NR - 1) / NR + by_n - 1) / by_n * NR;   /* widest tile */
