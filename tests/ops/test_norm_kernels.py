@@ -1,5 +1,5 @@
 """The float32 normalization kernels (hal/generic/norm.c) on shapes that reach their edges,
-for every target this CPU runs: LRN (window sums per BLOCK of 256 positions, a short last
+for every target this CPU runs: BatchNormalization (planes split), LRN (window sums per BLOCK of 256 positions, a short last
 block, windows clipped at the first and last channels), LayerNormalization (16-lane partial
 sums with a tail, a large common offset that a one-pass variance would cancel away), Softmax
 along the last axis (lanes) and along a middle axis (columns side by side, more than one
@@ -29,6 +29,18 @@ def check_threads_and_onnxruntime(model, feeds, target, cache_dir):
     for name, want in expected.items():
         assert one[name].tobytes() == three[name].tobytes(), f"{name}: 3 threads vs 1 differ"
         assert_close(one[name], want, OP_TOLERANCE, what=f"{target} output {name}")
+
+
+@target_param()
+def test_batchnorm_planes_and_threads(target, cache_dir):
+    # 2 x 37 planes of 61 x 59 (not a multiple of any vector width)
+    rng = np.random.default_rng(10)
+    params = {k: rng.standard_normal(37).astype(F32) for k in ("s", "b", "m")}
+    params["v"] = (np.abs(rng.standard_normal(37)) + 0.1).astype(F32)
+    node = helper.make_node("BatchNormalization", ["x", "s", "b", "m", "v"], ["y"], epsilon=1e-3)
+    model = make_model([node], {"x": (F32, [2, 37, 61, 59])}, ["y"], params, opset=15)
+    feeds = {"x": rng.standard_normal((2, 37, 61, 59)).astype(F32)}
+    check_threads_and_onnxruntime(model, feeds, target, cache_dir)
 
 
 @target_param()
