@@ -12,7 +12,7 @@ import numpy as np
 
 from ..ir.graph import Graph, Node
 from .plan import MemoryPlan, align
-from .names import c_comment
+from .names import c_comment, c_identifier
 
 
 class WeightBlob:
@@ -67,10 +67,12 @@ class LoweringContext:
         self.graph, self.plan, self.prefix = graph, plan, prefix
         self.weights = WeightBlob()
         self.tables: dict = {}           # C text of a static table -> its name
-        self.table_decls: list = []
+        self.table_decls: list = []      # static tables and task functions, before the run
         self.families = hal_families    # hal sources this model uses
         self.helpers: set = set()        # src/nn_<name>.h headers the network source needs
         self.steps: list = []            # (comment, [statements])
+        self._functions: list = []       # where table_decls holds a task function (``parallel``)
+        self._function_names: set = set()
         self._lines: list = []
         self.node: Node | None = None
         self.node_index = -1
@@ -173,6 +175,43 @@ class LoweringContext:
     def emit(self, statement: str) -> None:
         self._lines.append(statement)
 
+    STORAGES = {"inputs": "const void *const *inputs", "outputs": "void *const *outputs",
+                "weights": "const unsigned char *weights", "arena": "unsigned char *arena"}
+
+    def parallel(self, lines: list, tasks: int, what: str) -> None:
+        """Run ``lines`` (C statements reading the index ``task``) for every task in
+        [0, ``tasks``) over the thread pool: they become a static task function of the network
+        source, named after the node and placed with the tables before the run function, and
+        the step calls ``<p>_parallel_for`` with it. The statements reach the tensors as
+        everywhere else (``ptr``): the function gets the run's ``inputs``, ``outputs``,
+        ``weights`` and ``arena`` in a ``<p>_storage``. Tasks must write disjoint elements."""
+        storage = f"{self.prefix}_storage"
+        if not self._function_names:
+            self.table_decls.append(
+                "\n/* What a task function of a loop split over the thread pool (below) reads: "
+                "the run's\n * buffers. */\n"
+                "typedef struct {\n" + "".join(f"    {d};\n" for d in self.STORAGES.values()) +
+                f"}} {storage};")
+        name = f"{self.prefix}_{c_identifier(self.node.label)[:40]}_task"
+        base, n = name, 1
+        while name in self._function_names:
+            n += 1
+            name = f"{base}{n}"
+        self._function_names.add(name)
+        text = "\n".join(lines)
+        used = [k for k in self.STORAGES if re.search(rf"\b{k}\b", text)]
+        body = [f"{self.STORAGES[k]} = (({storage} const *)storage)->{k};" for k in used]
+        body = (body or ["(void)storage;"]) + ["(void)scratch;"] + lines
+        self._functions.append(len(self.table_decls))
+        self.table_decls.append("\n".join(
+            ["", f"/* {c_comment(f'{self.node.label} ({self.node.op}): {what}')} */",
+             f"static void {name}(const void *storage, int task, void *scratch)", "{"] +
+            ["    " + line.replace("\n", "\n    ") for line in body] + ["}"]))
+        self.emit("{\n"
+                  f"    const {storage} storage = {{inputs, outputs, weights, arena}};\n"
+                  f"    {self.prefix}_parallel_for({tasks}, {name}, &storage, NULL, 0);\n"
+                  "}")
+
     def table(self, ctype: str, values, hint: str = "table") -> str:
         """A ``static const`` array in the network source; identical tables are shared."""
         integral = ctype not in ("float", "double")          # int64_t, size_t, uint8_t...
@@ -204,3 +243,5 @@ class LoweringContext:
         """Place the weights the emitted code reads, in order, and write in their offsets."""
         self.steps = [(comment, [self.weights.resolve(s) for s in lines])
                       for comment, lines in self.steps]
+        for i in self._functions:
+            self.table_decls[i] = self.weights.resolve(self.table_decls[i])

@@ -10,6 +10,19 @@ Elementwise and broadcasting ops (and, later, fused chains of them) become one l
     }
 
 Dimensions where every operand moves alike are merged, so a same-shape op is one flat loop.
+A big nest (``emit_nest``) becomes a static task function run by ``<p>_parallel_for`` over
+tiles of its outer dimensions, fixed by the shapes alone:
+
+    /* relu8 (Relu): 802816 elements in 32 tasks */
+    static void net_relu8_task(const void *storage, int task, void *scratch)
+    {
+        unsigned char *arena = ((net_storage const *)storage)->arena;
+        (void)scratch;
+        const size_t begin = (size_t)task * 25088, end = begin + 25088;
+        ...
+        for (size_t i0 = begin; i0 < end; ++i0)
+            y[i0] = nn_vm_select(a[i0] > 0, a[i0], 0);
+    }
 """
 from __future__ import annotations
 
@@ -188,16 +201,101 @@ def broadcast_loop(ctx, out: str, operands: list, expr) -> None:
     prelude = []
     if isinstance(value, tuple):
         prelude, value = value
-    body = f"y[{_index(merged[0])}] = {_convert(ctx, ctx.type(out).dtype, 1, value)};"
-    indent = ""
-    for k, d in enumerate(dims):
-        brace = " {" if prelude and k == len(dims) - 1 else ""
-        lines.append(f"{indent}for (size_t i{k} = 0; i{k} < {d}; ++i{k}){brace}")
+    body = prelude + [f"y[{_index(merged[0])}] = {_convert(ctx, ctx.type(out).dtype, 1, value)};"]
+    emit_nest(ctx, lines, dims, body, cost=len(body))
+
+
+# --- loop nests, inline or split over the thread pool ------------------------------------------
+# A nest whose work (elements times statements per element) is at least PARALLEL_MIN_WORK
+# becomes a task function run by <p>_parallel_for (hal/nn_pool.h), about TASK_WORK per task;
+# smaller ones stay inline, where handing a job to the workers (about a microsecond) would
+# cost about what it saves (a Relu over 16384 floats takes ~5 us on one core). The tiles
+# depend on the shapes only, never on the thread count, and each element is computed by the
+# same statement whichever task holds it: results are bit-identical at every thread count.
+PARALLEL_MIN_WORK = 16384
+TASK_WORK = 8192
+MAX_TASKS = 32                   # NN_POOL_MAX_TASKS
+TILE_ALIGN = 16                  # a tile of the innermost dimension starts at a multiple of this
+
+
+def emit_nest(ctx, setup: list, dims: list, body, row: int = 0, cost: int = 1) -> None:
+    """Emit ``setup`` (declarations) and ``for (size_t i0 = 0; i0 < dims[0]; ++i0) ... body``.
+
+    ``body`` is a list of statements over the indices ``i0, i1...``; or, with ``row`` > 0, the
+    loop nest's innermost dimension is a contiguous run of ``row`` elements handled by one
+    statement (a memcpy), and ``body(start, count)`` gives the statements for the part of the
+    run from C expression ``start`` with ``count`` elements ("0" and the row length when the run
+    is whole). ``cost``: the work of one element (statements). Big nests go to a task function
+    (see PARALLEL_MIN_WORK)."""
+    total = math.prod(dims) * (row or 1)
+    split = _split(list(dims) + ([row] if row else []), total * cost)
+    if split is None:
+        loops, indent = [], ""
+        for k, d in enumerate(dims):
+            loops.append(f"{indent}for (size_t i{k} = 0; i{k} < {d}; ++i{k})")
+            indent += "    "
+        statements = body("0", str(row)) if row else body
+        ctx.emit(_block(setup + _nested(loops, statements, indent)))
+        return
+    k, chunks, size = split
+    extents = list(dims) + ([row] if row else [])
+    lines = []
+    for j in range(k):            # dimensions before k: one index per task
+        stride = chunks * math.prod(extents[j + 1:k])
+        at = "(size_t)task" if stride == 1 else f"(size_t)task / {stride}"
+        lines.append(f"const size_t i{j} = {at}{f' % {extents[j]}' if j else ''};")
+    chunk = "(size_t)task" if k == 0 else f"(size_t)task % {chunks}"
+    end = f"begin + {size}" if chunks * size == extents[k] else \
+        f"begin + {size} < {extents[k]} ? begin + {size} : {extents[k]}"
+    lines.append(f"const size_t begin = {chunk} * {size}, end = {end};")
+    lines += setup
+    loops, indent = [], ""
+    for j in range(k, len(dims)):
+        start, stop = ("begin", "end") if j == k else ("0", str(dims[j]))
+        loops.append(f"{indent}for (size_t i{j} = {start}; i{j} < {stop}; ++i{j})")
         indent += "    "
-    lines += [indent + s for s in prelude] + [indent + body]
-    if prelude and dims:
-        lines.append(indent[4:] + "}")
-    ctx.emit("{\n" + "\n".join("    " + line for line in lines) + "\n}")
+    if row:
+        statements = body("begin", "(end - begin)") if k == len(dims) else body("0", str(row))
+    else:
+        statements = body
+    lines += _nested(loops, statements, indent)
+    tasks = math.prod(extents[:k]) * chunks
+    ctx.parallel(lines, tasks, f"{total} elements in {tasks} tasks")
+
+
+def _split(extents: list, work: int):
+    """(k, chunks, size): tasks take one index of each dimension before k and ``size`` of
+    dimension k (``chunks`` parts); None when the nest stays inline."""
+    if work < PARALLEL_MIN_WORK or not extents:
+        return None
+    want = min(MAX_TASKS, work // TASK_WORK)
+    k = 0
+    while k < len(extents) - 1 and math.prod(extents[:k + 1]) < want:
+        k += 1
+    outer = math.prod(extents[:k])
+    chunks = min(extents[k], -(-want // outer), MAX_TASKS // outer)
+    if chunks == 1:               # k > 0 here: one index of each dimension up to k - 1
+        return k - 1, extents[k - 1], 1
+    size = -(-extents[k] // chunks)
+    if k == len(extents) - 1 and size > TILE_ALIGN:
+        size = -(-size // TILE_ALIGN) * TILE_ALIGN
+    chunks = -(-extents[k] // size)
+    if outer * chunks < 2:
+        return None
+    return k, chunks, size
+
+
+def _nested(loops: list, statements: list, indent: str) -> list:
+    """Loop headers then the innermost statements at ``indent``, braced when a loop holds
+    more than one."""
+    if loops and len(statements) > 1:
+        return loops[:-1] + [loops[-1] + " {"] + [indent + s for s in statements] + \
+            [indent[4:] + "}"]
+    return loops + [indent + s for s in statements]
+
+
+def _block(lines: list) -> str:
+    return "{\n" + "\n".join("    " + line for line in lines) + "\n}"
 
 
 def _convert(ctx, dtype, direction: int, text: str) -> str:

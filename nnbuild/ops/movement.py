@@ -13,14 +13,18 @@ both sides are merged, and a contiguous innermost run becomes one ``memcpy``:
         for (size_t i0 = 0; i0 < 6; ++i0)
             memcpy(y + 16 + i0 * 40, x + i0 * 24, 24 * sizeof(*y));
     }
+
+A big nest is split over the thread pool like any generated loop (``codegen.loops.emit_nest``):
+tasks take ranges of its outer dimensions, or pieces of one long memcpy.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
 
-from ..codegen.loops import c_literal, compute_ctype
+from ..codegen.loops import c_literal, compute_ctype, emit_nest
 from ..ir.graph import Node, TensorType, is_splat, splat
 from .registry import InferContext, Op, attr_ints, normalize_axis, register
 
@@ -105,15 +109,6 @@ def _block(lines: list) -> str:
     return "{\n" + "\n".join("    " + line for line in lines) + "\n}"
 
 
-def _loops(axes: list) -> tuple:
-    """(loop header lines, indentation of the body)."""
-    lines, indent = [], ""
-    for k, axis in enumerate(axes):
-        lines.append(f"{indent}for (size_t i{k} = 0; i{k} < {axis.size}; ++i{k})")
-        indent += "    "
-    return lines, indent
-
-
 def copy_nest(ctx, dst: str, src: str, axes: list, dst_offset: int = 0, src_offset: int = 0,
               hint: str = "offsets", comment: str | None = None) -> None:
     """Emit ``y[dst pattern] = x[src pattern]`` over ``axes`` (see ``Axis``)."""
@@ -127,7 +122,6 @@ def copy_nest(ctx, dst: str, src: str, axes: list, dst_offset: int = 0, src_offs
     ctype = ctx.ctype(dst)
     lines = [f"/* {comment} */"] if comment else []
     lines += [f"const {ctype} *x = {ctx.ptr(src)};", f"{ctype} *y = {ctx.ptr(dst)};"]
-    loops, indent = _loops(axes)
     y_terms = [(f"i{k}", a.dst) for k, a in enumerate(axes)]
     x_terms = []
     for k, a in enumerate(axes):
@@ -136,13 +130,21 @@ def copy_nest(ctx, dst: str, src: str, axes: list, dst_offset: int = 0, src_offs
         else:
             x_terms.append((f"i{k}", a.src))
     y_index, x_index = index_expr(dst_offset, y_terms), index_expr(src_offset, x_terms)
-    if row is not None:
-        y_at = "y" if y_index == "0" else f"y + {y_index}"
-        x_at = "x" if x_index == "0" else f"x + {x_index}"
-        body = f"memcpy({y_at}, {x_at}, {row.size} * sizeof(*y));"
-    else:
-        body = f"y[{y_index}] = x[{x_index}];"
-    ctx.emit(_block(lines + loops + [indent + body]))
+    dims = [a.size for a in axes]
+    if row is None:
+        emit_nest(ctx, lines, dims, [f"y[{y_index}] = x[{x_index}];"])
+        return
+
+    def copy_row(start: str, count: str) -> list:      # count elements from start of the row
+        y_at, x_at = (_at(p, index, start) for p, index in (("y", y_index), ("x", x_index)))
+        return [f"memcpy({y_at}, {x_at}, {count} * sizeof(*y));"]
+    emit_nest(ctx, lines, dims, copy_row, row=row.size)
+
+
+def _at(pointer: str, index: str, start: str) -> str:
+    """``pointer + index + start``, leaving out zero terms."""
+    terms = [t for t in (index, start) if t != "0"]
+    return " + ".join([pointer] + terms)
 
 
 def value_literal(value, dtype) -> str:
@@ -165,8 +167,7 @@ def fill(ctx, dst: str, value, dtype) -> None:
         ctx.emit(f"memset({ctx.ptr(dst)}, 0, {t.nbytes});")
         return
     v = value if isinstance(value, str) else value_literal(value, dtype)
-    ctx.emit(_block([f"{t.dtype.ctype} *y = {ctx.ptr(dst)};",
-                     f"for (size_t i = 0; i < {t.size}; ++i)", f"    y[i] = {v};"]))
+    emit_nest(ctx, [f"{t.dtype.ctype} *y = {ctx.ptr(dst)};"], [t.size], [f"y[i0] = {v};"])
 
 
 def store_known(ctx, name: str, array: np.ndarray) -> None:
@@ -499,12 +500,8 @@ def _index_loop(ctx, node, axes: list, body: list) -> None:
     x, ind, y = node.inputs[0], node.inputs[1], node.outputs[0]
     lines = [f"const {ctx.ctype(x)} *x = {ctx.ptr(x)};",
              f"const {ctx.ctype(ind)} *ind = {ctx.ptr(ind)};", f"{ctx.ctype(y)} *y = {ctx.ptr(y)};"]
-    loops, indent = _loops(axes)
-    if loops:
-        lines += loops[:-1] + [loops[-1] + " {"] + [indent + b for b in body] + [indent[:-4] + "}"]
-    else:
-        lines += body
-    ctx.emit(_block(lines))
+    inner = math.prod(ctx.shape(y)) // max(1, math.prod(a.size for a in axes))
+    emit_nest(ctx, lines, [a.size for a in axes], body, cost=inner)   # a body moves inner elements
 
 
 @register("Gather", since=1)
