@@ -64,8 +64,8 @@ static inline float window_max(const float *xp, const nn_pool_window *w, const p
     return best;
 }
 
-static double window_sum(const float *xp, const nn_pool_window *w, const pool_span s[3]) {
-    double sum = 0;
+static float window_sum(const float *xp, const nn_pool_window *w, const pool_span s[3]) {
+    float sum = 0;
     for (size_t kd = s[0].lo; kd < s[0].hi; ++kd) {
         const size_t id = tap(&s[0], kd, w->dilation[0]);
         for (size_t kh = s[1].lo; kh < s[1].hi; ++kh) {
@@ -98,7 +98,7 @@ static int plane_tiles(const nn_pool_window *w) {
 }
 
 /* Interior runs shorter than POOL_MIN_RUN columns are not worth a vector loop per tap; at most
- * POOL_RUN columns are averaged per call (their double sums live on the stack). */
+ * POOL_RUN columns are averaged per call (their sums live on the stack). */
 #define POOL_MIN_RUN 8
 #define POOL_RUN 256
 
@@ -125,7 +125,7 @@ static void interior_columns(const nn_pool_window *w, size_t *c0, size_t *c1) {
 #define POOL_MAX_RUN(S) \
     for (size_t i = 0; i < n; ++i) y[i] = x[i * (S)] > y[i] ? x[i * (S)] : y[i]
 #define POOL_SUM_RUN(S) \
-    for (size_t i = 0; i < n; ++i) acc[i] += (double)x[i * (S)]
+    for (size_t i = 0; i < n; ++i) acc[i] += x[i * (S)]
 
 static void max_run(float *restrict y, const float *restrict x, size_t n, size_t stride) {
     switch (stride) {
@@ -136,7 +136,7 @@ static void max_run(float *restrict y, const float *restrict x, size_t n, size_t
     }
 }
 
-static void sum_run(double *restrict acc, const float *restrict x, size_t n, size_t stride) {
+static void sum_run(float *restrict acc, const float *restrict x, size_t n, size_t stride) {
     switch (stride) {
     case 1: POOL_SUM_RUN(1); break;
     case 2: POOL_SUM_RUN(2); break;
@@ -165,7 +165,7 @@ static void max_interior(const float *xp, const nn_pool_window *w, const pool_sp
     }
 }
 
-/* The average counterpart of max_interior: double sums, each in window order (as window_sum),
+/* The average counterpart of max_interior: float sums, each in window order (as window_sum),
  * for at most POOL_RUN outputs. */
 static void avg_interior(const float *xp, const nn_pool_window *w, const pool_span s[2],
                          bool count_include_pad, size_t c0, size_t n, float *y) {
@@ -174,7 +174,7 @@ static void avg_interior(const float *xp, const nn_pool_window *w, const pool_sp
     const size_t count = count_include_pad
         ? s[0].padded * s[1].padded * w->kernel[2]
         : (s[0].hi - s[0].lo) * (s[1].hi - s[1].lo) * w->kernel[2];
-    double acc[POOL_RUN];
+    float acc[POOL_RUN];
     for (size_t i = 0; i < n; ++i)
         acc[i] = 0;
     for (size_t kd = s[0].lo; kd < s[0].hi; ++kd) {
@@ -186,14 +186,14 @@ static void avg_interior(const float *xp, const nn_pool_window *w, const pool_sp
                 sum_run(acc, row + kw * dilation, n, stride);
         }
     }
-    const double divisor = count ? (double)count : 1.0;   /* 0 taps: the mean of none is 0 */
+    const float divisor = count ? (float)count : 1.0f;   /* 0 taps: the mean of none is 0 */
     for (size_t i = 0; i < n; ++i)
-        y[i] = (float)(acc[i] / divisor);
+        y[i] = acc[i] / divisor;
 }
 
 /* Small 1-D and 2-D planes, where the interior runs of single rows are short: the plane is
  * copied with its padding filled by a value that changes nothing (-INFINITY never wins a max,
- * +0.0 leaves a double sum as it is) into rows x cols floats, so that every tap is ONE run over
+ * +0.0 leaves a sum as it is) into rows x cols floats, so that every tap is ONE run over
  * the whole plane: output (oh, ow) sits at j = oh * cols + ow and reads the copy at
  * j * stride + the tap's offset (positions ow >= out_w between the rows are computed and
  * dropped). Each output still sees its taps in window order: the same results. */
@@ -249,9 +249,9 @@ static void max_small(const float *xp, const nn_pool_window *w, const small_plan
 
 /* counts: the taps per output row (out_h values), then per output column (out_w values). */
 static void avg_small(const float *xp, const nn_pool_window *w, const small_plane *g,
-                      const double *counts, float *y) {
+                      const float *counts, float *y) {
     float buf[POOL_SMALL];
-    double acc[POOL_SMALL];
+    float acc[POOL_SMALL];
     pad_plane(xp, w, g, 0.0f, buf);
     for (size_t i = 0; i < g->run; ++i)
         acc[i] = 0;
@@ -259,22 +259,22 @@ static void avg_small(const float *xp, const nn_pool_window *w, const small_plan
         for (size_t kw = 0; kw < w->kernel[2]; ++kw)
             sum_run(acc, buf + kh * w->dilation[1] * g->cols + kw * w->dilation[2], g->run,
                     w->stride[2]);
-    const double *col_counts = counts + w->out[1];
+    const float *col_counts = counts + w->out[1];
     for (size_t oh = 0; oh < w->out[1]; ++oh, y += w->out[2]) {
-        const double *row = acc + oh * g->cols;
+        const float *row = acc + oh * g->cols;
         for (size_t ow = 0; ow < w->out[2]; ++ow) {   /* small whole numbers: products exact */
-            const double count = counts[oh] * col_counts[ow];
-            y[ow] = count > 0 ? (float)(row[ow] / count) : 0.0f;
+            const float count = counts[oh] * col_counts[ow];
+            y[ow] = count > 0 ? row[ow] / count : 0.0f;
         }
     }
 }
 
 /* The small-plane average's divisors: taps per output row, then per output column. */
-static void small_counts(const nn_pool_window *w, bool count_include_pad, double *counts) {
+static void small_counts(const nn_pool_window *w, bool count_include_pad, float *counts) {
     for (int d = 1; d < 3; ++d)
         for (size_t o = 0; o < w->out[d]; ++o) {
             const pool_span s = span_at(w, d, o);
-            *counts++ = (double)(count_include_pad ? s.padded : s.hi - s.lo);
+            *counts++ = (float)(count_include_pad ? s.padded : s.hi - s.lo);
         }
 }
 
@@ -365,7 +365,7 @@ static void avgpool_planes(const float *x, float *y, bool count_include_pad,
                     const size_t count = count_include_pad
                         ? s[0].padded * s[1].padded * s[2].padded
                         : (s[0].hi - s[0].lo) * (s[1].hi - s[1].lo) * (s[2].hi - s[2].lo);
-                    *y++ = count ? (float)(window_sum(xp, w, s) / (double)count) : 0.0f;
+                    *y++ = count ? window_sum(xp, w, s) / (float)count : 0.0f;
                 }
             }
         }
@@ -380,7 +380,7 @@ static void avgpool_task(const void *ctx, int t, void *scratch) {
     nn_tile_range((int)j->planes, j->tiles, 1, t, &p0, &p1);
     if (small_plane_fits(j->w, &g)) {
         const size_t in_plane = j->w->in[1] * j->w->in[2], out_plane = j->w->out[1] * j->w->out[2];
-        double counts[POOL_SMALL + 1];   /* out_h + out_w <= rows + cols <= POOL_SMALL + 1 */
+        float counts[POOL_SMALL + 1];   /* out_h + out_w <= rows + cols <= POOL_SMALL + 1 */
         small_counts(j->w, j->count_include_pad, counts);
         for (size_t p = (size_t)p0; p < (size_t)p1; ++p)
             avg_small(j->x + p * in_plane, j->w, &g, counts, j->y + p * out_plane);

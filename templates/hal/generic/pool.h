@@ -23,11 +23,13 @@ typedef struct {
 void NN_FN(maxpool_f32)(const float *x, float *y, int64_t *indices, int storage_order,
                         const nn_pool_window *w);
 
-/* y = mean over each window; the divisor counts padding positions when count_include_pad. */
+/* y = mean over each window: a float sum in window order (d, h, w), divided by the number of
+ * taps inside the input, or inside input and padding when count_include_pad. */
 void NN_FN(avgpool_f32)(const float *x, float *y, bool count_include_pad,
                         const nn_pool_window *w);
 
-/* y[p] = max / mean of the `size` elements of plane p. */
+/* y[p] = max / mean of the `size` elements of plane p (the mean: a double sum in 16 interleaved
+ * lanes, combined in lane order). */
 void NN_FN(global_maxpool_f32)(const float *x, float *y, size_t planes, size_t size);
 void NN_FN(global_avgpool_f32)(const float *x, float *y, size_t planes, size_t size);
 
