@@ -45,7 +45,9 @@ static inline void vstore_tail(float *p, vec v, vmask m) { _mm256_maskstore_ps(p
 
 #define BAND_FLOATS 4096      /* a band's buffer, when one output row needs less */
 #define BUFFER_FLOATS 16384   /* the stack buffer: at most this (else the scalar loop nest) */
+#ifndef RB
 #define RB 4                  /* output rows per pass of the unrolled kernels */
+#endif
 
 /* The band buffer: per kernel depth tap kd, `rows` padded rows of `rowlen` = s * R floats
  * (phase r of a row at r * R). R covers the outputs rounded up to VL plus the widest tap. */
@@ -77,27 +79,15 @@ static bool dw_plan(const nn_conv_params *p, dw_layout *L)
     return true;
 }
 
-/* x[c0 .. c0 + VL) with zeros outside [0, n): masked loads at the row's ends, which read
- * only inside the row. */
-static inline vec load_clipped(const float *x, int n, int c0)
+/* x[0 .. min(n, VL)), zeros after (n > 0): a masked load at the end of a row. */
+static inline vec load_upto(const float *x, int n)
 {
-    if (c0 >= 0 && c0 + VL <= n)
-        return vload(x + c0);
-    if (c0 >= n || c0 + VL <= 0)
-        return vset1(0.0f);
+    if (n >= VL)
+        return vload(x);
 #if defined(__AVX512F__)
-    if (c0 >= 0)
-        return _mm512_maskz_loadu_ps(tail_mask(n - c0), x + c0);
-    /* lanes [-c0, min(VL, n - c0)) take x[0], x[1] ... in order */
-    return _mm512_maskz_expandloadu_ps(tail_mask(dw_min(VL, n - c0)) & ~tail_mask(-c0), x);
+    return _mm512_maskz_loadu_ps(tail_mask(n), x);
 #else
-    if (c0 >= 0)
-        return _mm256_maskload_ps(x + c0, tail_mask(n - c0));
-    const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
-    const vec v = _mm256_maskload_ps(x, tail_mask(dw_min(VL, n)));    /* x[0 .. ) */
-    const vec shifted = _mm256_permutevar8x32_ps(v, _mm256_add_epi32(lane, _mm256_set1_epi32(c0)));
-    return _mm256_and_ps(shifted, _mm256_castsi256_ps(_mm256_cmpgt_epi32(
-        lane, _mm256_set1_epi32(-c0 - 1))));
+    return _mm256_maskload_ps(x, tail_mask(n));
 #endif
 }
 
@@ -124,20 +114,28 @@ static inline void store_upto(float *p, vec v, int n)
 }
 
 /* One padded row, phase-split: dst[r * R + j] = padded[j * s + r] = x[j * s + r - pad] (zero
- * outside the row). xrow NULL: a padding row. */
+ * outside the row). xrow NULL: a padding row. Zeros first, then the row's values over them. */
 static void fill_row(const nn_conv_params *p, const dw_layout *L, const float *xrow, float *dst)
 {
     const int s = p->strides[2], n = p->in_size[2], pad = p->pads[2], R = L->R;
-    if (!xrow) {
-        memset(dst, 0, sizeof(float) * (size_t)L->rowlen);
-    } else if (s == 1) {
-        for (int j = 0; j < R; j += VL)
-            store_upto(dst + j, load_clipped(xrow, n, j - pad), R - j);
-    } else if (s == 2) {
-        for (int j = 0; j < R; j += VL) {
+    for (int j = 0; j < L->rowlen; j += VL)
+        store_upto(dst + j, vset1(0.0f), L->rowlen - j);
+    if (!xrow)
+        return;
+    if (s == 1) {                       /* dst[j] = x[j - pad] for j in [pad, pad + n) */
+        const int hi = dw_min(pad + n, R);
+        for (int j = pad; j < hi; j += VL)
+            store_upto(dst + j, load_upto(xrow + j - pad, hi - j), hi - j);
+    } else if (s == 2) {                /* from j0, dst[j] = x[c], dst[R + j] = x[c + 1] */
+        const int j0 = (pad + 1) / 2;   /* c = 2 j - pad: 0 or 1 at j0 */
+        if (pad % 2 == 1 && j0 - 1 < R)
+            dst[R + j0 - 1] = xrow[0];  /* the odd phase's x[0], one column earlier */
+        for (int j = j0; j < R && 2 * j - pad < n; j += VL) {
+            const int c = 2 * j - pad;
             vec even, odd;
-            split_even_odd(load_clipped(xrow, n, 2 * j - pad),
-                           load_clipped(xrow, n, 2 * j - pad + VL), &even, &odd);
+            split_even_odd(load_upto(xrow + c, n - c),
+                           n - c > VL ? load_upto(xrow + c + VL, n - c - VL) : vset1(0.0f),
+                           &even, &odd);
             store_upto(dst + j, even, R - j);
             store_upto(dst + R + j, odd, R - j);
         }
@@ -145,7 +143,8 @@ static void fill_row(const nn_conv_params *p, const dw_layout *L, const float *x
         for (int r = 0; r < s; ++r)
             for (int j = 0; j < R; ++j) {
                 const int c = j * s + r - pad;
-                dst[r * R + j] = c >= 0 && c < n ? xrow[c] : 0.0f;
+                if (c >= 0 && c < n)
+                    dst[r * R + j] = xrow[c];
             }
     }
 }
