@@ -1,13 +1,13 @@
 """The float32 normalization kernels (hal/generic/norm.c) on shapes that reach their edges,
-for every target this CPU runs: BatchNormalization (planes split), LRN (window sums per BLOCK of 256 positions, a short last
-block, windows clipped at the first and last channels), LayerNormalization (16-lane partial
-sums with a tail, a large common offset that a one-pass variance would cancel away), Softmax
-along the last axis (lanes) and along a middle axis (columns side by side, more than one
-BLOCK), LogSoftmax, with -inf and widely spread inputs.
+for every target this CPU runs: BatchNormalization (planes split), LRN (window sums per
+BLOCK of 256 positions, a short last block, windows clipped at the first and last channels),
+LayerNormalization (16-lane partial sums with a tail, a large common offset that a one-pass
+variance would cancel away), Softmax along the last axis (lanes) and along a middle axis
+(columns side by side, more than one BLOCK), LogSoftmax, with -inf and widely spread inputs.
 
 Each shape is large enough that the kernel splits its rows / planes over the thread pool at
-3 threads (nn_task_count: work / 400000 flops, at most 3 tasks per thread); the outputs at 1
-and 3 threads must be the same bytes, and match onnxruntime within OP_TOLERANCE."""
+3 threads (nn_task_count, with each kernel's per-element cost); the outputs at 1 and 3
+threads must be the same bytes, and match onnxruntime within OP_TOLERANCE."""
 import numpy as np
 import pytest
 from onnx import helper

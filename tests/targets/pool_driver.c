@@ -1,6 +1,7 @@
 /* Drives hal/common/nn_pool.c alone (compiled with -DNN_PREFIX=t): every task of a job runs
  * exactly once, the workers really take tasks, jobs of two concurrent callers both complete,
- * and no job allocates. Prints one line per check; exit 0 when all hold. */
+ * idle workers go to sleep (an idle pool uses no CPU) and wake for the next job, and no job
+ * allocates. Prints one line per check; exit 0 when all hold. */
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -54,6 +55,24 @@ static int run_jobs(int jobs, int slow, int *threads_seen)
     return 1;
 }
 
+static double cpu_seconds(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+/* CPU time the process uses during one second of idling after a burst of jobs: the workers
+ * poll for NN_POOL_SPIN_NS, then sleep (polling forever would cost up to a second each). */
+static double idle_cpu_seconds(void)
+{
+    run_jobs(100, 0, NULL);
+    const double before = cpu_seconds();
+    struct timespec second = {1, 0};
+    nanosleep(&second, NULL);
+    return cpu_seconds() - before;
+}
+
 static void *caller(void *arg)
 {
     *(int *)arg = run_jobs(JOBS, 0, NULL);
@@ -73,6 +92,9 @@ int main(void)
         int seen = 0;
         CHECK(run_jobs(5, 200, &seen) && seen == n, "slow tasks: all threads take part");
     }
+    CHECK(t_pool_set_threads(4) == 0 && idle_cpu_seconds() < 0.05, "idle workers sleep");
+    int woken = 0;
+    CHECK(run_jobs(5, 200, &woken) && woken == 4, "sleeping workers wake for the next job");
     int ok[2] = {0, 0};
     pthread_t th[2];
     for (int i = 0; i < 2; ++i)

@@ -5,17 +5,25 @@
  * compare-and-swap on the word, and when all tasks are done the caller stores the next
  * generation with no task left (closed) before it changes the job's fields again. A claim
  * succeeds only while the word still holds the generation the claimer read the fields under,
- * so a late worker never runs a task of another job. Workers wait for the generation to move:
- * spinning a little, then on a condition variable. */
+ * so a late worker never runs a task of another job.
+ *
+ * Workers wait for the generation to move: polling it (with a pause instruction) for up to
+ * NN_POOL_SPIN_NS of monotonic time, so that the next kernel of a run finds them awake, then
+ * on a condition variable. `sleepers` counts the workers that wait on it and have not been
+ * signalled yet: a caller that finds it non-zero broadcasts once and clears it (under the
+ * mutex), so the jobs that follow while a woken worker is still being scheduled do not pay
+ * another wake each. */
+#define _POSIX_C_SOURCE 200809L         /* clock_gettime */
 #include "nn_pool.h"
 
 #include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
 #include <stdlib.h>
+#include <time.h>
 
 #define CLOSED 0xffffffffu
-#define SPINS 4000              /* pause loops a worker or a caller spins before it blocks */
+#define POLLS 32                /* pause loops between two looks at the clock */
 
 #if defined(__x86_64__) || defined(__i386__)
 #define cpu_relax() __builtin_ia32_pause()
@@ -36,11 +44,11 @@ static struct {
     pthread_mutex_t sleep;      /* with `wake`: workers that wait for a job */
     pthread_cond_t wake;
     _Atomic int threads;        /* workers + 1 */
-    _Atomic int sleepers;
+    _Atomic int sleepers;       /* waiting on `wake`, not signalled yet */
     _Atomic int stop;
-    _Atomic uint64_t word;      /* generation << 32 | next task (CLOSED: none) */
-    _Atomic int done;           /* tasks of the current job finished */
-    _Atomic(nn_task_fn) fn;     /* the job; fields change only while the word is closed */
+    _Alignas(64) _Atomic uint64_t word;   /* generation << 32 | next task (CLOSED: none) */
+    _Alignas(64) _Atomic int done;        /* tasks of the current job finished */
+    _Alignas(64) _Atomic(nn_task_fn) fn;  /* the job; fields change only while word is closed */
     _Atomic(const void *) ctx;
     _Atomic int n_tasks;
     _Atomic size_t scratch_bytes;
@@ -73,37 +81,67 @@ static void take_tasks(uint32_t gen, void *scratch, size_t capacity)
     }
 }
 
+static int64_t now_ns(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (int64_t)t.tv_sec * 1000000000 + t.tv_nsec;
+}
+
+/* Polls until the generation moves from `seen` or NN_POOL_SPIN_NS have passed; the word. */
+static uint64_t poll_generation(uint32_t seen)
+{
+    const int64_t until = now_ns() + NN_POOL_SPIN_NS;
+    for (;;) {
+        for (int i = 0; i < POLLS; ++i) {
+            const uint64_t word = atomic_load_explicit(&pool.word, memory_order_acquire);
+            if (generation(word) != seen || atomic_load_explicit(&pool.stop,
+                                                                  memory_order_relaxed))
+                return word;
+            cpu_relax();
+        }
+        if (now_ns() >= until)
+            return atomic_load(&pool.word);
+    }
+}
+
 static void *worker_main(void *arg)
 {
     worker *w = arg;
     for (;;) {
-        uint64_t word;
-        int spins = 0;
-        while (generation(word = atomic_load(&pool.word)) == w->seen) {
-            if (atomic_load(&pool.stop))
-                return NULL;
-            if (++spins < SPINS) {
-                cpu_relax();
-                continue;
-            }
+        uint64_t word = poll_generation(w->seen);
+        if (generation(word) == w->seen && !atomic_load(&pool.stop)) {
+            /* Count itself, then look (see wake_all). A broadcast uncounts every waiter; a
+             * spurious wake-up leaves it counted twice (one extra broadcast later). */
             pthread_mutex_lock(&pool.sleep);
-            atomic_fetch_add(&pool.sleepers, 1);
-            while (generation(atomic_load(&pool.word)) == w->seen && !atomic_load(&pool.stop))
+            for (;;) {
+                atomic_fetch_add(&pool.sleepers, 1);
+                word = atomic_load(&pool.word);
+                if (generation(word) != w->seen || atomic_load(&pool.stop)) {
+                    atomic_fetch_sub(&pool.sleepers, 1);
+                    break;
+                }
                 pthread_cond_wait(&pool.wake, &pool.sleep);
-            atomic_fetch_sub(&pool.sleepers, 1);
+            }
             pthread_mutex_unlock(&pool.sleep);
-            spins = 0;
         }
+        if (atomic_load(&pool.stop))
+            return NULL;
         w->seen = generation(word);
         take_tasks(w->seen, w->scratch, NN_POOL_SCRATCH_BYTES);
     }
 }
 
+/* After a new generation is stored: a worker that counted itself a sleeper either is seen here
+ * (and is woken) or counted itself after this load, and then sees the new generation. */
 static void wake_all(void)
 {
     if (atomic_load(&pool.sleepers) > 0) {
         pthread_mutex_lock(&pool.sleep);
-        pthread_cond_broadcast(&pool.wake);
+        if (atomic_load(&pool.sleepers) > 0) {
+            atomic_store(&pool.sleepers, 0);
+            pthread_cond_broadcast(&pool.wake);
+        }
         pthread_mutex_unlock(&pool.sleep);
     }
 }
@@ -119,6 +157,7 @@ static void stop_workers(void)
         free(pool.workers[i].scratch);
     }
     pool.started = 0;
+    atomic_store(&pool.sleepers, 0);
     atomic_store(&pool.stop, 0);
 }
 
@@ -167,10 +206,10 @@ void NN_FN(parallel_for)(int n_tasks, nn_task_fn fn, const void *ctx, void *scra
             wake_all();
             take_tasks(gen, scratch, (size_t)-1);
             for (int spins = 0; atomic_load_explicit(&pool.done, memory_order_acquire) < n_tasks;)
-                if (++spins < SPINS)
+                if (++spins < 4096)
                     cpu_relax();
                 else
-                    sched_yield();
+                    sched_yield();        /* a worker holding a task was preempted */
             atomic_store(&pool.word, (uint64_t)(gen + 1) << 32 | CLOSED);
             pthread_mutex_unlock(&pool.run);
             return;

@@ -3,7 +3,9 @@
  * One pool per model library (every symbol carries the prefix). <p>_set_num_threads(n) calls
  * pool_set_threads(n), which starts n - 1 persistent workers, each with a private scratch
  * buffer of NN_POOL_SCRATCH_BYTES (the only allocations; the inference path allocates
- * nothing). Workers spin briefly after a job, then sleep on a condition variable.
+ * nothing). After a job a worker polls for the next one for NN_POOL_SPIN_NS (the gaps between
+ * the split kernels of a run are mostly shorter), then sleeps on a condition variable: an idle
+ * pool uses no CPU.
  *
  * A kernel splits its output into tasks with parallel_for(n_tasks, fn, ctx, scratch, bytes):
  * fn(ctx, task, scratch) runs once for every task in [0, n_tasks), on the calling thread and the
@@ -38,6 +40,9 @@
 #define NN_POOL_MAX_TASKS 32                          /* tasks one kernel call splits into */
 #define NN_POOL_TASK_FLOPS 400000.0                   /* least work worth one task */
 #define NN_POOL_TASKS_PER_THREAD 3                    /* for balance on a busy machine */
+#ifndef NN_POOL_SPIN_NS
+#define NN_POOL_SPIN_NS 200000                        /* a worker's polling before it sleeps */
+#endif
 
 typedef void (*nn_task_fn)(const void *ctx, int task, void *scratch);
 
