@@ -5,8 +5,11 @@ The x86 kernels (templates/hal/x86-avx2/depthwise.c, also built for x86-avx512) 
 output rows' input, zero-padded and split into stride phases along w, into a stack buffer, and
 compute VL outputs of a row per vector; 2-D 3x3 and 5x5 kernels with equal strides 1 or 2 and
 no dilation are unrolled over 4 output rows, everything else takes a generic vector loop, and
-rows too wide for the buffer the scalar loop nest. The cases cover what that must get right:
-rows shorter than one vector (1, 7, 14 wide), tails, rows wider than several vectors, planes
+rows too wide for the buffer the scalar loop nest. Small 2-D planes whose rows would waste most
+of a vector (7-wide rows in 16 lanes) are computed along the flattened plane instead (phase
+planes along h and w, a few garbage columns per row computed and dropped). The cases cover what that must get right:
+rows shorter than one vector (1, 7, 14 wide; the flattened path for 7x7 at stride 1 and 2,
+2x2 stride 2, 1-D), tails, rows wider than several vectors, planes
 that need several bands (and a last band shorter than the others), strides 1, 2 and 3 and
 different along h and w, odd input sizes with stride 2 (the last phase one column short),
 asymmetric and zero padding, padding wider than the image, dilation, kernels 1x1, 2x2, 3x3,

@@ -45,9 +45,7 @@ static inline void vstore_tail(float *p, vec v, vmask m) { _mm256_maskstore_ps(p
 
 #define BAND_FLOATS 4096      /* a band's buffer, when one output row needs less */
 #define BUFFER_FLOATS 16384   /* the stack buffer: at most this (else the scalar loop nest) */
-#ifndef RB
 #define RB 4                  /* output rows per pass of the unrolled kernels */
-#endif
 
 /* The band buffer: per kernel depth tap kd, `rows` padded rows of `rowlen` = s * R floats
  * (phase r of a row at r * R). R covers the outputs rounded up to VL plus the widest tap. */
@@ -113,13 +111,15 @@ static inline void store_upto(float *p, vec v, int n)
         vstore_tail(p, v, tail_mask(n));
 }
 
-/* One padded row, phase-split: dst[r * R + j] = padded[j * s + r] = x[j * s + r - pad] (zero
- * outside the row). xrow NULL: a padding row. Zeros first, then the row's values over them. */
-static void fill_row(const nn_conv_params *p, const dw_layout *L, const float *xrow, float *dst)
+/* One padded row, phase-split: dst[r * ps + j] = padded[j * s + r] = x[j * s + r - pad] for j
+ * in [0, R) (zero outside the row). xrow NULL: a padding row. Zeros first, then the row's
+ * values over them; nothing is written outside those R floats of each phase. */
+INLINE void fill_row(const nn_conv_params *p, int R, int ps, const float *xrow, float *dst)
 {
-    const int s = p->strides[2], n = p->in_size[2], pad = p->pads[2], R = L->R;
-    for (int j = 0; j < L->rowlen; j += VL)
-        store_upto(dst + j, vset1(0.0f), L->rowlen - j);
+    const int s = p->strides[2], n = p->in_size[2], pad = p->pads[2];
+    for (int r = 0; r < s; ++r)
+        for (int j = 0; j < R; j += VL)
+            store_upto(dst + r * ps + j, vset1(0.0f), R - j);
     if (!xrow)
         return;
     if (s == 1) {                       /* dst[j] = x[j - pad] for j in [pad, pad + n) */
@@ -129,7 +129,7 @@ static void fill_row(const nn_conv_params *p, const dw_layout *L, const float *x
     } else if (s == 2) {                /* from j0, dst[j] = x[c], dst[R + j] = x[c + 1] */
         const int j0 = (pad + 1) / 2;   /* c = 2 j - pad: 0 or 1 at j0 */
         if (pad % 2 == 1 && j0 - 1 < R)
-            dst[R + j0 - 1] = xrow[0];  /* the odd phase's x[0], one column earlier */
+            dst[ps + j0 - 1] = xrow[0]; /* the odd phase's x[0], one column earlier */
         for (int j = j0; j < R && 2 * j - pad < n; j += VL) {
             const int c = 2 * j - pad;
             vec even, odd;
@@ -137,14 +137,14 @@ static void fill_row(const nn_conv_params *p, const dw_layout *L, const float *x
                            n - c > VL ? load_upto(xrow + c + VL, n - c - VL) : vset1(0.0f),
                            &even, &odd);
             store_upto(dst + j, even, R - j);
-            store_upto(dst + R + j, odd, R - j);
+            store_upto(dst + ps + j, odd, R - j);
         }
     } else {
         for (int r = 0; r < s; ++r)
             for (int j = 0; j < R; ++j) {
                 const int c = j * s + r - pad;
                 if (c >= 0 && c < n)
-                    dst[r * R + j] = xrow[c];
+                    dst[r * ps + j] = xrow[c];
             }
     }
 }
@@ -160,7 +160,7 @@ static void fill_band(const nn_conv_params *p, const dw_layout *L, const float *
         for (int i = 0; i < rows_for(p, rows); ++i) {
             const int ih = (oh0 * p->strides[1]) + i - p->pads[1];
             const bool inside = id >= 0 && id < in[0] && ih >= 0 && ih < in[1];
-            fill_row(p, L, inside ? xc + ((size_t)id * in[1] + ih) * in[2] : NULL,
+            fill_row(p, L->R, L->R, inside ? xc + ((size_t)id * in[1] + ih) * in[2] : NULL,
                      slice + (size_t)i * L->rowlen);
         }
     }
@@ -289,15 +289,115 @@ static void depthwise_bands(const nn_conv_params *p, const dw_layout *L, const f
     }
 }
 
+/* --- small 2-D planes: the whole channel at once, outputs along a flattened plane ----------
+ * Rows narrower than a few vectors waste most lanes (a 7-wide row fills 7 of 16). Here the
+ * padded channel is split into its stride phases along h and w too: phase plane (rh, rw) row
+ * i, column j holds padded[i * s1 + rh][j * s2 + rw], rows of Rf = out2 + reach floats. Output
+ * (oh, ow) then reads, for every tap, plane position oh * Rf + ow plus a fixed offset: the
+ * outputs are one run of out1 * Rf "virtual" positions (the Rf - out2 past each row computed and
+ * dropped), NV vectors at a time into `virt`, then copied out row by row. */
+#define NV 4
+#define FLAT_TAPS 25
+
+typedef struct {
+    int Rf, Hf;               /* columns and rows of a phase plane */
+    int vectors;              /* virtual outputs / VL, rounded up to NV */
+    int taps, off[FLAT_TAPS]; /* where tap t reads, from the virtual position */
+    size_t plane, input;      /* floats of a phase plane; of the input part of the buffer */
+} flat_layout;
+
+static bool flat_plan(const nn_conv_params *p, const dw_layout *L, flat_layout *F)
+{
+    const int *out = p->out_size, *ks = p->kernel, *s = p->strides, *d = p->dilations;
+    F->taps = dw_volume(ks);
+    if (p->in_size[0] != 1 || out[0] != 1 || ks[0] != 1 || F->taps > FLAT_TAPS)
+        return false;
+    F->Rf = out[2] + (ks[2] - 1) * d[2] / s[2];
+    F->Hf = out[1] + (ks[1] - 1) * d[1] / s[1];
+    F->plane = (size_t)F->Hf * F->Rf;
+    const int virtual_vectors = (out[1] * F->Rf + VL - 1) / VL;
+    F->vectors = (virtual_vectors + NV - 1) / NV * NV;
+    int reach = 0;
+    for (int kh = 0; kh < ks[1]; ++kh)
+        for (int kw = 0; kw < ks[2]; ++kw) {
+            const int a = kh * d[1], b = kw * d[2];
+            const int t = kh * ks[2] + kw;
+            F->off[t] = (int)(((a % s[1]) * s[2] + b % s[2]) * F->plane) + a / s[1] * F->Rf + b / s[2];
+            reach = dw_max(reach, F->off[t]);
+        }
+    F->input = (size_t)reach + (size_t)F->vectors * VL;
+    const size_t floats = F->input + (size_t)F->vectors * VL;
+    const int row_vectors = out[1] * ((out[2] + VL - 1) / VL);   /* what the bands compute */
+    return floats <= BUFFER_FLOATS && 4 * virtual_vectors <= 3 * row_vectors && L->band >= out[1];
+}
+
+/* The channel's phase planes (buffer zero past them, as far as the vectors read). */
+static void fill_flat(const nn_conv_params *p, const flat_layout *F, const float *xc, float *buf)
+{
+    const int *in = p->in_size, s1 = p->strides[1], s2 = p->strides[2];
+    for (int rh = 0; rh < s1; ++rh)
+        for (int i = 0; i < F->Hf; ++i) {
+            const int ih = i * s1 + rh - p->pads[1];
+            float *dst = buf + (size_t)rh * s2 * F->plane + (size_t)i * F->Rf;
+            fill_row(p, F->Rf, (int)F->plane, ih >= 0 && ih < in[1] ? xc + (size_t)ih * in[2] : NULL,
+                     dst);
+        }
+    for (size_t t = (size_t)s1 * s2 * F->plane; t < F->input; t += VL)
+        store_upto(buf + t, vset1(0.0f), (int)dw_min(VL, (int)(F->input - t)));
+}
+
+/* One output plane from the phase planes: NV vectors of virtual outputs per pass, each summing
+ * the taps in order from the bias. */
+static void plane_flat(const nn_conv_params *p, const flat_layout *F, const float *buf,
+                       float *virt, const float *w, float bias, float *y)
+{
+    const int *out = p->out_size;
+    for (int v = 0; v < F->vectors * VL; v += NV * VL) {
+        vec acc[NV];
+        for (int i = 0; i < NV; ++i)
+            acc[i] = vset1(bias);
+        for (int t = 0; t < F->taps; ++t) {
+            const vec wt = vset1(w[t]);
+            const float *x = buf + F->off[t] + v;
+            for (int i = 0; i < NV; ++i)
+                acc[i] = vfma(wt, vload(x + i * VL), acc[i]);
+        }
+        for (int i = 0; i < NV; ++i)
+            vstore(virt + v + i * VL, acc[i]);
+    }
+    for (int oh = 0; oh < out[1]; ++oh)
+        for (int ow = 0; ow < out[2]; ow += VL)
+            store_upto(y + (size_t)oh * out[2] + ow,
+                       load_upto(virt + (size_t)oh * F->Rf + ow, out[2] - ow), out[2] - ow);
+}
+
+static void depthwise_flat(const nn_conv_params *p, const flat_layout *F, const float *x,
+                           const float *w, const float *bias, float *y, int q0, int q1)
+{
+    float buf[BUFFER_FLOATS];
+    const int multiplier = p->out_channels / p->groups, kvol = dw_volume(p->kernel);
+    const int in_plane = dw_volume(p->in_size), positions = dw_volume(p->out_size);
+    for (int q = q0; q < q1; ++q) {
+        const int n = q / p->out_channels, m = q % p->out_channels;
+        if (q == q0 || m % multiplier == 0)
+            fill_flat(p, F, x + ((size_t)n * p->in_channels + m / multiplier) * in_plane, buf);
+        plane_flat(p, F, buf, buf + F->input, w + (size_t)m * kvol, bias ? bias[m] : 0.0f,
+                   y + ((size_t)n * p->out_channels + m) * positions);
+    }
+}
+
 /* One task of conv_depthwise (nn_depthwise_driver.h). */
 static void depthwise_task(const void *ctx, int t, void *scratch)
 {
     const depthwise_job *j = ctx;
     dw_layout L;
+    flat_layout F;
     int q0, q1;
     (void)scratch;
     nn_tile_range(j->planes, j->tiles, 1, t, &q0, &q1);
-    if (q0 < q1 && dw_plan(j->p, &L))
+    if (q0 < q1 && dw_plan(j->p, &L) && flat_plan(j->p, &L, &F))
+        depthwise_flat(j->p, &F, j->x, j->w, j->bias, j->y, q0, q1);
+    else if (q0 < q1 && dw_plan(j->p, &L))
         depthwise_bands(j->p, &L, j->x, j->w, j->bias, j->y, q0, q1);
     else if (q0 < q1)
         depthwise_planes(j->p, j->x, j->w, j->bias, j->y, q0, q1);
