@@ -145,7 +145,7 @@ def test_inspect_lists_passes(workdir):
         "fold-constants", "remove-identity", "simplify-algebra", "sink-transposes",
         "fold-batchnorm", "fold-constants", "eliminate-common-subexpressions", "eliminate-dead-code",
         "recognize-layernorm", "recognize-softmax", "recognize-attention", "recognize-gelu",
-        "fuse-epilogue", "fuse-elementwise"]
+        "fuse-epilogue", "fuse-elementwise", "select-conv-algorithm"]
 
 
 def test_dump_ir_writes_a_file_per_pass(workdir, tmp_path):

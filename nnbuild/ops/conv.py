@@ -19,6 +19,7 @@ import numpy as np
 from ..errors import ModelError
 from ..ir.graph import Node, TensorType
 from .linalg import gemm_work_floats, pack_a, packed_a_floats, widen_floats, widen_loop
+from . import winograd
 from .registry import InferContext, Op, attr_ints, register
 
 AUTO_PADS = ("NOTSET", "SAME_UPPER", "SAME_LOWER", "VALID")
@@ -212,11 +213,26 @@ class Conv(_Convolution):
         g = self.geometry(node, graph)
         if self.depthwise(g):
             return 0
+        if self.winograd_tile(node, graph, g):
+            return widen_floats(winograd.work_floats(g, self.winograd_tile(node, graph, g)))
         positions = int(np.prod(g.out_size, dtype=np.int64))
         floats = gemm_work_floats(positions)
         if node.inputs[1] not in graph.constants:
             floats += g.groups * self._packed_floats(g)
         return widen_floats(floats)
+
+    @staticmethod
+    def winograd_tile(node, graph, g: Geometry) -> int:
+        """m of F(m x m, 3 x 3) when the node runs as a Winograd convolution (its ``winograd``
+        attribute, set by the -O2 pass select-conv-algorithm), else 0."""
+        m = int(node.attr(winograd.ATTR, 0))
+        if not m:
+            return 0
+        if m not in winograd.TILE_SIZES or not winograd.applicable(g) or \
+                node.inputs[1] not in graph.constants:
+            raise _node_fail(node)(f"winograd={m} needs a 3x3 stride-1 2-D Conv with constant "
+                                   f"weights and m in {list(winograd.TILE_SIZES)}")
+        return m
 
     @staticmethod
     def _widened(node, graph) -> list:
@@ -263,6 +279,11 @@ class Conv(_Convolution):
         b = node.inputs[2] if len(node.inputs) > 2 and node.inputs[2] else ""
         bias = ptrs[b] if b else "NULL"
         ctx.fn("gemm", "sgemm")               # conv.c is built on the gemm kernels
+        m = self.winograd_tile(node, ctx.graph, g)
+        if m:
+            _emit_block(ctx, winograd.lower_lines(ctx, g, m, w, ctx.graph.constants[w], ptrs[x],
+                                                  bias, ptrs[y]))
+            return
         lines = [g.c_params()]
         if self.depthwise(g):
             ctx.fn("conv", "conv")        # depthwise.h takes conv.h's nn_conv_params

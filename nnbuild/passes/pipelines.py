@@ -14,6 +14,7 @@ from .recognize_layernorm import recognize_layernorm
 from .recognize_softmax import recognize_softmax
 from .remove_identity import remove_identity
 from .simplify_algebra import simplify_algebra
+from .select_conv_algorithm import select_conv_algorithm
 from .sink_transposes import sink_transposes
 
 PIPELINES = {
@@ -21,7 +22,8 @@ PIPELINES = {
     1: [fold_constants, remove_identity, eliminate_dead_code],
     2: [fold_constants, remove_identity, simplify_algebra, sink_transposes, fold_batchnorm,
         fold_constants, eliminate_common_subexpressions, eliminate_dead_code, recognize_layernorm,
-        recognize_softmax, recognize_attention, recognize_gelu, fuse_epilogue, fuse_elementwise],
+        recognize_softmax, recognize_attention, recognize_gelu, fuse_epilogue, fuse_elementwise,
+        select_conv_algorithm],
 }
 
 ALL_PASSES = {p.name: p for level in PIPELINES.values() for p in level}

@@ -43,7 +43,7 @@ def test_pipelines_are_plain_lists_per_level():
                                              "eliminate-dead-code", "recognize-layernorm",
                                              "recognize-softmax", "recognize-attention",
                                              "recognize-gelu", "fuse-epilogue",
-                                             "fuse-elementwise"]
+                                             "fuse-elementwise", "select-conv-algorithm"]
     with pytest.raises(UsageError, match="-O3"):
         pipeline(3)
 
@@ -66,7 +66,8 @@ def test_dump_ir_writes_one_file_per_pass_in_order(tmp_path):
                      "007_eliminate-common-subexpressions.nnir", "008_eliminate-dead-code.nnir",
                      "009_recognize-layernorm.nnir", "010_recognize-softmax.nnir",
                      "011_recognize-attention.nnir", "012_recognize-gelu.nnir",
-                     "013_fuse-epilogue.nnir", "014_fuse-elementwise.nnir"]
+                     "013_fuse-epilogue.nnir", "014_fuse-elementwise.nnir",
+                     "015_select-conv-algorithm.nnir"]
     # each file is the graph after that pass, and parses back
     graph = parse(BEFORE)
     assert (tmp_path / "dump" / files[0]).read_text() == format_graph(graph)

@@ -1,0 +1,152 @@
+"""Winograd convolution F(m x m, 3 x 3) for Conv (kernel ``hal/<target>/winograd.c``).
+
+A 3x3, stride-1, undilated 2-D Conv with constant float32 weights may run as F(2x2, 3x3) or
+F(4x4, 3x3): 2.25x or 4x fewer multiplies than the direct product, paid for by transforms of
+the input and output tiles and by a larger rounding error. The weights are transformed here at
+compile time, U = G w G^T in float64 then rounded once to float32, and packed as one SGEMM
+left operand per transformed element and group (``linalg.pack_a``). Which convolutions use it
+is decided by the -O2 pass ``select-conv-algorithm`` (``passes/select_conv_algorithm.py``):
+the node gets the attribute ``winograd`` = m, which the lowering reads (docs/winograd.md
+holds the measurements behind the rule).
+"""
+from __future__ import annotations
+
+from fractions import Fraction
+
+import numpy as np
+
+from .linalg import gemm_work_floats, pack_a
+
+TILE_SIZES = (2, 4)
+ATTR = "winograd"
+# V and M of one chunk of tile rows are kept to about this many bytes (cache-sized).
+CHUNK_BYTES = 1 << 20
+# choose(): transformed F(2x2) weights larger than this run slower than the direct kernels.
+MAX_WEIGHT_BYTES = 8 << 20
+
+
+def _matrices(m: int) -> tuple:
+    """(B^T, G, A^T) of F(m, 3) as exact fractions: the points 0, 1, -1 (, 2, -2) and
+    infinity (Lavin & Gray's choice; winograd.c holds the same B^T and A^T)."""
+    if m == 2:
+        bt = [[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]]
+        g = [[1, 0, 0], [Fraction(1, 2)] * 3, [Fraction(1, 2), Fraction(-1, 2), Fraction(1, 2)],
+             [0, 0, 1]]
+        at = [[1, 1, 1, 0], [0, 1, -1, -1]]
+    else:
+        bt = [[4, 0, -5, 0, 1, 0], [0, -4, -4, 1, 1, 0], [0, 4, -4, -1, 1, 0],
+              [0, -2, -1, 2, 1, 0], [0, 2, -1, -2, 1, 0], [0, 4, 0, -5, 0, 1]]
+        f = Fraction
+        g = [[f(1, 4), 0, 0], [f(-1, 6)] * 3, [f(-1, 6), f(1, 6), f(-1, 6)],
+             [f(1, 24), f(1, 12), f(1, 6)], [f(1, 24), f(-1, 12), f(1, 6)], [0, 0, 1]]
+        at = [[1, 1, 1, 1, 1, 0], [0, 1, -1, 2, -2, 0], [0, 1, 1, 4, 4, 0], [0, 1, -1, 8, -8, 1]]
+    return tuple(np.array([[float(v) for v in row] for row in mat]) for mat in (bt, g, at))
+
+
+def applicable(g) -> bool:
+    """A 2-D 3x3 convolution with unit strides and dilations (any padding, groups, batch)."""
+    return (g.spatial == 2 and tuple(g.kernel) == (3, 3) and tuple(g.strides) == (1, 1)
+            and tuple(g.dilations) == (1, 1) and g.in_channels != g.groups)
+
+
+def transform_weights(w: np.ndarray, groups: int, m: int) -> np.ndarray:
+    """W [M, C / groups, 3, 3] -> U = G W G^T per channel pair, as (alpha^2 x groups) packed
+    SGEMM operands (M / groups x C / groups each), index xi * groups + group."""
+    _, gm, _ = _matrices(m)
+    u = np.einsum("ak,mckl,bl->abmc", gm, np.asarray(w, np.float64), gm)  # alpha, alpha, M, C
+    alpha = m + 2
+    u = u.reshape(alpha * alpha, groups, w.shape[0] // groups, w.shape[1]).astype(np.float32)
+    return np.concatenate([pack_a(u[xi, grp]) for xi in range(alpha * alpha)
+                           for grp in range(groups)])
+
+
+def reference(x: np.ndarray, w: np.ndarray, bias, pads: tuple, out_size: tuple, groups: int,
+              m: int) -> np.ndarray:
+    """numpy, float64: the same algorithm the kernel runs (for error studies in tests and
+    docs; the model's reference stays Conv.reference)."""
+    bt, gm, at = _matrices(m)
+    alpha = m + 2
+    n, c, h, wd = x.shape
+    oh, ow = out_size
+    th, tw = -(-oh // m), -(-ow // m)
+    xp = np.zeros((n, c, th * m + 2, tw * m + 2))
+    top, left = pads
+    rows, cols = min(h, th * m + 2 - top), min(wd, tw * m + 2 - left)
+    xp[:, :, top:top + rows, left:left + cols] = x[:, :, :rows, :cols]
+    tiles = np.lib.stride_tricks.sliding_window_view(xp, (alpha, alpha), axis=(2, 3))
+    tiles = tiles[:, :, ::m, ::m]                                   # n, c, th, tw, alpha, alpha
+    v = np.einsum("ai,nctuij,bj->nctuab", bt, tiles, bt)
+    u = np.einsum("ak,mckl,bl->mcab", gm, np.asarray(w, np.float64), gm)
+    cg, mg = c // groups, w.shape[0] // groups
+    prod = np.concatenate([np.einsum("mcab,nctuab->nmtuab", u[k * mg:(k + 1) * mg],
+                                     v[:, k * cg:(k + 1) * cg]) for k in range(groups)], axis=1)
+    y = np.einsum("ia,nmtuab,jb->nmtiuj", at, prod, at).reshape(n, -1, th * m, tw * m)
+    y = y[:, :, :oh, :ow]
+    if bias is not None:
+        y = y + np.asarray(bias, np.float64).reshape(1, -1, 1, 1)
+    return y
+
+
+def chunk_rows(g, m: int) -> int:
+    """Tile rows per chunk: as many as keep V and M near CHUNK_BYTES, at least one."""
+    alpha = m + 2
+    tw = -(-g.out_size[1] // m)
+    per_row = 4 * alpha * alpha * (g.in_channels + g.out_channels) * tw
+    rows = g.batch * -(-g.out_size[0] // m)
+    return max(1, min(rows, CHUNK_BYTES // per_row))
+
+
+def _round16(n: int) -> int:
+    return -(-n // 16) * 16
+
+
+def work_floats(g, m: int) -> int:
+    """Floats of winograd_conv's work buffer (winograd.h says the same)."""
+    alpha = m + 2
+    tw = -(-g.out_size[1] // m)
+    tiles = chunk_rows(g, m) * tw
+    transforms = _round16(tw * m + 2) + alpha * alpha * tw
+    return (_round16(alpha * alpha * g.in_channels * tiles)
+            + _round16(alpha * alpha * g.out_channels * tiles)
+            + max(transforms, gemm_work_floats(tiles)))
+
+
+def c_params(g, m: int, name: str = "wino") -> str:
+    """A ``static const nn_winograd_params`` for the kernel."""
+    th, tw = -(-g.out_size[0] // m), -(-g.out_size[1] // m)
+    return (f"static const nn_winograd_params {name} = {{\n"
+            f"    .batch = {g.batch}, .in_channels = {g.in_channels}, "
+            f".out_channels = {g.out_channels}, .groups = {g.groups},\n"
+            f"    .in_h = {g.in_size[0]}, .in_w = {g.in_size[1]}, .out_h = {g.out_size[0]}, "
+            f".out_w = {g.out_size[1]}, .pad_h = {g.pads_begin[0]}, .pad_w = {g.pads_begin[1]},\n"
+            f"    .m = {m}, .tiles_h = {th}, .tiles_w = {tw}, .chunk_rows = {chunk_rows(g, m)},\n}};")
+
+
+def lower_lines(ctx, g, m: int, w_name: str, w: np.ndarray, x: str, bias: str, y: str) -> list:
+    """The C block of one Winograd convolution (the caller emits it)."""
+    packed = ctx.weight(f"{w_name}:winograd{m}-g{g.groups}", transform_weights(w, g.groups, m))
+    scratch = ctx.scratch("float")
+    return [c_params(g, m),
+            f"{ctx.fn('winograd', 'winograd_conv')}(&wino, {x}, {packed}, {bias}, {y}, {scratch});"]
+
+
+def choose(g) -> int:
+    """m of the Winograd convolution to run for geometry ``g``, or 0 for the direct kernels.
+
+    Measured (docs/winograd.md, one 3x3 pad-1 Conv + Relu per shape, 1 and 2 threads, x86-avx512):
+    F(2x2) beats the direct kernels once both channel counts per group are >= 64 (the GEMMs
+    then outweigh the transforms), and at 56x56 and larger also for >= 128 inputs and >= 32
+    outputs (DenseNet's 128 -> 32); it loses when the transformed weights (16 C M floats) no
+    longer fit a cache-sized 8 MiB (512 -> 512 at 7x7 runs 1.3x slower). F(4x4) is faster
+    still on large images but its error is about 10x the direct kernels' (above OP_TOLERANCE
+    for >= 128 input channels), so it is never chosen here; a node's ``winograd`` attribute
+    (the text or JSON IR) still selects it."""
+    if not applicable(g):
+        return 0
+    c, m = g.in_channels // g.groups, g.out_channels // g.groups
+    positions = g.out_size[0] * g.out_size[1]
+    if 16 * c * m * 4 > MAX_WEIGHT_BYTES:
+        return 0
+    if min(c, m) >= 64 or (c >= 128 and m >= 32 and positions >= 56 * 56):
+        return 2
+    return 0

@@ -1,0 +1,36 @@
+/* Winograd convolution F(m x m, 3 x 3) for 3x3, stride-1, undilated 2-D Conv (NCHW, float).
+ *
+ * The output is cut into m x m tiles (m = 2 or 4; alpha = m + 2 is the input tile's side). With
+ * the transforms B^T (alpha x alpha), G (alpha x 3) and A^T (m x alpha) of Lavin & Gray:
+ *   U = G w G^T    per output and input channel: done at compile time (nnbuild/ops/winograd.py),
+ *                  stored as alpha^2 * groups packed GEMM A operands (out x in channels of one
+ *                  group, element xi = (a, b) of the transformed kernel), index xi * groups + g;
+ *   V = B^T d B    per input channel and tile d (alpha x alpha, of the zero-padded image);
+ *   M[xi] = U[xi] V[xi]   one GEMM per element xi and group, over all tiles of a chunk;
+ *   Y = A^T M A + bias    per output channel and tile, cut at the image's edge.
+ * Tiles are walked in chunks of `chunk_rows` tile rows (the rows of all images one after
+ * another), so V and M of a chunk stay in cache. Transforms split over channels, GEMMs over
+ * (xi, group): every value is computed the same way at any thread count. */
+#ifndef NN_WINOGRAD_H
+#define NN_WINOGRAD_H
+
+#include "nn_hal.h"
+
+typedef struct {
+    int batch, in_channels, out_channels, groups;
+    int in_h, in_w, out_h, out_w;
+    int pad_h, pad_w;      /* padding before the image (the end padding only sizes Y) */
+    int m;                 /* output tile side: 2 or 4 */
+    int tiles_h, tiles_w;  /* ceil(out_h / m), ceil(out_w / m) */
+    int chunk_rows;        /* tile rows per chunk */
+} nn_winograd_params;
+
+/* Y = conv(X, W) + bias (bias may be NULL), u_packed the transformed, packed weights. `work`
+ * holds, with T = chunk_rows * tiles_w tiles and each part rounded up to 16 floats: V (alpha^2
+ * x in_channels x T), M (alpha^2 x out_channels x T), then the larger of the transforms'
+ * (tiles_w * m + 2, then alpha^2 * tiles_w) and NN_GEMM_WORK_FLOATS(T); nnbuild/ops/winograd.py
+ * work_floats says the same. */
+void NN_FN(winograd_conv)(const nn_winograd_params *p, const float *x, const float *u_packed,
+                          const float *bias, float *y, float *work);
+
+#endif /* NN_WINOGRAD_H */
