@@ -21,11 +21,13 @@ from __future__ import annotations
 import time
 
 import numpy as np
+import pytest
 from onnx import helper
 
 import nnbuild
 from nnbuild.testing import OP_TOLERANCE, assert_close
 from helpers import make_model, onnxruntime_outputs, random_inputs, target_param
+import test_arm64     # the cross build and qemu run of arm64-neon apps
 
 # name: (input shape [N, C, spatial...], multiplier, kernel, attributes, bias)
 CASES = {
@@ -114,3 +116,13 @@ def test_mobilenet_depthwise_is_not_grossly_slow(target, tmp_path):
         best = min(best, time.process_time() - start)
     flops = 2.0 * 144 * 9 * 28 * 28
     assert best < flops / 0.5e9, f"{target}: one depthwise conv took {best * 1e3:.2f} ms CPU time"
+
+
+def test_neon_depthwise_edge_shapes_match_onnxruntime_under_qemu(tmp_path):
+    """The same cases on arm64-neon (templates/hal/arm64-neon/depthwise.c: 8 outputs of a row
+    per pass at strides 1 and 2, the scalar loop nest otherwise), cross-built and run under
+    qemu at 3 threads against onnxruntime and at 1 thread bit-identical."""
+    if test_arm64.MISSING:
+        pytest.skip(f"cross tools absent: {', '.join(test_arm64.MISSING)}")
+    model = depthwise_cases_model()
+    test_arm64.check_model(model, random_inputs(model), tmp_path, OP_TOLERANCE)
