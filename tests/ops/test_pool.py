@@ -174,3 +174,16 @@ def test_pools_split_over_threads_are_bit_identical(target, tmp_path):
         assert_close(results[1][name], want, what=f"{target} {name}")
         assert results[3][name].tobytes() == results[1][name].tobytes(), \
             f"{target} {name}: 3 threads differ from 1"
+
+
+def test_window_over_the_whole_plane(cache_dir):
+    """A window as large as the input with one output per plane (the end of ResNet and
+    Inception) takes the global pools' path."""
+    nodes = [helper.make_node("AveragePool", ["x"], ["avg"], kernel_shape=[7, 7]),
+             helper.make_node("MaxPool", ["x"], ["max"], kernel_shape=[7, 7]),
+             helper.make_node("AveragePool", ["v"], ["avg1d"], kernel_shape=[37],
+                              count_include_pad=1),
+             helper.make_node("MaxPool", ["v"], ["max1d"], kernel_shape=[37])]
+    model = make_model(nodes, {"x": (F32, [2, 40, 7, 7]), "v": (F32, [1, 5, 37])},
+                       ["avg", "max", "avg1d", "max1d"])
+    check_against_onnxruntime(model, cache_dir)

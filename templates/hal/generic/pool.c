@@ -191,6 +191,51 @@ static void avg_interior(const float *xp, const nn_pool_window *w, const pool_sp
         y[i] = acc[i] / divisor;
 }
 
+/* Global pools: each plane is reduced in POOL_LANES interleaved partial results (element i
+ * goes to lane i % POOL_LANES), which are then combined in lane order: a fixed order the
+ * compiler can vectorize, the same on every target and thread count. */
+#define POOL_LANES 16
+
+static float plane_max(const float *x, size_t size) {
+    float lane[POOL_LANES];
+    for (size_t j = 0; j < POOL_LANES; ++j)
+        lane[j] = -INFINITY;
+    size_t i = 0;
+    for (; i + POOL_LANES <= size; i += POOL_LANES)
+        for (size_t j = 0; j < POOL_LANES; ++j)
+            lane[j] = x[i + j] > lane[j] ? x[i + j] : lane[j];
+    for (size_t j = 0; i + j < size; ++j)
+        lane[j] = x[i + j] > lane[j] ? x[i + j] : lane[j];
+    float best = lane[0];
+    for (size_t j = 1; j < POOL_LANES; ++j)
+        best = lane[j] > best ? lane[j] : best;
+    return best;
+}
+
+static float plane_mean(const float *x, size_t size) {
+    double lane[POOL_LANES] = {0};
+    size_t i = 0;
+    for (; i + POOL_LANES <= size; i += POOL_LANES)
+        for (size_t j = 0; j < POOL_LANES; ++j)
+            lane[j] += (double)x[i + j];
+    for (size_t j = 0; i + j < size; ++j)
+        lane[j] += (double)x[i + j];
+    double sum = 0;
+    for (size_t j = 0; j < POOL_LANES; ++j)
+        sum += lane[j];
+    return (float)(sum / (double)size);
+}
+
+/* A window that is the whole input plane (one output, no padding, no dilation that matters):
+ * the global pools' plane_max / plane_mean, vectorized where the window loop is not. */
+static bool whole_plane(const nn_pool_window *w) {
+    for (int d = 0; d < 3; ++d)
+        if (w->out[d] != 1 || w->kernel[d] != w->in[d] || w->pad_begin[d] || w->pad_end[d] ||
+            (w->kernel[d] > 1 && w->dilation[d] != 1))
+            return false;
+    return true;
+}
+
 /* Small 1-D and 2-D planes, where the interior runs of single rows are short: the plane is
  * copied with its padding filled by a value that changes nothing (-INFINITY never wins a max,
  * +0.0 leaves a sum as it is) into rows x cols floats, so that every tap is ONE run over
@@ -325,6 +370,12 @@ static void maxpool_task(const void *ctx, int t, void *scratch) {
     (void)scratch;
     small_plane g;
     nn_tile_range((int)j->planes, j->tiles, 1, t, &p0, &p1);
+    if (!j->indices && whole_plane(j->w)) {
+        const size_t size = j->w->in[0] * j->w->in[1] * j->w->in[2];
+        for (size_t p = (size_t)p0; p < (size_t)p1; ++p)
+            j->y[p] = plane_max(j->x + p * size, size);
+        return;
+    }
     if (!j->indices && small_plane_fits(j->w, &g)) {
         const size_t in_plane = j->w->in[1] * j->w->in[2], out_plane = j->w->out[1] * j->w->out[2];
         for (size_t p = (size_t)p0; p < (size_t)p1; ++p)
@@ -378,6 +429,12 @@ static void avgpool_task(const void *ctx, int t, void *scratch) {
     (void)scratch;
     small_plane g;
     nn_tile_range((int)j->planes, j->tiles, 1, t, &p0, &p1);
+    if (whole_plane(j->w)) {
+        const size_t size = j->w->in[0] * j->w->in[1] * j->w->in[2];
+        for (size_t p = (size_t)p0; p < (size_t)p1; ++p)
+            j->y[p] = plane_mean(j->x + p * size, size);
+        return;
+    }
     if (small_plane_fits(j->w, &g)) {
         const size_t in_plane = j->w->in[1] * j->w->in[2], out_plane = j->w->out[1] * j->w->out[2];
         float counts[POOL_SMALL + 1];   /* out_h + out_w <= rows + cols <= POOL_SMALL + 1 */
@@ -393,41 +450,6 @@ void NN_FN(avgpool_f32)(const float *x, float *y, bool count_include_pad,
                         const nn_pool_window *w) {
     const pool_job j = {x, y, NULL, 0, count_include_pad, w, w->planes, plane_tiles(w)};
     NN_FN(parallel_for)(j.tiles, avgpool_task, &j, NULL, 0);
-}
-
-/* Global pools: each plane is reduced in POOL_LANES interleaved partial results (element i
- * goes to lane i % POOL_LANES), which are then combined in lane order: a fixed order the
- * compiler can vectorize, the same on every target and thread count. */
-#define POOL_LANES 16
-
-static float plane_max(const float *x, size_t size) {
-    float lane[POOL_LANES];
-    for (size_t j = 0; j < POOL_LANES; ++j)
-        lane[j] = -INFINITY;
-    size_t i = 0;
-    for (; i + POOL_LANES <= size; i += POOL_LANES)
-        for (size_t j = 0; j < POOL_LANES; ++j)
-            lane[j] = x[i + j] > lane[j] ? x[i + j] : lane[j];
-    for (size_t j = 0; i + j < size; ++j)
-        lane[j] = x[i + j] > lane[j] ? x[i + j] : lane[j];
-    float best = lane[0];
-    for (size_t j = 1; j < POOL_LANES; ++j)
-        best = lane[j] > best ? lane[j] : best;
-    return best;
-}
-
-static float plane_mean(const float *x, size_t size) {
-    double lane[POOL_LANES] = {0};
-    size_t i = 0;
-    for (; i + POOL_LANES <= size; i += POOL_LANES)
-        for (size_t j = 0; j < POOL_LANES; ++j)
-            lane[j] += (double)x[i + j];
-    for (size_t j = 0; i + j < size; ++j)
-        lane[j] += (double)x[i + j];
-    double sum = 0;
-    for (size_t j = 0; j < POOL_LANES; ++j)
-        sum += lane[j];
-    return (float)(sum / (double)size);
 }
 
 typedef struct {
