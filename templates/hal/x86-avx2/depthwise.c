@@ -111,26 +111,39 @@ static inline void store_upto(float *p, vec v, int n)
         vstore_tail(p, v, tail_mask(n));
 }
 
+/* dst[j] = 0 for j in [j0, j1). */
+static inline void zero_range(float *dst, int j0, int j1)
+{
+    for (int j = j0; j < j1; j += VL)
+        store_upto(dst + j, vset1(0.0f), j1 - j);
+}
+
 /* One padded row, phase-split: dst[r * ps + j] = padded[j * s + r] = x[j * s + r - pad] for j
- * in [0, R) (zero outside the row). xrow NULL: a padding row. Zeros first, then the row's
- * values over them; nothing is written outside those R floats of each phase. */
+ * in [0, R) (zero outside the row). xrow NULL: a padding row. Nothing is written outside those
+ * R floats of each phase. */
 INLINE void fill_row(const nn_conv_params *p, int R, int ps, const float *xrow, float *dst)
 {
     const int s = p->strides[2], n = p->in_size[2], pad = p->pads[2];
-    for (int r = 0; r < s; ++r)
-        for (int j = 0; j < R; j += VL)
-            store_upto(dst + r * ps + j, vset1(0.0f), R - j);
+    if (!xrow || s > 2) {
+        for (int r = 0; r < s; ++r)
+            zero_range(dst + r * ps, 0, R);
+    }
     if (!xrow)
         return;
     if (s == 1) {                       /* dst[j] = x[j - pad] for j in [pad, pad + n) */
-        const int hi = dw_min(pad + n, R);
-        for (int j = pad; j < hi; j += VL)
+        const int lo = dw_min(pad, R), hi = dw_min(pad + n, R);
+        zero_range(dst, 0, lo);
+        for (int j = lo; j < hi; j += VL)
             store_upto(dst + j, load_upto(xrow + j - pad, hi - j), hi - j);
-    } else if (s == 2) {                /* from j0, dst[j] = x[c], dst[R + j] = x[c + 1] */
-        const int j0 = (pad + 1) / 2;   /* c = 2 j - pad: 0 or 1 at j0 */
+        zero_range(dst, hi, R);
+    } else if (s == 2) {                /* from j0, dst[j] = x[c], dst[ps + j] = x[c + 1] */
+        const int j0 = dw_min((pad + 1) / 2, R);     /* c = 2 j - pad: 0 or 1 at j0 */
+        int j = j0;
+        zero_range(dst, 0, j0);
+        zero_range(dst + ps, 0, j0);
         if (pad % 2 == 1 && j0 - 1 < R)
             dst[ps + j0 - 1] = xrow[0]; /* the odd phase's x[0], one column earlier */
-        for (int j = j0; j < R && 2 * j - pad < n; j += VL) {
+        for (; j < R && 2 * j - pad < n; j += VL) {
             const int c = 2 * j - pad;
             vec even, odd;
             split_even_odd(load_upto(xrow + c, n - c),
@@ -139,6 +152,8 @@ INLINE void fill_row(const nn_conv_params *p, int R, int ps, const float *xrow, 
             store_upto(dst + j, even, R - j);
             store_upto(dst + ps + j, odd, R - j);
         }
+        zero_range(dst, j, R);
+        zero_range(dst + ps, j, R);
     } else {
         for (int r = 0; r < s; ++r)
             for (int j = 0; j < R; ++j) {
