@@ -6,7 +6,9 @@
  * element loops call nn_vmath.h's branch-free exp / log, so they auto-vectorise at -O3 with
  * the target's flags. Work is split over the thread pool at whole rows / planes / lines; the
  * split never changes which operations produce an element, so results are bit-identical at
- * every thread count. */
+ * every thread count. Outputs never overlap inputs (the memory planner does not run these in
+ * place): the element loops take restrict pointers, so the compiler emits no overlap checks and
+ * no second, scalar copy of each loop. */
 #include "norm.h"
 
 #include "nn_pool.h"
@@ -40,6 +42,12 @@ static void unit_range(size_t units, int tasks, int t, size_t *u0, size_t *u1) {
     *u1 = units * (size_t)(t + 1) / (size_t)tasks;
 }
 
+/* y = x * s + b over n elements. */
+static void scale_shift(const float *restrict x, float *restrict y, size_t n, float s, float b) {
+    for (size_t i = 0; i < n; ++i)
+        y[i] = x[i] * s + b;
+}
+
 /* --- batch normalization ------------------------------------------------------------------ */
 typedef struct {
     const float *x;
@@ -58,11 +66,8 @@ static void batchnorm_task(const void *ctx, int t, void *scratch) {
     for (size_t p = p0; p < p1; ++p) {
         const size_t c = p % j->channels;
         const float s = j->scale[c] / sqrtf(j->var[c] + j->epsilon);
-        const float b = j->bias[c] - j->mean[c] * s;
-        const float *x = j->x + p * j->inner;
-        float *y = j->y + p * j->inner;
-        for (size_t i = 0; i < j->inner; ++i)
-            y[i] = x[i] * s + b;
+        scale_shift(j->x + p * j->inner, j->y + p * j->inner, j->inner, s,
+                    j->bias[c] - j->mean[c] * s);
     }
 }
 
@@ -122,9 +127,7 @@ static void instancenorm_task(const void *ctx, int t, void *scratch) {
         float m, r;
         moments(x, j->size, j->epsilon, &m, &r);
         const float s = r * j->scale[c];
-        const float b = j->bias[c] - m * s;
-        for (size_t i = 0; i < j->size; ++i)
-            y[i] = x[i] * s + b;
+        scale_shift(x, y, j->size, s, j->bias[c] - m * s);
     }
 }
 
@@ -136,6 +139,18 @@ void NN_FN(instancenorm_f32)(const float *x, float *y, const float *scale, const
     NN_FN(parallel_for)(j.tasks, instancenorm_task, &j, NULL, 0);
 }
 
+/* y = (x - m) * r * scale + bias (bias may be NULL) over one row. */
+static void layernorm_row(const float *restrict x, float *restrict y, const float *scale,
+                          const float *bias, size_t size, float m, float r) {
+    if (bias) {
+        for (size_t i = 0; i < size; ++i)
+            y[i] = (x[i] - m) * r * scale[i] + bias[i];
+    } else {
+        for (size_t i = 0; i < size; ++i)
+            y[i] = (x[i] - m) * r * scale[i];
+    }
+}
+
 static void layernorm_task(const void *ctx, int t, void *scratch) {
     const norm_job *j = ctx;
     const size_t size = j->size;
@@ -144,19 +159,11 @@ static void layernorm_task(const void *ctx, int t, void *scratch) {
     unit_range(j->rows, j->tasks, t, &r0, &r1);
     for (size_t row = r0; row < r1; ++row) {
         const float *x = j->x + row * size;
-        float *y = j->y + row * size;
-        const float *scale = j->scale, *bias = j->bias;
         float m, r;
         moments(x, size, j->epsilon, &m, &r);
         if (j->mean) j->mean[row] = m;
         if (j->inv_std_dev) j->inv_std_dev[row] = r;
-        if (bias) {
-            for (size_t i = 0; i < size; ++i)
-                y[i] = (x[i] - m) * r * scale[i] + bias[i];
-        } else {
-            for (size_t i = 0; i < size; ++i)
-                y[i] = (x[i] - m) * r * scale[i];
-        }
+        layernorm_row(x, j->y + row * size, j->scale, j->bias, size, m, r);
     }
 }
 
@@ -177,6 +184,13 @@ typedef struct {
     size_t planes;
     int tasks;
 } lrn_job;
+
+/* y = x * exp(-beta * ln(b + a * sum)) over len elements. */
+static void lrn_scale(const float *restrict x, const float *restrict sum, float *restrict y,
+                      size_t len, float a, float b, float minus_beta) {
+    for (size_t i = 0; i < len; ++i)
+        y[i] = x[i] * nn_expf(minus_beta * nn_logf(b + a * sum[i]));
+}
 
 /* Output planes [p0, p1) (plane p is sample p / channels, channel p % channels), BLOCK
  * positions at a time: the window's squares are summed channel by channel from the lowest,
@@ -202,8 +216,7 @@ static void lrn_planes(const lrn_job *j, size_t p0, size_t p1) {
                 for (size_t i = 0; i < len; ++i)
                     sum[i] += row[i] * row[i];
             }
-            for (size_t i = 0; i < len; ++i)
-                yc[i0 + i] = xc[i0 + i] * nn_expf(minus_beta * nn_logf(b + a * sum[i]));
+            lrn_scale(xc + i0, sum, yc + i0, len, a, b, minus_beta);
         }
     }
 }
@@ -227,8 +240,9 @@ void NN_FN(lrn_f32)(const float *x, float *y, size_t batch, size_t channels, siz
 }
 
 /* --- softmax ------------------------------------------------------------------------------ */
-/* One contiguous line of n elements. */
-static void softmax_row(const float *x, float *y, size_t n, bool log_of) {
+/* One contiguous line of n elements: the maximum and the sum of exponentials in LANES
+ * partials, the exponentials kept in y. */
+static void softmax_row(const float *restrict x, float *restrict y, size_t n, bool log_of) {
     float t[LANES];
     for (int l = 0; l < LANES; ++l)
         t[l] = -INFINITY;
@@ -242,17 +256,6 @@ static void softmax_row(const float *x, float *y, size_t n, bool log_of) {
     for (int l = 1; l < LANES; ++l)
         top = t[l] > top ? t[l] : top;
     double s[LANES] = {0};
-    if (log_of) {
-        for (i = 0; i + LANES <= n; i += LANES)
-            for (int l = 0; l < LANES; ++l)
-                s[l] += nn_expf(x[i + l] - top);
-        for (int l = 0; i < n; ++i, ++l)
-            s[l] += nn_expf(x[i] - top);
-        const double shift = (double)top + log(sum_lanes(s));
-        for (i = 0; i < n; ++i)
-            y[i] = (float)(x[i] - shift);
-        return;
-    }
     for (i = 0; i + LANES <= n; i += LANES)
         for (int l = 0; l < LANES; ++l) {
             const float e = nn_expf(x[i + l] - top);
@@ -264,14 +267,20 @@ static void softmax_row(const float *x, float *y, size_t n, bool log_of) {
         y[i] = e;
         s[l] += e;
     }
+    if (log_of) {
+        const double shift = (double)top + log(sum_lanes(s));
+        for (i = 0; i < n; ++i)
+            y[i] = (float)(x[i] - shift);
+        return;
+    }
     const float scale = (float)(1.0 / sum_lanes(s));
     for (i = 0; i < n; ++i)
         y[i] *= scale;
 }
 
 /* Columns [j0, j0 + len) of one [n][inner] slab: each column is a line, BLOCK side by side. */
-static void softmax_columns(const float *x, float *y, size_t n, size_t inner, size_t len,
-                            bool log_of) {
+static void softmax_columns(const float *restrict x, float *restrict y, size_t n, size_t inner,
+                            size_t len, bool log_of) {
     float top[BLOCK];
     double sum[BLOCK];
     for (size_t j = 0; j < len; ++j) {
@@ -281,10 +290,13 @@ static void softmax_columns(const float *x, float *y, size_t n, size_t inner, si
     for (size_t k = 0; k < n; ++k)
         for (size_t j = 0; j < len; ++j)
             top[j] = x[k * inner + j] > top[j] ? x[k * inner + j] : top[j];
+    for (size_t k = 0; k < n; ++k)
+        for (size_t j = 0; j < len; ++j) {
+            const float e = nn_expf(x[k * inner + j] - top[j]);
+            y[k * inner + j] = e;
+            sum[j] += e;
+        }
     if (log_of) {
-        for (size_t k = 0; k < n; ++k)
-            for (size_t j = 0; j < len; ++j)
-                sum[j] += nn_expf(x[k * inner + j] - top[j]);
         for (size_t j = 0; j < len; ++j)
             sum[j] = (double)top[j] + log(sum[j]);           /* the shift */
         for (size_t k = 0; k < n; ++k)
@@ -292,12 +304,6 @@ static void softmax_columns(const float *x, float *y, size_t n, size_t inner, si
                 y[k * inner + j] = (float)(x[k * inner + j] - sum[j]);
         return;
     }
-    for (size_t k = 0; k < n; ++k)
-        for (size_t j = 0; j < len; ++j) {
-            const float e = nn_expf(x[k * inner + j] - top[j]);
-            y[k * inner + j] = e;
-            sum[j] += e;
-        }
     for (size_t j = 0; j < len; ++j)
         top[j] = (float)(1.0 / sum[j]);                        /* the scale */
     for (size_t k = 0; k < n; ++k)

@@ -1,9 +1,9 @@
 /* Normalization kernels: batch, instance and layer normalization, local response
  * normalization, softmax and log-softmax. Means, variances and sums of exponentials are
  * accumulated in double (16 partial sums added in a fixed order); the per-element work is in
- * float, exp and log from nn_vmath.h (1 ulp). Instance and layer normalization, LRN and
- * softmax split their planes / rows / lines over the thread pool; results are bit-identical at
- * every thread count. */
+ * float, exp and log from nn_vmath.h (1 ulp). Each kernel splits its planes / rows / lines
+ * over the thread pool; results are bit-identical at every thread count. Outputs must not
+ * overlap inputs. */
 #ifndef NN_NORM_H
 #define NN_NORM_H
 
