@@ -1,9 +1,22 @@
 /* What every target's depthwise.c shares (see depthwise.h): index helpers, the zero-padded
  * copy of one channel, the scalar loop nest and the split of the planes over the pool
- * (nn_pool.h). A target's depthwise.c includes it right after depthwise.h and nn_pool.h and
- * defines what this header declares:
- *   depthwise_task - one task of conv_depthwise: planes [q0, q1) of a depthwise_job, through
- *                    the target's vector path or depthwise_planes. */
+ * (nn_pool.h), and the vector path of the SIMD targets. A target's depthwise.c includes it
+ * right after depthwise.h and nn_pool.h. The generic one defines what this header declares:
+ *   depthwise_task - one task of conv_depthwise: planes [q0, q1) of a depthwise_job.
+ * A SIMD one defines NN_DEPTHWISE_VECTOR and its vector primitives first (see "the vector
+ * path" below); depthwise_task is then this header's.
+ *
+ * The vector path: one input channel at a time, in bands of output rows. The band's input rows
+ * are copied, zero-padded, into a buffer on the stack, each row split into its s phases along
+ * w (phase r holds padded columns r, r + s, r + 2s ...; s = stride along w). Tap kw of output
+ * ow then reads phase (kw * d) % s at ow + (kw * d) / s: VL consecutive outputs are one
+ * unit-stride vector load per tap, whatever the stride. Every output sums its taps in order
+ * (depth, height, width) from the bias with one FMA each, VL outputs of a row at once; the
+ * common kernels (2-D 3x3 and 5x5, equal strides 1 or 2, no dilation) are unrolled with their
+ * weights in registers and RB output rows per pass, so input vectors loaded once serve several
+ * rows. Small 2-D planes, whose rows would fill few lanes, go along the flattened plane instead
+ * (flat_plan). Rows too wide for the buffer take the scalar loop nest. Bands, row blocks,
+ * vectors and the path depend on the shape only: results are the same at every thread count. */
 #ifndef NN_DEPTHWISE_DRIVER_H
 #define NN_DEPTHWISE_DRIVER_H
 
@@ -109,7 +122,7 @@ typedef struct {
     int planes, tiles;
 } depthwise_job;
 
-/* The target's: planes of one task of conv_depthwise. */
+/* Planes of one task of conv_depthwise: the generic target's, or the vector path's below. */
 static void depthwise_task(const void *ctx, int t, void *scratch);
 
 /* Planes split into tasks (their number from the problem's size only). */
@@ -122,5 +135,350 @@ void NN_FN(conv_depthwise)(const nn_conv_params *p, const float *x, const float 
     const depthwise_job j = {p, x, w, bias, y, planes, tiles < planes ? tiles : planes};
     NN_FN(parallel_for)(j.tiles, depthwise_task, &j, NULL, 0);
 }
+
+#ifdef NN_DEPTHWISE_VECTOR
+/* --- the vector path ---------------------------------------------------------------------------
+ * The target defines, before including this header, NN_DEPTHWISE_VECTOR, `vec` (VL floats),
+ * vload / vstore (unaligned), vset1 (broadcast), vfma(a, b, c) = a * b + c rounded once,
+ * load_upto(x, n) (x[0 .. min(n, VL)), zeros after; reads nothing past x[n - 1]),
+ * store_upto(p, v, n) (the first min(n, VL) lanes of v; writes nothing else) and
+ * split_even_odd(a, b, &even, &odd) (lanes 0, 2, 4 ... and 1, 3, 5 ... of a then b). */
+#define DW_INLINE static inline __attribute__((always_inline))
+
+#define BAND_FLOATS 4096      /* a band's buffer, when one output row needs less */
+#define BUFFER_FLOATS 16384   /* the stack buffer: at most this (else the scalar loop nest) */
+#define RB 4                  /* output rows per pass of the unrolled kernels */
+
+/* The band buffer: per kernel depth tap kd, `rows` padded rows of `rowlen` = s * R floats
+ * (phase r of a row at r * R). R covers the outputs rounded up to VL plus the widest tap. */
+typedef struct {
+    int R, rowlen, band;      /* band: output rows per band */
+    size_t slice;             /* floats per kd: rows_for(band) * rowlen */
+} dw_layout;
+
+static int rows_for(const nn_conv_params *p, int out_rows)
+{
+    return (out_rows - 1) * p->strides[1] + (p->kernel[1] - 1) * p->dilations[1] + 1;
+}
+
+static bool dw_plan(const nn_conv_params *p, dw_layout *L)
+{
+    const int s = p->strides[2], out2 = p->out_size[2];
+    L->R = (out2 + VL - 1) / VL * VL + (p->kernel[2] - 1) * p->dilations[2] / s;
+    L->rowlen = s * L->R;
+    const size_t row_floats = (size_t)p->kernel[0] * L->rowlen;
+    if (row_floats * rows_for(p, 1) > BUFFER_FLOATS)
+        return false;
+    int band = 1;
+    while (band < p->out_size[1] && row_floats * rows_for(p, band + 1) <= BAND_FLOATS)
+        ++band;
+    if (band < p->out_size[1] && band >= RB)   /* several bands: whole row blocks each */
+        band -= band % RB;
+    L->band = band;
+    L->slice = (size_t)rows_for(p, band) * L->rowlen;
+    return true;
+}
+
+/* dst[j] = 0 for j in [j0, j1). */
+static inline void zero_range(float *dst, int j0, int j1)
+{
+    for (int j = j0; j < j1; j += VL)
+        store_upto(dst + j, vset1(0.0f), j1 - j);
+}
+
+/* One padded row, phase-split: dst[r * ps + j] = padded[j * s + r] = x[j * s + r - pad] for j
+ * in [0, R) (zero outside the row). xrow NULL: a padding row. Nothing is written outside those
+ * R floats of each phase. */
+DW_INLINE void fill_row(const nn_conv_params *p, int R, int ps, const float *xrow, float *dst)
+{
+    const int s = p->strides[2], n = p->in_size[2], pad = p->pads[2];
+    if (!xrow || s > 2) {
+        for (int r = 0; r < s; ++r)
+            zero_range(dst + r * ps, 0, R);
+    }
+    if (!xrow)
+        return;
+    if (s == 1) {                       /* dst[j] = x[j - pad] for j in [pad, pad + n) */
+        const int lo = dw_min(pad, R), hi = dw_min(pad + n, R);
+        zero_range(dst, 0, lo);
+        for (int j = lo; j < hi; j += VL)
+            store_upto(dst + j, load_upto(xrow + j - pad, hi - j), hi - j);
+        zero_range(dst, hi, R);
+    } else if (s == 2) {                /* from j0, dst[j] = x[c], dst[ps + j] = x[c + 1] */
+        const int j0 = dw_min((pad + 1) / 2, R);     /* c = 2 j - pad: 0 or 1 at j0 */
+        int j = j0;
+        zero_range(dst, 0, j0);
+        zero_range(dst + ps, 0, j0);
+        if (pad % 2 == 1 && j0 - 1 < R)
+            dst[ps + j0 - 1] = xrow[0]; /* the odd phase's x[0], one column earlier */
+        for (; j < R && 2 * j - pad < n; j += VL) {
+            const int c = 2 * j - pad;
+            vec even, odd;
+            split_even_odd(load_upto(xrow + c, n - c),
+                           n - c > VL ? load_upto(xrow + c + VL, n - c - VL) : vset1(0.0f),
+                           &even, &odd);
+            store_upto(dst + j, even, R - j);
+            store_upto(dst + ps + j, odd, R - j);
+        }
+        zero_range(dst, j, R);
+        zero_range(dst + ps, j, R);
+    } else {
+        for (int r = 0; r < s; ++r)
+            for (int j = 0; j < R; ++j) {
+                const int c = j * s + r - pad;
+                if (c >= 0 && c < n)
+                    dst[r * ps + j] = xrow[c];
+            }
+    }
+}
+
+/* The band of output rows [oh0, oh0 + rows) at output depth od: for each kd, its padded rows. */
+static void fill_band(const nn_conv_params *p, const dw_layout *L, const float *xc, int od,
+                      int oh0, int rows, float *buf)
+{
+    const int *in = p->in_size;
+    for (int kd = 0; kd < p->kernel[0]; ++kd) {
+        const int id = od * p->strides[0] + kd * p->dilations[0] - p->pads[0];
+        float *slice = buf + kd * L->slice;
+        for (int i = 0; i < rows_for(p, rows); ++i) {
+            const int ih = (oh0 * p->strides[1]) + i - p->pads[1];
+            const bool inside = id >= 0 && id < in[0] && ih >= 0 && ih < in[1];
+            fill_row(p, L->R, L->R, inside ? xc + ((size_t)id * in[1] + ih) * in[2] : NULL,
+                     slice + (size_t)i * L->rowlen);
+        }
+    }
+}
+
+/* Output rows [r, r + NB) x VL columns from ow of the band, KH x KW taps, strides S1/S2 and
+ * dilations D1/D2 all constants; wv the broadcast weights. x: the band's first row. Rows that
+ * several outputs read are the same loads (same constant offsets): loaded once. */
+DW_INLINE void tile(const float *x, const dw_layout *L, const vec *wv, vec b, float *y, int out2,
+                 int r, int ow, int NB, int KH, int KW, int S1, int S2, int D1, int D2)
+{
+    const float *x0 = x + (size_t)r * S1 * L->rowlen + ow;
+    vec acc[RB];
+    for (int i = 0; i < NB; ++i)
+        acc[i] = b;
+    for (int kh = 0; kh < KH; ++kh)
+        for (int kw = 0; kw < KW; ++kw) {
+            const int a = kw * D2, column = (a % S2) * L->R + a / S2;
+            for (int i = 0; i < NB; ++i)
+                acc[i] = vfma(wv[kh * KW + kw],
+                              vload(x0 + (size_t)(i * S1 + kh * D1) * L->rowlen + column),
+                              acc[i]);
+        }
+    for (int i = 0; i < NB; ++i) {
+        float *yt = y + (size_t)(r + i) * out2 + ow;
+        store_upto(yt, acc[i], out2 - ow);
+    }
+}
+
+/* `rows` output rows of one plane (y: the band's first) from the band buffer x. */
+DW_INLINE void band_fixed(const float *x, const dw_layout *L, const float *w, float bias, float *y,
+                       int out2, int rows, int KH, int KW, int S1, int S2, int D1, int D2)
+{
+    vec wv[25];
+    for (int t = 0; t < KH * KW; ++t)
+        wv[t] = vset1(w[t]);
+    const vec b = vset1(bias);
+    int r = 0;
+    for (; r + RB <= rows; r += RB)
+        for (int ow = 0; ow < out2; ow += VL)
+            tile(x, L, wv, b, y, out2, r, ow, RB, KH, KW, S1, S2, D1, D2);
+    for (; r < rows; ++r)
+        for (int ow = 0; ow < out2; ow += VL)
+            tile(x, L, wv, b, y, out2, r, ow, 1, KH, KW, S1, S2, D1, D2);
+}
+
+/* Any kernel, strides and dilations: one output vector at a time, taps from memory. */
+static void band_any(const nn_conv_params *p, const float *x, const dw_layout *L,
+                     const float *w, float bias, float *y, int rows)
+{
+    const int *ks = p->kernel, *s = p->strides, *d = p->dilations, out2 = p->out_size[2];
+    for (int r = 0; r < rows; ++r)
+        for (int ow = 0; ow < out2; ow += VL) {
+            vec acc = vset1(bias);
+            const float *wt = w;
+            for (int kd = 0; kd < ks[0]; ++kd)
+                for (int kh = 0; kh < ks[1]; ++kh) {
+                    const float *xr = x + kd * L->slice + (size_t)(r * s[1] + kh * d[1]) * L->rowlen;
+                    for (int kw = 0; kw < ks[2]; ++kw) {
+                        const int a = kw * d[2];
+                        acc = vfma(vset1(*wt++), vload(xr + (a % s[2]) * L->R + a / s[2] + ow),
+                                   acc);
+                    }
+                }
+            float *yt = y + (size_t)r * out2 + ow;
+            store_upto(yt, acc, out2 - ow);
+        }
+}
+
+/* Which unrolled kernel fits: 3 or 5 for a 2-D k x k kernel with equal strides 1 or 2 and no
+ * dilation, else 0 (band_any). */
+static int fixed_kernel(const nn_conv_params *p)
+{
+    const int *ks = p->kernel, *s = p->strides, *d = p->dilations;
+    const bool plain = ks[0] == 1 && ks[1] == ks[2] && (ks[1] == 3 || ks[1] == 5) &&
+                       s[1] == s[2] && (s[1] == 1 || s[1] == 2) && d[1] == 1 && d[2] == 1;
+    return plain ? ks[1] : 0;
+}
+
+static void run_band(const nn_conv_params *p, int kind, const float *x, const dw_layout *L,
+                 const float *w, float bias, float *y, int rows)
+{
+    const int out2 = p->out_size[2], s = p->strides[2];
+    if (kind == 3 && s == 1)
+        band_fixed(x, L, w, bias, y, out2, rows, 3, 3, 1, 1, 1, 1);
+    else if (kind == 3)
+        band_fixed(x, L, w, bias, y, out2, rows, 3, 3, 2, 2, 1, 1);
+    else if (kind == 5 && s == 1)
+        band_fixed(x, L, w, bias, y, out2, rows, 5, 5, 1, 1, 1, 1);
+    else if (kind == 5)
+        band_fixed(x, L, w, bias, y, out2, rows, 5, 5, 2, 2, 1, 1);
+    else
+        band_any(p, x, L, w, bias, y, rows);
+}
+
+/* Output planes [q0, q1) (plane q: image q / out_channels, channel q % out_channels): the
+ * planes of one input channel share each band's copy. */
+static void depthwise_bands(const nn_conv_params *p, const dw_layout *L, const float *x,
+                            const float *w, const float *bias, float *y, int q0, int q1)
+{
+    float buf[BUFFER_FLOATS];
+    const int *out = p->out_size, kind = fixed_kernel(p);
+    const int multiplier = p->out_channels / p->groups, kvol = dw_volume(p->kernel);
+    const int in_plane = dw_volume(p->in_size), positions = dw_volume(out);
+    for (int q = q0; q < q1;) {
+        const int n = q / p->out_channels, m0 = q % p->out_channels;
+        const int m1 = dw_min(m0 + q1 - q, (m0 / multiplier + 1) * multiplier);
+        const float *xc = x + ((size_t)n * p->in_channels + m0 / multiplier) * in_plane;
+        for (int od = 0; od < out[0]; ++od)
+            for (int oh0 = 0; oh0 < out[1]; oh0 += L->band) {
+                const int rows = dw_min(L->band, out[1] - oh0);
+                fill_band(p, L, xc, od, oh0, rows, buf);
+                for (int m = m0; m < m1; ++m) {
+                    float *ym = y + ((size_t)n * p->out_channels + m) * positions +
+                                ((size_t)od * out[1] + oh0) * out[2];
+                    run_band(p, kind, buf, L, w + (size_t)m * kvol, bias ? bias[m] : 0.0f, ym, rows);
+                }
+            }
+        q += m1 - m0;
+    }
+}
+
+/* --- small 2-D planes: the whole channel at once, outputs along a flattened plane ----------
+ * Rows narrower than a few vectors waste most lanes (a 7-wide row fills 7 of 16). Here the
+ * padded channel is split into its stride phases along h and w too: phase plane (rh, rw) row
+ * i, column j holds padded[i * s1 + rh][j * s2 + rw], rows of Rf = out2 + reach floats. Output
+ * (oh, ow) then reads, for every tap, plane position oh * Rf + ow plus a fixed offset: the
+ * outputs are one run of out1 * Rf "virtual" positions (the Rf - out2 past each row computed and
+ * dropped), NV vectors at a time into `virt`, then copied out row by row. */
+#define NV 4
+#define FLAT_TAPS 25
+
+typedef struct {
+    int Rf, Hf;               /* columns and rows of a phase plane */
+    int vectors;              /* virtual outputs / VL, rounded up to NV */
+    int taps, off[FLAT_TAPS]; /* where tap t reads, from the virtual position */
+    size_t plane, input;      /* floats of a phase plane; of the input part of the buffer */
+} flat_layout;
+
+static bool flat_plan(const nn_conv_params *p, const dw_layout *L, flat_layout *F)
+{
+    const int *out = p->out_size, *ks = p->kernel, *s = p->strides, *d = p->dilations;
+    F->taps = dw_volume(ks);
+    if (p->in_size[0] != 1 || out[0] != 1 || ks[0] != 1 || F->taps > FLAT_TAPS)
+        return false;
+    F->Rf = out[2] + (ks[2] - 1) * d[2] / s[2];
+    F->Hf = out[1] + (ks[1] - 1) * d[1] / s[1];
+    F->plane = (size_t)F->Hf * F->Rf;
+    const int virtual_vectors = (out[1] * F->Rf + VL - 1) / VL;
+    F->vectors = (virtual_vectors + NV - 1) / NV * NV;
+    int reach = 0;
+    for (int kh = 0; kh < ks[1]; ++kh)
+        for (int kw = 0; kw < ks[2]; ++kw) {
+            const int a = kh * d[1], b = kw * d[2];
+            const int t = kh * ks[2] + kw;
+            F->off[t] = (int)(((a % s[1]) * s[2] + b % s[2]) * F->plane) + a / s[1] * F->Rf + b / s[2];
+            reach = dw_max(reach, F->off[t]);
+        }
+    F->input = (size_t)reach + (size_t)F->vectors * VL;
+    const size_t floats = F->input + (size_t)F->vectors * VL;
+    const int row_vectors = out[1] * ((out[2] + VL - 1) / VL);   /* what the bands compute */
+    return floats <= BUFFER_FLOATS && 4 * virtual_vectors <= 3 * row_vectors && L->band >= out[1];
+}
+
+/* The channel's phase planes (buffer zero past them, as far as the vectors read). */
+static void fill_flat(const nn_conv_params *p, const flat_layout *F, const float *xc, float *buf)
+{
+    const int *in = p->in_size, s1 = p->strides[1], s2 = p->strides[2];
+    for (int rh = 0; rh < s1; ++rh)
+        for (int i = 0; i < F->Hf; ++i) {
+            const int ih = i * s1 + rh - p->pads[1];
+            float *dst = buf + (size_t)rh * s2 * F->plane + (size_t)i * F->Rf;
+            fill_row(p, F->Rf, (int)F->plane, ih >= 0 && ih < in[1] ? xc + (size_t)ih * in[2] : NULL,
+                     dst);
+        }
+    for (size_t t = (size_t)s1 * s2 * F->plane; t < F->input; t += VL)
+        store_upto(buf + t, vset1(0.0f), (int)dw_min(VL, (int)(F->input - t)));
+}
+
+/* One output plane from the phase planes: NV vectors of virtual outputs per pass, each summing
+ * the taps in order from the bias. */
+static void plane_flat(const nn_conv_params *p, const flat_layout *F, const float *buf,
+                       float *virt, const float *w, float bias, float *y)
+{
+    const int *out = p->out_size;
+    for (int v = 0; v < F->vectors * VL; v += NV * VL) {
+        vec acc[NV];
+        for (int i = 0; i < NV; ++i)
+            acc[i] = vset1(bias);
+        for (int t = 0; t < F->taps; ++t) {
+            const vec wt = vset1(w[t]);
+            const float *x = buf + F->off[t] + v;
+            for (int i = 0; i < NV; ++i)
+                acc[i] = vfma(wt, vload(x + i * VL), acc[i]);
+        }
+        for (int i = 0; i < NV; ++i)
+            vstore(virt + v + i * VL, acc[i]);
+    }
+    for (int oh = 0; oh < out[1]; ++oh)
+        for (int ow = 0; ow < out[2]; ow += VL)
+            store_upto(y + (size_t)oh * out[2] + ow,
+                       load_upto(virt + (size_t)oh * F->Rf + ow, out[2] - ow), out[2] - ow);
+}
+
+static void depthwise_flat(const nn_conv_params *p, const flat_layout *F, const float *x,
+                           const float *w, const float *bias, float *y, int q0, int q1)
+{
+    float buf[BUFFER_FLOATS];
+    const int multiplier = p->out_channels / p->groups, kvol = dw_volume(p->kernel);
+    const int in_plane = dw_volume(p->in_size), positions = dw_volume(p->out_size);
+    for (int q = q0; q < q1; ++q) {
+        const int n = q / p->out_channels, m = q % p->out_channels;
+        if (q == q0 || m % multiplier == 0)
+            fill_flat(p, F, x + ((size_t)n * p->in_channels + m / multiplier) * in_plane, buf);
+        plane_flat(p, F, buf, buf + F->input, w + (size_t)m * kvol, bias ? bias[m] : 0.0f,
+                   y + ((size_t)n * p->out_channels + m) * positions);
+    }
+}
+
+/* One task of conv_depthwise (nn_depthwise_driver.h). */
+static void depthwise_task(const void *ctx, int t, void *scratch)
+{
+    const depthwise_job *j = ctx;
+    dw_layout L;
+    flat_layout F;
+    int q0, q1;
+    (void)scratch;
+    nn_tile_range(j->planes, j->tiles, 1, t, &q0, &q1);
+    if (q0 < q1 && dw_plan(j->p, &L) && flat_plan(j->p, &L, &F))
+        depthwise_flat(j->p, &F, j->x, j->w, j->bias, j->y, q0, q1);
+    else if (q0 < q1 && dw_plan(j->p, &L))
+        depthwise_bands(j->p, &L, j->x, j->w, j->bias, j->y, q0, q1);
+    else if (q0 < q1)
+        depthwise_planes(j->p, j->x, j->w, j->bias, j->y, q0, q1);
+}
+#endif /* NN_DEPTHWISE_VECTOR */
 
 #endif /* NN_DEPTHWISE_DRIVER_H */
