@@ -13,7 +13,9 @@
  * signalled yet: a caller that finds it non-zero broadcasts once and clears it (under the
  * mutex), so the jobs that follow while a woken worker is still being scheduled do not pay
  * another wake each. */
+#ifndef _POSIX_C_SOURCE
 #define _POSIX_C_SOURCE 200809L         /* clock_gettime */
+#endif
 #include "nn_pool.h"
 
 #include <pthread.h>
