@@ -208,8 +208,9 @@ def broadcast_loop(ctx, out: str, operands: list, expr) -> None:
 # --- loop nests, inline or split over the thread pool ------------------------------------------
 # A nest whose work (elements times statements per element) is at least PARALLEL_MIN_WORK
 # becomes a task function run by <p>_parallel_for (hal/nn_pool.h), about TASK_WORK per task;
-# smaller ones stay inline, where handing a job to the workers (about a microsecond) would
-# cost about what it saves (a Relu over 16384 floats takes ~5 us on one core). The tiles
+# smaller ones stay inline, where handing a job to the workers would cost about what it saves.
+# Measured on an AVX-512 Xeon: a vectorised Relu over 16384 floats takes 1.2 us on one core; a
+# parallel_for of empty tasks 0.05 us (2 tasks) to 0.33 us (32 tasks) at 2 threads. The tiles
 # depend on the shapes only, never on the thread count, and each element is computed by the
 # same statement whichever task holds it: results are bit-identical at every thread count.
 PARALLEL_MIN_WORK = 16384

@@ -15,6 +15,9 @@ kept dims outside, reduced dims inside, neighbouring dims merged:
             acc += x[i0 * 49 + r0];
         y[i0] = (float)(acc / 49);
     }
+
+Each output is computed by one pass in a fixed order; a big reduction splits its kept dims
+over the thread pool (``codegen.loops.emit_nest``), with the same results at any thread count.
 """
 from __future__ import annotations
 
@@ -22,7 +25,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..codegen.loops import compute_ctype
+from ..codegen.loops import compute_ctype, emit_nest
 from ..errors import ModelError
 from ..ir.graph import Node, TensorType
 from .index import load as load_as_compute, store as store_from_compute
@@ -185,8 +188,9 @@ class Reduce(Op):
         if axes_name and axes is None:
             axes = np.zeros(0, np.int64)
         picked = self.reduced_axes(node, ctx.type(x).rank, axes)
-        if ctx.type(y).size:       # no outputs: nothing to write
-            ctx.emit(reduce_loop(ctx, x, y, picked, self.kind))
+        if ctx.type(y).size:       # no outputs: nothing to write; big ones over the pool
+            setup, kept, body, count = reduce_parts(ctx, x, y, picked, self.kind)
+            emit_nest(ctx, setup, kept, body, cost=max(count, 1))
 
     def _runtime_axes(self, ctx, node) -> str:
         """Axes read at run time: their mask is checked against the declared shape, then
@@ -241,6 +245,14 @@ def _index(terms: list) -> str:
 
 def reduce_loop(ctx, x: str, y: str, axes: tuple, kind: Reduction) -> str:
     """The C block computing y = reduction of x over ``axes``."""
+    setup, kept, body, _ = reduce_parts(ctx, x, y, axes, kind)
+    lines = setup + _nest([(e, 0) for e in kept], "i", body)
+    return "{\n" + "\n".join("    " + line for line in lines) + "\n}"
+
+
+def reduce_parts(ctx, x: str, y: str, axes: tuple, kind: Reduction) -> tuple:
+    """(declarations, extents of the kept dims i0, i1..., statements computing one output,
+    count of reduced elements): y = reduction of x over ``axes``."""
     dtype = ctx.type(x).dtype
     dims = _merged_dims(ctx.shape(x), axes)
     kept = [(e, s) for e, r, s in dims if not r]
@@ -282,8 +294,7 @@ def reduce_loop(ctx, x: str, y: str, axes: tuple, kind: Reduction) -> str:
 
     lines = [] if empty else [f"const {dtype.ctype} *x = {ctx.ptr(x)};"]
     lines.append(f"{dtype.ctype} *y = {ctx.ptr(y)};")
-    lines += _nest(kept, "i", body)
-    return "{\n" + "\n".join("    " + line for line in lines) + "\n}"
+    return lines, [e for e, _ in kept], body, count
 
 
 def _nest(dims: list, var: str, body) -> list:

@@ -1,5 +1,5 @@
-"""The loops the code generator writes itself (elementwise bodies, fused epilogues, copies) run
-over the thread pool once they are big enough.
+"""The loops the code generator writes itself (elementwise bodies, fused epilogues, copies,
+reductions) run over the thread pool once they are big enough.
 
 - A loop nest with at least ``loops.PARALLEL_MIN_WORK`` of work (elements times statements per
   element) becomes a static task function named after its node, and its step calls
@@ -7,7 +7,7 @@ over the thread pool once they are big enough.
 - Tiles depend on the shapes only: the outputs are bit-identical at 1 and 3 threads (C API and
   app), and match onnxruntime, on every target this CPU runs. The shapes make every split
   show: a flat loop with a tail, a split of the first and of an inner dimension, element and
-  row (memcpy) copies, one memcpy cut into pieces, a fill.
+  row (memcpy) copies, one memcpy cut into pieces, a fill, reductions.
 - Generation stays deterministic: the same model gives byte-identical files.
 """
 from __future__ import annotations
@@ -58,9 +58,12 @@ def big_model() -> onnx.ModelProto:
         n("Cast", ["x"], ["half"], to=TensorProto.FLOAT16, name="to half"),
         n("Greater", ["x", "bias"], ["positive"], name="greater"),
         n("Where", ["positive", "x", "chain"], ["selected"], name="where"),
+        # a reduction: each task computes whole outputs (rows of 59 over 64 x 57)
+        n("ReduceMean", ["x"], ["mean"], axes=[3], keepdims=0, name="mean"),
+        n("ReduceMax", ["x"], ["largest"], axes=[1], keepdims=1, name="max over channels"),
     ]
     outputs = ["chain", "flat", "inner", "planes", "transposed", "rows", "runs", "sliced", "padded",
-               "half", "selected"]
+               "half", "selected", "mean", "largest"]
     return make_model(nodes, {"x": (F32, X), "x2": (F32, [1, 64, 57, 30]),
                               "z": (F32, [70001]), "u": (F32, [3, 1, 40000]),
                               "w": (F32, [17, 2, 10000])},
@@ -83,7 +86,7 @@ def test_big_loops_become_task_functions_run_by_the_pool(tmp_path):
     tasks = re.findall(r"^static void (big_\w+_task)\(const void \*storage, int task, "
                        r"void \*scratch\)$", text, re.M)
     for node in ("add_bias", "tanh", "outer_product", "add_pair", "to_nhwc", "concat_rows", "concat_runs",
-                 "slice", "pad", "to_half", "where"):
+                 "slice", "pad", "to_half", "where", "mean", "max_over_channels"):
         assert any(t.startswith(f"big_{node}") for t in tasks), f"no task function for {node}"
     for t in tasks:                             # each one is called from the run function
         assert re.search(rf"big_parallel_for\(\d+, {t}, &storage, NULL, 0\);", text), t
