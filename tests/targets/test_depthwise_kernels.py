@@ -1,9 +1,10 @@
 """Depthwise convolution (Conv with one input channel per group) on every target, on edge
 shapes, against onnxruntime, and bit-identical at 1 and 3 threads.
 
-The x86 kernels (templates/hal/x86-avx2/depthwise.c, also built for x86-avx512) copy bands of
-output rows' input, zero-padded and split into stride phases along w, into a stack buffer, and
-compute VL outputs of a row per vector; 2-D 3x3 and 5x5 kernels with equal strides 1 or 2 and
+The vector path (templates/hal/common/nn_depthwise_driver.h; x86-avx2 and x86-avx512 with 8-
+and 16-float vectors, arm64-neon with 4) copies bands of output rows' input, zero-padded and
+split into stride phases along w, into a stack buffer, and computes VL outputs of a row per
+vector; 2-D 3x3 and 5x5 kernels with equal strides 1 or 2 and
 no dilation are unrolled over 4 output rows, everything else takes a generic vector loop, and
 rows too wide for the buffer the scalar loop nest. Small 2-D planes whose rows would waste most
 of a vector (7-wide rows in 16 lanes) are computed along the flattened plane instead (phase
@@ -119,9 +120,9 @@ def test_mobilenet_depthwise_is_not_grossly_slow(target, tmp_path):
 
 
 def test_neon_depthwise_edge_shapes_match_onnxruntime_under_qemu(tmp_path):
-    """The same cases on arm64-neon (templates/hal/arm64-neon/depthwise.c: 8 outputs of a row
-    per pass at strides 1 and 2, the scalar loop nest otherwise), cross-built and run under
-    qemu at 3 threads against onnxruntime and at 1 thread bit-identical."""
+    """The same cases on arm64-neon (the vector path with 4-float vectors, partial vectors
+    through a stack copy, even/odd lanes by vuzp), cross-built and run under qemu at 3 threads
+    against onnxruntime and at 1 thread bit-identical."""
     if test_arm64.MISSING:
         pytest.skip(f"cross tools absent: {', '.join(test_arm64.MISSING)}")
     model = depthwise_cases_model()

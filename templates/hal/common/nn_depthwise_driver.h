@@ -1,6 +1,6 @@
-/* What every target's depthwise.c shares (see depthwise.h): index helpers, the zero-padded
- * copy of one channel, the scalar loop nest and the split of the planes over the pool
- * (nn_pool.h), and the vector path of the SIMD targets. A target's depthwise.c includes it
+/* What every target's depthwise.c shares (see depthwise.h): index helpers, the scalar loop
+ * nest and the split of the planes over the pool (nn_pool.h), and the vector path of the SIMD
+ * targets. A target's depthwise.c includes it
  * right after depthwise.h and nn_pool.h. The generic one defines what this header declares:
  *   depthwise_task - one task of conv_depthwise: planes [q0, q1) of a depthwise_job.
  * A SIMD one defines NN_DEPTHWISE_VECTOR and its vector primitives first (see "the vector
@@ -20,8 +20,6 @@
 #ifndef NN_DEPTHWISE_DRIVER_H
 #define NN_DEPTHWISE_DRIVER_H
 
-#include <string.h>
-
 static int dw_min(int a, int b) { return a < b ? a : b; }
 static int dw_max(int a, int b) { return a > b ? a : b; }
 
@@ -34,35 +32,6 @@ static void dw_valid_range(int n, int stride, int offset, int limit, int *lo, in
     const int end = limit - offset <= 0 ? 0 : (limit - offset + stride - 1) / stride;
     *lo = dw_min(first, n);
     *hi = dw_max(dw_min(end, n), *lo);
-}
-
-/* Floats of the padded image (one channel) that the outputs read, and its extents (inline:
- * the generic target does not use them). */
-static inline size_t dw_padded_plane(const nn_conv_params *p, int ext[3])
-{
-    for (int i = 0; i < 3; ++i)
-        ext[i] = (p->out_size[i] - 1) * p->strides[i] + (p->kernel[i] - 1) * p->dilations[i] + 1;
-    return (size_t)ext[0] * ext[1] * ext[2];
-}
-
-/* xp (ext[0] x ext[1] x ext[2]) = one channel x of X with its padding as zeros. */
-static inline void dw_pad_channel(const nn_conv_params *p, const float *x, const int ext[3], float *xp)
-{
-    const int *in = p->in_size, *pad = p->pads;
-    const int lo = dw_min(pad[2], ext[2]), hi = dw_max(lo, dw_min(pad[2] + in[2], ext[2]));
-    for (int a = 0; a < ext[0]; ++a) {
-        for (int b = 0; b < ext[1]; ++b, xp += ext[2]) {
-            const int id = a - pad[0], ih = b - pad[1];
-            if (id < 0 || id >= in[0] || ih < 0 || ih >= in[1]) {
-                memset(xp, 0, sizeof(float) * (size_t)ext[2]);
-                continue;
-            }
-            const float *row = x + ((size_t)id * in[1] + ih) * in[2] - pad[2];
-            memset(xp, 0, sizeof(float) * (size_t)lo);
-            memcpy(xp + lo, row + lo, sizeof(float) * (size_t)(hi - lo));
-            memset(xp + hi, 0, sizeof(float) * (size_t)(ext[2] - hi));
-        }
-    }
 }
 
 /* Output planes [q0, q1) (plane q: image q / out_channels, channel q % out_channels), one
