@@ -12,7 +12,7 @@ import numpy as np
 
 from .. import dtypes
 from ..codegen.loops import (Scalar, broadcast_loop, broadcast_shape, c_literal, compute_ctype,
-                             encode_narrow, load_value, math_fn, store_value)
+                             emit_nest, encode_narrow, load_value, math_fn, store_value)
 from ..errors import ModelError
 from ..ir.graph import Node, TensorType
 from .registry import InferContext, Op, register
@@ -502,14 +502,11 @@ class Cast(Op):
             size = ctx.type(y).size
             if size == 0:
                 return
-            value = load_value(ctx, source, "x[i]")
+            value = load_value(ctx, source, "x[i0]")
             code = encode_narrow(ctx, to, value, compute_ctype(source) in ("float", "double"),
                                  *self.options(node))
-            ctx.emit("{\n" + "\n".join([
-                f"    const {source.ctype} *x = {ctx.ptr(x)};",
-                f"    {to.ctype} *y = {ctx.ptr(y)};",
-                f"    for (size_t i = 0; i < {size}; ++i)",
-                f"        y[i] = {code};"]) + "\n}")
+            setup = [f"const {source.ctype} *x = {ctx.ptr(x)};", f"{to.ctype} *y = {ctx.ptr(y)};"]
+            emit_nest(ctx, setup, [size], [f"y[i0] = {code};"])
             return
         if to.short == "bool":
             expr = lambda v: f"{v[0]} != 0"

@@ -85,8 +85,8 @@ def test_big_loops_become_task_functions_run_by_the_pool(tmp_path):
     text = source(big_model(), tmp_path / "big", name="big")
     tasks = re.findall(r"^static void (big_\w+_task)\(const void \*storage, int task, "
                        r"void \*scratch\)$", text, re.M)
-    for node in ("add_bias", "tanh", "outer_product", "add_pair", "to_nhwc", "concat_rows", "concat_runs",
-                 "slice", "pad", "to_half", "where", "mean", "max_over_channels"):
+    for node in ("add_bias", "tanh", "outer_product", "add_pair", "to_nhwc", "concat_rows",
+                 "concat_runs", "slice", "pad", "to_half", "where", "mean", "max_over_channels"):
         assert any(t.startswith(f"big_{node}") for t in tasks), f"no task function for {node}"
     for t in tasks:                             # each one is called from the run function
         assert re.search(rf"big_parallel_for\(\d+, {t}, &storage, NULL, 0\);", text), t
@@ -134,3 +134,23 @@ def test_app_gives_the_same_bytes_at_1_and_3_threads(tmp_path):
     result = nnbuild.build(path, str(tmp_path / "project"), name="big")
     one = run_app(result.app, feeds, names, tmp_path, 1)
     assert_identical(run_app(result.app, feeds, names, tmp_path, 3), one, "app at 3 threads")
+
+
+def test_split_cast_to_float8_is_exact_at_every_thread_count(tmp_path):
+    """Cast to a narrow type has its own loop (nn_narrow.h's conversions)."""
+    import ml_dtypes
+    node = helper.make_node("Cast", ["x"], ["y"], to=TensorProto.FLOAT8E4M3FN, name="to f8")
+    graph = helper.make_graph(
+        [node], "f8", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [70001])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT8E4M3FN, [70001])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 21)])
+    assert "f8_to_f8_task" in source(model, tmp_path / "src", name="f8")
+    x = (np.random.default_rng(1).standard_normal(70001) * 50).astype(F32)
+    compiled = nnbuild.compile(model, cache_dir=str(tmp_path / "cache"), name="f8")
+    got = {}
+    for threads in (1, 3):
+        compiled.set_num_threads(threads)
+        got[threads] = compiled.run({"x": x})["y"]
+    assert got[3].tobytes() == got[1].tobytes()
+    want = x.astype(ml_dtypes.float8_e4m3fn)
+    assert got[1].view(np.uint8).tolist() == want.view(np.uint8).tolist()
