@@ -1,5 +1,10 @@
-/* Pooling kernels. Each output position visits only the kernel taps that land inside the
- * input (worked out per dim, see pool_span), so the inner loops carry no bounds checks. */
+/* Pooling kernels, split over planes with the thread pool (which path: from the shapes only):
+ * - a window that is the whole plane: the global pools' lane reductions;
+ * - small 1-D / 2-D planes: a padded copy, one vector run per tap over the whole plane;
+ * - otherwise per output row: the interior columns (every tap inside) one vector run per tap,
+ *   the border columns (and MaxPool with Indices) window by window, visiting only the taps
+ *   inside the input (worked out per dim, see pool_span), so no loop carries bounds checks.
+ * The last two see each output's taps in window order (d, h, w): the same results. */
 #include "pool.h"
 
 #include "nn_pool.h"
