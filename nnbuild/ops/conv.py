@@ -250,12 +250,22 @@ class Conv(_Convolution):
         return packed_a_floats(g.out_channels // g.groups,
                                g.in_channels // g.groups * g.kernel_volume)
 
-    def lower(self, node, ctx):
+    def takes_epilogue(self, node, graph) -> bool:
+        """Whether ``lower`` can apply a fused epilogue (``nn_conv_epilogue``) in the kernel's
+        stores: the float32 kernels of conv.h (not depthwise, not Winograd)."""
+        g = self.geometry(node, graph)
+        return graph.types[node.outputs[0]].dtype.short == "f32" and not self.depthwise(g) \
+            and not node.attr("winograd", 0)
+
+    def lower(self, node, ctx, epilogue: str = ""):
+        """``epilogue``: a C initializer of ``nn_conv_epilogue`` the kernel applies as it stores
+        (only where ``takes_epilogue``)."""
         y = node.outputs[0]
         dtype = ctx.type(y).dtype
         if dtype.short != "f16":
             _require_f32(ctx, node)
-            self._conv(node, ctx, {v: ctx.ptr(v) for v in node.inputs if v} | {y: ctx.ptr(y)})
+            self._conv(node, ctx, {v: ctx.ptr(v) for v in node.inputs if v} | {y: ctx.ptr(y)},
+                       epilogue)
             return
         ptrs, offset = {}, self._f32_floats(node, ctx.graph)
         scratch = ctx.scratch("float")
@@ -271,7 +281,7 @@ class Conv(_Convolution):
         self._conv(node, ctx, ptrs)
         ctx.emit(widen_loop(ctx, dtype, ctx.type(y).size, ptrs[y], ctx.ptr(y), 1))
 
-    def _conv(self, node, ctx, ptrs: dict) -> None:
+    def _conv(self, node, ctx, ptrs: dict, epilogue: str = "") -> None:
         """The float32 kernels over the tensors at ``ptrs``."""
         x, w = node.inputs[:2]
         y = node.outputs[0]
@@ -299,8 +309,10 @@ class Conv(_Convolution):
                 work = f"{scratch} + {g.groups * self._packed_floats(g)}"
                 lines.append(f"{ctx.fn('conv', 'conv_pack_weights')}(&conv, {ptrs[w]}, "
                              f"{packed});")
+            if epilogue:
+                lines.append(f"const nn_conv_epilogue epilogue = {epilogue};")
             lines.append(f"{ctx.fn('conv', 'conv')}(&conv, {ptrs[x]}, {packed}, "
-                         f"{bias}, {ptrs[y]}, {work});")
+                         f"{bias}, {ptrs[y]}, {work}, {'&epilogue' if epilogue else 'NULL'});")
         _emit_block(ctx, lines)
 
     @staticmethod

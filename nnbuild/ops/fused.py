@@ -29,7 +29,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..codegen.loops import broadcast_loop, compute_ctype
+from ..codegen.loops import broadcast_loop, c_literal, compute_ctype
 from ..codegen.names import c_comment
 from ..ir.graph import Node
 from . import registry
@@ -211,8 +211,13 @@ class WithEpilogue(Op):
 
     def lower(self, node, ctx):
         y = node.outputs[0]
-        registry.lookup(self.base_op).lower(self.base(node), ctx)
         steps = node.attr("epilogue")
+        in_stores = conv_epilogue(node, self.base(node), ctx) if self.base_op == "Conv" else ""
+        if in_stores:
+            ctx.emit(f"/* {c_comment(f'epilogue in the stores of {y}: ' + '; '.join(steps))} */")
+            registry.lookup(self.base_op).lower(self.base(node), ctx, epilogue=in_stores)
+            return
+        registry.lookup(self.base_op).lower(self.base(node), ctx)
         read = sorted({int(a[1:]) for s in steps for a in Step.parse(s).args if a[0] == "$"})
         dtype = ctx.type(y).dtype
         ctx.emit(f"/* {c_comment(f'epilogue on {y}, in place: ' + '; '.join(steps))} */")
@@ -221,6 +226,46 @@ class WithEpilogue(Op):
             return lambda a: v[0] if a == "acc" else v[1 + read.index(int(a[1:]))]
         broadcast_loop(ctx, y, [y] + _loads(node, ctx, [node.inputs[k] for k in read]),
                        lambda v: body_expr(steps, dtype, value_of(v)))
+
+
+def conv_epilogue(node: Node, base: Node, ctx) -> str:
+    """FusedConv: the ``nn_conv_epilogue`` initializer (hal conv.h) when the epilogue is one the
+    conv kernels apply as they store, else "": an optional ``Add(acc, $k)`` of a float32
+    tensor of the output's shape, then an optional ``Relu`` or ``Clip`` with constant bounds
+    (at least one step). The kernels compute the same float operations in the same order."""
+    if not registry.lookup("Conv").takes_epilogue(base, ctx.graph):
+        return ""
+    steps = [Step.parse(t) for t in node.attr("epilogue")]
+    y = ctx.type(node.outputs[0])
+    residual, flags, bounds, last = "NULL", [], ["0.0f", "0.0f"], "acc"
+    if steps and steps[0].op == "Add" and len(steps[0].args) == 2 and "acc" in steps[0].args:
+        other = [a for a in steps[0].args if a != "acc"]
+        if len(other) != 1 or other[0][0] != "$":
+            return ""
+        name = node.inputs[int(other[0][1:])]
+        if ctx.type(name).dtype != y.dtype or tuple(ctx.type(name).shape) != tuple(y.shape):
+            return ""
+        residual, last, steps = ctx.ptr(name), "#0", steps[1:]
+    if steps and steps[0].args[:1] == (last,) and not steps[0].attrs:
+        step = steps[0]
+        if step.op == "Relu" and len(step.args) == 1:
+            flags.append("NN_CONV_RELU")
+        elif step.op == "Clip":
+            for i, (flag, arg) in enumerate(zip(("NN_CONV_MIN", "NN_CONV_MAX"), step.args[1:])):
+                if arg == "_":
+                    continue
+                value = ctx.graph.constants.get(node.inputs[int(arg[1:])]) if arg[0] == "$" \
+                    else None
+                if value is None or value.size != 1:
+                    return ""
+                flags.append(flag)
+                bounds[i] = c_literal(value.reshape(-1)[0], y.dtype)
+        else:
+            return ""
+        steps = steps[1:]
+    if steps or (residual == "NULL" and not flags):
+        return ""
+    return f"{{{residual}, {' | '.join(flags) or '0'}, {bounds[0]}, {bounds[1]}}}"
 
 
 def _with_epilogue(op: str, base_inputs: int):

@@ -16,7 +16,10 @@ than one tile, reductions longer than one KC block (K > 256), strides 2 and 3, d
 asymmetric padding, groups, no bias, batch 2, 1-D and 3-D kernels, and rows too short for
 direct tiles. With unit stride along h a direct tile runs on across output rows (and through
 the padding columns between them, which it must not store): 7- and 14-wide rows, strides that
-differ along h and w, dilation, and 3-D depth slices check that walk.
+differ along h and w, dilation, and 3-D depth slices check that walk. Images whose padded copy
+is bigger than the work buffer are copied and computed in bands of output rows (2-D with
+position tiles and with channel tiles, 3-D). 3x3 stride-1 cases may run as Winograd at -O2
+(select-conv-algorithm); the non-3x3 and strided cases stay on the direct kernels.
 
 A hang detector closes the file: one ResNet-sized 3x3 convolution per x86 target must not be
 grossly slow (a miscompiled or misconfigured micro-kernel once ran such a conv 20,000x slower).
@@ -60,6 +63,11 @@ CASES = {
     "dilated_rows": ([1, 5, 10, 8], 9, [3, 3], {"dilations": [2, 3], "pads": [2, 3, 2, 3]}, True),
     "conv_3d_slices": ([1, 4, 5, 7, 9], 12, [3, 3, 3],
                        {"strides": [2, 1, 1], "pads": [1, 1, 1, 1, 1, 1]}, True),
+    "bands_stride2": ([1, 100, 61, 50], 20, [3, 3], {"strides": [2, 2], "pads": [1, 1, 1, 1]},
+                      True),
+    "bands_positions": ([1, 160, 44, 40], 9, [3, 5], {"pads": [1, 2, 1, 2]}, True),
+    "bands_3d": ([1, 90, 5, 24, 40], 6, [3, 3, 3], {"pads": [1, 1, 1, 1, 1, 1]}, False),
+    "rows_7_positions": ([1, 24, 7, 7], 40, [5, 5], {"pads": [2, 2, 2, 2]}, True),
 }
 
 

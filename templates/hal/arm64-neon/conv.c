@@ -296,7 +296,7 @@ static void conv_direct(const nn_conv_params *p, int m, int c, int k, const floa
 
 /* --- Conv ------------------------------------------------------------------------------------- */
 void NN_FN(conv)(const nn_conv_params *p, const float *x, const float *w_packed,
-                 const float *bias, float *y, float *work)
+                 const float *bias, float *y, float *work, const nn_conv_epilogue *epilogue)
 {
     const int groups = p->groups, m = p->out_channels / groups, c = p->in_channels / groups;
     const int k = c * volume(p->kernel), positions = volume(p->out_size), plane = volume(p->in_size);
@@ -311,7 +311,8 @@ void NN_FN(conv)(const nn_conv_params *p, const float *x, const float *w_packed,
             const float *xg = x + ((size_t)n * p->in_channels + (size_t)g * c) * plane;
             const float *wg = w_packed + g * NN_GEMM_PACKED_A_FLOATS(m, k);
             const float *bg = bias ? bias + g * m : NULL;
-            float *yg = y + ((size_t)n * p->out_channels + (size_t)g * m) * positions;
+            const size_t at = ((size_t)n * p->out_channels + (size_t)g * m) * positions;
+            float *yg = y + at;
             if (direct) {
                 conv_direct(p, m, c, k, xg, wg, bg, yg, work);
             } else if (pointwise) {      /* cols is the image itself: channels x positions */
@@ -322,6 +323,8 @@ void NN_FN(conv)(const nn_conv_params *p, const float *x, const float *w_packed,
                 NN_FN(sgemm_source)(m, positions, k, 1.0f, wg, &cols, bg, false,
                                     yg, positions, 1, work);
             }
+            epilogue_pass(epilogue, m, positions, yg,
+                          epilogue && epilogue->residual ? epilogue->residual + at : NULL);
         }
     }
 }

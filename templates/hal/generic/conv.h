@@ -26,13 +26,24 @@ typedef struct {
     int pads[3];           /* padding before each spatial dim (the end padding only sizes Y) */
 } nn_conv_params;
 
+/* What a Conv's output gets before it is stored (a fused epilogue), in this order: the residual
+ * (same shape as Y; NULL for none) added, then per the `clamp` flags Relu (x > 0 ? x : 0), the
+ * lower bound (x < lo ? lo : x), the upper bound (x > hi ? hi : x): the float operations of
+ * the separate ops Add, Relu and Clip, so the result is theirs bit for bit. */
+enum { NN_CONV_RELU = 1, NN_CONV_MIN = 2, NN_CONV_MAX = 4 };
+typedef struct {
+    const float *residual;
+    int clamp;
+    float lo, hi;
+} nn_conv_epilogue;
+
 /* W [out_channels, in_channels / groups, kernel] -> per group, the packed GEMM A operand. */
 void NN_FN(conv_pack_weights)(const nn_conv_params *p, const float *w, float *packed);
 
-/* Y = conv(X, W) + bias (bias may be NULL). w_packed from conv_pack_weights or compile time;
- * work holds NN_GEMM_WORK_FLOATS(output positions) floats. */
+/* Y = epilogue(conv(X, W) + bias) (bias and epilogue may be NULL). w_packed from
+ * conv_pack_weights or compile time; work holds NN_GEMM_WORK_FLOATS(output positions) floats. */
 void NN_FN(conv)(const nn_conv_params *p, const float *x, const float *w_packed,
-                 const float *bias, float *y, float *work);
+                 const float *bias, float *y, float *work, const nn_conv_epilogue *epilogue);
 
 /* W [in_channels, out_channels / groups, kernel] -> per group, W_g^T packed as GEMM A. */
 void NN_FN(conv_transpose_pack_weights)(const nn_conv_params *p, const float *w, float *packed);
