@@ -15,7 +15,9 @@ from nnbuild.errors import ModelError
 from nnbuild.ir.graph import Node, TensorType
 from nnbuild.ops import registry, winograd
 from nnbuild.ops.conv import conv_geometry
-from helpers import check_against_onnxruntime, make_model, random_inputs, target_param
+from nnbuild.testing import assert_close
+from helpers import (check_against_onnxruntime, make_model, onnxruntime_outputs, random_inputs,
+                     target_param)
 
 F32 = np.float32
 
@@ -176,3 +178,21 @@ def test_a_winograd_attribute_on_a_conv_it_cannot_run_is_an_error(tmp_path):
                        {"w": np.ones((2, 2, 3, 3), F32)})
     with pytest.raises(ModelError, match="winograd=2 needs a 3x3 stride-1"):
         nnbuild.generate(model, str(tmp_path / "out"))
+
+
+def test_a_hand_set_attribute_in_the_json_ir_selects_f4(tmp_path):
+    """docs/winograd.md: F(4x4) is not chosen by the rule, but `winograd=4` written into the
+    intermediate file is kept by -O2 and built."""
+    from nnbuild.ir.jsonio import load_json, save_json
+    model = conv_cases(pick := {"7x7": CASES["7x7"], "pad0": CASES["pad0"]})
+    ir = str(tmp_path / "model.nnir.json")
+    save_json(nnbuild.translate(model), ir)
+    graph = load_json(ir)
+    graph.nodes[:] = [n.replace(attrs={**n.attrs, winograd.ATTR: 4}) for n in graph.nodes]
+    save_json(graph, ir)
+    assert winograd_nodes(ir) == [4] * len(pick)
+    compiled = nnbuild.compile(ir, cache_dir=str(tmp_path / "cache"))
+    feeds = random_inputs(model)
+    expected = onnxruntime_outputs(model, feeds)
+    for name, value in compiled.run(feeds).items():
+        assert_close(value, expected[name], what=name)
