@@ -108,11 +108,17 @@ WINO_INLINE void input_channel(const wino_job *j, int c, int m, int alpha, float
     const nn_winograd_params *p = j->p;
     const int tw = p->tiles_w, width = tw * m + 2;
     const ptrdiff_t plane = (ptrdiff_t)p->in_channels * j->tiles;
+    const size_t row_floats = (size_t)alpha * tw;
     float *line = scratch, *tmp = scratch + round16((size_t)width);
     for (int r = j->r0; r < j->r1; ++r) {
         const int n = r / p->tiles_h, ty = r % p->tiles_h;
         const float *xc = j->x + ((size_t)n * p->in_channels + c) * p->in_h * p->in_w;
-        for (int i = 0; i < alpha; ++i) {
+        int first = 0;         /* the tile row above's last alpha - m input rows are these first */
+        if (r > j->r0 && ty > 0) {
+            memcpy(tmp, tmp + m * row_floats, sizeof(float) * (size_t)(alpha - m) * row_floats);
+            first = alpha - m;
+        }
+        for (int i = first; i < alpha; ++i) {
             load_line(p, xc, ty * m + i - p->pad_h, width, line);
             input_1d(m, tw, line, 1, m, tmp + (size_t)i * alpha * tw, tw, 1);
         }
