@@ -145,10 +145,15 @@ WINO_INLINE void output_channel(const wino_job *j, int o, int m, int alpha, floa
             output_1d(m, tw, mo + b * plane, alpha * plane, 1, tmp + (size_t)b * tw,
                       (ptrdiff_t)alpha * tw, 1, 0.0f);
         const int rows = wmin(m, p->out_h - ty * m);
+        const int full = p->out_w / m;         /* tiles wholly inside the row, stored in place */
         for (int i = 0; i < rows; ++i) {
-            output_1d(m, tw, tmp + (size_t)i * alpha * tw, tw, 1, line, 1, m, b0);
+            const float *ti = tmp + (size_t)i * alpha * tw;
             float *dst = j->y + (((size_t)n * M + o) * p->out_h + ty * m + i) * p->out_w;
-            memcpy(dst, line, sizeof(float) * (size_t)p->out_w);
+            output_1d(m, full, ti, tw, 1, dst, 1, m, b0);
+            if (full < tw) {                   /* the last tile, cut at the right edge */
+                output_1d(m, tw - full, ti + full, tw, 1, line, 1, m, b0);
+                memcpy(dst + full * m, line, sizeof(float) * (size_t)(p->out_w - full * m));
+            }
         }
     }
 }
