@@ -68,6 +68,9 @@ CASES = {
     "bands_positions": ([1, 160, 44, 40], 9, [3, 5], {"pads": [1, 2, 1, 2]}, True),
     "bands_3d": ([1, 90, 5, 24, 40], 6, [3, 3, 3], {"pads": [1, 1, 1, 1, 1, 1]}, False),
     "rows_7_positions": ([1, 24, 7, 7], 40, [5, 5], {"pads": [2, 2, 2, 2]}, True),
+    "stride2_positions_rows": ([1, 5, 23, 70], 12, [3, 3], {"strides": [2, 2], "pads": [1, 1, 1, 1]},
+                               True),
+    "stride2_long_k": ([1, 30, 13, 40], 17, [3, 3], {"strides": [2, 2], "pads": [0, 1, 1, 0]}, True),
 }
 
 

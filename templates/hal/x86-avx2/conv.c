@@ -5,8 +5,9 @@
  *   channels x up to VMAX vectors of consecutive positions, weights broadcast from the packed
  *   A panels, NCHW vector stores);
  * - else, when bands of output rows of a zero-padded copy of the image fit the work buffer
- *   (the copy is made band by band, split over the pool): position tiles (unit stride along
- *   w) or channel tiles (MR channels x NR positions, the image broadcast), whichever stores at
+ *   (the copy is made band by band, split over the pool): position tiles (stride 1, or 2
+ *   with a short k: two vectors loaded, their even lanes kept) or channel tiles (MR
+ *   channels x NR positions, the image broadcast), whichever stores at
  *   least half of what it computes; a tile runs on across the output rows of a band;
  * - else the GEMM, over the image (1x1) or over implicit im2col panels.
  * Tiles sum each element in one accumulator over all of k (the bias its initial value) and
@@ -133,7 +134,8 @@ INLINE const float *a_block(const direct_job *j, int pc, int kc, int ir)
 /* --- channel tiles: MR output channels (2 vectors) x NR positions ----------------------------- */
 /* The register tile is MR rows (2 vectors) x NR columns, one named accumulator pair per
  * column: its size is fixed at compile time, whatever the optimizer unrolls. A gemm.h of
- * another target (another vector width) must not compile. Used for strides along w. */
+ * another target (another vector width) must not compile. Used for strides along w above 2
+ * and where position tiles would fill less. */
 _Static_assert(MR == 2 * VL, "channel tiles hold NN_GEMM_MR rows as 2 vectors");
 #if NR == 12
 #define COLUMNS(X) X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7) X(8) X(9) X(10) X(11)
@@ -224,8 +226,8 @@ static void channel_block(const direct_job *j, int i0, int i1, int t0, int t1)
 }
 
 /* --- position tiles: RB output channels x up to VMAX vectors of positions ---------------------- */
-/* With unit stride along w, cols rows are contiguous along positions: the tile is the other
- * way round, RB rows (weights broadcast from a packed A panel) times up to VMAX vectors of
+/* With stride 1 or 2 along w, a cols row is (every other float of) a run of the copy: the
+ * tile is the other way round, RB rows (weights broadcast from a packed A panel) times up to VMAX vectors of
  * consecutive positions, and its rows are vector stores into Y (masked where a vector crosses
  * the padding between rows or ends a segment). */
 #define RB (VL / 2)
@@ -260,9 +262,31 @@ INLINE vec positions_load(const float *x, bool masked, lanes last)
     return masked ? vload_lanes(x, last) : vload(x);
 }
 
+/* Every other float from x: positions at stride 2 (x[0], x[2], ... x[2 VL - 2]). */
+#if defined(__AVX512F__)
+INLINE vec load_even(const float *x)
+{
+    const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26,
+                                           28, 30);
+    return _mm512_permutex2var_ps(vload(x), even, vload(x + VL));
+}
+#else
+INLINE vec load_even(const float *x)
+{
+    const __m256 pairs = _mm256_shuffle_ps(vload(x), vload(x + VL), 0x88);  /* 0 2 8 10 4 6 12 14 */
+    return _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(pairs), 0xD8));
+}
+#endif
+
+/* Vector v of positions at x (s floats apart: 1 or 2). */
+INLINE vec positions_vec(const float *x, int s, int v, bool masked, lanes last)
+{
+    return s == 2 ? load_even(x + 2 * v * VL) : positions_load(x + v * VL, masked, last);
+}
+
 /* acc[r][v] = init[r] + sum over all p of weight (ir + r, p) times positions [v VL, v VL + VL)
- * at x + off[p]. With `exact`, the last vector loads only the lanes of `last`. */
-INLINE void positions_kernel(const direct_job *j, int nv, bool exact, lanes last, int ir,
+ * at x + off[p], s floats apart. With `exact`, the last vector loads only the lanes of `last`. */
+INLINE void positions_kernel(const direct_job *j, int nv, int s, bool exact, lanes last, int ir,
                              const float *init, const float *restrict x, vec acc[RB][VMAX])
 {
     ROWS(POS_DECLARE)
@@ -272,9 +296,9 @@ INLINE void positions_kernel(const direct_job *j, int nv, bool exact, lanes last
         const int *restrict off = j->off + pc;
         for (int p = 0; p < kc; ++p) {
             const float *xp = x + off[p];
-            const vec x0 = positions_load(xp, exact && nv == 1, last);
-            const vec x1 = nv > 1 ? positions_load(xp + VL, exact && nv == 2, last) : vzero();
-            const vec x2 = nv > 2 ? positions_load(xp + 2 * VL, exact, last) : vzero();
+            const vec x0 = positions_vec(xp, s, 0, exact && nv == 1, last);
+            const vec x1 = nv > 1 ? positions_vec(xp, s, 1, exact && nv == 2, last) : vzero();
+            const vec x2 = nv > 2 ? positions_vec(xp, s, 2, exact, last) : vzero();
             ROWS(POS_STEP)
             a += MR;
         }
@@ -285,14 +309,18 @@ INLINE void positions_kernel(const direct_job *j, int nv, bool exact, lanes last
 static void positions_tile(const direct_job *j, int nv, bool exact, lanes last, int ir,
                            const float *init, const float *x, vec acc[RB][VMAX])
 {
-    if (exact) {
-        if (nv == 1) positions_kernel(j, 1, true, last, ir, init, x, acc);
-        else if (nv == 2) positions_kernel(j, 2, true, last, ir, init, x, acc);
-        else positions_kernel(j, 3, true, last, ir, init, x, acc);
+    if (exact) {            /* the image itself, unit stride */
+        if (nv == 1) positions_kernel(j, 1, 1, true, last, ir, init, x, acc);
+        else if (nv == 2) positions_kernel(j, 2, 1, true, last, ir, init, x, acc);
+        else positions_kernel(j, 3, 1, true, last, ir, init, x, acc);
+    } else if (j->s == 2) {
+        if (nv == 1) positions_kernel(j, 1, 2, false, last, ir, init, x, acc);
+        else if (nv == 2) positions_kernel(j, 2, 2, false, last, ir, init, x, acc);
+        else positions_kernel(j, 3, 2, false, last, ir, init, x, acc);
     } else {
-        if (nv == 1) positions_kernel(j, 1, false, last, ir, init, x, acc);
-        else if (nv == 2) positions_kernel(j, 2, false, last, ir, init, x, acc);
-        else positions_kernel(j, 3, false, last, ir, init, x, acc);
+        if (nv == 1) positions_kernel(j, 1, 1, false, last, ir, init, x, acc);
+        else if (nv == 2) positions_kernel(j, 2, 1, false, last, ir, init, x, acc);
+        else positions_kernel(j, 3, 1, false, last, ir, init, x, acc);
     }
 }
 
@@ -342,7 +370,7 @@ static void positions_block(const direct_job *j, int i0, int i1, int t0, int t1)
             int count[VMAX];
             for (int v = v0; v < v1; ++v)
                 count[v - v0] = vector_pieces(j, v * VL, len, pieces[v - v0]);
-            const float *xt = j->x + r * j->x_step + v0 * VL;
+            const float *xt = j->x + r * j->x_step + (ptrdiff_t)v0 * VL * j->s;
             float *yt = j->y + r * j->y_step;
             const float *rt = j->res ? j->res + r * j->y_step : NULL;
             for (int ir = ic; ir < i_end; ir += RB) {
@@ -470,18 +498,23 @@ static void band_segments(const nn_conv_params *p, const direct_geometry *g, int
     j->exact = false;
 }
 
-/* Which tiles the direct path uses for bands of `rows` rows: positions (unit stride along w)
- * or channels, whichever stores at least half of what it computes; 0 for neither. */
+/* Which tiles the direct path uses for bands of `rows` rows: positions (stride 1, or stride 2
+ * for a short k) or channels, whichever stores at least half of what it computes; 0 for
+ * neither. At stride 2 the position tiles' lane shuffles cost more than the channel tiles'
+ * scalar stores once k is long (measured, AVX-512, 1 thread: k = 64 and 147 (a 7x7 stem)
+ * 13-15% faster, k = 256 and 576 7-9% slower). */
 enum { DIRECT_NONE, DIRECT_CHANNELS, DIRECT_POSITIONS };
+#define STRIDE2_POSITIONS_MAX_K 192
 
-static int direct_kind(const nn_conv_params *p, int rows)
+static int direct_kind(const nn_conv_params *p, int k, int rows)
 {
     direct_geometry g;
     direct_job j;
     direct_layout(p, rows, &g);
     band_segments(p, &g, rows, &j);
     const int stored = (p->strides[1] == 1 ? rows : 1) * p->out_size[2];
-    if (p->strides[2] == 1 && 2 * stored >= (j.seg_len + VL - 1) / VL * VL)
+    const bool shuffled = p->strides[2] == 2 && k <= STRIDE2_POSITIONS_MAX_K;
+    if ((p->strides[2] == 1 || shuffled) && 2 * stored >= (j.seg_len + VL - 1) / VL * VL)
         return DIRECT_POSITIONS;
     if (2 * stored >= (j.seg_len + NR - 1) / NR * NR)
         return DIRECT_CHANNELS;
@@ -604,7 +637,7 @@ void NN_FN(conv)(const nn_conv_params *p, const float *x, const float *w_packed,
     const bool by_positions = pointwise && k <= KC && positions_fill(positions) &&
                               (size_t)k <= work_floats;
     const int band_rows = pointwise ? 0 : direct_band_rows(p, c, k, work_floats);
-    const int kind = band_rows ? direct_kind(p, band_rows) : DIRECT_NONE;
+    const int kind = band_rows ? direct_kind(p, k, band_rows) : DIRECT_NONE;
     for (int n = 0; n < p->batch; ++n) {
         for (int g = 0; g < groups; ++g) {
             const size_t at = ((size_t)n * p->out_channels + (size_t)g * m) * positions;
