@@ -77,6 +77,7 @@ WINO_INLINE void output_1d(int m, int n, const float *restrict s, ptrdiff_t ks, 
 
 static size_t round16(size_t n) { return (n + 15) / 16 * 16; }
 static int wmin(int a, int b) { return a < b ? a : b; }
+static int wmax(int a, int b) { return a > b ? a : b; }
 
 /* One chunk of tile rows [r0, r1) and how its work is split. */
 typedef struct {
@@ -86,19 +87,38 @@ typedef struct {
     float *y, *v, *mo;
 } wino_job;
 
-/* Row ih of channel plane xc, zero-padded: line[q] = x[ih][q - pad_w] (0 outside the image). */
-static void load_line(const nn_winograd_params *p, const float *xc, int ih, int width,
-                      float *line)
+/* line[q] for q in [q0, q1): column q - pad_w of `row`, 0 outside the image (or no row). */
+static void pad_span(const nn_winograd_params *p, const float *row, int q0, int q1, float *line)
 {
-    if (ih < 0 || ih >= p->in_h) {
-        memset(line, 0, sizeof(float) * (size_t)width);
-        return;
+    for (int q = q0; q < q1; ++q) {
+        const int col = q - p->pad_w;
+        line[q] = row && col >= 0 && col < p->in_w ? row[col] : 0.0f;
     }
-    const float *row = xc + (size_t)ih * p->in_w;
-    const int lo = wmin(p->pad_w, width), hi = wmin(p->pad_w + p->in_w, width);
-    memset(line, 0, sizeof(float) * (size_t)lo);
-    memcpy(line + lo, row, sizeof(float) * (size_t)(hi - lo));
-    memset(line + hi, 0, sizeof(float) * (size_t)(width - hi));
+}
+
+/* The horizontal transform of input row ih of channel plane xc (zeros outside the image) for
+ * every tile of a tile row, into dst[a * tiles_w + t]: tiles whose alpha columns lie inside
+ * the image read the row in place, the others a zero-padded copy of their columns in `line`. */
+WINO_INLINE void row_transform(const nn_winograd_params *p, const float *xc, int ih, int m,
+                               int alpha, float *line, float *dst)
+{
+    const int tw = p->tiles_w;
+    const float *row = NULL;
+    int lo = tw, hi = tw;                      /* tiles [lo, hi) read the image in place */
+    if (ih >= 0 && ih < p->in_h) {
+        const int last = p->in_w + p->pad_w - alpha;   /* the last column a tile starts at */
+        row = xc + (size_t)ih * p->in_w;
+        lo = wmin((p->pad_w + m - 1) / m, tw);
+        hi = last < 0 ? lo : wmax(lo, wmin(tw, last / m + 1));
+    }
+    pad_span(p, row, 0, lo * m + 2, line);
+    pad_span(p, row, hi * m, tw * m + 2, line);
+    if (lo > 0)
+        input_1d(m, lo, line, 1, m, dst, tw, 1);
+    if (hi > lo)
+        input_1d(m, hi - lo, row + lo * m - p->pad_w, 1, m, dst + lo, tw, 1);
+    if (hi < tw)
+        input_1d(m, tw - hi, line + hi * m, 1, m, dst + hi, tw, 1);
 }
 
 /* V[xi][c][tiles of the chunk] = B^T d B for channel c: first each of the alpha input rows of
@@ -119,8 +139,7 @@ WINO_INLINE void input_channel(const wino_job *j, int c, int m, int alpha, float
             first = alpha - m;
         }
         for (int i = first; i < alpha; ++i) {
-            load_line(p, xc, ty * m + i - p->pad_h, width, line);
-            input_1d(m, tw, line, 1, m, tmp + (size_t)i * alpha * tw, tw, 1);
+            row_transform(p, xc, ty * m + i - p->pad_h, m, alpha, line, tmp + i * row_floats);
         }
         float *v = j->v + (size_t)c * j->tiles + (size_t)(r - j->r0) * tw;
         for (int b = 0; b < alpha; ++b)        /* element (a, b) at v + (a * alpha + b) * plane */
