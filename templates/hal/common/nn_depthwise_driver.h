@@ -94,13 +94,19 @@ typedef struct {
 /* Planes of one task of conv_depthwise: the generic target's, or the vector path's below. */
 static void depthwise_task(const void *ctx, int t, void *scratch);
 
-/* Planes split into tasks (their number from the problem's size only). */
+/* Depthwise convolution runs about a quarter of the flops per second of the GEMM that the
+ * pool's least task (NN_POOL_TASK_FLOPS) is sized for (a copy of the input, few taps per
+ * load): its flops count this many times when choosing the number of tasks. */
+#define DW_FLOP_COST 4.0
+
+/* Planes split into tasks (their number from the problem's size and the thread count; each
+ * plane is computed the same way whichever task holds it). */
 void NN_FN(conv_depthwise)(const nn_conv_params *p, const float *x, const float *w,
                            const float *bias, float *y)
 {
     const int planes = p->batch * p->out_channels;
     const double flops = 2.0 * planes * (double)dw_volume(p->out_size) * dw_volume(p->kernel);
-    const int tiles = nn_task_count(flops);
+    const int tiles = nn_task_count(DW_FLOP_COST * flops);
     const depthwise_job j = {p, x, w, bias, y, planes, tiles < planes ? tiles : planes};
     NN_FN(parallel_for)(j.tiles, depthwise_task, &j, NULL, 0);
 }
