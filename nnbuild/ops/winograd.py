@@ -21,8 +21,6 @@ TILE_SIZES = (2, 4)
 ATTR = "winograd"
 # V and M of one chunk of tile rows are kept to about this many bytes (cache-sized).
 CHUNK_BYTES = 1 << 20
-# choose(): transformed F(2x2) weights larger than this run slower than the direct kernels.
-MAX_WEIGHT_BYTES = 8 << 20
 
 
 def _matrices(m: int) -> tuple:
@@ -133,20 +131,14 @@ def lower_lines(ctx, g, m: int, w_name: str, w: np.ndarray, x: str, bias: str, y
 def choose(g) -> int:
     """m of the Winograd convolution to run for geometry ``g``, or 0 for the direct kernels.
 
-    Measured (docs/winograd.md, one 3x3 pad-1 Conv + Relu per shape, 1 and 2 threads, x86-avx512):
-    F(2x2) beats the direct kernels once both channel counts per group are >= 64 (the GEMMs
-    then outweigh the transforms), and at 56x56 and larger also for >= 128 inputs and >= 32
-    outputs (DenseNet's 128 -> 32); it loses when the transformed weights (16 C M floats) no
-    longer fit a cache-sized 8 MiB (512 -> 512 at 7x7 runs 1.3x slower). F(4x4) is faster
-    still on large images but its error is about 10x the direct kernels' (above OP_TOLERANCE
-    for >= 128 input channels), so it is never chosen here; a node's ``winograd`` attribute
-    (the text or JSON IR) still selects it."""
+    Measured (docs/winograd.md: one 3x3 pad-1 Conv + Relu per shape, one thread, x86-avx512,
+    at fd34a32): F(2x2) beats the direct kernels when both channel counts per group are >= 64
+    and the products are not too small for their transforms, 1/C + 1/M < 1/32 (64 -> 64 at
+    56x56 is a tie; 128 -> 32, 48 -> 192 and smaller lose). F(4x4) is faster still on large
+    images but its error is about 10x the direct kernels' (above OP_TOLERANCE for >= 128 input
+    channels), so it is never chosen here; a node's ``winograd`` attribute (the text or JSON IR)
+    still selects it."""
     if not applicable(g):
         return 0
     c, m = g.in_channels // g.groups, g.out_channels // g.groups
-    positions = g.out_size[0] * g.out_size[1]
-    if 16 * c * m * 4 > MAX_WEIGHT_BYTES:
-        return 0
-    if min(c, m) >= 64 or (c >= 128 and m >= 32 and positions >= 56 * 56):
-        return 2
-    return 0
+    return 2 if min(c, m) >= 64 and c * m > 32 * (c + m) else 0

@@ -149,24 +149,24 @@ def geometry(c, m, size, groups=1, batch=1, **attrs):
 
 def test_the_rule_follows_the_measurements():
     """docs/winograd.md: F(2x2) where it measured faster, else direct; F(4x4) never."""
-    for c, m, size in [(64, 64, (56, 56)), (256, 256, (14, 14)), (192, 384, (7, 7)),
-                       (128, 32, (56, 56)), (96, 208, (14, 14))]:
+    for c, m, size in [(128, 128, (28, 28)), (256, 256, (14, 14)), (192, 384, (7, 7)),
+                       (512, 512, (7, 7)), (96, 208, (14, 14)), (64, 192, (56, 56))]:
         assert winograd.choose(geometry(c, m, size)) == 2, (c, m, size)
-    for c, m, size in [(512, 512, (7, 7)), (128, 32, (28, 28)), (16, 64, (55, 55)),
-                       (32, 32, (28, 28)), (48, 192, (13, 13))]:
+    for c, m, size in [(64, 64, (56, 56)), (128, 32, (56, 56)), (128, 32, (28, 28)),
+                       (16, 64, (55, 55)), (32, 32, (28, 28)), (48, 192, (13, 13))]:
         assert winograd.choose(geometry(c, m, size)) == 0, (c, m, size)
-    assert winograd.choose(geometry(128, 128, (28, 28), groups=2)) == 2    # 64 x 64 per group
-    assert winograd.choose(geometry(128, 128, (28, 28), groups=4)) == 0    # 32 x 32 per group
-    assert winograd.choose(geometry(64, 64, (56, 56), strides=[2, 2])) == 0
-    assert winograd.choose(geometry(64, 64, (56, 56), dilations=[2, 2])) == 0
+    assert winograd.choose(geometry(256, 256, (14, 14), groups=2)) == 2   # 128 x 128 per group
+    assert winograd.choose(geometry(128, 128, (28, 28), groups=2)) == 0   # 64 x 64 per group
+    assert winograd.choose(geometry(128, 128, (28, 28), strides=[2, 2])) == 0
+    assert winograd.choose(geometry(128, 128, (28, 28), dilations=[2, 2])) == 0
 
 
 def test_o2_records_the_choice_and_o1_keeps_direct():
     rng = np.random.default_rng(2)
     model = make_model([helper.make_node("Conv", ["x", "w"], ["y"], pads=[1, 1, 1, 1]),
                         helper.make_node("Conv", ["y", "w2"], ["z"], strides=[2, 2])],
-                       {"x": (F32, [1, 64, 56, 56])}, ["z"],
-                       {"w": weights(rng, 64, 64), "w2": weights(rng, 64, 64)})
+                       {"x": (F32, [1, 128, 28, 28])}, ["z"],
+                       {"w": weights(rng, 128, 128), "w2": weights(rng, 128, 128)})
     assert winograd_nodes(model) == [2]
     assert winograd_nodes(model, opt_level=1) == []
 
