@@ -7,8 +7,8 @@
  * - else, when bands of output rows of a zero-padded copy of the image fit the work buffer
  *   (the copy is made band by band, split over the pool): position tiles (stride 1, or 2
  *   with a short k: two vectors loaded, their even lanes kept) or channel tiles (MR
- *   channels x NR positions, the image broadcast), whichever stores at
- *   least half of what it computes; a tile runs on across the output rows of a band;
+ *   channels x NR positions, the image broadcast), when they store enough of what they
+ *   compute (direct_kind); a tile runs on across the output rows of a band;
  * - else the GEMM, over the image (1x1) or over implicit im2col panels.
  * Tiles sum each element in one accumulator over all of k (the bias its initial value) and
  * apply the fused epilogue (residual, Relu / Clip) as they store; the GEMM paths apply it in a
@@ -498,9 +498,10 @@ static void band_segments(const nn_conv_params *p, const direct_geometry *g, int
     j->exact = false;
 }
 
-/* Which tiles the direct path uses for bands of `rows` rows: positions (stride 1, or stride 2
- * for a short k) or channels, whichever stores at least half of what it computes; 0 for
- * neither. At stride 2 the position tiles' lane shuffles cost more than the channel tiles'
+/* Which tiles the direct path uses for bands of `rows` rows: positions (stride 1, storing at
+ * least half of what they compute, or stride 2 for a short k) or channels (stride 2 and up),
+ * those storing at least 3/4: below that the GEMM is faster (a 1x1/2 256->512 at 28x28, 14
+ * of 24 columns stored: 1.7x slower than the GEMM); 0 for neither. At stride 2 the position tiles' lane shuffles cost more than the channel tiles'
  * scalar stores once k is long (measured, AVX-512, 1 thread: k = 64 and 147 (a 7x7 stem)
  * 13-15% faster, k = 256 and 576 7-9% slower). */
 enum { DIRECT_NONE, DIRECT_CHANNELS, DIRECT_POSITIONS };
@@ -514,9 +515,11 @@ static int direct_kind(const nn_conv_params *p, int k, int rows)
     band_segments(p, &g, rows, &j);
     const int stored = (p->strides[1] == 1 ? rows : 1) * p->out_size[2];
     const bool shuffled = p->strides[2] == 2 && k <= STRIDE2_POSITIONS_MAX_K;
-    if ((p->strides[2] == 1 || shuffled) && 2 * stored >= (j.seg_len + VL - 1) / VL * VL)
+    const int lanes_computed = (j.seg_len + VL - 1) / VL * VL;
+    if ((p->strides[2] == 1 && 2 * stored >= lanes_computed) ||
+        (shuffled && 4 * stored >= 3 * lanes_computed))
         return DIRECT_POSITIONS;
-    if (2 * stored >= (j.seg_len + NR - 1) / NR * NR)
+    if (4 * stored >= 3 * ((j.seg_len + NR - 1) / NR * NR))
         return DIRECT_CHANNELS;
     return DIRECT_NONE;
 }
