@@ -265,9 +265,9 @@ function(nn_add_model target)
     # the target's instruction set, for the library's C sources (not the app's)
     target_compile_options(${target} PRIVATE "$<$<COMPILE_LANGUAGE:C>:${NNBUILD_C_FLAGS_${isa}}>")
   endif()
-  target_include_directories(${target}
-    PUBLIC "$<BUILD_INTERFACE:${project}/include>"
-    PRIVATE "${project}/hal")
+  # hal/ first: a model named like a kernel family (conv, pool...) includes its header by path
+  target_include_directories(${target} PRIVATE "${project}/hal")
+  target_include_directories(${target} PUBLIC "$<BUILD_INTERFACE:${project}/include>")
   set(THREADS_PREFER_PTHREAD_FLAG ON)
   find_package(Threads REQUIRED)     # the kernels' thread pool (hal/nn_pool.c)
   target_link_libraries(${target} PRIVATE Threads::Threads)

@@ -86,3 +86,40 @@ def test_app_reads_and_writes_awkward_names(tmp_path):
     expected = onnxruntime_outputs(model, feeds)
     for (name, value), file in zip(expected.items(), app_output_files(list(expected))):
         assert_close(np.load(os.path.join(out, file)), value, OP_TOLERANCE, what=file)
+
+
+def kernel_families_model() -> onnx.ModelProto:
+    """Conv, depthwise Conv, MaxPool, Gemm and Softmax: five hal families in one project."""
+    rng = np.random.default_rng(3)
+
+    def const(name, shape):
+        return numpy_helper.from_array(rng.standard_normal(shape).astype(np.float32), name)
+
+    nodes = [helper.make_node("Conv", ["x", "w1"], ["c1"], pads=[1, 1, 1, 1]),
+             helper.make_node("Conv", ["c1", "w2"], ["c2"], group=4, pads=[1, 1, 1, 1]),
+             helper.make_node("MaxPool", ["c2"], ["p"], kernel_shape=[2, 2], strides=[2, 2]),
+             helper.make_node("Flatten", ["p"], ["f"]),
+             helper.make_node("Gemm", ["f", "w3"], ["g"], transB=1),
+             helper.make_node("Softmax", ["g"], ["y"])]
+    graph = helper.make_graph(
+        nodes, "families", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 8, 8])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 10])],
+        [const("w1", [4, 3, 3, 3]), const("w2", [4, 1, 3, 3]), const("w3", [10, 64])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    return model
+
+
+def test_a_model_may_be_named_like_a_kernel_family(tmp_path):
+    """A model named conv, gemm, pool... (the default name of conv.onnx) builds: its source
+    includes its own header by path, the kernels' headers come from hal/ first."""
+    model = kernel_families_model()
+    feeds = feeds_for(model)
+    expected = onnxruntime_outputs(model, feeds)
+    nnbuild.generate(model, str(tmp_path / "probe"), name="probe")
+    families = sorted(f[:-2] for f in os.listdir(tmp_path / "probe" / "hal")
+                      if f.endswith(".h") and not f.startswith("nn_"))
+    assert {"conv", "depthwise", "gemm", "pool", "norm"} <= set(families)
+    for family in families:
+        actual = nnbuild.compile(model, cache_dir=str(tmp_path / "cache"), name=family).run(feeds)
+        assert_close(actual["y"], expected["y"], OP_TOLERANCE, what=f"model named {family}")
