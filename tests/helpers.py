@@ -77,6 +77,27 @@ def check_against_onnxruntime(model: onnx.ModelProto, cache_dir: str, feeds: dic
     return actual
 
 
+def check_at_thread_counts(model: onnx.ModelProto, cache_dir: str, target: str,
+                           feeds: dict | None = None, tolerance: dict = OP_TOLERANCE,
+                           label: str = "", **options) -> dict:
+    """Compile for ``target``, run at 1 and at 3 threads: the 1-thread outputs match
+    onnxruntime's within ``tolerance`` and the 3-thread outputs are the same bytes. Returns the
+    1-thread outputs."""
+    feeds = random_inputs(model) if feeds is None else feeds
+    expected = onnxruntime_outputs(model, feeds)
+    compiled = nnbuild.compile(model, cache_dir=cache_dir, target=target, **options)
+    results = {}
+    for threads in (1, 3):
+        compiled.set_num_threads(threads)
+        results[threads] = compiled.run(feeds)
+    what = f"{target} {label}".strip()
+    for name, want in expected.items():
+        assert_close(results[1][name], want, tolerance, what=f"{what} {name}")
+        assert results[3][name].tobytes() == results[1][name].tobytes(), \
+            f"{what} {name}: 3 threads differ from 1"
+    return results[1]
+
+
 def target_param(names=None):
     """Parametrize a test's ``target`` over hardware interfaces (default: every target); one
     whose code this CPU cannot run is skipped."""

@@ -21,8 +21,7 @@ from onnx import TensorProto, helper
 
 import nnbuild
 from nnbuild.codegen import loops
-from nnbuild.testing import OP_TOLERANCE, assert_close
-from helpers import make_model, onnxruntime_outputs, random_inputs, target_param
+from helpers import check_at_thread_counts, make_model, random_inputs, target_param
 
 F32 = np.float32
 X = [1, 64, 57, 59]                  # 215232 elements: split over the first dimension
@@ -110,18 +109,7 @@ def test_generation_is_deterministic(tmp_path):
 
 @target_param(["x86-avx512", "x86-avx2", "generic"])
 def test_split_loops_match_onnxruntime_bit_identically_at_every_thread_count(target, tmp_path):
-    model = big_model()
-    feeds = random_inputs(model)
-    compiled = nnbuild.compile(model, cache_dir=str(tmp_path), target=target)
-    results = {}
-    for threads in (1, 3):
-        compiled.set_num_threads(threads)
-        results[threads] = compiled.run(feeds)
-    expected = onnxruntime_outputs(model, feeds)
-    for name, value in expected.items():
-        assert results[3][name].tobytes() == results[1][name].tobytes(), \
-            f"{target}: {name} differs at 3 threads"
-        assert_close(results[1][name], value, OP_TOLERANCE, what=f"{target}: {name}")
+    check_at_thread_counts(big_model(), str(tmp_path), target)
 
 
 def test_app_gives_the_same_bytes_at_1_and_3_threads(tmp_path):

@@ -9,9 +9,8 @@ import nnbuild
 from nnbuild.errors import ModelError
 from nnbuild.ir.graph import Node
 from nnbuild.ops.pool import window
-from helpers import (check_against_onnxruntime, make_model, onnxruntime_outputs, random_inputs,
+from helpers import (check_against_onnxruntime, check_at_thread_counts, make_model,
                      target_param)
-from nnbuild.testing import assert_close
 
 F32 = np.float32
 
@@ -163,17 +162,7 @@ def test_pools_split_over_threads_are_bit_identical(target, tmp_path):
              helper.make_node("GlobalMaxPool", ["g"], ["gmax"])]
     model = make_model(nodes, {"x": (F32, [2, 32, 56, 57]), "g": (F32, [2, 64, 80, 81])},
                        ["max", "avg", "max2", "gavg", "gmax"])
-    feeds = random_inputs(model)
-    expected = onnxruntime_outputs(model, feeds)
-    compiled = nnbuild.compile(model, cache_dir=str(tmp_path), target=target)
-    results = {}
-    for threads in (1, 3):
-        compiled.set_num_threads(threads)
-        results[threads] = compiled.run(feeds)
-    for name, want in expected.items():
-        assert_close(results[1][name], want, what=f"{target} {name}")
-        assert results[3][name].tobytes() == results[1][name].tobytes(), \
-            f"{target} {name}: 3 threads differ from 1"
+    check_at_thread_counts(model, str(tmp_path), target)
 
 
 def test_window_over_the_whole_plane(cache_dir):

@@ -10,8 +10,8 @@ from onnx import helper
 import nnbuild
 from nnbuild.errors import ModelError
 from nnbuild.testing import assert_close
-from helpers import (check_against_onnxruntime, make_model, onnxruntime_outputs, random_inputs,
-                     target_param)
+from helpers import (check_against_onnxruntime, check_at_thread_counts, make_model,
+                     onnxruntime_outputs, random_inputs, target_param)
 
 F32 = np.float32
 GATES = {"RNN": 1, "GRU": 3, "LSTM": 4}
@@ -168,17 +168,7 @@ def test_per_step_product_matches_onnxruntime_at_any_thread_count(op, batch, hid
              "B": rng.standard_normal([1, 2 * g * hidden]).astype(F32)}
     node = helper.make_node(op, ["X", "W", "R", "B"], ["Y", "Y_h"], hidden_size=hidden)
     model = make_model([node], {"X": (F32, [steps, batch, inputs])}, ["Y", "Y_h"], inits, opset=14)
-    feeds = random_inputs(model)
-    expected = onnxruntime_outputs(model, feeds)
-    compiled = nnbuild.compile(model, cache_dir=str(tmp_path), target=target)
-    results = {}
-    for threads in (1, 3):
-        compiled.set_num_threads(threads)
-        results[threads] = compiled.run(feeds)
-    for name, want in expected.items():
-        assert_close(results[1][name], want, what=f"{target} {op} {name}")
-        np.testing.assert_array_equal(results[3][name], results[1][name],
-                                      err_msg=f"{target} {op} {name}: 3 threads differ from 1")
+    check_at_thread_counts(model, str(tmp_path), target, label=op)
 
 
 @target_param()

@@ -13,12 +13,10 @@ and 3 threads (rows are split between threads, never a sum).
 from __future__ import annotations
 
 import numpy as np
-import pytest
 from onnx import helper
 
 import nnbuild
-from nnbuild.testing import OP_TOLERANCE, assert_close
-from helpers import make_model, onnxruntime_outputs, random_inputs, target_param
+from helpers import check_at_thread_counts, make_model, random_inputs, target_param
 
 F = np.float32
 
@@ -97,13 +95,4 @@ def test_every_case_becomes_one_attention_node():
 def test_attention_layouts_match_onnxruntime_at_any_thread_count(target, tmp_path):
     model = attention_cases_model()
     feeds = {k: v * 2 for k, v in random_inputs(model).items()}     # peaked softmax rows too
-    expected = onnxruntime_outputs(model, feeds)
-    compiled = nnbuild.compile(model, cache_dir=str(tmp_path), target=target, opt_level=2)
-    results = {}
-    for threads in (1, 3):
-        compiled.set_num_threads(threads)
-        results[threads] = compiled.run(feeds)
-    for name, want in expected.items():
-        assert_close(results[1][name], want, OP_TOLERANCE, what=f"{target} {name}")
-        np.testing.assert_array_equal(results[3][name], results[1][name],
-                                      err_msg=f"{target} {name}: 3 threads differ from 1")
+    check_at_thread_counts(model, str(tmp_path), target, feeds=feeds, opt_level=2)

@@ -29,12 +29,10 @@ from __future__ import annotations
 import time
 
 import numpy as np
-import pytest
 from onnx import helper
 
 import nnbuild
-from nnbuild.testing import OP_TOLERANCE, assert_close
-from helpers import make_model, onnxruntime_outputs, random_inputs, target_param
+from helpers import check_at_thread_counts, make_model, random_inputs, target_param
 
 # name: (input shape [N, C, spatial...], out channels, kernel, attributes, bias)
 CASES = {
@@ -93,18 +91,7 @@ def conv_cases_model():
 
 @target_param()
 def test_conv_edge_shapes_match_onnxruntime_at_any_thread_count(target, tmp_path):
-    model = conv_cases_model()
-    feeds = random_inputs(model)
-    expected = onnxruntime_outputs(model, feeds)
-    compiled = nnbuild.compile(model, cache_dir=str(tmp_path), target=target)
-    results = {}
-    for threads in (1, 3):
-        compiled.set_num_threads(threads)
-        results[threads] = compiled.run(feeds)
-    for name, want in expected.items():
-        assert_close(results[1][name], want, OP_TOLERANCE, what=f"{target} {name}")
-        np.testing.assert_array_equal(results[3][name], results[1][name],
-                                      err_msg=f"{target} {name}: 3 threads differ from 1")
+    check_at_thread_counts(conv_cases_model(), str(tmp_path), target)
 
 
 @target_param(["x86-avx2", "x86-avx512"])
