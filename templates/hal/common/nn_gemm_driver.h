@@ -150,24 +150,6 @@ static void row_task(const void *ctx, int t, void *scratch)
         gemm_rows(g, i0, i1, g->jc, g->nc, g->pc, g->kc, g->panels);
 }
 
-/* How many of at most `most` tasks to cut `units` (register tiles of rows or columns) into:
- * the count whose slowest thread finishes first when the pool's threads take the tasks in turn
- * (each thread ceil(tasks / threads) of them, a task ceil(units / tasks) units), ties going
- * to more tasks. 32 row panels on 2 threads: 4 tasks of 8, not 6 of 5 or 6 (one thread's
- * share 17). Where the split falls never changes a result, only who computes it. */
-static int balanced_tasks(int units, int most)
-{
-    const int threads = NN_FN(pool_threads)();
-    int best = 1;
-    long long best_span = units;
-    for (int t = 2; t <= most && t <= units; ++t) {
-        const long long span = (long long)((t + threads - 1) / threads) * ((units + t - 1) / t);
-        if (span <= best_span)
-            best = t, best_span = span;
-    }
-    return best;
-}
-
 /* Split by the shape alone: narrow mode when B is one panel; column mode (no shared state, A
  * read once per task) when A is small or rows are too few to share; else shared mode (B packed
  * once, A read once). */
@@ -189,16 +171,16 @@ void NN_FN(sgemm_source)(int m, int n, int k, float alpha, const float *a_packed
     if (tasks == 1 || (by_n < 2 && by_m < 2)) {
         gemm_block(&g, 0, m, 0, n, work);
     } else if (n <= NR) {
-        g.tiles = balanced_tasks((m + MR - 1) / MR, by_m);
+        g.tiles = nn_balanced_tasks((m + MR - 1) / MR, by_m);
         NN_FN(parallel_for)(g.tiles, narrow_task, &g, work,
                             NN_GEMM_WORK_FLOATS(n) * sizeof(float));
     } else if (small_a ? by_n >= by_m : by_m < 2) {
-        g.tiles = balanced_tasks((n + NR - 1) / NR, by_n);
+        g.tiles = nn_balanced_tasks((n + NR - 1) / NR, by_n);
         const int width = ((n + NR - 1) / NR + g.tiles - 1) / g.tiles * NR;   /* widest tile */
         NN_FN(parallel_for)(g.tiles, column_task, &g, work,
                             NN_GEMM_WORK_FLOATS(width) * sizeof(float));
     } else {
-        const int rows = balanced_tasks((m + MR - 1) / MR, by_m);
+        const int rows = nn_balanced_tasks((m + MR - 1) / MR, by_m);
         const int width = block_width(n);
         for (g.jc = 0; g.jc < n; g.jc += width) {
             g.nc = min_int(width, n - g.jc);

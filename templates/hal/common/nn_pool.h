@@ -77,6 +77,24 @@ static inline int nn_task_count(double flops)
     return threads <= 1 || t < 1.0 ? 1 : t > most ? most : (int)t;
 }
 
+/* How many of at most `most` tasks to cut `units` (register tiles of rows or columns) into:
+ * the count whose slowest thread finishes first when the pool's threads take the tasks in turn
+ * (each thread ceil(tasks / threads) of them, a task ceil(units / tasks) units), ties going
+ * to more tasks. 32 row panels on 2 threads: 4 tasks of 8, not 6 of 5 or 6 (one thread's
+ * share 17). Where the split falls never changes a result, only who computes it. */
+static inline int nn_balanced_tasks(int units, int most)
+{
+    const int threads = NN_FN(pool_threads)();
+    int best = 1;
+    long long best_span = units;
+    for (int t = 2; t <= most && t <= units; ++t) {
+        const long long span = (long long)((t + threads - 1) / threads) * ((units + t - 1) / t);
+        if (span <= best_span)
+            best = t, best_span = span;
+    }
+    return best;
+}
+
 /* Tiles of an m x n output whose elements each cost k multiply-adds, rows in units of mr and
  * columns in units of nc: *tiles_m x *tiles_n tasks. A row tile re-reads its columns' operand
  * (n k), a column tile its rows' (m k); the split minimises the sum. */
