@@ -51,7 +51,8 @@ def mismatch(actual: np.ndarray, expected: np.ndarray, tolerance: dict = OP_TOLE
     a, e = actual.astype(np.float64).reshape(-1), expected.astype(np.float64).reshape(-1)
     nan_a, nan_e = np.isnan(a), np.isnan(e)
     inf_e = np.isinf(e)
-    err = np.abs(a - e)
+    with np.errstate(invalid="ignore"):        # inf - inf: judged by the inf rule below
+        err = np.abs(a - e)
     bad = (nan_a != nan_e) | (inf_e & (a != e)) | (~nan_e & ~inf_e & ~(err <= atol + rtol * np.abs(e)))
     if not bad.any():
         return None
