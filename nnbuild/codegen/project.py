@@ -132,7 +132,8 @@ def generate_project(graph: Graph, options, source_file: str, model_hash: str,
                                                          f"nn_{helper}.h"))
     hal = os.path.join(templates_dir(), "hal")
     for shared in ("nn_gemm.h", "nn_gemm_driver.h", "nn_gemv_driver.h",  # gemm's, gemv's, conv's
-                   "nn_conv_driver.h", "nn_depthwise_driver.h"):  # and depthwise's
+                   "nn_conv_driver.h", "nn_depthwise_driver.h",   # and depthwise's,
+                   "nn_x86_vec.h"):                               # the x86 kernels' vectors
         files[f"hal/{shared}"] = _read(os.path.join(hal, "common", shared))
     emitted = all_families() if fixed_files else families
     for family in emitted:                   # the target's own file, else its fallback's

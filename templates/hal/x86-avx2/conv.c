@@ -16,25 +16,14 @@
  * tiles, the bands or the thread count. */
 #include "conv.h"
 
-#include <immintrin.h>
-
 #include "gemm.h"
 #include "nn_pool.h"
 #include "nn_conv_driver.h"
+#include "nn_x86_vec.h"
 
 /* --- vectors ---------------------------------------------------------------------------------- */
 #if defined(__AVX512F__)
-typedef __m512 vec;
 typedef __mmask16 lanes;
-#define VL 16
-#define vload _mm512_loadu_ps
-#define vstore _mm512_storeu_ps
-#define vset1 _mm512_set1_ps
-#define vfma _mm512_fmadd_ps
-#define vadd _mm512_add_ps
-#define vmax _mm512_max_ps
-#define vmin _mm512_min_ps
-#define vzero _mm512_setzero_ps
 #define vload_lanes(p, m) _mm512_maskz_loadu_ps((m), (p))
 #define vstore_lanes(p, m, v) _mm512_mask_storeu_ps((p), (m), (v))
 /* Lanes [lo, hi) of a vector. */
@@ -43,17 +32,7 @@ static lanes lane_range(int lo, int hi)
     return (lanes)(((1u << hi) - 1u) & ~((1u << lo) - 1u));
 }
 #else
-typedef __m256 vec;
 typedef __m256i lanes;
-#define VL 8
-#define vload _mm256_loadu_ps
-#define vstore _mm256_storeu_ps
-#define vset1 _mm256_set1_ps
-#define vfma _mm256_fmadd_ps
-#define vadd _mm256_add_ps
-#define vmax _mm256_max_ps
-#define vmin _mm256_min_ps
-#define vzero _mm256_setzero_ps
 #define vload_lanes(p, m) _mm256_maskload_ps((p), (m))
 #define vstore_lanes(p, m, v) _mm256_maskstore_ps((p), (m), (v))
 static lanes lane_range(int lo, int hi)

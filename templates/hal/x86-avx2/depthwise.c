@@ -4,28 +4,15 @@
  * at row ends, even/odd lanes by permutes. */
 #include "depthwise.h"
 
-#include <immintrin.h>
-
 #include "nn_pool.h"
+#include "nn_x86_vec.h"
 
 #if defined(__AVX512F__)
-typedef __m512 vec;
 typedef __mmask16 vmask;
-#define VL 16
-#define vload _mm512_loadu_ps
-#define vstore _mm512_storeu_ps
-#define vset1 _mm512_set1_ps
-#define vfma _mm512_fmadd_ps
 static inline vmask tail_mask(int n) { return (vmask)((1u << n) - 1u); }
 static inline void vstore_tail(float *p, vec v, vmask m) { _mm512_mask_storeu_ps(p, m, v); }
 #else
-typedef __m256 vec;
 typedef __m256i vmask;
-#define VL 8
-#define vload _mm256_loadu_ps
-#define vstore _mm256_storeu_ps
-#define vset1 _mm256_set1_ps
-#define vfma _mm256_fmadd_ps
 static inline vmask tail_mask(int n)
 {
     return _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));

@@ -8,31 +8,7 @@
 #include "gemm.h"
 #include "nn_gemm_driver.h"
 
-#include <immintrin.h>
-
-#if defined(__AVX512F__)
-typedef __m512 vec;
-#define VL 16
-#define vload _mm512_loadu_ps
-#define vstore _mm512_storeu_ps
-#define vset1 _mm512_set1_ps
-#define vfma _mm512_fmadd_ps
-#define vadd _mm512_add_ps
-#define vmul _mm512_mul_ps
-#define vzero _mm512_setzero_ps
-#elif defined(__AVX2__) && defined(__FMA__)
-typedef __m256 vec;
-#define VL 8
-#define vload _mm256_loadu_ps
-#define vstore _mm256_storeu_ps
-#define vset1 _mm256_set1_ps
-#define vfma _mm256_fmadd_ps
-#define vadd _mm256_add_ps
-#define vmul _mm256_mul_ps
-#define vzero _mm256_setzero_ps
-#else
-#error "the x86 gemm kernels need -mavx2 -mfma (x86-avx2) or -mavx512f (x86-avx512)"
-#endif
+#include "nn_x86_vec.h"
 
 #if MR != 2 * VL
 #error "NN_GEMM_MR must be two vectors"

@@ -6,27 +6,7 @@
 #include "gemm.h"
 #include "nn_gemv_driver.h"
 
-#include <immintrin.h>
-
-#if defined(__AVX512F__)
-typedef __m512 vec;
-#define VL 16
-#define vload _mm512_loadu_ps
-#define vstore _mm512_storeu_ps
-#define vset1 _mm512_set1_ps
-#define vfma _mm512_fmadd_ps
-#define vadd _mm512_add_ps
-#define vzero _mm512_setzero_ps
-#else
-typedef __m256 vec;
-#define VL 8
-#define vload _mm256_loadu_ps
-#define vstore _mm256_storeu_ps
-#define vset1 _mm256_set1_ps
-#define vfma _mm256_fmadd_ps
-#define vadd _mm256_add_ps
-#define vzero _mm256_setzero_ps
-#endif
+#include "nn_x86_vec.h"
 
 #if MR != 2 * VL
 #error "the x86 GEMV reads panels of 2 vectors: NN_GEMM_MR 16 (x86-avx2) or 32 (x86-avx512)"
