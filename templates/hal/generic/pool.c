@@ -162,46 +162,43 @@ static void sum_run(float *restrict acc, const float *restrict x, size_t n, size
 }
 
 /* Outputs c0 .. c0 + n - 1 of one output row (its d and h spans s[0], s[1]), every tap inside
- * along w: for each tap in window order (d, h, w), one run over the whole row, so each output
- * sees its taps in the same order as window_max and gets the same (first) maximum. */
-static void max_interior(const float *xp, const nn_pool_window *w, const pool_span s[2],
-                         size_t c0, size_t n, float *y) {
+ * along w: for each tap in window order (d, h, w), run(acc, ...) over the whole row, so each
+ * output sees its taps in the same order as window_max / window_sum. */
+static void interior_taps(const float *xp, const nn_pool_window *w, const pool_span s[2],
+                          size_t c0, size_t n, float *acc,
+                          void (*run)(float *restrict, const float *restrict, size_t, size_t)) {
     const size_t stride = w->stride[2], dilation = w->dilation[2];
     const size_t offset = c0 * stride - w->pad_begin[2];
-    for (size_t i = 0; i < n; ++i)
-        y[i] = -INFINITY;
     for (size_t kd = s[0].lo; kd < s[0].hi; ++kd) {
         const size_t id = tap(&s[0], kd, w->dilation[0]);
         for (size_t kh = s[1].lo; kh < s[1].hi; ++kh) {
             const size_t ih = tap(&s[1], kh, w->dilation[1]);
             const float *row = xp + (id * w->in[1] + ih) * w->in[2] + offset;
             for (size_t kw = 0; kw < w->kernel[2]; ++kw)
-                max_run(y, row + kw * dilation, n, stride);
+                run(acc, row + kw * dilation, n, stride);
         }
     }
+}
+
+/* Their maxima: the same (first) maximum as window_max. */
+static void max_interior(const float *xp, const nn_pool_window *w, const pool_span s[2],
+                         size_t c0, size_t n, float *y) {
+    for (size_t i = 0; i < n; ++i)
+        y[i] = -INFINITY;
+    interior_taps(xp, w, s, c0, n, y, max_run);
 }
 
 /* The average counterpart of max_interior: float sums, each in window order (as window_sum),
  * for at most POOL_RUN outputs. */
 static void avg_interior(const float *xp, const nn_pool_window *w, const pool_span s[2],
                          bool count_include_pad, size_t c0, size_t n, float *y) {
-    const size_t stride = w->stride[2], dilation = w->dilation[2];
-    const size_t offset = c0 * stride - w->pad_begin[2];
     const size_t count = count_include_pad
         ? s[0].padded * s[1].padded * w->kernel[2]
         : (s[0].hi - s[0].lo) * (s[1].hi - s[1].lo) * w->kernel[2];
     float acc[POOL_RUN];
     for (size_t i = 0; i < n; ++i)
         acc[i] = 0;
-    for (size_t kd = s[0].lo; kd < s[0].hi; ++kd) {
-        const size_t id = tap(&s[0], kd, w->dilation[0]);
-        for (size_t kh = s[1].lo; kh < s[1].hi; ++kh) {
-            const size_t ih = tap(&s[1], kh, w->dilation[1]);
-            const float *row = xp + (id * w->in[1] + ih) * w->in[2] + offset;
-            for (size_t kw = 0; kw < w->kernel[2]; ++kw)
-                sum_run(acc, row + kw * dilation, n, stride);
-        }
-    }
+    interior_taps(xp, w, s, c0, n, acc, sum_run);
     const float divisor = count ? (float)count : 1.0f;   /* 0 taps: the mean of none is 0 */
     for (size_t i = 0; i < n; ++i)
         y[i] = acc[i] / divisor;
