@@ -2,6 +2,8 @@
 nnbuild, run it on seeded random inputs, and compare with onnxruntime."""
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import onnx
 import pytest
@@ -96,6 +98,21 @@ def check_at_thread_counts(model: onnx.ModelProto, cache_dir: str, target: str,
         assert results[3][name].tobytes() == results[1][name].tobytes(), \
             f"{what} {name}: 3 threads differ from 1"
     return results[1]
+
+
+def best_cpu_seconds(model: onnx.ModelProto, cache_dir: str, target: str, runs: int = 5) -> float:
+    """CPU time (not wall time: the machine may be loaded) of the fastest of ``runs`` runs on
+    one thread, after a warm-up run; call overhead included."""
+    feeds = random_inputs(model)
+    compiled = nnbuild.compile(model, cache_dir=cache_dir, target=target)
+    compiled.set_num_threads(1)
+    compiled.run(feeds)
+    best = float("inf")
+    for _ in range(runs):
+        start = time.process_time()
+        compiled.run(feeds)
+        best = min(best, time.process_time() - start)
+    return best
 
 
 def target_param(names=None):
