@@ -95,6 +95,9 @@ def _parser() -> argparse.ArgumentParser:
     _add_model_options(p)
     p.add_argument("--runs", type=int, default=20, help="timed runs (default 20)")
     p.add_argument("--top", type=int, default=None, help="print only the N slowest kernels")
+    p.add_argument("--threads", default="1", metavar="N[,N..]",
+                   help="thread count (default 1); several, e.g. 1,2: per-node times side by "
+                   "side with each node's speedup (reports: the last count)")
     p.add_argument("--trace", default=None, help="Chrome-trace JSON (default <name>.trace.json)")
     p.add_argument("--html", default=None, help="HTML report (default <name>.profile.html)")
     p.add_argument("--keep", default=None, help="folder for the profiling project and build")
@@ -250,14 +253,22 @@ def cmd_inspect(args) -> int:
 
 def cmd_profile(args) -> int:
     from .analysis.machine import load_machine
-    from .analysis.profile import profile_model, table, write_reports
+    from .analysis.profile import profile_threads, scaling_table, table, write_reports
     options = _options(args)
-    result = profile_model(args.model, options, runs=max(args.runs, 1), work_dir=args.keep,
-                           machine=load_machine())
+    try:
+        counts = [int(n) for n in args.threads.split(",")]
+    except ValueError:
+        counts = []
+    if not counts or min(counts) < 1:
+        raise UsageError(f"--threads {args.threads}: expected thread counts >= 1, e.g. 1 or 1,2")
+    profiles = profile_threads(args.model, options, counts, runs=max(args.runs, 1),
+                               work_dir=args.keep, machine=load_machine())
+    result = profiles[-1]
     stem = os.path.splitext(os.path.basename(args.model))[0]
     trace, report = args.trace or f"{stem}.trace.json", args.html or f"{stem}.profile.html"
     write_reports(result, trace, report)
-    print(table(result, args.top), end="")
+    print(table(result, args.top) if len(profiles) == 1 else scaling_table(profiles, args.top),
+          end="")
     print(f"trace: {trace}\nreport: {report}")
     return 0
 

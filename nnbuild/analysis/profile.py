@@ -51,6 +51,7 @@ class Profile:
     machine: Machine | None
     graph: Graph
     plan: object
+    threads: int = 1          # the model's thread count during the runs
 
     @property
     def coverage(self) -> float:
@@ -80,7 +81,15 @@ def _feeds(model, seed: int = 0) -> dict:
 
 
 def profile_model(model_path: str, options, runs: int = 20, work_dir: str | None = None,
-                  machine: Machine | None = None) -> Profile:
+                  machine: Machine | None = None, threads: int = 1) -> Profile:
+    """Per-node times of `runs` runs at `threads` threads (after one warm-up run)."""
+    return profile_threads(model_path, options, (threads,), runs, work_dir, machine)[0]
+
+
+def profile_threads(model_path: str, options, counts, runs: int = 20,
+                    work_dir: str | None = None, machine: Machine | None = None) -> list:
+    """One profiling build, run `runs` times at each thread count of `counts` in turn: one
+    Profile per count, in that order."""
     import tempfile
 
     from .. import api
@@ -90,7 +99,7 @@ def profile_model(model_path: str, options, runs: int = 20, work_dir: str | None
 
     if work_dir is None:                       # a build of our own: removed afterwards
         with tempfile.TemporaryDirectory(prefix="nnbuild-profile-") as temporary:
-            return profile_model(model_path, options, runs, temporary, machine)
+            return profile_threads(model_path, options, counts, runs, temporary, machine)
     graph = api.optimize(api.translate(model_path, options), options)
     project = generate_project(graph, options, os.path.basename(model_path), "profile")
     folder = os.path.join(work_dir, "project")
@@ -101,9 +110,19 @@ def profile_model(model_path: str, options, runs: int = 20, work_dir: str | None
     model = CompiledModel(result.library, project.prefix, folder)
     read = getattr(model._lib, f"{project.prefix}_profile")
     read.argtypes, read.restype = [ctypes.POINTER(ctypes.c_double), ctypes.c_int], ctypes.c_int
+    feeds = _feeds(model)
+    profiles = []
+    for threads in counts:
+        model.set_num_threads(threads)
+        profiles.append(_measure(model, read, feeds, runs, machine, graph, project.plan,
+                                 model_path, threads))
+    model.set_num_threads(1)                   # the workers end before the library unloads
+    return profiles
+
+
+def _measure(model, read, feeds, runs, machine, graph, plan, model_path, threads) -> Profile:
     steps = read(None, 0)
     buffer = (ctypes.c_double * max(steps, 1))()
-    feeds = _feeds(model)
     model.run(feeds)                                 # warm up, then clear the counters
     read(buffer, steps)
     wall, per_run = [], []
@@ -127,7 +146,7 @@ def profile_model(model_path: str, options, runs: int = 20, work_dir: str | None
             rows.append(Row("(graph outputs copied into place)", "copy", seconds, 0, 0, None))
     return Profile(model_path, runs, rows, sum(r.seconds for r in rows),
                    statistics.median(wall), float(np.median(per_run.sum(axis=1))), machine,
-                   graph, project.plan)
+                   graph, plan, threads)
 
 
 # --- reports -----------------------------------------------------------------------------------
@@ -147,6 +166,39 @@ def table(p: Profile, top: int | None = None) -> str:
                  f"run's kernels take {100 * p.run_coverage:.1f}% of the run (medians)")
     if p.machine is None:
         lines.append("roofline: not calibrated on this machine (run `nnbuild calibrate`)")
+    return "\n".join(lines) + "\n"
+
+
+def scaling_table(profiles: list, top: int | None = None) -> str:
+    """Per-node ms at each thread count side by side (first count = base), each later count's
+    speedup over the base and its loss: ms at that count minus base ms x base / count, the time
+    it runs beyond perfect scaling. Sorted by the last count's loss (where threads idle or
+    duplicate work), or in node order without `top`."""
+    base, last = profiles[0], profiles[-1]
+    lost = lambda k: last.rows[k].seconds - base.rows[k].seconds * base.threads / last.threads
+    order = sorted(range(len(base.rows)), key=lambda k: -lost(k))[:top] if top \
+        else range(len(base.rows))
+    head = f"{'node':<40} {'op':<14}" + "".join(f" {f'ms@{p.threads}':>9}" for p in profiles)
+    head += "".join(f" {f'x@{p.threads}':>6} {f'lost@{p.threads}':>8}" for p in profiles[1:])
+    lines = [head]
+    speedup = lambda a, b: f"{a / b:6.2f}" if b > 0 else "     -"
+    for k in order:
+        r = base.rows[k]
+        label = r.label if len(r.label) <= 40 else r.label[:37] + "..."
+        line = f"{label:<40} {r.op:<14}" + "".join(f" {p.rows[k].seconds * 1e3:9.4f}"
+                                                    for p in profiles)
+        for p in profiles[1:]:
+            excess = p.rows[k].seconds - r.seconds * base.threads / p.threads
+            line += f" {speedup(r.seconds, p.rows[k].seconds)} {excess * 1e3:8.4f}"
+        lines.append(line)
+    for what, attr in (("kernels", "kernel_total_s"), ("end to end", "end_to_end_s")):
+        values = [getattr(p, attr) for p in profiles]
+        lines.append(f"{what}: " + ", ".join(f"{v * 1e3:.4f} ms at {p.threads}"
+                                             for v, p in zip(values, profiles))
+                     + "".join(f"; x{values[0] / v:.2f} at {p.threads}"
+                               for v, p in zip(values[1:], profiles[1:]) if v > 0))
+    lines.append(f"(medians of {base.runs} runs per thread count; lost@N: ms@N minus ms@"
+                 f"{base.threads} x {base.threads}/N)")
     return "\n".join(lines) + "\n"
 
 
