@@ -7,6 +7,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#ifdef _WIN32
+#include <malloc.h>
+#endif
 
 #define NPY_MAX_RANK 16
 
@@ -14,9 +17,28 @@ typedef struct {
     char descr[16];
     int rank;
     int64_t shape[NPY_MAX_RANK];
-    void *data;       /* malloc'd; the caller frees it */
+    void *data;       /* from npy_alloc; the caller frees it with npy_free */
     size_t bytes;
 } npy_array;
+
+/* `bytes` (at least 1) at a 64-byte boundary, or NULL: the kernels' vectors then never straddle
+ * a cache line (a 4 MB malloc is 16 bytes past a page, and every 64-byte store splits). */
+static inline void *npy_alloc(size_t bytes) {
+    const size_t size = bytes ? (bytes + 63) / 64 * 64 : 64;
+#ifdef _WIN32
+    return _aligned_malloc(size, 64);
+#else
+    return aligned_alloc(64, size);
+#endif
+}
+
+static inline void npy_free(void *p) {
+#ifdef _WIN32
+    _aligned_free(p);
+#else
+    free(p);
+#endif
+}
 
 /* The .npy dtype string for an ONNX element type code, or NULL. numpy writes bfloat16 and the
  * narrow types (codes 17-26: float8, float4, int4, int2; one element per byte) as raw records. */
@@ -115,9 +137,9 @@ static int npy_read(const char *path, npy_array *out, char *err, size_t errlen) 
     long end = ftell(f);
     if (end < here || (size_t)(end - here) < out->bytes || fseek(f, here, SEEK_SET) != 0)
         goto truncated;
-    out->data = malloc(out->bytes ? out->bytes : 1);
+    out->data = npy_alloc(out->bytes);
     if (!out->data) { fclose(f); snprintf(err, errlen, "out of memory"); return 0; }
-    if (fread(out->data, 1, out->bytes, f) != out->bytes) { free(out->data); out->data = NULL; goto truncated; }
+    if (fread(out->data, 1, out->bytes, f) != out->bytes) { npy_free(out->data); out->data = NULL; goto truncated; }
     fclose(f);
     return 1;
 truncated:

@@ -26,7 +26,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         volatile unsigned char sink = 0;
         for (size_t i = 0; i < a.bytes; ++i) sink ^= ((unsigned char *)a.data)[i];
         (void)sink;
-        free(a.data);
+        npy_free(a.data);
     } else if (!err[0] || strchr(err, '\n')) {
         abort();
     }
