@@ -158,24 +158,120 @@ INLINE void kernel_column(int kc, int nv, const float *restrict a, const float *
         acc[0][v] = vadd(vadd(s[0][v], s[1][v]), vadd(s[2][v], s[3][v]));
 }
 
-/* C tile (mr x nr) = init + alpha * acc. Columns of C are vector stores when C's rows are
- * contiguous (rsc == 1); otherwise the tile goes through a local buffer. */
-static void store_tile(int mr, int nr, vec acc[NR][2], float alpha, enum init init,
+/* --- storing a tile --------------------------------------------------------------------------- */
+#if defined(__AVX512F__)
+typedef __mmask16 lanes;
+#define vload_lanes(p, m) _mm512_maskz_loadu_ps((m), (p))
+#define vstore_lanes(p, m, v) _mm512_mask_storeu_ps((p), (m), (v))
+/* The first n lanes of a vector. */
+static inline lanes first_lanes(int n)
+{
+    return (lanes)((1u << n) - 1u);
+}
+
+/* r[i] = lane i of r[0..15] (a 16 x 16 transpose; r[j] lane i becomes r[i] lane j). */
+INLINE void transpose(vec r[VL])
+{
+    vec t[VL];
+    for (int i = 0; i < VL; i += 2) {
+        t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
+        t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
+    }
+    for (int i = 0; i < VL; i += 4) {      /* r[i + q], 128-bit lane l: rows i.. at column 4l + q */
+        r[i] = _mm512_shuffle_ps(t[i], t[i + 2], _MM_SHUFFLE(1, 0, 1, 0));
+        r[i + 1] = _mm512_shuffle_ps(t[i], t[i + 2], _MM_SHUFFLE(3, 2, 3, 2));
+        r[i + 2] = _mm512_shuffle_ps(t[i + 1], t[i + 3], _MM_SHUFFLE(1, 0, 1, 0));
+        r[i + 3] = _mm512_shuffle_ps(t[i + 1], t[i + 3], _MM_SHUFFLE(3, 2, 3, 2));
+    }
+    for (int q = 0; q < 4; ++q) {
+        const vec u0 = _mm512_shuffle_f32x4(r[q], r[4 + q], 0x88);
+        const vec u1 = _mm512_shuffle_f32x4(r[q], r[4 + q], 0xdd);
+        const vec u2 = _mm512_shuffle_f32x4(r[8 + q], r[12 + q], 0x88);
+        const vec u3 = _mm512_shuffle_f32x4(r[8 + q], r[12 + q], 0xdd);
+        t[q] = _mm512_shuffle_f32x4(u0, u2, 0x88);
+        t[4 + q] = _mm512_shuffle_f32x4(u1, u3, 0x88);
+        t[8 + q] = _mm512_shuffle_f32x4(u0, u2, 0xdd);
+        t[12 + q] = _mm512_shuffle_f32x4(u1, u3, 0xdd);
+    }
+    for (int i = 0; i < VL; ++i)
+        r[i] = t[i];
+}
+#else
+typedef __m256i lanes;
+#define vload_lanes(p, m) _mm256_maskload_ps((p), (m))
+#define vstore_lanes(p, m, v) _mm256_maskstore_ps((p), (m), (v))
+static inline lanes first_lanes(int n)
+{
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+}
+
+/* r[i] = lane i of r[0..7] (an 8 x 8 transpose). */
+INLINE void transpose(vec r[VL])
+{
+    vec t[VL], s[VL];
+    for (int i = 0; i < VL; i += 2) {
+        t[i] = _mm256_unpacklo_ps(r[i], r[i + 1]);
+        t[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]);
+    }
+    for (int i = 0; i < VL; i += 4) {
+        s[i] = _mm256_shuffle_ps(t[i], t[i + 2], _MM_SHUFFLE(1, 0, 1, 0));
+        s[i + 1] = _mm256_shuffle_ps(t[i], t[i + 2], _MM_SHUFFLE(3, 2, 3, 2));
+        s[i + 2] = _mm256_shuffle_ps(t[i + 1], t[i + 3], _MM_SHUFFLE(1, 0, 1, 0));
+        s[i + 3] = _mm256_shuffle_ps(t[i + 1], t[i + 3], _MM_SHUFFLE(3, 2, 3, 2));
+    }
+    for (int q = 0; q < 4; ++q) {
+        r[q] = _mm256_permute2f128_ps(s[q], s[4 + q], 0x20);
+        r[4 + q] = _mm256_permute2f128_ps(s[q], s[4 + q], 0x31);
+    }
+}
+#endif
+
+#if NR > VL
+#error "a tile's row must fit one vector"
+#endif
+
+/* One vector of C (lanes `m` of it at c) = init + r, r = alpha * acc already; b is bias's value
+ * or vector for the vector's lanes. The same float operations as the scalar form. */
+INLINE void store_vec(float *c, lanes m, bool full, vec r, enum init init, vec b)
+{
+    const vec v = init == INIT_ADD ? vadd(full ? vload(c) : vload_lanes(c, m), r) : vadd(b, r);
+    if (full)
+        vstore(c, v);
+    else
+        vstore_lanes(c, m, v);
+}
+
+/* C tile (mr x nr) = init + alpha * acc, init the tile itself, bias[i] or 0. C's columns are
+ * vector stores when its rows are contiguous (rsc == 1); when its columns are (csc == 1, a
+ * layer's Y = W X), the tile is transposed in registers and its rows are stored (masked to nr
+ * columns); otherwise it goes through a local buffer. */
+INLINE void store_tile(int mr, int nr, vec acc[NR][2], float alpha, enum init init,
                        const float *bias, float *c, ptrdiff_t rsc, ptrdiff_t csc)
 {
     const vec va = vset1(alpha);
-    if (rsc == 1 && mr == MR) {
-        const vec b0 = init == INIT_BIAS ? vload(bias) : vzero();
-        const vec b1 = init == INIT_BIAS ? vload(bias + VL) : vzero();
-        for (int j = 0; j < nr; ++j) {
-            float *col = c + j * csc;
-            const vec r0 = vmul(va, acc[j][0]), r1 = vmul(va, acc[j][1]);
-            if (init == INIT_ADD) {
-                vstore(col, vadd(vload(col), r0));
-                vstore(col + VL, vadd(vload(col + VL), r1));
-            } else {
-                vstore(col, vadd(b0, r0));
-                vstore(col + VL, vadd(b1, r1));
+    if (rsc == 1) {
+        for (int v = 0; v * VL < mr; ++v) {
+            const int rows = min_int(VL, mr - v * VL);
+            const lanes m = first_lanes(rows);
+            const vec b = init == INIT_BIAS ? (rows == VL ? vload(bias + v * VL)
+                                                          : vload_lanes(bias + v * VL, m))
+                                            : vzero();
+            for (int j = 0; j < nr; ++j)
+                store_vec(c + j * csc + v * VL, m, rows == VL, vmul(va, acc[j][v]), init, b);
+        }
+        return;
+    }
+    if (csc == 1 && nr > 1) {
+        const lanes m = first_lanes(nr);
+        for (int v = 0; v * VL < mr; ++v) {
+            vec r[VL];
+            for (int j = 0; j < VL; ++j)
+                r[j] = j < NR ? acc[j][v] : vzero();
+            transpose(r);
+            for (int i = 0; i < min_int(VL, mr - v * VL); ++i) {
+                const int row = v * VL + i;
+                store_vec(c + row * rsc, m, nr == VL, vmul(va, r[i]), init,
+                          vset1(init == INIT_BIAS ? bias[row] : 0.0f));
             }
         }
         return;
