@@ -3,8 +3,10 @@
 A 3x3, stride-1, undilated 2-D Conv with constant float32 weights may run as F(2x2, 3x3) or
 F(4x4, 3x3): 2.25x or 4x fewer multiplies than the direct product, paid for by transforms of
 the input and output tiles and by a larger rounding error. The weights are transformed here at
-compile time, U = G w G^T in float64 then rounded once to float32, and packed as one SGEMM
-left operand per transformed element and group (``linalg.pack_a``). Which convolutions use it
+compile time, U = G w G^T in float64 then rounded once to float32, and stored as one SGEMM
+right operand per transformed element and group, already in the SGEMM's packed B panel layout
+(``pack_b``): the kernel multiplies V^T (tiles x input channels, which its input transform
+writes in the packed A layout) by U^T. Which convolutions use it
 is decided by the -O2 pass ``select-conv-algorithm`` (``passes/select_conv_algorithm.py``):
 the node gets the attribute ``winograd`` = m, which the lowering reads (docs/winograd.md
 holds the measurements behind the rule).
@@ -15,11 +17,12 @@ from fractions import Fraction
 
 import numpy as np
 
-from .linalg import gemm_work_floats, pack_a
+from .linalg import blocking, gemm_work_floats
 
 TILE_SIZES = (2, 4)
 ATTR = "winograd"
-# V and M of one chunk of tile rows are kept to about this many bytes (cache-sized).
+# V and M of one chunk of tile rows are kept to about this many bytes (cache-sized; see
+# chunk_rows).
 CHUNK_BYTES = 1 << 20
 # choose(): larger transformed F(2x2) weights cost more memory traffic than F(2x2) saves.
 MAX_WEIGHT_BYTES = 8 << 20
@@ -49,14 +52,28 @@ def applicable(g) -> bool:
             and tuple(g.dilations) == (1, 1) and g.in_channels != g.groups)
 
 
+def pack_b(b: np.ndarray) -> np.ndarray:
+    """The k x n matrix ``b`` in the SGEMM's packed B layout (nn_gemm.h), whole: per block of KC
+    rows, NR-column panels stored row by row, columns past n zero; element (p, j) at
+    (p // KC) * KC * Np + (j // NR) * NR * kc + (p % KC) * NR + j % NR, Np = n rounded up to NR."""
+    b = np.asarray(b, np.float32)
+    k, n = b.shape
+    NR, KC = blocking().NR, blocking().KC        # noqa: N806 (the names of gemm.h)
+    panels = -(-n // NR)
+    padded = np.zeros((k, panels * NR), np.float32)
+    padded[:, :n] = b
+    return np.concatenate([padded[pc:pc + KC].reshape(-1, panels, NR).transpose(1, 0, 2).ravel()
+                           for pc in range(0, k, KC)])
+
+
 def transform_weights(w: np.ndarray, groups: int, m: int) -> np.ndarray:
     """W [M, C / groups, 3, 3] -> U = G W G^T per channel pair, as (alpha^2 x groups) packed
-    SGEMM operands (M / groups x C / groups each), index xi * groups + group."""
+    SGEMM right operands U^T (C / groups x M / groups each), index xi * groups + group."""
     _, gm, _ = _matrices(m)
     u = np.einsum("ak,mckl,bl->abmc", gm, np.asarray(w, np.float64), gm)  # alpha, alpha, M, C
     alpha = m + 2
     u = u.reshape(alpha * alpha, groups, w.shape[0] // groups, w.shape[1]).astype(np.float32)
-    return np.concatenate([pack_a(u[xi, grp]) for xi in range(alpha * alpha)
+    return np.concatenate([pack_b(u[xi, grp].T) for xi in range(alpha * alpha)
                            for grp in range(groups)])
 
 
@@ -88,12 +105,15 @@ def reference(x: np.ndarray, w: np.ndarray, bias, pads: tuple, out_size: tuple, 
 
 
 def chunk_rows(g, m: int) -> int:
-    """Tile rows per chunk: as many as keep V and M near CHUNK_BYTES, at least one."""
+    """Tile rows per chunk: as many as keep V and M near CHUNK_BYTES (twice that when the
+    transformed weights, which every chunk streams once, exceed CHUNK_BYTES / 2), at least one."""
     alpha = m + 2
     tw = -(-g.out_size[1] // m)
     per_row = 4 * alpha * alpha * (g.in_channels + g.out_channels) * tw
+    u_bytes = 4 * alpha * alpha * g.in_channels * g.out_channels // g.groups
+    budget = CHUNK_BYTES * (2 if u_bytes > CHUNK_BYTES // 2 else 1)
     rows = g.batch * -(-g.out_size[0] // m)
-    return max(1, min(rows, CHUNK_BYTES // per_row))
+    return max(1, min(rows, budget // per_row))
 
 
 def _round16(n: int) -> int:
@@ -104,11 +124,13 @@ def work_floats(g, m: int) -> int:
     """Floats of winograd_conv's work buffer (winograd.h says the same)."""
     alpha = m + 2
     tw = -(-g.out_size[1] // m)
-    tiles = chunk_rows(g, m) * tw
-    transforms = _round16(tw * m + 2) + alpha * alpha * tw
+    mr = blocking().MR
+    tiles = -(-chunk_rows(g, m) * tw // mr) * mr
+    transforms = max(_round16(g.in_size[1]) + alpha * _round16(tw * m + 2),   # input
+                     _round16(tw * m + 2) + alpha * alpha * tw)                # output
     return (_round16(alpha * alpha * g.in_channels * tiles)
             + _round16(alpha * alpha * g.out_channels * tiles)
-            + max(transforms, gemm_work_floats(tiles)))
+            + max(transforms, gemm_work_floats(g.out_channels // g.groups)))
 
 
 def c_params(g, m: int, name: str = "wino") -> str:

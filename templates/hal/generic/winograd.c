@@ -1,6 +1,9 @@
 /* Winograd convolution F(m x m, 3 x 3); see winograd.h. Portable C11: the transforms run
  * across the tiles of a tile row (the innermost loops), which an -O3 compiler vectorizes with
- * the target's flags; the products are the target's SGEMM. */
+ * the target's flags; the products are the target's SGEMM, tiles x channels: the input
+ * transform writes V^T straight into the SGEMM's packed A layout and the transformed weights
+ * are stored in its packed B layout, so nothing is packed at run time but a copy of U's panels,
+ * and M comes out tile-contiguous (the micro-kernel's vector direction). */
 #include "winograd.h"
 
 #include "gemm.h"
@@ -13,37 +16,53 @@
 #endif
 
 /* The 1-D transforms of Lavin & Gray's F(2, 3) and F(4, 3) (the points 0, 1, -1 (, 2, -2) and
- * infinity; nnbuild/ops/winograd.py holds the same B^T, G, A^T), over n tiles at once: element
- * k of tile t at s[k * ks + t * ts], result a at d[a * ds + t * dts]. */
-WINO_INLINE void input_1d(int m, int n, const float *restrict s, ptrdiff_t ks, ptrdiff_t ts,
-                          float *restrict d, ptrdiff_t ds, ptrdiff_t dts)
+ * infinity; nnbuild/ops/winograd.py holds the same B^T, G, A^T): y = B^T x. */
+WINO_INLINE void bt(int m, const float *x, float *y)
 {
     if (m == 2) {            /* B^T = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1] */
-        for (int t = 0; t < n; ++t) {
-            const float *x = s + t * ts;
-            float *y = d + t * dts;
-            const float x0 = x[0], x1 = x[ks], x2 = x[2 * ks], x3 = x[3 * ks];
-            y[0] = x0 - x2;
-            y[ds] = x1 + x2;
-            y[2 * ds] = x2 - x1;
-            y[3 * ds] = x1 - x3;
-        }
+        y[0] = x[0] - x[2];
+        y[1] = x[1] + x[2];
+        y[2] = x[2] - x[1];
+        y[3] = x[1] - x[3];
     } else {                 /* B^T rows: 4 0 -5 0 1 0; 0 -4 -4 1 1 0; 0 4 -4 -1 1 0;
                                 0 -2 -1 2 1 0; 0 2 -1 -2 1 0; 0 4 0 -5 0 1 */
-        for (int t = 0; t < n; ++t) {
-            const float *x = s + t * ts;
-            float *y = d + t * dts;
-            const float x0 = x[0], x1 = x[ks], x2 = x[2 * ks], x3 = x[3 * ks];
-            const float x4 = x[4 * ks], x5 = x[5 * ks];
-            const float a = x4 - 4.0f * x2, b = x3 - 4.0f * x1;
-            const float c = x4 - x2, e = 2.0f * (x3 - x1);
-            y[0] = 4.0f * x0 - 5.0f * x2 + x4;
-            y[ds] = a + b;
-            y[2 * ds] = a - b;
-            y[3 * ds] = c + e;
-            y[4 * ds] = c - e;
-            y[5 * ds] = 4.0f * x1 - 5.0f * x3 + x5;
-        }
+        const float a = x[4] - 4.0f * x[2], b = x[3] - 4.0f * x[1];
+        const float c = x[4] - x[2], e = 2.0f * (x[3] - x[1]);
+        y[0] = 4.0f * x[0] - 5.0f * x[2] + x[4];
+        y[1] = a + b;
+        y[2] = a - b;
+        y[3] = c + e;
+        y[4] = c - e;
+        y[5] = 4.0f * x[1] - 5.0f * x[3] + x[5];
+    }
+}
+
+/* B^T over n tiles at once: element k of tile t at s[k + t * m] (a row of the padded image:
+ * tiles start m columns apart), result a at d[a * ds + t]. */
+WINO_INLINE void input_across(int m, int n, const float *restrict s, float *restrict d,
+                              ptrdiff_t ds)
+{
+    for (int t = 0; t < n; ++t) {
+        float x[6], y[6];
+        for (int k = 0; k < m + 2; ++k)
+            x[k] = s[t * m + k];
+        bt(m, x, y);
+        for (int a = 0; a < m + 2; ++a)
+            d[a * ds + t] = y[a];
+    }
+}
+
+/* B^T down the columns: element k of column q at rows[k][q], result a at d[a * ds + q]. */
+WINO_INLINE void input_down(int m, int n, const float *const *rows, float *restrict d,
+                            ptrdiff_t ds)
+{
+    for (int q = 0; q < n; ++q) {
+        float x[6], y[6];
+        for (int k = 0; k < m + 2; ++k)
+            x[k] = rows[k][q];
+        bt(m, x, y);
+        for (int a = 0; a < m + 2; ++a)
+            d[a * ds + q] = y[a];
     }
 }
 
@@ -77,75 +96,85 @@ WINO_INLINE void output_1d(int m, int n, const float *restrict s, ptrdiff_t ks, 
 
 static size_t round16(size_t n) { return (n + 15) / 16 * 16; }
 static int wmin(int a, int b) { return a < b ? a : b; }
-static int wmax(int a, int b) { return a > b ? a : b; }
 
 /* One chunk of tile rows [r0, r1) and how its work is split. */
 typedef struct {
     const nn_winograd_params *p;
     int alpha, r0, r1, tiles, tasks;
+    size_t tp;                 /* tiles rounded up to NN_GEMM_MR: the stride of V and M */
     const float *x, *u, *bias;
     float *y, *v, *mo;
 } wino_job;
 
-/* line[q] for q in [q0, q1): column q - pad_w of `row`, 0 outside the image (or no row). */
-static void pad_span(const nn_winograd_params *p, const float *row, int q0, int q1, float *line)
+/* Where channel c of V^T for element 0 starts in the packed A layout of nn_gemm.h (tiles x
+ * channels of its group: per block of KC channels, MR-tile panels, each channel's MR tiles
+ * contiguous), and the depth kc of its block; element xi's is xi * groups * tp * cg further. */
+static float *v_column(const wino_job *j, int c, int *kc)
 {
-    for (int q = q0; q < q1; ++q) {
-        const int col = q - p->pad_w;
-        line[q] = row && col >= 0 && col < p->in_w ? row[col] : 0.0f;
+    const nn_winograd_params *p = j->p;
+    const int cg = p->in_channels / p->groups, g = c / cg, cl = c % cg;
+    const int k0 = cl / NN_GEMM_KC * NN_GEMM_KC;
+    *kc = wmin(NN_GEMM_KC, cg - k0);
+    return j->v + (size_t)g * j->tp * cg + (size_t)k0 * j->tp + (size_t)(cl - k0) * NN_GEMM_MR;
+}
+
+/* The vertical transform of the alpha input rows of tile row ty, over the columns of the
+ * zero-padded image: vrow[a * vstride + q], q in [0, tiles_w * m + 2), = B^T down column
+ * q - pad_w of input rows ty * m - pad_h + [0, alpha) (0 outside the image; `zero` holds in_w
+ * zeros). */
+WINO_INLINE void vertical(const nn_winograd_params *p, const float *xc, int ty, int m, int alpha,
+                          const float *zero, float *vrow, ptrdiff_t vstride)
+{
+    const float *rows[6];
+    for (int i = 0; i < alpha; ++i) {
+        const int ih = ty * m + i - p->pad_h;
+        rows[i] = ih >= 0 && ih < p->in_h ? xc + (size_t)ih * p->in_w : zero;
+    }
+    const int width = p->tiles_w * m + 2, left = wmin(p->pad_w, width);
+    const int right = wmin(width, p->pad_w + p->in_w);  /* columns [left, right) in the image */
+    for (int a = 0; a < alpha; ++a) {
+        memset(vrow + a * vstride, 0, sizeof(float) * (size_t)left);
+        if (right < width)
+            memset(vrow + a * vstride + right, 0, sizeof(float) * (size_t)(width - right));
+    }
+    if (right > left) {
+        for (int i = 0; i < alpha; ++i)
+            rows[i] += left - p->pad_w;
+        input_down(m, right - left, rows, vrow + left, vstride);
     }
 }
 
-/* The horizontal transform of input row ih of channel plane xc (zeros outside the image) for
- * every tile of a tile row, into dst[a * tiles_w + t]: tiles whose alpha columns lie inside
- * the image read the row in place, the others a zero-padded copy of their columns in `line`. */
-WINO_INLINE void row_transform(const nn_winograd_params *p, const float *xc, int ih, int m,
-                               int alpha, float *line, float *dst)
-{
-    const int tw = p->tiles_w;
-    const float *row = NULL;
-    int lo = tw, hi = tw;                      /* tiles [lo, hi) read the image in place */
-    if (ih >= 0 && ih < p->in_h) {
-        const int last = p->in_w + p->pad_w - alpha;   /* the last column a tile starts at */
-        row = xc + (size_t)ih * p->in_w;
-        lo = wmin((p->pad_w + m - 1) / m, tw);
-        hi = last < 0 ? lo : wmax(lo, wmin(tw, last / m + 1));
-    }
-    pad_span(p, row, 0, lo * m + 2, line);
-    pad_span(p, row, hi * m, tw * m + 2, line);
-    if (lo > 0)
-        input_1d(m, lo, line, 1, m, dst, tw, 1);
-    if (hi > lo)
-        input_1d(m, hi - lo, row + lo * m - p->pad_w, 1, m, dst + lo, tw, 1);
-    if (hi < tw)
-        input_1d(m, tw - hi, line + hi * m, 1, m, dst + hi, tw, 1);
-}
-
-/* V[xi][c][tiles of the chunk] = B^T d B for channel c: first each of the alpha input rows of
- * a tile row across (tmp[i][a][tx]), then down the columns. */
+/* V[xi] for channel c over the chunk's tiles = B^T d B: per tile row, down the columns of its
+ * alpha input rows (vrow[a][q]), then across, straight into V^T's panels (a tile row's run of
+ * tiles cut where a panel ends). */
 WINO_INLINE void input_channel(const wino_job *j, int c, int m, int alpha, float *scratch)
 {
     const nn_winograd_params *p = j->p;
-    const int tw = p->tiles_w, width = tw * m + 2;
-    const ptrdiff_t plane = (ptrdiff_t)p->in_channels * j->tiles;
-    const size_t row_floats = (size_t)alpha * tw;
-    float *line = scratch, *tmp = scratch + round16((size_t)width);
+    const int tw = p->tiles_w, area = alpha * alpha;
+    const ptrdiff_t vstride = (ptrdiff_t)round16((size_t)tw * m + 2);
+    float *zero = scratch, *vrow = scratch + round16((size_t)p->in_w);
+    memset(zero, 0, sizeof(float) * (size_t)p->in_w);
+    const float *xc0 = j->x + (size_t)c * p->in_h * p->in_w;
+    const size_t image = (size_t)p->in_channels * p->in_h * p->in_w;
+    int kc;
+    float *col = v_column(j, c, &kc);
+    const ptrdiff_t xs = (ptrdiff_t)p->groups * (ptrdiff_t)j->tp * (p->in_channels / p->groups);
     for (int r = j->r0; r < j->r1; ++r) {
         const int n = r / p->tiles_h, ty = r % p->tiles_h;
-        const float *xc = j->x + ((size_t)n * p->in_channels + c) * p->in_h * p->in_w;
-        int first = 0;         /* the tile row above's last alpha - m input rows are these first */
-        if (r > j->r0 && ty > 0) {
-            memcpy(tmp, tmp + m * row_floats, sizeof(float) * (size_t)(alpha - m) * row_floats);
-            first = alpha - m;
+        vertical(p, xc0 + (size_t)n * image, ty, m, alpha, zero, vrow, vstride);
+        for (int tx = 0; tx < tw;) {           /* element (a, b) at dst + (a * alpha + b) * xs */
+            const int t = (r - j->r0) * tw + tx, off = t % NN_GEMM_MR;
+            const int n_run = wmin(NN_GEMM_MR - off, tw - tx);
+            float *dst = col + (size_t)(t / NN_GEMM_MR) * NN_GEMM_MR * kc + off;
+            for (int a = 0; a < alpha; ++a)
+                input_across(m, n_run, vrow + a * vstride + tx * m, dst + a * alpha * xs, xs);
+            tx += n_run;
         }
-        for (int i = first; i < alpha; ++i) {
-            row_transform(p, xc, ty * m + i - p->pad_h, m, alpha, line, tmp + i * row_floats);
-        }
-        float *v = j->v + (size_t)c * j->tiles + (size_t)(r - j->r0) * tw;
-        for (int b = 0; b < alpha; ++b)        /* element (a, b) at v + (a * alpha + b) * plane */
-            input_1d(m, tw, tmp + (size_t)b * tw, (ptrdiff_t)alpha * tw, 1, v + b * plane,
-                     alpha * plane, 1);
     }
+    const int pad = (int)j->tp - j->tiles;   /* the tiles past the chunk's last, to MR: zero */
+    float *dst = col + (size_t)(j->tiles / NN_GEMM_MR) * NN_GEMM_MR * kc + j->tiles % NN_GEMM_MR;
+    for (int xi = 0; xi < area && pad > 0; ++xi)
+        memset(dst + xi * xs, 0, sizeof(float) * (size_t)pad);
 }
 
 /* Y[o] = A^T M A + bias over the chunk's tiles: down the columns first (tmp[i][b][tx]), then
@@ -154,12 +183,12 @@ WINO_INLINE void output_channel(const wino_job *j, int o, int m, int alpha, floa
 {
     const nn_winograd_params *p = j->p;
     const int tw = p->tiles_w, M = p->out_channels;
-    const ptrdiff_t plane = (ptrdiff_t)M * j->tiles;
+    const ptrdiff_t plane = (ptrdiff_t)M * (ptrdiff_t)j->tp;
     float *line = scratch, *tmp = scratch + round16((size_t)tw * m + 2);
     const float b0 = j->bias ? j->bias[o] : 0.0f;
     for (int r = j->r0; r < j->r1; ++r) {
         const int n = r / p->tiles_h, ty = r % p->tiles_h;
-        const float *mo = j->mo + (size_t)o * j->tiles + (size_t)(r - j->r0) * tw;
+        const float *mo = j->mo + (size_t)o * j->tp + (size_t)(r - j->r0) * tw;
         for (int b = 0; b < alpha; ++b)
             output_1d(m, tw, mo + b * plane, alpha * plane, 1, tmp + (size_t)b * tw,
                       (ptrdiff_t)alpha * tw, 1, 0.0f);
@@ -203,38 +232,67 @@ static void output_task(const void *ctx, int t, void *scratch)
     }
 }
 
-/* Task xi * groups + g: M[xi] = U[xi] V[xi] for group g, all tiles of the chunk. */
+/* B = U[xi] of one group, stored packed (nn_gemm.h's panel layout for the whole cg x mg
+ * matrix, row_stride its width rounded up to NR): the panels the driver asks for, copied. */
+static void pack_u(const nn_gemm_source *src, int k0, int kc, int n0, int nc, float *panels)
+{
+    const ptrdiff_t np = src->row_stride;
+    const float *block = src->data + (size_t)k0 * np;
+    if (n0 % NN_GEMM_NR == 0) {
+        const int panels_n = (nc + NN_GEMM_NR - 1) / NN_GEMM_NR;
+        memcpy(panels, block + (size_t)n0 * kc,
+               sizeof(float) * (size_t)panels_n * NN_GEMM_NR * (size_t)kc);
+        return;
+    }
+    for (int j = 0; j < (nc + NN_GEMM_NR - 1) / NN_GEMM_NR * NN_GEMM_NR; ++j) {
+        const int col = n0 + j;
+        for (int q = 0; q < kc; ++q)
+            panels[(size_t)(j / NN_GEMM_NR) * NN_GEMM_NR * kc + (size_t)q * NN_GEMM_NR +
+                   j % NN_GEMM_NR] = j < nc ? block[(size_t)(col / NN_GEMM_NR) * NN_GEMM_NR * kc
+                                                    + (size_t)q * NN_GEMM_NR + col % NN_GEMM_NR]
+                                            : 0.0f;
+    }
+}
+
+/* Task xi * groups + g: M[xi]^T = V[xi]^T U[xi]^T for group g (tiles x output channels), all
+ * tiles of the chunk, stored tile-contiguous. */
 static void gemm_task(const void *ctx, int t, void *scratch)
 {
     const wino_job *j = ctx;
     const nn_winograd_params *p = j->p;
     const int groups = p->groups, xi = t / groups, g = t % groups;
     const int mg = p->out_channels / groups, cg = p->in_channels / groups;
-    const float *u = j->u + (size_t)t * NN_GEMM_PACKED_A_FLOATS(mg, cg);
-    const float *v = j->v + ((size_t)xi * p->in_channels + (size_t)g * cg) * j->tiles;
-    float *mo = j->mo + ((size_t)xi * p->out_channels + (size_t)g * mg) * j->tiles;
-    NN_FN(sgemm)(mg, j->tiles, cg, 1.0f, u, v, j->tiles, 1, NULL, false, mo, j->tiles, 1,
-                 scratch);
+    const int np = (mg + NN_GEMM_NR - 1) / NN_GEMM_NR * NN_GEMM_NR;
+    const nn_gemm_source u = {pack_u, j->u + (size_t)t * cg * np, np, 1, NULL};
+    const float *v = j->v + (size_t)t * j->tp * cg;
+    float *mo = j->mo + ((size_t)xi * p->out_channels + (size_t)g * mg) * j->tp;
+    NN_FN(sgemm_source)(j->tiles, mg, cg, 1.0f, v, &u, NULL, false, mo, 1, (ptrdiff_t)j->tp,
+                        scratch);
 }
 
 void NN_FN(winograd_conv)(const nn_winograd_params *p, const float *x, const float *u_packed,
                           const float *bias, float *y, float *work)
 {
     const int m = p->m, alpha = m + 2, area = alpha * alpha, tw = p->tiles_w;
-    const int rows = p->batch * p->tiles_h, most = p->chunk_rows * tw;
-    wino_job j = {p, alpha, 0, 0, 0, 1, x, u_packed, bias, y, work, NULL};
+    const int rows = p->batch * p->tiles_h;
+    const size_t most = (size_t)(p->chunk_rows * tw + NN_GEMM_MR - 1) / NN_GEMM_MR * NN_GEMM_MR;
+    wino_job j = {p, alpha, 0, 0, 0, 1, 0, x, u_packed, bias, y, work, NULL};
     j.mo = j.v + round16((size_t)area * p->in_channels * most);
     float *scratch = j.mo + round16((size_t)area * p->out_channels * most);
     const size_t transform_bytes = sizeof(float) * (round16((size_t)tw * m + 2) +
                                                     (size_t)area * tw);
+    const size_t input_bytes = sizeof(float) * (round16((size_t)p->in_w) +
+                                                round16((size_t)tw * m + 2) * alpha);
+    const int mg = p->out_channels / p->groups;
     for (j.r0 = 0; j.r0 < rows; j.r0 = j.r1) {
         j.r1 = wmin(j.r0 + p->chunk_rows, rows);
         j.tiles = (j.r1 - j.r0) * tw;
+        j.tp = (size_t)(j.tiles + NN_GEMM_MR - 1) / NN_GEMM_MR * NN_GEMM_MR;
         const double per_channel = 4.0 * alpha * area * j.tiles;   /* two passes, 2 flops */
         j.tasks = wmin(p->in_channels, nn_task_count(per_channel * p->in_channels));
-        NN_FN(parallel_for)(j.tasks, input_task, &j, scratch, transform_bytes);
+        NN_FN(parallel_for)(j.tasks, input_task, &j, scratch, input_bytes);
         NN_FN(parallel_for)(area * p->groups, gemm_task, &j, scratch,
-                            NN_GEMM_WORK_FLOATS(j.tiles) * sizeof(float));
+                            NN_GEMM_WORK_FLOATS(mg) * sizeof(float));
         j.tasks = wmin(p->out_channels, nn_task_count(per_channel * p->out_channels));
         NN_FN(parallel_for)(j.tasks, output_task, &j, scratch, transform_bytes);
     }

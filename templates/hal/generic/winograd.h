@@ -3,10 +3,12 @@
  * The output is cut into m x m tiles (m = 2 or 4; alpha = m + 2 is the input tile's side). With
  * the transforms B^T (alpha x alpha), G (alpha x 3) and A^T (m x alpha) of Lavin & Gray:
  *   U = G w G^T    per output and input channel: done at compile time (nnbuild/ops/winograd.py),
- *                  stored as alpha^2 * groups packed GEMM A operands (out x in channels of one
- *                  group, element xi = (a, b) of the transformed kernel), index xi * groups + g;
- *   V = B^T d B    per input channel and tile d (alpha x alpha, of the zero-padded image);
- *   M[xi] = U[xi] V[xi]   one GEMM per element xi and group, over all tiles of a chunk;
+ *                  stored as alpha^2 * groups GEMM B operands U^T (in x out channels of one
+ *                  group, element xi = (a, b) of the transformed kernel) in the packed panel
+ *                  layout of nn_gemm.h, index xi * groups + g;
+ *   V = B^T d B    per input channel and tile d (alpha x alpha, of the zero-padded image),
+ *                  written as V^T (tiles x in channels) in the packed A layout of nn_gemm.h;
+ *   M[xi]^T = V[xi]^T U[xi]^T   one GEMM per element xi and group, over all tiles of a chunk;
  *   Y = A^T M A + bias    per output channel and tile, cut at the image's edge.
  * Tiles are walked in chunks of `chunk_rows` tile rows (the rows of all images one after
  * another), so V and M of a chunk stay in cache. Transforms split over channels, GEMMs over
@@ -26,10 +28,11 @@ typedef struct {
 } nn_winograd_params;
 
 /* Y = conv(X, W) + bias (bias may be NULL), u_packed the transformed, packed weights. `work`
- * holds, with T = chunk_rows * tiles_w tiles and each part rounded up to 16 floats: V (alpha^2
- * x in_channels x T), M (alpha^2 x out_channels x T), then the larger of the transforms'
- * (tiles_w * m + 2, then alpha^2 * tiles_w) and NN_GEMM_WORK_FLOATS(T); nnbuild/ops/winograd.py
- * work_floats says the same. */
+ * holds, with T = chunk_rows * tiles_w tiles rounded up to NN_GEMM_MR and each part but the last
+ * rounded up to 16 floats: V (alpha^2 x in_channels x T), M (alpha^2 x out_channels x T), then
+ * the largest of the input transform's (in_w, then alpha x (tiles_w * m + 2)), the output
+ * transform's (tiles_w * m + 2, then alpha^2 * tiles_w) and NN_GEMM_WORK_FLOATS(out_channels /
+ * groups); nnbuild/ops/winograd.py work_floats says the same. */
 void NN_FN(winograd_conv)(const nn_winograd_params *p, const float *x, const float *u_packed,
                           const float *bias, float *y, float *work);
 
