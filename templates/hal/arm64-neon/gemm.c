@@ -237,8 +237,10 @@ static void store_tile(int mr, int nr, vec acc[NR][2], float alpha, enum init in
 
 /* One MR x NR tile of C from an A panel and a B panel. */
 static void tile(int kc, int mr, int nr, const float *a, const float *b, float alpha,
-                 enum init init, const float *bias, float *c, ptrdiff_t rsc, ptrdiff_t csc)
+                 enum init init, const float *bias, float *c, ptrdiff_t rsc, ptrdiff_t csc,
+                 const char *pf, int pf_lines)
 {
+    prefetch_lines(pf, pf_lines);
     vec acc[NR][2];
     const int nv = mr > VL ? 2 : 1, nb = (nr + VL - 1) / VL;
     if (nr == 1) {

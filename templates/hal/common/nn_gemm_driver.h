@@ -28,9 +28,11 @@ static void pack_dense(const nn_gemm_source *src, int k0, int kc, int n0, int nc
 
 /* One mr x nr (at most MR x NR) tile of C = init + alpha * (A panel x B panel): a packed kc x MR
  * panel of A times a kc x NR panel of B, k ascending; C's element (i, j) at c[i * rsc + j * csc],
- * init the tile itself (INIT_ADD), bias[i] (INIT_BIAS) or 0. */
+ * init the tile itself (INIT_ADD), bias[i] (INIT_BIAS) or 0. Meanwhile the pf_lines cache lines
+ * from pf on are prefetched into L2 (prefetch_lines; spread over the k loop where it can be). */
 static void tile(int kc, int mr, int nr, const float *a, const float *b, float alpha,
-                 enum init init, const float *bias, float *c, ptrdiff_t rsc, ptrdiff_t csc);
+                 enum init init, const float *bias, float *c, ptrdiff_t rsc, ptrdiff_t csc,
+                 const char *pf, int pf_lines);
 
 /* Columns per packed block of B for n columns: as few blocks as NC allows, of near-equal
  * widths (multiples of NR), so that no block is a sliver that re-reads all of A. */
@@ -72,9 +74,24 @@ typedef struct {
     float *panels;
 } gemm_job;
 
+/* `lines` cache lines from p on, prefetched into L2 (a hint: no effect on results; nothing
+ * where the compiler has no prefetch builtin). */
+static inline void prefetch_lines(const char *p, int lines)
+{
+#if defined(__GNUC__)
+    for (int line = 0; line < lines; ++line)
+        __builtin_prefetch(p + (size_t)line * 64, 0, 2);
+#else
+    (void)p, (void)lines;
+#endif
+}
+
 /* Rows [i0, i1) of C x columns [jc, jc + nc) for depth block [pc, pc + kc), B packed in
  * `panels`; i0 a multiple of MR and jc of NR, so every register tile (hence every element's
- * sum) is the one an unsplit product computes. */
+ * sum) is the one an unsplit product computes. While the tiles of one MC block of A's rows
+ * run, the next block (of this depth block, else the first of the next) is prefetched into L2
+ * a slice per tile: weights that come from memory then arrive in step with the compute
+ * rather than in a burst at the start of each block's first panel of B. */
 static void gemm_rows(const gemm_job *g, int i0, int i1, int jc, int nc, int pc, int kc,
                       const float *panels)
 {
@@ -83,12 +100,32 @@ static void gemm_rows(const gemm_job *g, int i0, int i1, int jc, int nc, int pc,
     const float *a_block = g->a_packed + (size_t)pc * mp;
     for (int ic = i0; ic < i1; ic += MC) {
         const int i_end = min_int(ic + MC, i1);
+        const float *next = NULL;          /* the next block of A: rows [n0, n1), depth nk */
+        int n0 = i_end, n1 = min_int(i_end + MC, i1), nk = kc;
+        if (i_end < i1) {
+            next = a_block;
+        } else if (pc + kc < g->k) {
+            nk = min_int(KC, g->k - pc - kc);
+            n0 = i0;
+            n1 = min_int(i0 + MC, i1);
+            next = g->a_packed + (size_t)(pc + kc) * mp;
+        }
+        const int tiles = (nc + NR - 1) / NR * ((i_end - ic + MR - 1) / MR);
+        const int lines = next ? (int)(((size_t)(n1 - n0 + MR - 1) / MR * MR * (size_t)nk
+                                        * sizeof(float) + 63) / 64) : 0;
+        const int per_tile = (lines + tiles - 1) / tiles;
+        const char *pf = next ? (const char *)(next + (size_t)n0 * nk) : NULL;
+        int done = 0;
         for (int jr = 0; jr < nc; jr += NR) {
             const int nr = min_int(NR, nc - jr);
-            for (int ir = ic; ir < i_end; ir += MR)
+            for (int ir = ic; ir < i_end; ir += MR) {
+                const int count = min_int(per_tile, lines - done);
                 tile(kc, min_int(MR, g->m - ir), nr, a_block + (size_t)ir * kc,
                      panels + (size_t)jr * kc, g->alpha, init, g->bias ? g->bias + ir : NULL,
-                     g->c + ir * g->rsc + (jc + jr) * g->csc, g->rsc, g->csc);
+                     g->c + ir * g->rsc + (jc + jr) * g->csc, g->rsc, g->csc,
+                     count > 0 ? pf + (size_t)done * 64 : NULL, count > 0 ? count : 0);
+                done += count > 0 ? count : 0;
+            }
         }
     }
 }

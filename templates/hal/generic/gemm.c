@@ -105,8 +105,10 @@ static void kernel_column(int kc, int mr, int j, const float *restrict a, const 
 
 /* One MR x NR tile of C, column by column when B is narrow. */
 static void tile(int kc, int mr, int nr, const float *a, const float *b, float alpha,
-                 enum init init, const float *bias, float *c, ptrdiff_t rsc, ptrdiff_t csc)
+                 enum init init, const float *bias, float *c, ptrdiff_t rsc, ptrdiff_t csc,
+                 const char *pf, int pf_lines)
 {
+    prefetch_lines(pf, pf_lines);
     if (4 * nr <= NR) {
         for (int j = 0; j < nr; ++j)
             kernel_column(kc, mr, j, a, b, alpha, init, bias, c + j * csc, rsc);

@@ -117,16 +117,33 @@ INLINE void prefetch_tile(int mr, int nr, const float *c, ptrdiff_t rsc, ptrdiff
     }
 }
 
+/* Steps of k between two slices of the next block of A prefetched during a tile. */
+#define A_PREFETCH_STEPS 16
+
 /* acc[j][v] = sum over p < kc of A rows [v * VL, v * VL + VL) times B column j, k ascending;
- * C's tile is prefetched C_PREFETCH_STEPS before the end. */
+ * C's tile is prefetched C_PREFETCH_STEPS before the end, and the pf_lines lines at pf a few
+ * every A_PREFETCH_STEPS steps before that. */
 INLINE void kernel_tile(int kc, int nv, const float *restrict a, const float *restrict b,
                         vec acc[NR][2], int mr, int nr, const float *c, ptrdiff_t rsc,
-                        ptrdiff_t csc)
+                        ptrdiff_t csc, const char *pf, int pf_lines)
 {
     for (int j = 0; j < NR; ++j)
         acc[j][0] = acc[j][1] = vzero();
     const int early = kc > C_PREFETCH_STEPS ? kc - C_PREFETCH_STEPS : 0;
-    kernel_steps(early, nv, &a, &b, acc);
+    int p = 0;
+    if (pf_lines > 0) {
+        const int slices = early / A_PREFETCH_STEPS;
+        const int per_slice = slices > 0 ? (pf_lines + slices - 1) / slices : 0;
+        for (; p + A_PREFETCH_STEPS <= early && pf_lines > 0; p += A_PREFETCH_STEPS) {
+            const int n = min_int(per_slice, pf_lines);
+            prefetch_lines(pf, n);
+            pf += (size_t)n * 64;
+            pf_lines -= n;
+            kernel_steps(A_PREFETCH_STEPS, nv, &a, &b, acc);
+        }
+        prefetch_lines(pf, pf_lines);
+    }
+    kernel_steps(early - p, nv, &a, &b, acc);
     prefetch_tile(mr, nr, c, rsc, csc);
     kernel_steps(kc - early, nv, &a, &b, acc);
 }
@@ -296,18 +313,20 @@ INLINE void store_tile(int mr, int nr, vec acc[NR][2], float alpha, enum init in
 
 /* One MR x NR tile of C from an A panel and a B panel. */
 static void tile(int kc, int mr, int nr, const float *a, const float *b, float alpha,
-                 enum init init, const float *bias, float *c, ptrdiff_t rsc, ptrdiff_t csc)
+                 enum init init, const float *bias, float *c, ptrdiff_t rsc, ptrdiff_t csc,
+                 const char *pf, int pf_lines)
 {
     vec acc[NR][2];
     if (nr == 1) {
+        prefetch_lines(pf, pf_lines);
         if (mr > VL)
             kernel_column(kc, 2, a, b, acc);
         else
             kernel_column(kc, 1, a, b, acc);
     } else if (mr > VL) {
-        kernel_tile(kc, 2, a, b, acc, mr, nr, c, rsc, csc);
+        kernel_tile(kc, 2, a, b, acc, mr, nr, c, rsc, csc, pf, pf_lines);
     } else {
-        kernel_tile(kc, 1, a, b, acc, mr, nr, c, rsc, csc);
+        kernel_tile(kc, 1, a, b, acc, mr, nr, c, rsc, csc, pf, pf_lines);
     }
     store_tile(mr, nr, acc, alpha, init, bias, c, rsc, csc);
 }
