@@ -292,7 +292,7 @@ class Conv(_Convolution):
         m = self.winograd_tile(node, ctx.graph, g)
         if m:
             _emit_block(ctx, winograd.lower_lines(ctx, g, m, w, ctx.graph.constants[w], ptrs[x],
-                                                  bias, ptrs[y]))
+                                                  bias, ptrs[y], epilogue))
             return
         lines = [g.c_params()]
         if self.depthwise(g):

@@ -126,7 +126,7 @@ def work_floats(g, m: int) -> int:
     tw = -(-g.out_size[1] // m)
     mr = blocking().MR
     tiles = -(-chunk_rows(g, m) * tw // mr) * mr
-    transforms = max(_round16(g.in_size[1]) + alpha * _round16(tw * m + 2),   # input
+    transforms = max(_round16(g.in_size[1]) + alpha * _round16(tw * m + 2 + mr),  # input
                      _round16(tw * m + 2) + alpha * alpha * tw)                # output
     return (_round16(alpha * alpha * g.in_channels * tiles)
             + _round16(alpha * alpha * g.out_channels * tiles)
@@ -144,12 +144,19 @@ def c_params(g, m: int, name: str = "wino") -> str:
             f"    .m = {m}, .tiles_h = {th}, .tiles_w = {tw}, .chunk_rows = {chunk_rows(g, m)},\n}};")
 
 
-def lower_lines(ctx, g, m: int, w_name: str, w: np.ndarray, x: str, bias: str, y: str) -> list:
-    """The C block of one Winograd convolution (the caller emits it)."""
+def lower_lines(ctx, g, m: int, w_name: str, w: np.ndarray, x: str, bias: str, y: str,
+                epilogue: str = "") -> list:
+    """The C block of one Winograd convolution (the caller emits it); ``epilogue``: a C
+    initializer of conv.h's ``nn_conv_epilogue`` applied as the output is stored."""
     packed = ctx.weight(f"{w_name}:winograd{m}-g{g.groups}", transform_weights(w, g.groups, m))
     scratch = ctx.scratch("float")
-    return [c_params(g, m),
-            f"{ctx.fn('winograd', 'winograd_conv')}(&wino, {x}, {packed}, {bias}, {y}, {scratch});"]
+    ctx.fn("conv", "conv")                    # winograd.h takes conv.h's nn_conv_epilogue
+    lines = [c_params(g, m)]
+    if epilogue:
+        lines.append(f"const nn_conv_epilogue epilogue = {epilogue};")
+    lines.append(f"{ctx.fn('winograd', 'winograd_conv')}(&wino, {x}, {packed}, {bias}, {y}, "
+                 f"{scratch}, {'&epilogue' if epilogue else 'NULL'});")
+    return lines
 
 
 def choose(g) -> int:

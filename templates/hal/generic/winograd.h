@@ -16,6 +16,7 @@
 #ifndef NN_WINOGRAD_H
 #define NN_WINOGRAD_H
 
+#include "conv.h"     /* nn_conv_epilogue */
 #include "nn_hal.h"
 
 typedef struct {
@@ -27,13 +28,15 @@ typedef struct {
     int chunk_rows;        /* tile rows per chunk */
 } nn_winograd_params;
 
-/* Y = conv(X, W) + bias (bias may be NULL), u_packed the transformed, packed weights. `work`
+/* Y = epilogue(conv(X, W) + bias) (bias and epilogue may be NULL; the epilogue as conv.h's, applied
+ * as the output transform stores), u_packed the transformed, packed weights. `work`
  * holds, with T = chunk_rows * tiles_w tiles rounded up to NN_GEMM_MR and each part but the last
  * rounded up to 16 floats: V (alpha^2 x in_channels x T), M (alpha^2 x out_channels x T), then
- * the largest of the input transform's (in_w, then alpha x (tiles_w * m + 2)), the output
+ * the largest of the input transform's (in_w, then alpha x (tiles_w * m + 2 + NN_GEMM_MR)), the output
  * transform's (tiles_w * m + 2, then alpha^2 * tiles_w) and NN_GEMM_WORK_FLOATS(out_channels /
  * groups); nnbuild/ops/winograd.py work_floats says the same. */
 void NN_FN(winograd_conv)(const nn_winograd_params *p, const float *x, const float *u_packed,
-                          const float *bias, float *y, float *work);
+                          const float *bias, float *y, float *work,
+                          const nn_conv_epilogue *epilogue);
 
 #endif /* NN_WINOGRAD_H */
