@@ -53,6 +53,18 @@ void NN_FN(sgemm_source)(int m, int n, int k, float alpha, const float *a_packed
                          const nn_gemm_source *b, const float *bias, bool accumulate,
                          float *c, ptrdiff_t rsc, ptrdiff_t csc, float *work);
 
+/* Floats of a whole k x n B operand packed for sgemm_packed. */
+#define NN_GEMM_PACKED_B_FLOATS(k, n) \
+    ((size_t)(k) * (size_t)(((n) + NN_GEMM_NR - 1) / NN_GEMM_NR * NN_GEMM_NR))
+
+/* The same with B packed beforehand for the whole product (e.g. transformed weights kept in
+ * this layout): per block of KC rows of k (the last may be shorter, kc), the NR-column panels
+ * of all n columns, element (p, j) at (p / KC) * KC * Np + (j / NR) * NR * kc + (p % KC) * NR
+ * + j % NR, Np = n rounded up to NR, columns past n zero. No work buffer. */
+void NN_FN(sgemm_packed)(int m, int n, int k, float alpha, const float *a_packed,
+                         const float *b_packed, const float *bias, bool accumulate,
+                         float *c, ptrdiff_t rsc, ptrdiff_t csc);
+
 /* Double precision, unpacked and unblocked: C = init + alpha * A B, every operand strided. */
 void NN_FN(dgemm)(int m, int n, int k, double alpha,
                   const double *a, ptrdiff_t rsa, ptrdiff_t csa,

@@ -72,7 +72,17 @@ typedef struct {
     ptrdiff_t rsc, csc;
     int jc, nc, pc, kc;       /* shared mode: the current packed block of B */
     float *panels;
+    const float *b_packed;    /* B packed for the whole product (sgemm_packed), else NULL */
 } gemm_job;
+
+/* The panels of B's block [pc, pc + kc) x [jc, jc + nc): in b_packed, else packed into work. */
+static const float *b_block(const gemm_job *g, int jc, int nc, int pc, int kc, float *work)
+{
+    if (g->b_packed)
+        return g->b_packed + (size_t)pc * ((g->n + NR - 1) / NR * NR) + (size_t)jc * kc;
+    g->b->pack(g->b, pc, kc, jc, nc, work);
+    return work;
+}
 
 /* `lines` cache lines from p on, prefetched into L2 (a hint: no effect on results; nothing
  * where the compiler has no prefetch builtin). */
@@ -138,8 +148,7 @@ static void gemm_block(const gemm_job *g, int i0, int i1, int j0, int j1, float 
         const int nc = min_int(width, j1 - jc);
         for (int pc = 0; pc < g->k; pc += KC) {
             const int kc = min_int(KC, g->k - pc);
-            g->b->pack(g->b, pc, kc, jc, nc, work);
-            gemm_rows(g, i0, i1, jc, nc, pc, kc, work);
+            gemm_rows(g, i0, i1, jc, nc, pc, kc, b_block(g, jc, nc, pc, kc, work));
         }
     }
 }
@@ -184,15 +193,16 @@ static void row_task(const void *ctx, int t, void *scratch)
     (void)scratch;
     nn_tile_range(g->m, g->tiles, MR, t, &i0, &i1);
     if (i0 < i1)
-        gemm_rows(g, i0, i1, g->jc, g->nc, g->pc, g->kc, g->panels);
+        gemm_rows(g, i0, i1, g->jc, g->nc, g->pc, g->kc,
+                  g->b_packed ? b_block(g, g->jc, g->nc, g->pc, g->kc, NULL) : g->panels);
 }
 
 /* Split by the shape alone: narrow mode when B is one panel; column mode (no shared state, A
  * read once per task) when A is small or rows are too few to share; else shared mode (B packed
- * once, A read once). */
-void NN_FN(sgemm_source)(int m, int n, int k, float alpha, const float *a_packed,
-                         const nn_gemm_source *b, const float *bias, bool accumulate,
-                         float *c, ptrdiff_t rsc, ptrdiff_t csc, float *work)
+ * once, A read once). B comes from `b`, or is b_packed already. */
+static void sgemm_run(int m, int n, int k, float alpha, const float *a_packed,
+                      const nn_gemm_source *b, const float *b_packed, const float *bias,
+                      bool accumulate, float *c, ptrdiff_t rsc, ptrdiff_t csc, float *work)
 {
     if (k == 0) {                          /* an empty sum: C = init */
         for (int i = 0; i < m && !accumulate; ++i)
@@ -201,7 +211,7 @@ void NN_FN(sgemm_source)(int m, int n, int k, float alpha, const float *a_packed
         return;
     }
     gemm_job g = {m, n, k, 1, alpha, a_packed, bias, b, accumulate, c, rsc, csc,
-                  0, 0, 0, 0, work};
+                  0, 0, 0, 0, work, b_packed};
     const int tasks = nn_task_count(2.0 * m * (double)n * k);
     const int by_n = min_int(tasks, (n + NR - 1) / NR), by_m = min_int(tasks, (m + MR - 1) / MR);
     const bool small_a = (size_t)m * (size_t)k <= ((size_t)1 << 17);
@@ -209,13 +219,13 @@ void NN_FN(sgemm_source)(int m, int n, int k, float alpha, const float *a_packed
         gemm_block(&g, 0, m, 0, n, work);
     } else if (n <= NR) {
         g.tiles = nn_balanced_tasks((m + MR - 1) / MR, by_m);
-        NN_FN(parallel_for)(g.tiles, narrow_task, &g, work,
-                            NN_GEMM_WORK_FLOATS(n) * sizeof(float));
+        NN_FN(parallel_for)(g.tiles, narrow_task, &g, b_packed ? NULL : work,
+                            b_packed ? 0 : NN_GEMM_WORK_FLOATS(n) * sizeof(float));
     } else if (small_a ? by_n >= by_m : by_m < 2) {
         g.tiles = nn_balanced_tasks((n + NR - 1) / NR, by_n);
         const int width = ((n + NR - 1) / NR + g.tiles - 1) / g.tiles * NR;   /* widest tile */
-        NN_FN(parallel_for)(g.tiles, column_task, &g, work,
-                            NN_GEMM_WORK_FLOATS(width) * sizeof(float));
+        NN_FN(parallel_for)(g.tiles, column_task, &g, b_packed ? NULL : work,
+                            b_packed ? 0 : NN_GEMM_WORK_FLOATS(width) * sizeof(float));
     } else {
         const int rows = nn_balanced_tasks((m + MR - 1) / MR, by_m);
         const int width = block_width(n);
@@ -224,12 +234,27 @@ void NN_FN(sgemm_source)(int m, int n, int k, float alpha, const float *a_packed
             for (g.pc = 0; g.pc < k; g.pc += KC) {
                 g.kc = min_int(KC, k - g.pc);
                 g.tiles = min_int(rows, (g.nc + NR - 1) / NR);
-                NN_FN(parallel_for)(g.tiles, pack_task, &g, NULL, 0);
+                if (!b_packed)
+                    NN_FN(parallel_for)(g.tiles, pack_task, &g, NULL, 0);
                 g.tiles = rows;
                 NN_FN(parallel_for)(rows, row_task, &g, NULL, 0);
             }
         }
     }
+}
+
+void NN_FN(sgemm_source)(int m, int n, int k, float alpha, const float *a_packed,
+                         const nn_gemm_source *b, const float *bias, bool accumulate,
+                         float *c, ptrdiff_t rsc, ptrdiff_t csc, float *work)
+{
+    sgemm_run(m, n, k, alpha, a_packed, b, NULL, bias, accumulate, c, rsc, csc, work);
+}
+
+void NN_FN(sgemm_packed)(int m, int n, int k, float alpha, const float *a_packed,
+                         const float *b_packed, const float *bias, bool accumulate,
+                         float *c, ptrdiff_t rsc, ptrdiff_t csc)
+{
+    sgemm_run(m, n, k, alpha, a_packed, NULL, b_packed, bias, accumulate, c, rsc, csc, NULL);
 }
 
 void NN_FN(sgemm)(int m, int n, int k, float alpha, const float *a_packed,
