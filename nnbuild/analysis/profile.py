@@ -28,6 +28,8 @@ class Row:
     flops: int
     bytes: int
     roofline_s: float | None
+    pooled_s: float = 0.0   # median time inside parallel_for calls that used the pool's workers
+    busy_s: float = 0.0     # median time of all threads in those calls' tasks
 
     @property
     def gflops(self) -> float:
@@ -38,6 +40,15 @@ class Row:
         if self.roofline_s is None or self.seconds <= 0:
             return None
         return 100.0 * self.roofline_s / self.seconds
+
+    def alone_s(self) -> float:
+        """Time outside pooled parallel_for calls: the calling thread working alone."""
+        return max(self.seconds - self.pooled_s, 0.0)
+
+    def wait_s(self, threads: int) -> float:
+        """Thread time spent waiting inside pooled calls, over the thread count: what the wall
+        time would lose if the tasks had been perfectly balanced and the workers awake."""
+        return max(threads * self.pooled_s - self.busy_s, 0.0) / threads
 
 
 @dataclass
@@ -110,30 +121,38 @@ def profile_threads(model_path: str, options, counts, runs: int = 20,
     model = CompiledModel(result.library, project.prefix, folder)
     read = getattr(model._lib, f"{project.prefix}_profile")
     read.argtypes, read.restype = [ctypes.POINTER(ctypes.c_double), ctypes.c_int], ctypes.c_int
+    pool = getattr(model._lib, f"{project.prefix}_profile_pool")
+    pool.argtypes = [ctypes.POINTER(ctypes.c_double)] * 2 + [ctypes.c_int]
+    pool.restype = ctypes.c_int
     feeds = _feeds(model)
     profiles = []
     for threads in counts:
         model.set_num_threads(threads)
-        profiles.append(_measure(model, read, feeds, runs, machine, graph, project.plan,
+        profiles.append(_measure(model, read, pool, feeds, runs, machine, graph, project.plan,
                                  model_path, threads))
     model.set_num_threads(1)                   # the workers end before the library unloads
     return profiles
 
 
-def _measure(model, read, feeds, runs, machine, graph, plan, model_path, threads) -> Profile:
+def _measure(model, read, pool, feeds, runs, machine, graph, plan, model_path,
+             threads) -> Profile:
     steps = read(None, 0)
-    buffer = (ctypes.c_double * max(steps, 1))()
+    buffer, pooled, busy = ((ctypes.c_double * max(steps, 1))() for _ in range(3))
     model.run(feeds)                                 # warm up, then clear the counters
     read(buffer, steps)
-    wall, per_run = [], []
+    pool(pooled, busy, steps)
+    wall, per_run, per_run_pool = [], [], []
     for _ in range(runs):
         start = time.perf_counter()
         model.run(feeds)
         wall.append(time.perf_counter() - start)
         read(buffer, steps)
+        pool(pooled, busy, steps)
         per_run.append(list(buffer[:steps]))
+        per_run_pool.append([list(pooled[:steps]), list(busy[:steps])])
     per_run = np.array(per_run).reshape(runs, steps) * 1e-9
     times = np.median(per_run, axis=0)
+    pooled_s, busy_s = np.median(np.array(per_run_pool).reshape(runs, 2, steps) * 1e-9, axis=0)
     rows = []
     for i in range(steps):
         seconds = float(times[i])
@@ -141,9 +160,11 @@ def _measure(model, read, feeds, runs, machine, graph, plan, model_path, threads
             node = graph.nodes[i]
             cost = node_cost(graph, node)
             rows.append(Row(node.label, node.op, seconds, cost.flops, cost.bytes,
-                            cost.roofline_s(machine) if machine else None))
+                            cost.roofline_s(machine) if machine else None,
+                            float(pooled_s[i]), float(busy_s[i])))
         else:
-            rows.append(Row("(graph outputs copied into place)", "copy", seconds, 0, 0, None))
+            rows.append(Row("(graph outputs copied into place)", "copy", seconds, 0, 0, None,
+                            float(pooled_s[i]), float(busy_s[i])))
     return Profile(model_path, runs, rows, sum(r.seconds for r in rows),
                    statistics.median(wall), float(np.median(per_run.sum(axis=1))), machine,
                    graph, plan, threads)
@@ -172,14 +193,19 @@ def table(p: Profile, top: int | None = None) -> str:
 def scaling_table(profiles: list, top: int | None = None) -> str:
     """Per-node ms at each thread count side by side (first count = base), each later count's
     speedup over the base and its loss: ms at that count minus base ms x base / count, the time
-    it runs beyond perfect scaling. Sorted by the last count's loss (where threads idle or
-    duplicate work), or in node order without `top`."""
+    it runs beyond perfect scaling. Then, at the last count, two parts of that loss: `alone`, the
+    ms outside pooled parallel_for calls (the calling thread working by itself: an unsplit
+    kernel, serial code), and `wait`, the thread time spent waiting inside pooled calls over the
+    thread count (tasks of unequal length, a worker waking). What they leave of the loss is work
+    that got slower or was repeated with more threads. Sorted by the last count's loss, or in
+    node order without `top`."""
     base, last = profiles[0], profiles[-1]
     lost = lambda k: last.rows[k].seconds - base.rows[k].seconds * base.threads / last.threads
     order = sorted(range(len(base.rows)), key=lambda k: -lost(k))[:top] if top \
         else range(len(base.rows))
     head = f"{'node':<40} {'op':<14}" + "".join(f" {f'ms@{p.threads}':>9}" for p in profiles)
     head += "".join(f" {f'x@{p.threads}':>6} {f'lost@{p.threads}':>8}" for p in profiles[1:])
+    head += f" {f'alone@{last.threads}':>9} {f'wait@{last.threads}':>8}"
     lines = [head]
     speedup = lambda a, b: f"{a / b:6.2f}" if b > 0 else "     -"
     for k in order:
@@ -190,6 +216,8 @@ def scaling_table(profiles: list, top: int | None = None) -> str:
         for p in profiles[1:]:
             excess = p.rows[k].seconds - r.seconds * base.threads / p.threads
             line += f" {speedup(r.seconds, p.rows[k].seconds)} {excess * 1e3:8.4f}"
+        tail = last.rows[k]
+        line += f" {tail.alone_s() * 1e3:9.4f} {tail.wait_s(last.threads) * 1e3:8.4f}"
         lines.append(line)
     for what, attr in (("kernels", "kernel_total_s"), ("end to end", "end_to_end_s")):
         values = [getattr(p, attr) for p in profiles]
@@ -197,8 +225,12 @@ def scaling_table(profiles: list, top: int | None = None) -> str:
                                              for v, p in zip(values, profiles))
                      + "".join(f"; x{values[0] / v:.2f} at {p.threads}"
                                for v, p in zip(values[1:], profiles[1:]) if v > 0))
+    alone = sum(r.alone_s() for r in last.rows)
+    wait = sum(r.wait_s(last.threads) for r in last.rows)
+    lines.append(f"at {last.threads}: {alone * 1e3:.4f} ms alone (outside pooled calls), "
+                 f"{wait * 1e3:.4f} ms waiting inside them (thread time / {last.threads})")
     lines.append(f"(medians of {base.runs} runs per thread count; lost@N: ms@N minus ms@"
-                 f"{base.threads} x {base.threads}/N)")
+                 f"{base.threads} x {base.threads}/N; alone and wait: see scaling_table)")
     return "\n".join(lines) + "\n"
 
 

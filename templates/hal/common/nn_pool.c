@@ -59,6 +59,11 @@ static struct {
 } pool = {.run = PTHREAD_MUTEX_INITIALIZER, .sleep = PTHREAD_MUTEX_INITIALIZER,
           .wake = PTHREAD_COND_INITIALIZER, .threads = 1, .word = CLOSED};
 
+#ifdef NN_PROFILE
+static _Atomic int64_t pooled_ns, busy_ns;      /* see pool_counters */
+static int64_t now_ns(void);
+#endif
+
 static uint32_t generation(uint64_t word) { return (uint32_t)(word >> 32); }
 
 /* Claims and runs tasks of generation `gen` until none is left (or the job is another one). */
@@ -77,7 +82,13 @@ static void take_tasks(uint32_t gen, void *scratch, size_t capacity)
         if (!atomic_compare_exchange_weak_explicit(&pool.word, &word, word + 1,
                                                    memory_order_acquire, memory_order_acquire))
             continue;                /* the fields were read under `gen`: valid if it still is */
+#ifdef NN_PROFILE
+        const int64_t start = now_ns();
+#endif
         fn(ctx, (int)(uint32_t)word, scratch);
+#ifdef NN_PROFILE
+        atomic_fetch_add_explicit(&busy_ns, now_ns() - start, memory_order_relaxed);
+#endif
         atomic_fetch_add_explicit(&pool.done, 1, memory_order_release);
         word = atomic_load_explicit(&pool.word, memory_order_acquire);
     }
@@ -192,12 +203,23 @@ int NN_FN(pool_set_threads)(int n)
 
 int NN_FN(pool_threads)(void) { return atomic_load(&pool.threads); }
 
+#ifdef NN_PROFILE
+void NN_FN(pool_counters)(double *pooled, double *busy)
+{
+    *pooled = (double)atomic_load(&pooled_ns);
+    *busy = (double)atomic_load(&busy_ns);
+}
+#endif
+
 void NN_FN(parallel_for)(int n_tasks, nn_task_fn fn, const void *ctx, void *scratch,
                          size_t scratch_bytes)
 {
     if (n_tasks > 1 && atomic_load_explicit(&pool.threads, memory_order_relaxed) > 1 &&
         scratch_bytes <= NN_POOL_SCRATCH_BYTES && pthread_mutex_trylock(&pool.run) == 0) {
         if (pool.started > 0) {
+#ifdef NN_PROFILE
+            const int64_t opened = now_ns();
+#endif
             const uint32_t gen = generation(atomic_load(&pool.word)) + 1;
             atomic_store_explicit(&pool.fn, fn, memory_order_relaxed);
             atomic_store_explicit(&pool.ctx, ctx, memory_order_relaxed);
@@ -212,6 +234,9 @@ void NN_FN(parallel_for)(int n_tasks, nn_task_fn fn, const void *ctx, void *scra
                     cpu_relax();
                 else
                     sched_yield();        /* a worker holding a task was preempted */
+#ifdef NN_PROFILE
+            atomic_fetch_add_explicit(&pooled_ns, now_ns() - opened, memory_order_relaxed);
+#endif
             atomic_store(&pool.word, (uint64_t)(gen + 1) << 32 | CLOSED);
             pthread_mutex_unlock(&pool.run);
             return;

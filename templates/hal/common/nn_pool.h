@@ -56,6 +56,16 @@ int NN_FN(pool_threads)(void);
 void NN_FN(parallel_for)(int n_tasks, nn_task_fn fn, const void *ctx, void *scratch,
                          size_t scratch_bytes);
 
+#ifdef NN_PROFILE
+/* Profiling builds only (`nnbuild profile`): nanoseconds since the library was loaded.
+ * `pooled`: the calling threads' time inside parallel_for calls that used the workers, from
+ * publishing the job to the last task's end; `busy`: all threads' time in those calls' tasks.
+ * Over a step at T threads, T x pooled - busy is thread time spent waiting inside them (a
+ * worker still waking, the tail of the slowest task), and the step's time outside pooled
+ * calls ran on the calling thread alone. */
+void NN_FN(pool_counters)(double *pooled_ns, double *busy_ns);
+#endif
+
 /* Range t of `tiles` near-equal parts of [0, total), boundaries at multiples of `align`. */
 static inline void nn_tile_range(int total, int tiles, int align, int t, int *begin, int *end)
 {
