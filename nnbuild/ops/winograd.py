@@ -128,8 +128,8 @@ def work_floats(g, m: int) -> int:
     tiles = -(-chunk_rows(g, m) * tw // mr) * mr
     transforms = max(_round16(g.in_size[1]) + alpha * _round16(tw * m + 2 + mr),  # input
                      _round16(tw * m + 2) + alpha * alpha * tw)                # output
-    return (_round16(alpha * alpha * g.in_channels * tiles)
-            + _round16(alpha * alpha * g.out_channels * tiles)
+    return (alpha * alpha * (_round16(g.in_channels * tiles) + 16)      # V, each element skewed
+            + alpha * alpha * (_round16(g.out_channels * tiles) + 16)   # M
             + max(transforms, gemm_work_floats(g.out_channels // g.groups)))
 
 

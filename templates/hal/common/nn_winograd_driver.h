@@ -118,6 +118,11 @@ WINO_INLINE void output_1d(int m, int n, const float *restrict s, ptrdiff_t ks, 
 static size_t round16(size_t n) { return (n + 15) / 16 * 16; }
 static int wmin(int a, int b) { return a < b ? a : b; }
 
+/* The stride of the alpha^2 elements' V (or M) for n floats each: n rounded up to 16, plus 16, so
+ * that the 16 (36) streams a transform reads or writes start at different cache sets (plain
+ * multiples of 4 KiB, as 64 channels x 224 tiles are, all collide in L1). */
+static size_t skew(size_t n) { return round16(n) + 16; }
+
 /* The fused epilogue on one stored value (conv.h): the residual added, then the clamps, the
  * float operations of the separate Add, Relu and Clip. */
 static inline float wino_epilogue(const nn_conv_epilogue *e, float v, const float *r)
@@ -163,6 +168,7 @@ typedef struct {
     const nn_winograd_params *p;
     int alpha, r0, r1, tiles, tasks;
     size_t tp;                 /* tiles rounded up to NN_GEMM_MR: the stride of V and M */
+    size_t vs, ms;             /* floats from one element's V, M to the next's (see skew) */
     const float *x, *u, *bias;
     float *y, *v, *mo;
     const nn_conv_epilogue *e;  /* NULL: none */
@@ -170,7 +176,7 @@ typedef struct {
 
 /* Where channel c of V^T for element 0 starts in the packed A layout of nn_gemm.h (tiles x
  * channels of its group: per block of KC channels, MR-tile panels, each channel's MR tiles
- * contiguous), and the depth kc of its block; element xi's is xi * groups * tp * cg further. */
+ * contiguous), and the depth kc of its block; element xi's is xi * vs further. */
 static float *v_column(const wino_job *j, int c, int *kc)
 {
     const nn_winograd_params *p = j->p;
@@ -221,7 +227,7 @@ WINO_INLINE void input_channel(const wino_job *j, int c, int m, int alpha, float
     const size_t image = (size_t)p->in_channels * p->in_h * p->in_w;
     int kc;
     float *col = v_column(j, c, &kc);
-    const ptrdiff_t xs = (ptrdiff_t)p->groups * (ptrdiff_t)j->tp * (p->in_channels / p->groups);
+    const ptrdiff_t xs = (ptrdiff_t)j->vs;
     for (int r = j->r0; r < j->r1; ++r) {
         const int n = r / p->tiles_h, ty = r % p->tiles_h;
         vertical(p, xc0 + (size_t)n * image, ty, m, alpha, zero, vrow, vstride);
@@ -250,7 +256,7 @@ WINO_INLINE void output_channel(const wino_job *j, int o, int m, int alpha, floa
 {
     const nn_winograd_params *p = j->p;
     const int tw = p->tiles_w, M = p->out_channels;
-    const ptrdiff_t plane = (ptrdiff_t)M * (ptrdiff_t)j->tp;
+    const ptrdiff_t plane = (ptrdiff_t)j->ms;
     const float b0 = j->bias ? j->bias[o] : 0.0f;
     for (int r = j->r0; r < j->r1; ++r) {
         const int n = r / p->tiles_h, ty = r % p->tiles_h;
@@ -327,8 +333,8 @@ static void gemm_task(const void *ctx, int t, void *scratch)
     const int mg = p->out_channels / groups, cg = p->in_channels / groups;
     const int np = (mg + NN_GEMM_NR - 1) / NN_GEMM_NR * NN_GEMM_NR;
     const nn_gemm_source u = {pack_u, j->u + (size_t)t * cg * np, np, 1, NULL};
-    const float *v = j->v + (size_t)t * j->tp * cg;
-    float *mo = j->mo + ((size_t)xi * p->out_channels + (size_t)g * mg) * j->tp;
+    const float *v = j->v + (size_t)xi * j->vs + (size_t)g * j->tp * cg;
+    float *mo = j->mo + (size_t)xi * j->ms + (size_t)g * mg * j->tp;
     NN_FN(sgemm_source)(j->tiles, mg, cg, 1.0f, v, &u, NULL, false, mo, 1, (ptrdiff_t)j->tp,
                         scratch);
 }
@@ -340,10 +346,11 @@ void NN_FN(winograd_conv)(const nn_winograd_params *p, const float *x, const flo
     const int m = p->m, alpha = m + 2, area = alpha * alpha, tw = p->tiles_w;
     const int rows = p->batch * p->tiles_h;
     const size_t most = (size_t)(p->chunk_rows * tw + NN_GEMM_MR - 1) / NN_GEMM_MR * NN_GEMM_MR;
-    wino_job j = {p, alpha, 0, 0, 0, 1, 0, x, u_packed, bias, y, work, NULL,
-                  epilogue && (epilogue->residual || epilogue->clamp) ? epilogue : NULL};
-    j.mo = j.v + round16((size_t)area * p->in_channels * most);
-    float *scratch = j.mo + round16((size_t)area * p->out_channels * most);
+    wino_job j = {.p = p, .alpha = alpha, .tasks = 1, .x = x, .u = u_packed, .bias = bias,
+                  .y = y, .v = work,
+                  .e = epilogue && (epilogue->residual || epilogue->clamp) ? epilogue : NULL};
+    j.mo = j.v + (size_t)area * skew(p->in_channels * most);
+    float *scratch = j.mo + (size_t)area * skew(p->out_channels * most);
     const size_t transform_bytes = sizeof(float) * (round16((size_t)tw * m + 2) +
                                                     (size_t)area * tw);
     const size_t input_bytes = sizeof(float) * (round16((size_t)p->in_w) +
@@ -353,6 +360,8 @@ void NN_FN(winograd_conv)(const nn_winograd_params *p, const float *x, const flo
         j.r1 = wmin(j.r0 + p->chunk_rows, rows);
         j.tiles = (j.r1 - j.r0) * tw;
         j.tp = (size_t)(j.tiles + NN_GEMM_MR - 1) / NN_GEMM_MR * NN_GEMM_MR;
+        j.vs = skew(p->in_channels * j.tp);
+        j.ms = skew(p->out_channels * j.tp);
         const double per_channel = 4.0 * alpha * area * j.tiles;   /* two passes, 2 flops */
         j.tasks = wmin(p->in_channels, nn_task_count(per_channel * p->in_channels));
         NN_FN(parallel_for)(j.tasks, input_task, &j, scratch, input_bytes);

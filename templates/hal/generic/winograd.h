@@ -28,13 +28,14 @@ typedef struct {
     int chunk_rows;        /* tile rows per chunk */
 } nn_winograd_params;
 
-/* Y = epilogue(conv(X, W) + bias) (bias and epilogue may be NULL; the epilogue as conv.h's, applied
- * as the output transform stores), u_packed the transformed, packed weights. `work`
- * holds, with T = chunk_rows * tiles_w tiles rounded up to NN_GEMM_MR and each part but the last
- * rounded up to 16 floats: V (alpha^2 x in_channels x T), M (alpha^2 x out_channels x T), then
- * the largest of the input transform's (in_w, then alpha x (tiles_w * m + 2 + NN_GEMM_MR)), the output
- * transform's (tiles_w * m + 2, then alpha^2 * tiles_w) and NN_GEMM_WORK_FLOATS(out_channels /
- * groups); nnbuild/ops/winograd.py work_floats says the same. */
+/* Y = epilogue(conv(X, W) + bias) (bias and epilogue may be NULL; the epilogue is conv.h's,
+ * applied as the output transform stores), u_packed the transformed, packed weights. `work`
+ * holds, with T = chunk_rows * tiles_w tiles rounded up to NN_GEMM_MR: V (alpha^2 elements of
+ * in_channels x T floats each, rounded up to 16, plus 16), M (the same with out_channels), then
+ * the largest of the input transform's scratch (in_w rounded up to 16, then alpha x (tiles_w * m
+ * + 2 + NN_GEMM_MR) rounded up to 16), the output transform's (tiles_w * m + 2 rounded up to 16,
+ * then alpha^2 * tiles_w) and NN_GEMM_WORK_FLOATS(out_channels / groups);
+ * nnbuild/ops/winograd.py work_floats says the same. */
 void NN_FN(winograd_conv)(const nn_winograd_params *p, const float *x, const float *u_packed,
                           const float *bias, float *y, float *work,
                           const nn_conv_epilogue *epilogue);
