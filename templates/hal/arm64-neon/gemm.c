@@ -238,7 +238,7 @@ static void store_tile(int mr, int nr, vec acc[NR][2], float alpha, enum init in
 /* One MR x NR tile of C from an A panel and a B panel. */
 static void tile(int kc, int mr, int nr, const float *a, const float *b, float alpha,
                  enum init init, const float *bias, float *c, ptrdiff_t rsc, ptrdiff_t csc,
-                 const char *pf, int pf_lines)
+                 const nn_gemm_epilogue *epi, const float *res, const char *pf, int pf_lines)
 {
     prefetch_lines(pf, pf_lines);
     vec acc[NR][2];
@@ -264,4 +264,5 @@ static void tile(int kc, int mr, int nr, const float *a, const float *b, float a
             kernel_tile(kc, 1, 1, a, b, acc);
     }
     store_tile(mr, nr, acc, alpha, init, bias, c, rsc, csc);
+    epilogue_tile(epi, mr, nr, c, rsc, csc, res);
 }

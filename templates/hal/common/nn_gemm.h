@@ -20,6 +20,19 @@
 
 #include "nn_hal.h"
 
+/* What C gets after the product when a caller fuses a layer's epilogue (sgemm_epilogue,
+ * sgemm_source_epilogue), as each element is stored for the last time, in this order: the
+ * residual added (element (i, j) at residual[i * rsc + j * csc], C's strides; NULL for none),
+ * then per `clamp` Relu (x > 0 ? x : 0), the lower bound (x < lo ? lo : x), the upper bound
+ * (x > hi ? hi : x): the float operations of separate Add, Relu and Clip ops, bit for bit
+ * (the fields and flags of Conv's nn_conv_epilogue). */
+enum { NN_GEMM_RELU = 1, NN_GEMM_MIN = 2, NN_GEMM_MAX = 4 };
+typedef struct {
+    const float *residual;
+    int clamp;
+    float lo, hi;
+} nn_gemm_epilogue;
+
 /* Floats taken by a packed m x k A operand, and by sgemm's `work` for n columns. */
 #define NN_GEMM_PACKED_A_FLOATS(m, k) \
     ((size_t)(((m) + NN_GEMM_MR - 1) / NN_GEMM_MR * NN_GEMM_MR) * (size_t)(k))
@@ -52,6 +65,16 @@ void NN_FN(sgemm)(int m, int n, int k, float alpha, const float *a_packed,
 void NN_FN(sgemm_source)(int m, int n, int k, float alpha, const float *a_packed,
                          const nn_gemm_source *b, const float *bias, bool accumulate,
                          float *c, ptrdiff_t rsc, ptrdiff_t csc, float *work);
+
+/* sgemm and sgemm_source, then the epilogue (NULL: none). */
+void NN_FN(sgemm_epilogue)(int m, int n, int k, float alpha, const float *a_packed,
+                           const float *b, ptrdiff_t rsb, ptrdiff_t csb, const float *bias,
+                           bool accumulate, float *c, ptrdiff_t rsc, ptrdiff_t csc, float *work,
+                           const nn_gemm_epilogue *epilogue);
+void NN_FN(sgemm_source_epilogue)(int m, int n, int k, float alpha, const float *a_packed,
+                                  const nn_gemm_source *b, const float *bias, bool accumulate,
+                                  float *c, ptrdiff_t rsc, ptrdiff_t csc, float *work,
+                                  const nn_gemm_epilogue *epilogue);
 
 /* Floats of a whole k x n B operand packed for sgemm_packed. */
 #define NN_GEMM_PACKED_B_FLOATS(k, n) \

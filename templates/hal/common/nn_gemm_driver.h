@@ -28,11 +28,37 @@ static void pack_dense(const nn_gemm_source *src, int k0, int kc, int n0, int nc
 
 /* One mr x nr (at most MR x NR) tile of C = init + alpha * (A panel x B panel): a packed kc x MR
  * panel of A times a kc x NR panel of B, k ascending; C's element (i, j) at c[i * rsc + j * csc],
- * init the tile itself (INIT_ADD), bias[i] (INIT_BIAS) or 0. Meanwhile the pf_lines cache lines
- * from pf on are prefetched into L2 (prefetch_lines; spread over the k loop where it can be). */
+ * init the tile itself (INIT_ADD), bias[i] (INIT_BIAS) or 0; then, when epi is not NULL (the last
+ * KC block), the epilogue, its residual's tile at res (C's strides; epilogue_value). Meanwhile
+ * the pf_lines cache lines from pf on are prefetched into L2 (prefetch_lines; spread over the k
+ * loop where it can be). */
 static void tile(int kc, int mr, int nr, const float *a, const float *b, float alpha,
                  enum init init, const float *bias, float *c, ptrdiff_t rsc, ptrdiff_t csc,
-                 const char *pf, int pf_lines);
+                 const nn_gemm_epilogue *epi, const float *res, const char *pf, int pf_lines);
+
+/* The epilogue of one element v of C (r: its residual, or NULL). */
+static inline float epilogue_value(const nn_gemm_epilogue *e, float v, const float *r)
+{
+    if (r)
+        v = v + *r;
+    if (e->clamp & NN_GEMM_RELU)
+        v = v > 0.0f ? v : 0.0f;
+    if (e->clamp & NN_GEMM_MIN)
+        v = v < e->lo ? e->lo : v;
+    if (e->clamp & NN_GEMM_MAX)
+        v = v > e->hi ? e->hi : v;
+    return v;
+}
+
+/* The epilogue over an mr x nr tile of C already stored (targets without it in their stores). */
+static inline void epilogue_tile(const nn_gemm_epilogue *e, int mr, int nr, float *c,
+                                 ptrdiff_t rsc, ptrdiff_t csc, const float *res)
+{
+    for (int i = 0; e && i < mr; ++i)
+        for (int j = 0; j < nr; ++j)
+            c[i * rsc + j * csc] = epilogue_value(e, c[i * rsc + j * csc],
+                                                  res ? res + i * rsc + j * csc : NULL);
+}
 
 /* Columns per packed block of B for n columns: as few blocks as NC allows, of near-equal
  * widths (multiples of NR), so that no block is a sliver that re-reads all of A. */
@@ -73,6 +99,7 @@ typedef struct {
     int jc, nc, pc, kc;       /* shared mode: the current packed block of B */
     float *panels;
     const float *b_packed;    /* B packed for the whole product (sgemm_packed), else NULL */
+    const nn_gemm_epilogue *epi;   /* applied with the last KC block, or NULL */
 } gemm_job;
 
 /* The panels of B's block [pc, pc + kc) x [jc, jc + nc): in b_packed, else packed into work. */
@@ -108,6 +135,7 @@ static void gemm_rows(const gemm_job *g, int i0, int i1, int jc, int nc, int pc,
     const int mp = (g->m + MR - 1) / MR * MR;
     const enum init init = pc > 0 || g->accumulate ? INIT_ADD : g->bias ? INIT_BIAS : INIT_ZERO;
     const float *a_block = g->a_packed + (size_t)pc * mp;
+    const nn_gemm_epilogue *epi = pc + kc == g->k ? g->epi : NULL;
     for (int ic = i0; ic < i1; ic += MC) {
         const int i_end = min_int(ic + MC, i1);
         const float *next = NULL;          /* the next block of A: rows [n0, n1), depth nk */
@@ -130,9 +158,11 @@ static void gemm_rows(const gemm_job *g, int i0, int i1, int jc, int nc, int pc,
             const int nr = min_int(NR, nc - jr);
             for (int ir = ic; ir < i_end; ir += MR) {
                 const int count = min_int(per_tile, lines - done);
+                const ptrdiff_t at = ir * g->rsc + (jc + jr) * g->csc;
                 tile(kc, min_int(MR, g->m - ir), nr, a_block + (size_t)ir * kc,
                      panels + (size_t)jr * kc, g->alpha, init, g->bias ? g->bias + ir : NULL,
-                     g->c + ir * g->rsc + (jc + jr) * g->csc, g->rsc, g->csc,
+                     g->c + at, g->rsc, g->csc, epi,
+                     epi && epi->residual ? epi->residual + at : NULL,
                      count > 0 ? pf + (size_t)done * 64 : NULL, count > 0 ? count : 0);
                 done += count > 0 ? count : 0;
             }
@@ -202,16 +232,20 @@ static void row_task(const void *ctx, int t, void *scratch)
  * once, A read once). B comes from `b`, or is b_packed already. */
 static void sgemm_run(int m, int n, int k, float alpha, const float *a_packed,
                       const nn_gemm_source *b, const float *b_packed, const float *bias,
-                      bool accumulate, float *c, ptrdiff_t rsc, ptrdiff_t csc, float *work)
+                      bool accumulate, float *c, ptrdiff_t rsc, ptrdiff_t csc, float *work,
+                      const nn_gemm_epilogue *epi)
 {
+    if (epi && !epi->residual && !epi->clamp)
+        epi = NULL;
     if (k == 0) {                          /* an empty sum: C = init */
         for (int i = 0; i < m && !accumulate; ++i)
             for (int j = 0; j < n; ++j)
                 c[i * rsc + j * csc] = bias ? bias[i] : 0.0f;
+        epilogue_tile(epi, m, n, c, rsc, csc, epi ? epi->residual : NULL);
         return;
     }
     gemm_job g = {m, n, k, 1, alpha, a_packed, bias, b, accumulate, c, rsc, csc,
-                  0, 0, 0, 0, work, b_packed};
+                  0, 0, 0, 0, work, b_packed, epi};
     const int tasks = nn_task_count(2.0 * m * (double)n * k);
     const int by_n = min_int(tasks, (n + NR - 1) / NR), by_m = min_int(tasks, (m + MR - 1) / MR);
     const bool small_a = (size_t)m * (size_t)k <= ((size_t)1 << 17);
@@ -247,14 +281,23 @@ void NN_FN(sgemm_source)(int m, int n, int k, float alpha, const float *a_packed
                          const nn_gemm_source *b, const float *bias, bool accumulate,
                          float *c, ptrdiff_t rsc, ptrdiff_t csc, float *work)
 {
-    sgemm_run(m, n, k, alpha, a_packed, b, NULL, bias, accumulate, c, rsc, csc, work);
+    sgemm_run(m, n, k, alpha, a_packed, b, NULL, bias, accumulate, c, rsc, csc, work, NULL);
+}
+
+void NN_FN(sgemm_source_epilogue)(int m, int n, int k, float alpha, const float *a_packed,
+                                  const nn_gemm_source *b, const float *bias, bool accumulate,
+                                  float *c, ptrdiff_t rsc, ptrdiff_t csc, float *work,
+                                  const nn_gemm_epilogue *epilogue)
+{
+    sgemm_run(m, n, k, alpha, a_packed, b, NULL, bias, accumulate, c, rsc, csc, work, epilogue);
 }
 
 void NN_FN(sgemm_packed)(int m, int n, int k, float alpha, const float *a_packed,
                          const float *b_packed, const float *bias, bool accumulate,
                          float *c, ptrdiff_t rsc, ptrdiff_t csc)
 {
-    sgemm_run(m, n, k, alpha, a_packed, NULL, b_packed, bias, accumulate, c, rsc, csc, NULL);
+    sgemm_run(m, n, k, alpha, a_packed, NULL, b_packed, bias, accumulate, c, rsc, csc, NULL,
+              NULL);
 }
 
 void NN_FN(sgemm)(int m, int n, int k, float alpha, const float *a_packed,
@@ -264,6 +307,16 @@ void NN_FN(sgemm)(int m, int n, int k, float alpha, const float *a_packed,
 {
     const nn_gemm_source src = {pack_dense, b, rsb, csb, NULL};
     NN_FN(sgemm_source)(m, n, k, alpha, a_packed, &src, bias, accumulate, c, rsc, csc, work);
+}
+
+void NN_FN(sgemm_epilogue)(int m, int n, int k, float alpha, const float *a_packed,
+                           const float *b, ptrdiff_t rsb, ptrdiff_t csb, const float *bias,
+                           bool accumulate, float *c, ptrdiff_t rsc, ptrdiff_t csc, float *work,
+                           const nn_gemm_epilogue *epilogue)
+{
+    const nn_gemm_source src = {pack_dense, b, rsb, csb, NULL};
+    sgemm_run(m, n, k, alpha, a_packed, &src, NULL, bias, accumulate, c, rsc, csc, work,
+              epilogue);
 }
 
 void NN_FN(dgemm)(int m, int n, int k, double alpha,

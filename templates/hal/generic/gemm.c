@@ -106,7 +106,7 @@ static void kernel_column(int kc, int mr, int j, const float *restrict a, const 
 /* One MR x NR tile of C, column by column when B is narrow. */
 static void tile(int kc, int mr, int nr, const float *a, const float *b, float alpha,
                  enum init init, const float *bias, float *c, ptrdiff_t rsc, ptrdiff_t csc,
-                 const char *pf, int pf_lines)
+                 const nn_gemm_epilogue *epi, const float *res, const char *pf, int pf_lines)
 {
     prefetch_lines(pf, pf_lines);
     if (4 * nr <= NR) {
@@ -115,4 +115,5 @@ static void tile(int kc, int mr, int nr, const float *a, const float *b, float a
     } else {
         kernel_tile(kc, mr, nr, a, b, alpha, init, bias, c, rsc, csc);
     }
+    epilogue_tile(epi, mr, nr, c, rsc, csc, res);
 }

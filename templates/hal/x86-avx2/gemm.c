@@ -247,23 +247,46 @@ INLINE void transpose(vec r[VL])
 #error "a tile's row must fit one vector"
 #endif
 
-/* One vector of C (lanes `m` of it at c) = init + r, r = alpha * acc already; b is bias's value
- * or vector for the vector's lanes. The same float operations as the scalar form. */
-INLINE void store_vec(float *c, lanes m, bool full, vec r, enum init init, vec b)
+/* epilogue_value (nn_gemm_driver.h) on a vector, its residual's lanes `m` at res: maxps and
+ * minps return their second operand when the comparison is false (NaN, equal zeros), so
+ * max(v, 0), max(lo, v) and min(hi, v) are the selects v > 0 ? v : 0, v < lo ? lo : v and
+ * v > hi ? hi : v exactly. */
+INLINE vec epilogue_vec(const nn_gemm_epilogue *e, vec v, const float *res, lanes m, bool full)
 {
-    const vec v = init == INIT_ADD ? vadd(full ? vload(c) : vload_lanes(c, m), r) : vadd(b, r);
+    if (res)
+        v = vadd(v, full ? vload(res) : vload_lanes(res, m));
+    if (e->clamp & NN_GEMM_RELU)
+        v = vmax(v, vzero());
+    if (e->clamp & NN_GEMM_MIN)
+        v = vmax(vset1(e->lo), v);
+    if (e->clamp & NN_GEMM_MAX)
+        v = vmin(vset1(e->hi), v);
+    return v;
+}
+
+/* One vector of C (lanes `m` of it at c) = init + r, r = alpha * acc already; b is bias's value
+ * or vector for the vector's lanes; then the epilogue e (NULL: none), the residual at res. The
+ * same float operations as the scalar form. */
+INLINE void store_vec(float *c, lanes m, bool full, vec r, enum init init, vec b,
+                      const nn_gemm_epilogue *e, const float *res)
+{
+    vec v = init == INIT_ADD ? vadd(full ? vload(c) : vload_lanes(c, m), r) : vadd(b, r);
+    if (e)
+        v = epilogue_vec(e, v, res, m, full);
     if (full)
         vstore(c, v);
     else
         vstore_lanes(c, m, v);
 }
 
-/* C tile (mr x nr) = init + alpha * acc, init the tile itself, bias[i] or 0. C's columns are
- * vector stores when its rows are contiguous (rsc == 1); when its columns are (csc == 1, a
- * layer's Y = W X), the tile is transposed in registers and its rows are stored (masked to nr
- * columns); otherwise it goes through a local buffer. */
+/* C tile (mr x nr) = init + alpha * acc, init the tile itself, bias[i] or 0, then the epilogue
+ * e (NULL: none; its residual's tile at res). C's columns are vector stores when its rows are
+ * contiguous (rsc == 1); when its columns are (csc == 1, a layer's Y = W X), the tile is
+ * transposed in registers and its rows are stored (masked to nr columns); otherwise it goes
+ * through a local buffer. */
 INLINE void store_tile(int mr, int nr, vec acc[NR][2], float alpha, enum init init,
-                       const float *bias, float *c, ptrdiff_t rsc, ptrdiff_t csc)
+                       const float *bias, float *c, ptrdiff_t rsc, ptrdiff_t csc,
+                       const nn_gemm_epilogue *e, const float *res)
 {
     const vec va = vset1(alpha);
     if (rsc == 1) {
@@ -274,7 +297,8 @@ INLINE void store_tile(int mr, int nr, vec acc[NR][2], float alpha, enum init in
                                                           : vload_lanes(bias + v * VL, m))
                                             : vzero();
             for (int j = 0; j < nr; ++j)
-                store_vec(c + j * csc + v * VL, m, rows == VL, vmul(va, acc[j][v]), init, b);
+                store_vec(c + j * csc + v * VL, m, rows == VL, vmul(va, acc[j][v]), init, b, e,
+                          res ? res + j * csc + v * VL : NULL);
         }
         return;
     }
@@ -288,7 +312,8 @@ INLINE void store_tile(int mr, int nr, vec acc[NR][2], float alpha, enum init in
             for (int i = 0; i < min_int(VL, mr - v * VL); ++i) {
                 const int row = v * VL + i;
                 store_vec(c + row * rsc, m, nr == VL, vmul(va, r[i]), init,
-                          vset1(init == INIT_BIAS ? bias[row] : 0.0f));
+                          vset1(init == INIT_BIAS ? bias[row] : 0.0f), e,
+                          res ? res + row * rsc : NULL);
             }
         }
         return;
@@ -309,12 +334,13 @@ INLINE void store_tile(int mr, int nr, vec acc[NR][2], float alpha, enum init in
                 row[j * csc] = b0 + tile[j][i];
         }
     }
+    epilogue_tile(e, mr, nr, c, rsc, csc, res);
 }
 
 /* One MR x NR tile of C from an A panel and a B panel. */
 static void tile(int kc, int mr, int nr, const float *a, const float *b, float alpha,
                  enum init init, const float *bias, float *c, ptrdiff_t rsc, ptrdiff_t csc,
-                 const char *pf, int pf_lines)
+                 const nn_gemm_epilogue *epi, const float *res, const char *pf, int pf_lines)
 {
     vec acc[NR][2];
     if (nr == 1) {
@@ -328,5 +354,5 @@ static void tile(int kc, int mr, int nr, const float *a, const float *b, float a
     } else {
         kernel_tile(kc, 1, a, b, acc, mr, nr, c, rsc, csc, pf, pf_lines);
     }
-    store_tile(mr, nr, acc, alpha, init, bias, c, rsc, csc);
+    store_tile(mr, nr, acc, alpha, init, bias, c, rsc, csc, epi, res);
 }

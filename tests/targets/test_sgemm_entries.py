@@ -1,10 +1,14 @@
-"""NN_FN(sgemm_packed) (hal/common/nn_gemm.h): the SGEMM with B packed beforehand for the whole
-product, as a caller keeps transformed weights. Built natively for every target this CPU runs
-(the target's gemm.c with a small C driver), it must give exactly the bytes of NN_FN(sgemm)
-on the same operands (B strided), which packs B block by block itself, for products across
-the edges of the register tile, of KC-deep blocks and of NC-wide column blocks, for every C
-layout and init (zero, bias, accumulate), at 1 and 3 threads; and match numpy in float64.
-B is packed here in Python, from the layout nn_gemm.h documents."""
+"""The SGEMM's other entry points (hal/common/nn_gemm.h), built natively for every target this
+CPU runs (the target's gemm.c with a small C driver), for products across the edges of the
+register tile, of KC-deep blocks and of NC-wide column blocks, for both C layouts and every
+init (zero, bias, accumulate), at 1 and 3 threads:
+
+- NN_FN(sgemm_packed), B packed beforehand for the whole product (as a caller keeps
+  transformed weights; packed here in Python from the layout nn_gemm.h documents), gives
+  exactly the bytes of NN_FN(sgemm) on the same operands, which packs B block by block itself;
+- NN_FN(sgemm_epilogue), the residual and clamps applied as C is stored, gives exactly the
+  bytes of NN_FN(sgemm) followed by the documented epilogue as a separate pass;
+and both match numpy in float64."""
 from __future__ import annotations
 
 import os
@@ -37,7 +41,27 @@ static void *read_n(FILE *f, size_t bytes)
     return p;
 }
 
-/* Per case: C from sgemm (B strided), then C from sgemm_packed (B packed beforehand). */
+/* The epilogue of nn_gemm.h as a separate pass over C. */
+static void epilogue_pass(const nn_gemm_epilogue *e, int m, int n, float *c, ptrdiff_t rsc,
+                          ptrdiff_t csc)
+{
+    for (int i = 0; i < m; ++i)
+        for (int j = 0; j < n; ++j) {
+            float v = c[i * rsc + j * csc];
+            if (e->residual)
+                v = v + e->residual[i * rsc + j * csc];
+            if (e->clamp & NN_GEMM_RELU)
+                v = v > 0.0f ? v : 0.0f;
+            if (e->clamp & NN_GEMM_MIN)
+                v = v < e->lo ? e->lo : v;
+            if (e->clamp & NN_GEMM_MAX)
+                v = v > e->hi ? e->hi : v;
+            c[i * rsc + j * csc] = v;
+        }
+}
+
+/* Per case: C from sgemm (B strided), from sgemm_packed (B packed beforehand), from sgemm and
+ * the epilogue as a pass, from sgemm_epilogue. */
 int main(int argc, char **argv)
 {
     if (argc != 4 || NN_FN(pool_set_threads)(atoi(argv[3])) != 0) return 2;
@@ -46,33 +70,45 @@ int main(int argc, char **argv)
     int32_t count;
     if (fread(&count, 4, 1, in) != 1) return 2;
     for (int32_t t = 0; t < count; ++t) {
-        int32_t h[5];
-        float alpha;
-        if (fread(h, 4, 5, in) != 5 || fread(&alpha, 4, 1, in) != 1) return 2;
+        int32_t h[7];
+        float f[3];
+        if (fread(h, 4, 7, in) != 7 || fread(f, 4, 3, in) != 3) return 2;
         const int m = h[0], n = h[1], k = h[2], c_layout = h[3], init = h[4];
+        const float alpha = f[0];
         float *a = read_n(in, 4 * NN_GEMM_PACKED_A_FLOATS(m, k));
         float *b = read_n(in, 4 * (size_t)k * n);
         float *bp = read_n(in, 4 * NN_GEMM_PACKED_B_FLOATS(k, n));
         float *bias = read_n(in, 4 * (size_t)m), *c0 = read_n(in, 4 * (size_t)m * n);
+        float *r0 = read_n(in, 4 * (size_t)m * n);
         const ptrdiff_t rsc = c_layout == 0 ? n : 1, csc = c_layout == 0 ? 1 : m;
+        float *res = malloc(4 * (size_t)m * n + 4);
+        for (int i = 0; i < m; ++i)
+            for (int j = 0; j < n; ++j)
+                res[i * rsc + j * csc] = r0[(size_t)i * n + j];
+        const nn_gemm_epilogue e = {h[5] ? res : NULL, h[6], f[1], f[2]};
         float *work = malloc(4 * NN_GEMM_WORK_FLOATS(n) + 4);
-        for (int way = 0; way < 2; ++way) {
+        for (int way = 0; way < 4; ++way) {
             float *c = malloc(4 * (size_t)m * n + 4);
             for (int i = 0; i < m; ++i)
                 for (int j = 0; j < n; ++j)
                     c[i * rsc + j * csc] = c0[(size_t)i * n + j];
-            if (way == 0)
+            if (way == 0 || way == 2)
                 NN_FN(sgemm)(m, n, k, alpha, a, b, n, 1, init == 1 ? bias : NULL, init == 2,
                              c, rsc, csc, work);
-            else
+            else if (way == 1)
                 NN_FN(sgemm_packed)(m, n, k, alpha, a, bp, init == 1 ? bias : NULL, init == 2,
                                     c, rsc, csc);
+            else
+                NN_FN(sgemm_epilogue)(m, n, k, alpha, a, b, n, 1, init == 1 ? bias : NULL,
+                                      init == 2, c, rsc, csc, work, &e);
+            if (way == 2)
+                epilogue_pass(&e, m, n, c, rsc, csc);
             for (int i = 0; i < m; ++i)
                 for (int j = 0; j < n; ++j)
                     fwrite(&c[i * rsc + j * csc], 4, 1, out);
             free(c);
         }
-        free(a); free(b); free(bp); free(bias); free(c0); free(work);
+        free(a); free(b); free(bp); free(bias); free(c0); free(r0); free(res); free(work);
     }
     return fclose(out) != 0;
 }
@@ -94,11 +130,15 @@ def pack_b(b: np.ndarray, blocking) -> np.ndarray:
 
 
 def cases(b):
-    """(m, n, k, c_layout, init, alpha) across the tile, KC and NC edges of blocking b."""
+    """(m, n, k, c_layout, init, alpha, residual, clamp, lo, hi) across the tile, KC and NC
+    edges of blocking b; both C layouts for each shape, epilogues of every kind."""
     shapes = [(1, 1, 1), (b.MR + 1, b.NR - 1, 5), (b.MR, 2 * b.NR + 1, b.KC + 1),
               (3 * b.MR - 1, 7, 2 * b.KC + 3), (b.MC + 5, b.NR + 2, 17), (9, b.NC + 5, 3),
-              (300, 40, 300), (70, 1, 260)]
-    return [(m, n, k, i % 2, i % 3, (1.0, 0.5, -2.0)[i % 3]) for i, (m, n, k) in enumerate(shapes)]
+              (300, 40, 300), (70, 1, 260), (5, 3, 0)]
+    epilogues = [(1, 1, 0.0, 0.0), (0, 1, 0.0, 0.0), (1, 0, 0.0, 0.0), (0, 6, -0.25, 0.5),
+                 (1, 7, -0.5, 0.25), (0, 0, 0.0, 0.0)]
+    return [(m, n, k, layout, i % 3, (1.0, 0.5, -2.0)[i % 3], *epilogues[(2 * i + layout) % 6])
+            for i, (m, n, k) in enumerate(shapes) for layout in (0, 1)]
 
 
 @pytest.fixture(scope="module")
@@ -130,31 +170,42 @@ def programs(tmp_path_factory):
 
 @target_param(["generic", "x86-avx2", "x86-avx512"])
 @pytest.mark.parametrize("threads", [1, 3])
-def test_sgemm_packed_gives_the_bytes_of_sgemm(target, threads, programs, tmp_path):
+def test_packed_b_and_fused_epilogue_give_the_bytes_of_plain_sgemm(target, threads, programs,
+                                                                    tmp_path):
     blocking = targets.resolve(target).gemm
     rng = np.random.default_rng(5)
     blob, expected = [b""], []
-    for m, n, k, c_layout, init, alpha in cases(blocking):
-        a = (rng.standard_normal((m, k)) / np.sqrt(k)).astype(F32)   # sums of order 1
+    for m, n, k, c_layout, init, alpha, residual, clamp, lo, hi in cases(blocking):
+        a = (rng.standard_normal((m, k)) / np.sqrt(max(k, 1))).astype(F32)  # sums of order 1
         b = rng.standard_normal((k, n)).astype(F32)
         bias = rng.standard_normal(m).astype(F32)
         c0 = rng.standard_normal((m, n)).astype(F32)
+        r0 = rng.standard_normal((m, n)).astype(F32)
         with targets.using(targets.resolve(target)):
             packed_a = linalg.pack_a(a)
-        blob += [struct.pack("<5if", m, n, k, c_layout, init, alpha), packed_a.tobytes(),
-                 b.tobytes(), pack_b(b, blocking).tobytes(), bias.tobytes(), c0.tobytes()]
+        blob += [struct.pack("<7i3f", m, n, k, c_layout, init, residual, clamp, alpha, lo, hi),
+                 packed_a.tobytes(), b.tobytes(), pack_b(b, blocking).tobytes(),
+                 bias.tobytes(), c0.tobytes(), r0.tobytes()]
         start = c0 if init == 2 else bias[:, None] if init == 1 else 0
-        expected.append((m, n, k, start + alpha * (a.astype(np.float64) @ b)))
+        plain = (start + alpha * (a.astype(np.float64) @ b)).astype(F32)
+        fused = plain + r0 if residual else plain
+        fused = np.maximum(fused, 0) if clamp & 1 else fused
+        fused = np.maximum(fused, F32(lo)) if clamp & 2 else fused
+        fused = np.minimum(fused, F32(hi)) if clamp & 4 else fused
+        expected.append((m, n, k, plain, fused))
     blob[0] = struct.pack("<i", len(expected))
     (tmp_path / "cases.bin").write_bytes(b"".join(blob))
     subprocess.run([programs(target), str(tmp_path / "cases.bin"), str(tmp_path / "out.bin"),
                     str(threads)], check=True)
     result, at = (tmp_path / "out.bin").read_bytes(), 0
-    for m, n, k, want in expected:
-        strided = np.frombuffer(result, F32, m * n, at).reshape(m, n)
-        packed = np.frombuffer(result, F32, m * n, at + 4 * m * n).reshape(m, n)
-        at += 8 * m * n
+    for m, n, k, plain, fused in expected:
+        strided, packed, passed, epilogue = (
+            np.frombuffer(result, F32, m * n, at + 4 * m * n * w).reshape(m, n) for w in range(4))
+        at += 16 * m * n
         what = f"{target} m={m} n={n} k={k}"
         assert packed.tobytes() == strided.tobytes(), f"{what}: sgemm_packed != sgemm"
-        assert_close(packed, want.astype(F32), OP_TOLERANCE, what=what)
+        assert epilogue.tobytes() == passed.tobytes(), \
+            f"{what}: sgemm_epilogue != sgemm + epilogue pass"
+        assert_close(packed, plain, OP_TOLERANCE, what=what)
+        assert_close(epilogue, fused, OP_TOLERANCE, what=what + " with epilogue")
     assert at == len(result)
