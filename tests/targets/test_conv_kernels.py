@@ -16,7 +16,10 @@ than one tile, reductions longer than one KC block (K > 256), strides 2 and 3, d
 asymmetric padding, groups, no bias, batch 2, 1-D and 3-D kernels, and rows too short for
 direct tiles. With unit stride along h a direct tile runs on across output rows (and through
 the padding columns between them, which it must not store): 7- and 14-wide rows, strides that
-differ along h and w, dilation, and 3-D depth slices check that walk. Images whose padded copy
+differ along h and w, dilation, and 3-D depth slices check that walk. At a stride the copy
+keeps each phase the taps read as its own plane (so tiles read consecutive floats at any
+stride): strides 2, 3 and 4, a 4x4/4 patch kernel (every phase, no shift) and a dilated
+kernel whose taps skip phases check that layout. Images whose padded copy
 is bigger than the work buffer are copied and computed in bands of output rows (2-D with
 position tiles and with channel tiles, 3-D). 3x3 stride-1 cases may run as Winograd at -O2
 (select-conv-algorithm); the non-3x3 and strided cases stay on the direct kernels.
@@ -66,6 +69,11 @@ CASES = {
     "stride2_positions_rows": ([1, 5, 23, 70], 12, [3, 3], {"strides": [2, 2], "pads": [1, 1, 1, 1]},
                                True),
     "stride2_long_k": ([1, 30, 13, 40], 17, [3, 3], {"strides": [2, 2], "pads": [0, 1, 1, 0]}, True),
+    "stride2_channels_k720": ([1, 80, 17, 19], 40, [3, 3], {"strides": [2, 2], "pads": [1, 1, 1, 1]},
+                              True),
+    "phases_sparse": ([1, 5, 30, 41], 7, [3, 3],
+                      {"strides": [4, 3], "dilations": [3, 2], "pads": [2, 1, 0, 3]}, True),
+    "patches_4x4_s4": ([1, 3, 32, 48], 16, [4, 4], {"strides": [4, 4]}, True),
 }
 
 

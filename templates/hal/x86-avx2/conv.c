@@ -5,9 +5,9 @@
  *   channels x up to VMAX vectors of consecutive positions, weights broadcast from the packed
  *   A panels, NCHW vector stores);
  * - else, when bands of output rows of a zero-padded copy of the image fit the work buffer
- *   (the copy is made band by band, split over the pool): position tiles (stride 1, or 2
- *   with a short k: two vectors loaded, their even lanes kept) or channel tiles (MR
- *   channels x NR positions, the image broadcast), when they store enough of what they
+ *   (the copy is made band by band, split over the pool, each phase of a strided dimension
+ *   its own plane, so every tap reads consecutive floats): position tiles or channel tiles
+ *   (MR channels x NR positions, the image broadcast), when they store enough of what they
  *   compute (direct_kind); a tile runs on across the output rows of a band;
  * - else the GEMM, over the image (1x1) or over implicit im2col panels.
  * Tiles sum each element in one accumulator over all of k (the bias its initial value) and
@@ -66,11 +66,11 @@ static const nn_conv_epilogue no_epilogue = {NULL, 0, 0.0f, 0.0f};
 
 /* --- how the output is walked ----------------------------------------------------------------- */
 /* Output positions come in segments. A segment of the direct path is a band of output rows of
- * one depth slice (unit stride along h) or one output row, read from a zero-padded copy of the
- * band whose rows are `wide` positions apart: position q of a segment is output row q / wide,
- * column q % wide, and reads the copy q * s floats past the segment's start; columns >= out_w
- * (the padding between rows) are computed but not stored, so a tile runs on across rows (a
- * 7-wide row fills 7 of every 9 positions). A segment of a 1x1 kernel is a run of positions
+ * one depth slice, read from a zero-padded, phase-split copy of the band whose rows are `wide`
+ * positions apart: position q of a segment is output row q / wide, column q % wide, and reads
+ * the copy q floats past the segment's start (at any stride); columns >= out_w (the padding
+ * between rows) are computed but not stored, so a tile runs on across rows (a 7-wide row
+ * fills 7 of every 9 positions at stride 1, 7 of 8 at stride 2). A segment of a 1x1 kernel is a run of positions
  * of the image itself (wide = out_w = its length). Every output element is one sum: its bias,
  * then k ascending in one accumulator, then the epilogue; so the result depends on the
  * operands only, never on the tiles or the thread count. */
@@ -85,7 +85,7 @@ typedef struct {
     ptrdiff_t ys;                    /* floats between output channels (of y and res) */
     ptrdiff_t x_step, y_step;        /* floats between segments */
     int segments, seg_len, last_len; /* positions per segment, of the last one */
-    int wide, out_w, s;              /* row pitch in positions, stored columns, image stride */
+    int wide, out_w;                 /* row pitch in positions, stored columns */
     bool exact;                      /* loads past a segment's end are masked (no padding) */
     int tile_w, seg_tiles, tiles_m, tiles_n;
 } direct_job;
@@ -113,8 +113,8 @@ INLINE const float *a_block(const direct_job *j, int pc, int kc, int ir)
 /* --- channel tiles: MR output channels (2 vectors) x NR positions ----------------------------- */
 /* The register tile is MR rows (2 vectors) x NR columns, one named accumulator pair per
  * column: its size is fixed at compile time, whatever the optimizer unrolls. A gemm.h of
- * another target (another vector width) must not compile. Used for strides along w above 2
- * and where position tiles would fill less. */
+ * another target (another vector width) must not compile. Used where position tiles would
+ * fill less. */
 _Static_assert(MR == 2 * VL, "channel tiles hold NN_GEMM_MR rows as 2 vectors");
 #if NR == 12
 #define COLUMNS(X) X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7) X(8) X(9) X(10) X(11)
@@ -128,14 +128,14 @@ _Static_assert(MR == 2 * VL, "channel tiles hold NN_GEMM_MR rows as 2 vectors");
  * x + off[p] + q * s; nv = 1 when the rows fit one vector (the second stays 0). */
 #define CH_DECLARE(q) vec lo##q = b0, hi##q = b1;
 #define CH_STEP(q) {                                                                          \
-        const vec b = vset1(xp[(q) * s]);                                                      \
+        const vec b = vset1(xp[q]);                                                      \
         lo##q = vfma(a0, b, lo##q);                                                            \
         if (nv > 1)                                                                            \
             hi##q = vfma(a1, b, hi##q);                                                        \
     }
 #define CH_SAVE(q) vstore(tile[q], lo##q); vstore(tile[q] + VL, hi##q);
 
-INLINE void channel_kernel(const direct_job *j, int nv, int s, int ir, const float *init,
+INLINE void channel_kernel(const direct_job *j, int nv, int ir, const float *init,
                            const float *restrict x, float tile[NR][MR])
 {
     const vec b0 = vload(init), b1 = vload(init + VL);
@@ -157,13 +157,10 @@ INLINE void channel_kernel(const direct_job *j, int nv, int s, int ir, const flo
 static void channel_tile(const direct_job *j, int mr, int ir, const float *init, const float *x,
                          float tile[NR][MR])
 {
-    if (mr > VL) {
-        if (j->s == 1) channel_kernel(j, 2, 1, ir, init, x, tile);
-        else channel_kernel(j, 2, j->s, ir, init, x, tile);
-    } else {
-        if (j->s == 1) channel_kernel(j, 1, 1, ir, init, x, tile);
-        else channel_kernel(j, 1, j->s, ir, init, x, tile);
-    }
+    if (mr > VL)
+        channel_kernel(j, 2, ir, init, x, tile);
+    else
+        channel_kernel(j, 1, ir, init, x, tile);
 }
 
 /* Tiles [t0, t1) (tile t: segment t / seg_tiles, positions from t % seg_tiles * NR) x rows
@@ -182,7 +179,7 @@ static void channel_block(const direct_job *j, int i0, int i1, int t0, int t1)
             }
             if (n == 0)
                 continue;
-            const float *xt = j->x + r * j->x_step + (ptrdiff_t)q0 * j->s;
+            const float *xt = j->x + r * j->x_step + q0;
             float *yt = j->y + r * j->y_step;
             const float *rt = j->res ? j->res + r * j->y_step : NULL;
             for (int ir = ic; ir < i_end; ir += MR) {
@@ -205,10 +202,10 @@ static void channel_block(const direct_job *j, int i0, int i1, int t0, int t1)
 }
 
 /* --- position tiles: RB output channels x up to VMAX vectors of positions ---------------------- */
-/* With stride 1 or 2 along w, a cols row is (every other float of) a run of the copy: the
- * tile is the other way round, RB rows (weights broadcast from a packed A panel) times up to VMAX vectors of
- * consecutive positions, and its rows are vector stores into Y (masked where a vector crosses
- * the padding between rows or ends a segment). */
+/* A cols row is a run of the copy (or of the image): the tile is the other way round, RB
+ * rows (weights broadcast from a packed A panel) times up to VMAX vectors of consecutive
+ * positions, and its rows are vector stores into Y (masked where a vector crosses the padding
+ * between rows or ends a segment). */
 #define RB (VL / 2)
 #define VMAX 3
 #if MR % RB != 0
@@ -224,85 +221,6 @@ static void channel_block(const direct_job *j, int i0, int i1, int t0, int t1)
 #if VMAX != 3
 #error "position tiles: the kernel names 3 accumulators per row"
 #endif
-#define POS_DECLARE(r) vec acc##r##_0 = vset1(init[r]), acc##r##_1 = acc##r##_0,             \
-                           acc##r##_2 = acc##r##_0;
-#define POS_STEP(r) {                                                                         \
-        const vec w = vset1(a[r]);                                                             \
-        acc##r##_0 = vfma(w, x0, acc##r##_0);                                                  \
-        if (nv > 1)                                                                            \
-            acc##r##_1 = vfma(w, x1, acc##r##_1);                                              \
-        if (nv > 2)                                                                            \
-            acc##r##_2 = vfma(w, x2, acc##r##_2);                                              \
-    }
-#define POS_SAVE(r) acc[r][0] = acc##r##_0; acc[r][1] = acc##r##_1; acc[r][2] = acc##r##_2;
-
-INLINE vec positions_load(const float *x, bool masked, lanes last)
-{
-    return masked ? vload_lanes(x, last) : vload(x);
-}
-
-/* Every other float from x: positions at stride 2 (x[0], x[2], ... x[2 VL - 2]). */
-#if defined(__AVX512F__)
-INLINE vec load_even(const float *x)
-{
-    const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26,
-                                           28, 30);
-    return _mm512_permutex2var_ps(vload(x), even, vload(x + VL));
-}
-#else
-INLINE vec load_even(const float *x)
-{
-    const __m256 pairs = _mm256_shuffle_ps(vload(x), vload(x + VL), 0x88);  /* 0 2 8 10 4 6 12 14 */
-    return _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(pairs), 0xD8));
-}
-#endif
-
-/* Vector v of positions at x (s floats apart: 1 or 2). */
-INLINE vec positions_vec(const float *x, int s, int v, bool masked, lanes last)
-{
-    return s == 2 ? load_even(x + 2 * v * VL) : positions_load(x + v * VL, masked, last);
-}
-
-/* acc[r][v] = init[r] + sum over all p of weight (ir + r, p) times positions [v VL, v VL + VL)
- * at x + off[p], s floats apart. With `exact`, the last vector loads only the lanes of `last`. */
-INLINE void positions_kernel(const direct_job *j, int nv, int s, bool exact, lanes last, int ir,
-                             const float *init, const float *restrict x, vec acc[RB][VMAX])
-{
-    ROWS(POS_DECLARE)
-    for (int pc = 0; pc < j->k; pc += KC) {
-        const int kc = min_int(KC, j->k - pc);
-        const float *restrict a = a_block(j, pc, kc, ir);
-        const int *restrict off = j->off + pc;
-        for (int p = 0; p < kc; ++p) {
-            const float *xp = x + off[p];
-            const vec x0 = positions_vec(xp, s, 0, exact && nv == 1, last);
-            const vec x1 = nv > 1 ? positions_vec(xp, s, 1, exact && nv == 2, last) : vzero();
-            const vec x2 = nv > 2 ? positions_vec(xp, s, 2, exact, last) : vzero();
-            ROWS(POS_STEP)
-            a += MR;
-        }
-    }
-    ROWS(POS_SAVE)
-}
-
-static void positions_tile(const direct_job *j, int nv, bool exact, lanes last, int ir,
-                           const float *init, const float *x, vec acc[RB][VMAX])
-{
-    if (exact) {            /* the image itself, unit stride */
-        if (nv == 1) positions_kernel(j, 1, 1, true, last, ir, init, x, acc);
-        else if (nv == 2) positions_kernel(j, 2, 1, true, last, ir, init, x, acc);
-        else positions_kernel(j, 3, 1, true, last, ir, init, x, acc);
-    } else if (j->s == 2) {
-        if (nv == 1) positions_kernel(j, 1, 2, false, last, ir, init, x, acc);
-        else if (nv == 2) positions_kernel(j, 2, 2, false, last, ir, init, x, acc);
-        else positions_kernel(j, 3, 2, false, last, ir, init, x, acc);
-    } else {
-        if (nv == 1) positions_kernel(j, 1, 1, false, last, ir, init, x, acc);
-        else if (nv == 2) positions_kernel(j, 2, 1, false, last, ir, init, x, acc);
-        else positions_kernel(j, 3, 1, false, last, ir, init, x, acc);
-    }
-}
-
 /* Where a tile's vector goes: lanes `mask` of it at y + at (at most one piece per output row
  * it touches; `full`: one piece of all lanes). */
 typedef struct {
@@ -331,6 +249,96 @@ static int vector_pieces(const direct_job *j, int q, int len, piece *out)
     return n;
 }
 
+/* A tile's stores: its vectors' pieces, the output and residual rows of channel ir. */
+typedef struct {
+    const piece *pieces[VMAX];
+    int count[VMAX];
+    float *y;
+    const float *res;
+} tile_out;
+
+/* Vector v of one row of a tile stored: the residual added, the clamps applied. */
+INLINE void store_vec(const direct_job *j, const tile_out *o, int r, int v, vec val)
+{
+    float *y = o->y + r * j->ys;
+    const float *res = o->res ? o->res + r * j->ys : NULL;
+    for (int e = 0; e < o->count[v]; ++e) {
+        const piece *pc = &o->pieces[v][e];
+        vec t = val;
+        if (pc->full) {
+            if (res)
+                t = vadd(t, vload(res + pc->at));
+            vstore(y + pc->at, clamp_vec(j->epi, t));
+        } else {
+            if (res)
+                t = vadd(t, vload_lanes(res + pc->at, pc->mask));
+            vstore_lanes(y + pc->at, pc->mask, clamp_vec(j->epi, t));
+        }
+    }
+}
+
+#define POS_DECLARE(r) vec acc##r##_0 = vset1(init[r]), acc##r##_1 = acc##r##_0,             \
+                           acc##r##_2 = acc##r##_0;
+#define POS_STEP(r) {                                                                         \
+        const vec w = vset1(a[r]);                                                             \
+        acc##r##_0 = vfma(w, x0, acc##r##_0);                                                  \
+        if (nv > 1)                                                                            \
+            acc##r##_1 = vfma(w, x1, acc##r##_1);                                              \
+        if (nv > 2)                                                                            \
+            acc##r##_2 = vfma(w, x2, acc##r##_2);                                              \
+    }
+#define POS_STORE(r)                                                                           \
+    if (r < rows) {                                                                            \
+        store_vec(j, o, r, 0, acc##r##_0);                                                     \
+        if (nv > 1)                                                                            \
+            store_vec(j, o, r, 1, acc##r##_1);                                                 \
+        if (nv > 2)                                                                            \
+            store_vec(j, o, r, 2, acc##r##_2);                                                 \
+    }
+
+INLINE vec positions_load(const float *x, bool masked, lanes last)
+{
+    return masked ? vload_lanes(x, last) : vload(x);
+}
+
+/* Rows ir.. (`rows` of them) of the tile: init[r] + the sum over all p of weight (ir + r, p)
+ * times positions [v VL, v VL + VL) at x + off[p], stored from the registers through `o`.
+ * With `exact`, the last vector loads only the lanes of `last`. */
+INLINE void positions_kernel(const direct_job *j, int nv, bool exact, lanes last, int ir,
+                             int rows, const float *init, const float *restrict x,
+                             const tile_out *o)
+{
+    ROWS(POS_DECLARE)
+    for (int pc = 0; pc < j->k; pc += KC) {
+        const int kc = min_int(KC, j->k - pc);
+        const float *restrict a = a_block(j, pc, kc, ir);
+        const int *restrict off = j->off + pc;
+        for (int p = 0; p < kc; ++p) {
+            const float *xp = x + off[p];
+            const vec x0 = positions_load(xp, exact && nv == 1, last);
+            const vec x1 = nv > 1 ? positions_load(xp + VL, exact && nv == 2, last) : vzero();
+            const vec x2 = nv > 2 ? positions_load(xp + 2 * VL, exact, last) : vzero();
+            ROWS(POS_STEP)
+            a += MR;
+        }
+    }
+    ROWS(POS_STORE)
+}
+
+static void positions_tile(const direct_job *j, int nv, bool exact, lanes last, int ir,
+                           int rows, const float *init, const float *x, const tile_out *o)
+{
+    if (exact) {            /* the image itself: the last vector ends it */
+        if (nv == 1) positions_kernel(j, 1, true, last, ir, rows, init, x, o);
+        else if (nv == 2) positions_kernel(j, 2, true, last, ir, rows, init, x, o);
+        else positions_kernel(j, 3, true, last, ir, rows, init, x, o);
+    } else {
+        if (nv == 1) positions_kernel(j, 1, false, last, ir, rows, init, x, o);
+        else if (nv == 2) positions_kernel(j, 2, false, last, ir, rows, init, x, o);
+        else positions_kernel(j, 3, false, last, ir, rows, init, x, o);
+    }
+}
+
 /* Tiles [t0, t1) (tile t: segment t / seg_tiles, its vectors split into seg_tiles near-equal
  * runs of at most VMAX) x rows [i0, i1) (i0 a multiple of MR). */
 static void positions_block(const direct_job *j, int i0, int i1, int t0, int t1)
@@ -346,38 +354,22 @@ static void positions_block(const direct_job *j, int i0, int i1, int t0, int t1)
             const bool exact = j->exact && v1 == nvec && len % VL;
             const lanes last = lane_range(0, len % VL);
             piece pieces[VMAX][VL];
-            int count[VMAX];
-            for (int v = v0; v < v1; ++v)
-                count[v - v0] = vector_pieces(j, v * VL, len, pieces[v - v0]);
-            const float *xt = j->x + r * j->x_step + (ptrdiff_t)v0 * VL * j->s;
+            tile_out o;
+            for (int v = v0; v < v1; ++v) {
+                o.count[v - v0] = vector_pieces(j, v * VL, len, pieces[v - v0]);
+                o.pieces[v - v0] = pieces[v - v0];
+            }
+            const float *xt = j->x + r * j->x_step + (ptrdiff_t)v0 * VL;
             float *yt = j->y + r * j->y_step;
             const float *rt = j->res ? j->res + r * j->y_step : NULL;
             for (int ir = ic; ir < i_end; ir += RB) {
                 const int rows = min_int(RB, j->m - ir);
                 float init[RB];
-                vec acc[RB][VMAX];
                 for (int i = 0; i < RB; ++i)
                     init[i] = j->bias && i < rows ? j->bias[ir + i] : 0.0f;
-                positions_tile(j, v1 - v0, exact, last, ir, init, xt, acc);
-                for (int i = 0; i < rows; ++i) {
-                    float *yr = yt + (ir + i) * j->ys;
-                    const float *rr = rt ? rt + (ir + i) * j->ys : NULL;
-                    for (int v = 0; v < v1 - v0; ++v) {
-                        for (int e = 0; e < count[v]; ++e) {
-                            const piece *pc = &pieces[v][e];
-                            vec val = acc[i][v];
-                            if (pc->full) {
-                                if (rr)
-                                    val = vadd(val, vload(rr + pc->at));
-                                vstore(yr + pc->at, clamp_vec(j->epi, val));
-                            } else {
-                                if (rr)
-                                    val = vadd(val, vload_lanes(rr + pc->at, pc->mask));
-                                vstore_lanes(yr + pc->at, pc->mask, clamp_vec(j->epi, val));
-                            }
-                        }
-                    }
-                }
+                o.y = yt + ir * j->ys;
+                o.res = rt ? rt + ir * j->ys : NULL;
+                positions_tile(j, v1 - v0, exact, last, ir, rows, init, xt, &o);
             }
         }
     }
@@ -411,40 +403,60 @@ static void direct_run(direct_job *j, bool by_positions)
     NN_FN(parallel_for)(j->tiles_m * j->tiles_n, direct_task, j, NULL, 0);
 }
 
-/* --- the direct path: bands of output rows from a zero-padded copy ----------------------------- */
-/* A band is up to band_rows output rows of one output depth slice; its copy holds, per input
- * channel, the ext_d x band_ext input rows those read, `rowlen` floats each (the row extent
- * rounded up to the stride along w), so `wide` = rowlen / s[2] positions per row. */
+/* --- the direct path: bands of output rows from a zero-padded, phase-split copy ------------- */
+/* Along a dimension of stride s, a tap at t = tap * dilation reads input index o * s + t =
+ * (o + t / s) * s + t % s of output index o: phase t % s of the input (the indices = t % s
+ * modulo s), t / s places further on. The copy holds each phase some tap reads as its own
+ * plane, so a tap reads consecutive floats for consecutive outputs at any stride, and a band
+ * of output rows is one run of positions `wide` apart per row (see direct_job). A band is up
+ * to band_rows output rows of one output depth slice; its copy holds, per input channel, for
+ * each of the ext_d input slices, h phase and w phase kept, `rows` rows of `wide` floats. */
 typedef struct {
-    int ext_d, band_rows, band_ext, rowlen, wide;
-    size_t plane;
+    int ext_d, nh, nw, rows, wide;
+    size_t phase, plane;           /* floats of one phase plane, of one channel */
 } direct_geometry;
+
+/* Whether a kernel of k taps d apart at stride s reads phase r. */
+static bool phase_read(int k, int d, int s, int r)
+{
+    for (int t = 0; t < k; ++t) {
+        if (t * d % s == r)
+            return true;
+    }
+    return false;
+}
+
+/* The phases of [0, r) read: the slot of phase r in the copy (when it is read). */
+static int phase_slot(int k, int d, int s, int r)
+{
+    int slot = 0;
+    for (int q = 0; q < r; ++q)
+        slot += phase_read(k, d, s, q);
+    return slot;
+}
 
 static void direct_layout(const nn_conv_params *p, int band_rows, direct_geometry *g)
 {
     const int *out = p->out_size, *s = p->strides, *ks = p->kernel, *d = p->dilations;
-    const int ext_w = (out[2] - 1) * s[2] + (ks[2] - 1) * d[2] + 1;
     g->ext_d = (ks[0] - 1) * d[0] + 1;
-    g->band_rows = band_rows;
-    g->band_ext = (band_rows - 1) * s[1] + (ks[1] - 1) * d[1] + 1;
-    g->rowlen = (ext_w + s[2] - 1) / s[2] * s[2];
-    g->wide = g->rowlen / s[2];
-    g->plane = (size_t)g->ext_d * g->band_ext * g->rowlen;
+    g->nh = phase_slot(ks[1], d[1], s[1], s[1]);
+    g->nw = phase_slot(ks[2], d[2], s[2], s[2]);
+    g->rows = band_rows + (ks[1] - 1) * d[1] / s[1];
+    g->wide = out[2] + (ks[2] - 1) * d[2] / s[2];
+    g->phase = (size_t)g->rows * g->wide;
+    g->plane = (size_t)g->ext_d * g->nh * g->nw * g->phase;
 }
 
 /* Floats a tile may read past the copy's last channel. */
-static size_t direct_tail(const nn_conv_params *p)
-{
-    return (size_t)(VMAX * VL + NR) * p->strides[2];
-}
+#define DIRECT_TAIL (VMAX * VL + NR)
 
 /* Work floats of the direct path with bands of `rows` output rows: k tap offsets, the band's
- * c padded channels and the tail. */
+ * c channels and the tail. */
 static size_t direct_floats(const nn_conv_params *p, int c, int k, int rows)
 {
     direct_geometry g;
     direct_layout(p, rows, &g);
-    return (size_t)(k + 15) / 16 * 16 + (size_t)c * g.plane + direct_tail(p);
+    return (size_t)(k + 15) / 16 * 16 + (size_t)c * g.plane + DIRECT_TAIL;
 }
 
 /* Output rows per band: as many as the work holds, spread evenly; 0 when one row does not fit. */
@@ -460,47 +472,48 @@ static int direct_band_rows(const nn_conv_params *p, int c, int k, size_t work_f
     return (rows + bands - 1) / bands;
 }
 
-/* Segments of a band of `rows` rows: the band itself (unit stride along h) or its rows. */
-static void band_segments(const nn_conv_params *p, const direct_geometry *g, int rows,
-                          direct_job *j)
+/* A band of `rows` rows is one segment: position q is output row q / wide, column q % wide. */
+static void band_segment(const nn_conv_params *p, const direct_geometry *g, int rows,
+                         direct_job *j)
 {
-    const int *out = p->out_size, *s = p->strides;
-    const bool whole = s[1] == 1;
-    j->segments = whole ? 1 : rows;
-    j->seg_len = whole ? (rows - 1) * g->wide + out[2] : out[2];
-    j->last_len = j->seg_len;
-    j->x_step = whole ? 0 : (ptrdiff_t)s[1] * g->rowlen;
-    j->y_step = whole ? 0 : out[2];
+    j->segments = 1;
+    j->seg_len = j->last_len = (rows - 1) * g->wide + p->out_size[2];
+    j->x_step = j->y_step = 0;
     j->wide = g->wide;
-    j->out_w = out[2];
-    j->s = s[2];
+    j->out_w = p->out_size[2];
     j->exact = false;
 }
 
-/* Which tiles the direct path uses for bands of `rows` rows: positions (stride 1, storing at
- * least half of what they compute, or stride 2 for a short k) or channels (stride 2 and up),
- * those storing at least 3/4: below that the GEMM is faster (a 1x1/2 256->512 at 28x28, 14
- * of 24 columns stored: 1.7x slower than the GEMM); 0 for neither. At stride 2 the position tiles' lane shuffles cost more than the channel tiles'
- * scalar stores once k is long (measured, AVX-512, 1 thread: k = 64 and 147 (a 7x7 stem)
- * 13-15% faster, k = 256 and 576 7-9% slower). */
+/* Which tiles the direct path uses for bands of `rows` rows (measured, AVX-512, 1 thread):
+ * - none (the GEMM) for images of fewer than DIRECT_MIN_POSITIONS output positions per depth
+ *   slice (7x7: a 1x1/2 256->512 took 0.086 ms on the GEMM, 0.12-0.15 ms on the tiles; 3x3
+ *   ones at 7x7 tie);
+ * - positions when k <= POSITIONS_MAX_K and they store at least half of what they compute
+ *   (k = 64..432: 5-25% faster than channel tiles; k = 576 a tie: 64->64 at 56x56 5% faster,
+ *   64->256 at 13x13 5% slower);
+ * - channels when they store at least 3/4 of what they compute (k = 1152, 2304: 5-15% faster
+ *   than position tiles; below 3/4 the GEMM is faster: a 1x1/2 256->512 at 28x28 with 14 of
+ *   24 columns stored ran 1.7x slower);
+ * - else positions when they store at least half, else none. */
 enum { DIRECT_NONE, DIRECT_CHANNELS, DIRECT_POSITIONS };
-#define STRIDE2_POSITIONS_MAX_K 192
+#define DIRECT_MIN_POSITIONS 64
+#define POSITIONS_MAX_K 640
 
 static int direct_kind(const nn_conv_params *p, int k, int rows)
 {
     direct_geometry g;
     direct_job j;
     direct_layout(p, rows, &g);
-    band_segments(p, &g, rows, &j);
-    const int stored = (p->strides[1] == 1 ? rows : 1) * p->out_size[2];
-    const bool shuffled = p->strides[2] == 2 && k <= STRIDE2_POSITIONS_MAX_K;
-    const int lanes_computed = (j.seg_len + VL - 1) / VL * VL;
-    if ((p->strides[2] == 1 && 2 * stored >= lanes_computed) ||
-        (shuffled && 4 * stored >= 3 * lanes_computed))
+    band_segment(p, &g, rows, &j);
+    const int stored = rows * p->out_size[2];
+    const bool positions = 2 * stored >= (j.seg_len + VL - 1) / VL * VL;
+    if (p->out_size[1] * p->out_size[2] < DIRECT_MIN_POSITIONS)
+        return DIRECT_NONE;
+    if (positions && k <= POSITIONS_MAX_K)
         return DIRECT_POSITIONS;
     if (4 * stored >= 3 * ((j.seg_len + NR - 1) / NR * NR))
         return DIRECT_CHANNELS;
-    return DIRECT_NONE;
+    return positions ? DIRECT_POSITIONS : DIRECT_NONE;
 }
 
 typedef struct {
@@ -511,53 +524,81 @@ typedef struct {
     int c, od, oh0, tasks;
 } pad_job;
 
-/* Channels of task t: the band's input rows, zero outside the image. */
+/* One row of a phase plane: input row `row` (NULL: outside the image) at w phase pw. */
+static void pad_row(const nn_conv_params *p, const direct_geometry *g, const float *row, int pw,
+                    float *dst)
+{
+    const int sw = p->strides[2];
+    int lo, hi;
+    valid_range(g->wide, sw, pw - p->pads[2], p->in_size[2], &lo, &hi);
+    if (!row)
+        lo = hi = 0;
+    memset(dst, 0, sizeof(float) * (size_t)lo);
+    const float *src = row + (ptrdiff_t)lo * sw + pw - p->pads[2];
+    if (sw == 1) {
+        memcpy(dst + lo, src, sizeof(float) * (size_t)(hi - lo));
+    } else {
+        for (int i = lo; i < hi; ++i, src += sw)
+            dst[i] = *src;
+    }
+    memset(dst + hi, 0, sizeof(float) * (size_t)(g->wide - hi));
+}
+
+/* Channels of task t: the band's phase planes, zero outside the image. */
 static void pad_task(const void *ctx, int t, void *scratch)
 {
     const pad_job *j = ctx;
     const nn_conv_params *p = j->p;
     const direct_geometry *g = j->g;
-    const int *in = p->in_size, *pad = p->pads, *s = p->strides;
-    const int lo = min_int(pad[2], g->rowlen), hi = max_int(lo, min_int(pad[2] + in[2], g->rowlen));
+    const int *in = p->in_size, *pad = p->pads, *s = p->strides, *ks = p->kernel;
+    const int *d = p->dilations;
     int c0, c1;
     (void)scratch;
     nn_tile_range(j->c, j->tasks, 1, t, &c0, &c1);
     for (int ch = c0; ch < c1; ++ch) {
         float *xp = j->xb + (size_t)ch * g->plane;
         for (int a = 0; a < g->ext_d; ++a) {
-            for (int b = 0; b < g->band_ext; ++b, xp += g->rowlen) {
-                const int id = j->od * s[0] - pad[0] + a, ih = j->oh0 * s[1] - pad[1] + b;
-                if (id < 0 || id >= in[0] || ih < 0 || ih >= in[1]) {
-                    memset(xp, 0, sizeof(float) * (size_t)g->rowlen);
+            const int id = j->od * s[0] - pad[0] + a;
+            for (int ph = 0; ph < s[1]; ++ph) {
+                if (!phase_read(ks[1], d[1], s[1], ph))
                     continue;
+                for (int pw = 0; pw < s[2]; ++pw) {
+                    if (!phase_read(ks[2], d[2], s[2], pw))
+                        continue;
+                    for (int r = 0; r < g->rows; ++r, xp += g->wide) {
+                        const int ih = (j->oh0 + r) * s[1] + ph - pad[1];
+                        const bool inside = id >= 0 && id < in[0] && ih >= 0 && ih < in[1];
+                        const float *row = inside ? j->x + (((size_t)ch * in[0] + id) * in[1] + ih) *
+                                                    in[2] : NULL;
+                        pad_row(p, g, row, pw, xp);
+                    }
                 }
-                const float *row = j->x + (((size_t)ch * in[0] + id) * in[1] + ih) * in[2] - pad[2];
-                memset(xp, 0, sizeof(float) * (size_t)lo);
-                memcpy(xp + lo, row + lo, sizeof(float) * (size_t)(hi - lo));
-                memset(xp + hi, 0, sizeof(float) * (size_t)(g->rowlen - hi));
             }
         }
     }
 }
 
 /* Y_g (m x positions) = epilogue(bias + W_g cols), band by band, cols read through tap
- * offsets from the band's padded copy. */
+ * offsets from the band's phase-split copy. */
 static void conv_direct(const nn_conv_params *p, int m, int c, int k, int band_rows, int kind,
                         const float *xg, const float *wg, const float *bias, float *yg,
                         const float *resg, const nn_conv_epilogue *epi, float *work)
 {
-    const int *ks = p->kernel, *d = p->dilations, *out = p->out_size;
+    const int *ks = p->kernel, *d = p->dilations, *s = p->strides, *out = p->out_size;
     const int kvol = volume(ks), positions = volume(out);
     direct_geometry g;
     direct_layout(p, band_rows, &g);
     int *off = (int *)work;
     float *xb = work + (size_t)(k + 15) / 16 * 16;
-    memset(xb + (size_t)c * g.plane, 0, sizeof(float) * direct_tail(p));
+    memset(xb + (size_t)c * g.plane, 0, sizeof(float) * DIRECT_TAIL);
     for (int kk = 0; kk < k; ++kk) {
         const int ch = kk / kvol, r = kk % kvol;
-        const int kd = r / (ks[1] * ks[2]), kh = r / ks[2] % ks[1], kw = r % ks[2];
-        off[kk] = (int)((size_t)ch * g.plane) +
-                  (kd * d[0] * g.band_ext + kh * d[1]) * g.rowlen + kw * d[2];
+        const int th = r / ks[2] % ks[1] * d[1], tw = r % ks[2] * d[2];
+        const int slot = (r / (ks[1] * ks[2]) * d[0] * g.nh +
+                          phase_slot(ks[1], d[1], s[1], th % s[1])) * g.nw +
+                         phase_slot(ks[2], d[2], s[2], tw % s[2]);
+        off[kk] = (int)((size_t)ch * g.plane + (size_t)slot * g.phase) + th / s[1] * g.wide +
+                  tw / s[2];
     }
     const double band_flops = 2.0 * m * (double)k * band_rows * out[2];
     pad_job pj = {p, &g, xg, xb, c, 0, 0, min_int(c, nn_task_count(band_flops))};
@@ -571,7 +612,7 @@ static void conv_direct(const nn_conv_params *p, int m, int c, int k, int band_r
             direct_job j = {.m = m, .k = k, .mp = (m + MR - 1) / MR * MR, .wg = wg,
                             .bias = bias, .off = off, .x = xb, .y = yg + at,
                             .res = resg ? resg + at : NULL, .epi = epi, .ys = positions};
-            band_segments(p, &g, rows, &j);
+            band_segment(p, &g, rows, &j);
             direct_run(&j, kind == DIRECT_POSITIONS);
         }
     }
@@ -590,7 +631,7 @@ static void conv_pointwise(int m, int k, int positions, const float *xg, const f
                     .off = off, .x = xg, .y = yg, .res = resg, .epi = epi, .ys = positions,
                     .x_step = seg, .y_step = seg, .segments = segments, .seg_len = seg,
                     .last_len = positions - (segments - 1) * seg, .wide = seg, .out_w = seg,
-                    .s = 1, .exact = true};
+                    .exact = true};
     for (int p = 0; p < k; ++p)
         off[p] = p * positions;
     direct_run(&j, true);
