@@ -1,10 +1,11 @@
 """The measurements behind the Winograd rule (docs/winograd.md): one 3x3 pad-1 Conv (+ a fused
-Relu) per shape of the 3x3 layers of ResNet-18, DenseNet-121, Inception-v1 and SqueezeNet,
-built three times (direct kernels, F(2x2, 3x3), F(4x4, 3x3)) and timed. A benchmark to read,
-not a timed test.
+Relu) per shape of the 3x3 layers of ResNet-18, DenseNet-121, Inception-v1, SqueezeNet, VGG-19
+and Inception-v2, built three times (direct kernels, F(2x2, 3x3), F(4x4, 3x3)) and timed. A
+benchmark to read, not a timed test.
 
     python benchmarks/winograd.py                           # every shape, one thread
     python benchmarks/winograd.py --shapes 64x64x56,512x512x7 --threads 1 --wall
+    python benchmarks/winograd.py --variants 'direct,F(2x2)'       # F(4x4) left out
 
 Time per run is the app's CPU time (user + system, from wait4) over ``--runs`` + 5 runs minus
 that of 5 runs, so start-up cancels; best of ``--repeat``. At one thread CPU time is what the
@@ -35,6 +36,8 @@ SHAPES = [  # input channels, output channels, image side
     (96, 128, 28), (128, 192, 28), (96, 208, 14), (160, 320, 7), (192, 384, 7),  # Inception
     (16, 64, 55), (32, 128, 27), (48, 192, 13), (64, 256, 13),                 # SqueezeNet
     (64, 192, 56), (32, 32, 28),
+    (64, 64, 224), (128, 128, 112), (256, 256, 56), (512, 512, 28), (512, 512, 14),  # VGG-19
+    (64, 96, 28), (96, 96, 28),                                                  # Inception-v2
 ]
 VARIANTS = {"direct": 0, "F(2x2)": 2, "F(4x4)": 4}
 
@@ -86,20 +89,23 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--wall", action="store_true", help="median latency, not CPU time")
     parser.add_argument("--work", default=None, help="build folder (default: a temporary one)")
+    parser.add_argument("--variants", default=",".join(VARIANTS),
+                        help="which columns, e.g. direct,F(2x2) (default: all)")
     args = parser.parse_args()
     shapes = SHAPES if not args.shapes else [tuple(int(v) for v in s.split("x"))
                                              for s in args.shapes.split(",")]
     work = args.work or tempfile.mkdtemp(prefix="nnbuild-winograd-")
     os.makedirs(work, exist_ok=True)
     rule = winograd.choose
-    print("| C -> M | image | " + " | ".join(f"{v} ms" for v in VARIANTS) + " | rule picks |")
-    print("|---|---|" + "---|" * (len(VARIANTS) + 1))
+    variants = {v: VARIANTS[v] for v in args.variants.split(",")}
+    print("| C -> M | image | " + " | ".join(f"{v} ms" for v in variants) + " | rule picks |")
+    print("|---|---|" + "---|" * (len(variants) + 1))
     for c, m, side in shapes:
         x_file = os.path.join(work, f"x_{c}_{side}.npy")
         np.save(x_file, np.random.default_rng(1).standard_normal((1, c, side, side))
                 .astype(np.float32))
         cells = []
-        for label, tile in VARIANTS.items():
+        for label, tile in variants.items():
             winograd.choose = lambda g, tile=tile: tile if winograd.applicable(g) else 0
             folder = os.path.join(work, f"{c}_{m}_{side}_{tile}")
             built = nnbuild.build(model(c, m, side), folder, target=args.target, name="wgbench")

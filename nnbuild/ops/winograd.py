@@ -17,7 +17,7 @@ from fractions import Fraction
 
 import numpy as np
 
-from .linalg import blocking, gemm_work_floats
+from .linalg import blocking
 
 TILE_SIZES = (2, 4)
 ATTR = "winograd"
@@ -130,7 +130,7 @@ def work_floats(g, m: int) -> int:
                      _round16(tw * m + 2) + alpha * alpha * tw)                # output
     return (alpha * alpha * (_round16(g.in_channels * tiles) + 16)      # V, each element skewed
             + alpha * alpha * (_round16(g.out_channels * tiles) + 16)   # M
-            + max(transforms, gemm_work_floats(g.out_channels // g.groups)))
+            + transforms)
 
 
 def c_params(g, m: int, name: str = "wino") -> str:

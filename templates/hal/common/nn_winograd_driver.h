@@ -6,7 +6,7 @@
  * The products run as M[xi]^T = V[xi]^T U[xi]^T (tiles x channels): the input transform writes
  * V^T straight into the SGEMM's packed A layout, the transformed weights are stored in its
  * packed B panel layout (nnbuild/ops/winograd.py pack_b), and M comes out tile-contiguous (the
- * micro-kernel's vector direction): nothing is packed at run time but a copy of U's panels.
+ * micro-kernel's vector direction): nothing is packed at run time (sgemm_packed).
  *
  * The including file defines the two F(2x2) functions declared below (a target's vector code,
  * or the portable fallbacks input_across / output_row); F(4x4) runs the portable code. Every
@@ -301,28 +301,6 @@ static void output_task(const void *ctx, int t, void *scratch)
     }
 }
 
-/* B = U[xi] of one group, stored packed (nn_gemm.h's panel layout for the whole cg x mg
- * matrix, row_stride its width rounded up to NR): the panels the driver asks for, copied. */
-static void pack_u(const nn_gemm_source *src, int k0, int kc, int n0, int nc, float *panels)
-{
-    const ptrdiff_t np = src->row_stride;
-    const float *block = src->data + (size_t)k0 * np;
-    if (n0 % NN_GEMM_NR == 0) {
-        const int panels_n = (nc + NN_GEMM_NR - 1) / NN_GEMM_NR;
-        memcpy(panels, block + (size_t)n0 * kc,
-               sizeof(float) * (size_t)panels_n * NN_GEMM_NR * (size_t)kc);
-        return;
-    }
-    for (int j = 0; j < (nc + NN_GEMM_NR - 1) / NN_GEMM_NR * NN_GEMM_NR; ++j) {
-        const int col = n0 + j;
-        for (int q = 0; q < kc; ++q)
-            panels[(size_t)(j / NN_GEMM_NR) * NN_GEMM_NR * kc + (size_t)q * NN_GEMM_NR +
-                   j % NN_GEMM_NR] = j < nc ? block[(size_t)(col / NN_GEMM_NR) * NN_GEMM_NR * kc
-                                                    + (size_t)q * NN_GEMM_NR + col % NN_GEMM_NR]
-                                            : 0.0f;
-    }
-}
-
 /* Task xi * groups + g: M[xi]^T = V[xi]^T U[xi]^T for group g (tiles x output channels), all
  * tiles of the chunk, stored tile-contiguous. */
 static void gemm_task(const void *ctx, int t, void *scratch)
@@ -331,12 +309,11 @@ static void gemm_task(const void *ctx, int t, void *scratch)
     const nn_winograd_params *p = j->p;
     const int groups = p->groups, xi = t / groups, g = t % groups;
     const int mg = p->out_channels / groups, cg = p->in_channels / groups;
-    const int np = (mg + NN_GEMM_NR - 1) / NN_GEMM_NR * NN_GEMM_NR;
-    const nn_gemm_source u = {pack_u, j->u + (size_t)t * cg * np, np, 1, NULL};
+    const float *u = j->u + (size_t)t * NN_GEMM_PACKED_B_FLOATS(cg, mg);
     const float *v = j->v + (size_t)xi * j->vs + (size_t)g * j->tp * cg;
     float *mo = j->mo + (size_t)xi * j->ms + (size_t)g * mg * j->tp;
-    NN_FN(sgemm_source)(j->tiles, mg, cg, 1.0f, v, &u, NULL, false, mo, 1, (ptrdiff_t)j->tp,
-                        scratch);
+    (void)scratch;
+    NN_FN(sgemm_packed)(j->tiles, mg, cg, 1.0f, v, u, NULL, false, mo, 1, (ptrdiff_t)j->tp);
 }
 
 void NN_FN(winograd_conv)(const nn_winograd_params *p, const float *x, const float *u_packed,
@@ -355,7 +332,6 @@ void NN_FN(winograd_conv)(const nn_winograd_params *p, const float *x, const flo
                                                     (size_t)area * tw);
     const size_t input_bytes = sizeof(float) * (round16((size_t)p->in_w) +
                                                 round16((size_t)tw * m + 2 + NN_GEMM_MR) * alpha);
-    const int mg = p->out_channels / p->groups;
     for (j.r0 = 0; j.r0 < rows; j.r0 = j.r1) {
         j.r1 = wmin(j.r0 + p->chunk_rows, rows);
         j.tiles = (j.r1 - j.r0) * tw;
@@ -365,8 +341,7 @@ void NN_FN(winograd_conv)(const nn_winograd_params *p, const float *x, const flo
         const double per_channel = 4.0 * alpha * area * j.tiles;   /* two passes, 2 flops */
         j.tasks = wmin(p->in_channels, nn_task_count(per_channel * p->in_channels));
         NN_FN(parallel_for)(j.tasks, input_task, &j, scratch, input_bytes);
-        NN_FN(parallel_for)(area * p->groups, gemm_task, &j, scratch,
-                            NN_GEMM_WORK_FLOATS(mg) * sizeof(float));
+        NN_FN(parallel_for)(area * p->groups, gemm_task, &j, NULL, 0);
         j.tasks = wmin(p->out_channels, nn_task_count(per_channel * p->out_channels));
         NN_FN(parallel_for)(j.tasks, output_task, &j, scratch, transform_bytes);
     }

@@ -8,7 +8,8 @@
  *                  layout of nn_gemm.h, index xi * groups + g;
  *   V = B^T d B    per input channel and tile d (alpha x alpha, of the zero-padded image),
  *                  written as V^T (tiles x in channels) in the packed A layout of nn_gemm.h;
- *   M[xi]^T = V[xi]^T U[xi]^T   one GEMM per element xi and group, over all tiles of a chunk;
+ *   M[xi]^T = V[xi]^T U[xi]^T   one GEMM (sgemm_packed) per element xi and group, over all
+ *                  tiles of a chunk;
  *   Y = A^T M A + bias    per output channel and tile, cut at the image's edge.
  * Tiles are walked in chunks of `chunk_rows` tile rows (the rows of all images one after
  * another), so V and M of a chunk stay in cache. Transforms split over channels, GEMMs over
@@ -32,10 +33,9 @@ typedef struct {
  * applied as the output transform stores), u_packed the transformed, packed weights. `work`
  * holds, with T = chunk_rows * tiles_w tiles rounded up to NN_GEMM_MR: V (alpha^2 elements of
  * in_channels x T floats each, rounded up to 16, plus 16), M (the same with out_channels), then
- * the largest of the input transform's scratch (in_w rounded up to 16, then alpha x (tiles_w * m
- * + 2 + NN_GEMM_MR) rounded up to 16), the output transform's (tiles_w * m + 2 rounded up to 16,
- * then alpha^2 * tiles_w) and NN_GEMM_WORK_FLOATS(out_channels / groups);
- * nnbuild/ops/winograd.py work_floats says the same. */
+ * the larger of the input transform's scratch (in_w rounded up to 16, then alpha x (tiles_w * m
+ * + 2 + NN_GEMM_MR) rounded up to 16) and the output transform's (tiles_w * m + 2 rounded up to
+ * 16, then alpha^2 * tiles_w); nnbuild/ops/winograd.py work_floats says the same. */
 void NN_FN(winograd_conv)(const nn_winograd_params *p, const float *x, const float *u_packed,
                           const float *bias, float *y, float *work,
                           const nn_conv_epilogue *epilogue);
