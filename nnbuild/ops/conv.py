@@ -252,10 +252,9 @@ class Conv(_Convolution):
 
     def takes_epilogue(self, node, graph) -> bool:
         """Whether ``lower`` can apply a fused epilogue (``nn_conv_epilogue``) in the kernel's
-        stores: the float32 kernels of conv.h (not depthwise, not Winograd)."""
+        stores: the float32 kernels of conv.h and winograd.h (not depthwise)."""
         g = self.geometry(node, graph)
-        return graph.types[node.outputs[0]].dtype.short == "f32" and not self.depthwise(g) \
-            and not node.attr("winograd", 0)
+        return graph.types[node.outputs[0]].dtype.short == "f32" and not self.depthwise(g)
 
     def lower(self, node, ctx, epilogue: str = ""):
         """``epilogue``: a C initializer of ``nn_conv_epilogue`` the kernel applies as it stores

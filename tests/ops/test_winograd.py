@@ -1,8 +1,10 @@
 """Winograd convolution (F(2x2, 3x3) and F(4x4, 3x3), hal/<target>/winograd.c) matches
-onnxruntime: odd image sizes (7x7, 13x13, 1x1, 3x40), pads 1 and 0 and uneven pads, few and
-many channels (more than one GEMM depth block), batch 2, groups, with and without bias, as
-FusedConv with a Relu and a residual Add, in chunks of one tile row and in one chunk, on
-every x86 target and generic; its results are bit-identical at 1 and 3 threads. The transforms
+onnxruntime: odd image sizes (7x7, 13x13, 1x1, 3x40, 5x71: tile rows longer than a GEMM panel),
+pads 1 and 0 and uneven pads, few and many channels (more than one GEMM depth block), batch 2,
+groups, with and without bias, as FusedConv with a Relu and a residual Add, in chunks of one tile
+row and in one chunk, on every x86 target and generic; its results are bit-identical at 1 and 3
+threads. A FusedConv's epilogue (residual Add, Relu, Clip), applied as the output transform
+stores, is bit for bit the separate ops after the same Winograd convolution. The transforms
 are Lavin & Gray's (checked in float64 against Conv.reference). -O2 records the choice on the
 node (select-conv-algorithm); -O1 keeps the direct kernels."""
 import numpy as np
@@ -32,6 +34,7 @@ CASES = {
     "many_channels": ([1, 300, 6, 5], 40, dict(pads=[1, 1, 1, 1])),
     "one_output_channel": ([1, 2, 5, 5], 1, dict(pads=[1, 1, 1, 1])),
     "wide": ([1, 4, 3, 40], 4, dict(pads=[1, 1, 1, 1])),
+    "row_over_panels": ([1, 3, 5, 71], 4, dict(pads=[1, 1, 1, 1])),   # 36 tiles a row, odd width
 }
 
 
@@ -139,6 +142,43 @@ def test_bit_identical_at_1_and_3_threads(m, force, tmp_path):
     compiled.set_num_threads(1)
     for name in one:
         assert one[name].tobytes() == three[name].tobytes(), name
+
+
+def epilogue_block():
+    """Conv -> Add(residual) -> Clip(0, 6) and Conv -> Relu (two FusedConv), odd width."""
+    rng = np.random.default_rng(7)
+    params = {"w1": weights(rng, 8, 8), "b1": rng.standard_normal(8).astype(F32),
+              "w2": weights(rng, 5, 8), "lo": np.array(0.0, F32), "hi": np.array(6.0, F32)}
+    nodes = [helper.make_node("Conv", ["x", "w1", "b1"], ["c1"], pads=[1, 1, 1, 1]),
+             helper.make_node("Add", ["c1", "r"], ["s"]),
+             helper.make_node("Clip", ["s", "lo", "hi"], ["y1"]),
+             helper.make_node("Conv", ["x", "w2"], ["c2"], pads=[1, 1, 1, 1]),
+             helper.make_node("Relu", ["c2"], ["y2"])]
+    return make_model(nodes, {"x": (F32, [1, 8, 9, 37]), "r": (F32, [1, 8, 9, 37])},
+                      ["y1", "y2"], params)
+
+
+@target_param(["generic", "x86-avx2", "x86-avx512"])
+def test_fused_epilogue_is_the_separate_ops_bit_for_bit(target, force, monkeypatch, tmp_path):
+    force(2)
+    model = epilogue_block()
+    graph = nnbuild.optimize(nnbuild.translate(model), opt_level=2)
+    assert [(n.op, n.attr(winograd.ATTR)) for n in graph.nodes] == [("FusedConv", 2)] * 2
+    nnbuild.generate(model, str(tmp_path / "p"), target=target)
+    source = "".join(p.read_text() for p in (tmp_path / "p" / "src").glob("*.c"))
+    assert source.count("winograd_conv(") == source.count("&epilogue);") == 2
+    fused = nnbuild.compile(model, cache_dir=str(tmp_path / "fused"), target=target)
+    conv = type(registry.lookup("Conv"))
+    monkeypatch.setattr(conv, "takes_epilogue", lambda self, node, graph: False)
+    separate = nnbuild.compile(model, cache_dir=str(tmp_path / "separate"), target=target)
+    feeds = random_inputs(model)
+    feeds["r"].flat[:5] = [np.nan, np.inf, -np.inf, -0.0, 7.0]
+    want = separate.run(feeds)
+    for threads in (1, 3):
+        fused.set_num_threads(threads)
+        got = fused.run(feeds)
+        for name in want:
+            assert got[name].tobytes() == want[name].tobytes(), (name, threads)
 
 
 def geometry(c, m, size, groups=1, batch=1, **attrs):
