@@ -193,8 +193,9 @@ static void column_task(const void *ctx, int t, void *work)
         gemm_block(g, 0, g->m, j0, j1, work);
 }
 
-/* Narrow mode (n <= NR: one panel of B, a matrix-vector product or a small batch): task t is a
- * range of rows with its own copy of B's panel, so the whole product is one job. */
+/* Narrow mode (n <= NR: one panel of B, a matrix-vector product or a small batch; or few
+ * columns, n <= PRIVATE_B_COLUMNS, and rows to share): task t is a range of rows with its own
+ * copy of B's blocks, so the whole product is one job. */
 static void narrow_task(const void *ctx, int t, void *work)
 {
     const gemm_job *g = ctx;
@@ -227,9 +228,15 @@ static void row_task(const void *ctx, int t, void *scratch)
                   g->b_packed ? b_block(g, g->jc, g->nc, g->pc, g->kc, NULL) : g->panels);
 }
 
+/* Columns up to which narrow mode beats shared mode: packing a KC block of B this wide again
+ * in every task (~0.08 us per column) costs less than shared mode's two fork/joins per KC
+ * block (~3.5 us each at 2 threads) and its reads of panels packed on another core. */
+#define PRIVATE_B_COLUMNS 96
+
 /* Split by the shape alone: narrow mode when B is one panel; column mode (no shared state, A
- * read once per task) when A is small or rows are too few to share; else shared mode (B packed
- * once, A read once). B comes from `b`, or is b_packed already. */
+ * read once per task) when A is small or rows are too few to share; narrow mode again when B
+ * is narrow; else shared mode (B packed once, A read once). B comes from `b`, or is b_packed
+ * already. */
 static void sgemm_run(int m, int n, int k, float alpha, const float *a_packed,
                       const nn_gemm_source *b, const float *b_packed, const float *bias,
                       bool accumulate, float *c, ptrdiff_t rsc, ptrdiff_t csc, float *work,
@@ -260,6 +267,10 @@ static void sgemm_run(int m, int n, int k, float alpha, const float *a_packed,
         const int width = ((n + NR - 1) / NR + g.tiles - 1) / g.tiles * NR;   /* widest tile */
         NN_FN(parallel_for)(g.tiles, column_task, &g, b_packed ? NULL : work,
                             b_packed ? 0 : NN_GEMM_WORK_FLOATS(width) * sizeof(float));
+    } else if (n <= PRIVATE_B_COLUMNS && !b_packed) {
+        g.tiles = nn_balanced_tasks((m + MR - 1) / MR, by_m);
+        NN_FN(parallel_for)(g.tiles, narrow_task, &g, work,
+                            NN_GEMM_WORK_FLOATS(n) * sizeof(float));
     } else {
         const int rows = nn_balanced_tasks((m + MR - 1) / MR, by_m);
         const int width = block_width(n);
