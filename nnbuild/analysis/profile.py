@@ -1,8 +1,12 @@
 """`nnbuild profile`: build the model with per-step timers (compile definition NN_PROFILE; a
 normal build has none), run it N times, and report one row per kernel mapped to the ONNX node
 names it stands for: time, % of total, GFLOP/s and % of the roofline estimate (when the machine
-was calibrated). Also writes a Chrome-trace JSON (chrome://tracing, Perfetto) and a
-self-contained HTML report (slowest layers, arena timeline).
+was calibrated). At several thread counts (``profile_threads``, `--threads 1,2`) one build runs
+at each and ``scaling_table`` sets the per-node times side by side with each node's speedup and
+the time it loses to imperfect scaling, split into time outside the pool's jobs and time waiting
+inside them (counters the pool keeps in profiling builds). Also writes a Chrome-trace JSON
+(chrome://tracing, Perfetto; with the last run's tasks per thread) and a self-contained HTML
+report (slowest layers, arena timeline).
 """
 from __future__ import annotations
 
@@ -63,6 +67,8 @@ class Profile:
     graph: Graph
     plan: object
     threads: int = 1          # the model's thread count during the runs
+    timeline: list = None     # the last run: (step, thread or -1 for a step's start, start s,
+                              # end s) from its first step's start; see nn_pool.h pool_events
 
     @property
     def coverage(self) -> float:
@@ -124,23 +130,31 @@ def profile_threads(model_path: str, options, counts, runs: int = 20,
     pool = getattr(model._lib, f"{project.prefix}_profile_pool")
     pool.argtypes = [ctypes.POINTER(ctypes.c_double)] * 2 + [ctypes.c_int]
     pool.restype = ctypes.c_int
+    events = getattr(model._lib, f"{project.prefix}_pool_events")
+    events.argtypes, events.restype = [ctypes.POINTER(ctypes.c_double), ctypes.c_int], ctypes.c_int
     feeds = _feeds(model)
     profiles = []
     for threads in counts:
         model.set_num_threads(threads)
-        profiles.append(_measure(model, read, pool, feeds, runs, machine, graph, project.plan,
-                                 model_path, threads))
+        profiles.append(_measure(model, (read, pool, events), feeds, runs, machine, graph,
+                                 project.plan, model_path, threads))
     model.set_num_threads(1)                   # the workers end before the library unloads
     return profiles
 
 
-def _measure(model, read, pool, feeds, runs, machine, graph, plan, model_path,
+_EVENTS = 65536                                      # NN_POOL_PROFILE_EVENTS
+
+
+def _measure(model, readers, feeds, runs, machine, graph, plan, model_path,
              threads) -> Profile:
+    read, pool, events = readers
     steps = read(None, 0)
     buffer, pooled, busy = ((ctypes.c_double * max(steps, 1))() for _ in range(3))
+    timeline = (ctypes.c_double * (4 * _EVENTS))()
     model.run(feeds)                                 # warm up, then clear the counters
     read(buffer, steps)
     pool(pooled, busy, steps)
+    events(timeline, _EVENTS)
     wall, per_run, per_run_pool = [], [], []
     for _ in range(runs):
         start = time.perf_counter()
@@ -148,6 +162,7 @@ def _measure(model, read, pool, feeds, runs, machine, graph, plan, model_path,
         wall.append(time.perf_counter() - start)
         read(buffer, steps)
         pool(pooled, busy, steps)
+        recorded = min(events(timeline, _EVENTS), _EVENTS)
         per_run.append(list(buffer[:steps]))
         per_run_pool.append([list(pooled[:steps]), list(busy[:steps])])
     per_run = np.array(per_run).reshape(runs, steps) * 1e-9
@@ -165,9 +180,13 @@ def _measure(model, read, pool, feeds, runs, machine, graph, plan, model_path,
         else:
             rows.append(Row("(graph outputs copied into place)", "copy", seconds, 0, 0, None,
                             float(pooled_s[i]), float(busy_s[i])))
+    last = np.array(timeline[:4 * recorded]).reshape(recorded, 4)
+    origin = last[0, 2] if recorded else 0.0
     return Profile(model_path, runs, rows, sum(r.seconds for r in rows),
                    statistics.median(wall), float(np.median(per_run.sum(axis=1))), machine,
-                   graph, plan, threads)
+                   graph, plan, threads,
+                   [(int(step), int(thread), (start - origin) * 1e-9, (end - origin) * 1e-9)
+                    for step, thread, start, end in last])
 
 
 # --- reports -----------------------------------------------------------------------------------
@@ -235,7 +254,9 @@ def scaling_table(profiles: list, top: int | None = None) -> str:
 
 
 def chrome_trace(p: Profile) -> dict:
-    """One median run as consecutive complete events (microseconds)."""
+    """One median run as consecutive complete events (microseconds), process 1; the last run's
+    timeline as process 2: its steps on thread 0, each thread's tasks on threads 1, 2...
+    (named after their step's nodes)."""
     events, ts = [], 0.0
     for r in p.rows:
         dur = r.seconds * 1e6
@@ -243,6 +264,21 @@ def chrome_trace(p: Profile) -> dict:
                        "dur": round(dur, 3), "pid": 1, "tid": 1,
                        "args": {"op": r.op, "flops": r.flops, "bytes": r.bytes}})
         ts += dur
+    marks = sorted((start, step) for step, thread, start, _ in p.timeline or () if thread < 0)
+    for (start, step), (end, _) in zip(marks, marks[1:]):
+        if step < len(p.rows):
+            events.append({"name": p.rows[step].label, "cat": p.rows[step].op, "ph": "X",
+                           "ts": round(start * 1e6, 3), "dur": round((end - start) * 1e6, 3),
+                           "pid": 2, "tid": 0})
+    for step, thread, start, end in p.timeline or ():
+        if thread >= 0 and step < len(p.rows):
+            events.append({"name": p.rows[step].label, "cat": "task", "ph": "X",
+                           "ts": round(start * 1e6, 3), "dur": round((end - start) * 1e6, 3),
+                           "pid": 2, "tid": thread + 1})
+    events += [{"name": "process_name", "ph": "M", "pid": 1,
+                "args": {"name": "per node, median of the runs"}},
+               {"name": "process_name", "ph": "M", "pid": 2,
+                "args": {"name": f"last run at {p.threads} threads: steps, tasks per thread"}}]
     return {"traceEvents": events, "displayTimeUnit": "ms",
             "otherData": {"model": os.path.basename(p.model), "runs": p.runs}}
 

@@ -62,7 +62,10 @@ def test_profile_rows_are_the_nodes_and_reports_are_written(tmp_path):
     assert text.splitlines()[0].split() == ["node", "op", "ms", "%", "GFLOP/s", "%", "roof"]
     assert "conv+relu" in text and "end to end" in text
     trace = chrome_trace(p)
-    assert [e["name"] for e in trace["traceEvents"]] == ["conv+relu", "flatten", "fc"]
+    per_node = [e for e in trace["traceEvents"] if e["pid"] == 1 and e["ph"] == "X"]
+    assert [e["name"] for e in per_node] == ["conv+relu", "flatten", "fc"]
+    last_run = [e for e in trace["traceEvents"] if e["pid"] == 2 and e["ph"] == "X"]
+    assert [e["name"] for e in last_run] == ["conv+relu", "flatten", "fc"]  # its steps
     json.dumps(trace)
     page = html_report(p)
     assert page.startswith("<!DOCTYPE html>") and "Arena timeline" in page and "<svg" in page

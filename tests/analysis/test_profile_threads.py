@@ -6,7 +6,7 @@ import onnx
 import pytest
 from onnx import helper
 
-from nnbuild.analysis.profile import profile_threads, scaling_table
+from nnbuild.analysis.profile import chrome_trace, profile_threads, scaling_table
 from nnbuild.cli import main
 from nnbuild.options import Options
 
@@ -59,6 +59,26 @@ def test_the_pools_share_of_each_node(tmp_path):
         assert 0 < r.pooled_s <= r.seconds * 1.01 and 0 < r.busy_s <= 2 * r.pooled_s, r
         assert r.alone_s() == max(r.seconds - r.pooled_s, 0.0)
         assert r.wait_s(2) == pytest.approx(r.pooled_s - r.busy_s / 2, abs=1e-12)
+
+
+def test_the_last_runs_timeline_of_tasks_per_thread(tmp_path):
+    """Each step's start is marked on the pool's clock and each pooled task is recorded with its
+    step and thread: at 2 threads every task lies inside its step, on thread 0 (the caller) or
+    1; at 1 thread there are marks only. The Chrome trace shows them as process 2."""
+    one, two = profile_threads(_mlp(tmp_path / "mlp.onnx"), Options(), (1, 2), runs=2,
+                               work_dir=str(tmp_path / "work"))
+    assert [e[:2] for e in one.timeline] == [(k, -1) for k in range(len(one.rows) + 1)]
+    marks = {step: start for step, thread, start, _ in two.timeline if thread < 0}
+    assert sorted(marks) == list(range(len(two.rows) + 1)) and marks[0] == 0.0
+    assert all(marks[k] <= marks[k + 1] for k in range(len(two.rows)))
+    tasks = [e for e in two.timeline if e[1] >= 0]
+    assert {step for step, *_ in tasks} == {0, 1}              # both MatMuls go to the pool
+    for step, thread, start, end in tasks:
+        assert thread in (0, 1) and marks[step] <= start <= end <= marks[step + 1]
+    trace = chrome_trace(two)["traceEvents"]
+    on_threads = [e for e in trace if e.get("pid") == 2 and e.get("tid", 0) > 0]
+    assert len(on_threads) == len(tasks)
+    assert {e["name"] for e in on_threads} == {"fc0+relu0", "fc1"}
 
 
 def test_profile_cli_takes_a_list_of_thread_counts(tmp_path, capsys):

@@ -61,7 +61,19 @@ static struct {
 
 #ifdef NN_PROFILE
 static _Atomic int64_t pooled_ns, busy_ns;      /* see pool_counters */
+static struct { int step, thread; int64_t start, end; } events[NN_POOL_PROFILE_EVENTS];
+static _Atomic int n_events, marked_step;
+static _Thread_local int thread_index;          /* 0 on the callers, 1... on the workers */
 static int64_t now_ns(void);
+
+static void record(int step, int thread, int64_t start, int64_t end)
+{
+    const int slot = atomic_fetch_add_explicit(&n_events, 1, memory_order_relaxed);
+    if (slot < NN_POOL_PROFILE_EVENTS) {
+        events[slot].step = step, events[slot].thread = thread;
+        events[slot].start = start, events[slot].end = end;
+    }
+}
 #endif
 
 static uint32_t generation(uint64_t word) { return (uint32_t)(word >> 32); }
@@ -87,7 +99,10 @@ static void take_tasks(uint32_t gen, void *scratch, size_t capacity)
 #endif
         fn(ctx, (int)(uint32_t)word, scratch);
 #ifdef NN_PROFILE
-        atomic_fetch_add_explicit(&busy_ns, now_ns() - start, memory_order_relaxed);
+        const int64_t end = now_ns();
+        atomic_fetch_add_explicit(&busy_ns, end - start, memory_order_relaxed);
+        record(atomic_load_explicit(&marked_step, memory_order_relaxed), thread_index, start,
+               end);
 #endif
         atomic_fetch_add_explicit(&pool.done, 1, memory_order_release);
         word = atomic_load_explicit(&pool.word, memory_order_acquire);
@@ -121,6 +136,9 @@ static uint64_t poll_generation(uint32_t seen)
 static void *worker_main(void *arg)
 {
     worker *w = arg;
+#ifdef NN_PROFILE
+    thread_index = (int)(w - pool.workers) + 1;
+#endif
     for (;;) {
         uint64_t word = poll_generation(w->seen);
         if (generation(word) == w->seen && !atomic_load(&pool.stop)) {
@@ -208,6 +226,23 @@ void NN_FN(pool_counters)(double *pooled, double *busy)
 {
     *pooled = (double)atomic_load(&pooled_ns);
     *busy = (double)atomic_load(&busy_ns);
+}
+
+void NN_FN(pool_mark)(int step)
+{
+    const int64_t now = now_ns();
+    atomic_store(&marked_step, step);
+    record(step, -1, now, now);
+}
+
+int NN_FN(pool_events)(double *out, int capacity)
+{
+    const int n = atomic_exchange(&n_events, 0);
+    for (int i = 0; i < n && i < capacity && i < NN_POOL_PROFILE_EVENTS; ++i) {
+        out[4 * i] = events[i].step, out[4 * i + 1] = events[i].thread;
+        out[4 * i + 2] = (double)events[i].start, out[4 * i + 3] = (double)events[i].end;
+    }
+    return n;
 }
 #endif
 

@@ -64,6 +64,16 @@ void NN_FN(parallel_for)(int n_tasks, nn_task_fn fn, const void *ctx, void *scra
  * worker still waking, the tail of the slowest task), and the step's time outside pooled
  * calls ran on the calling thread alone. */
 void NN_FN(pool_counters)(double *pooled_ns, double *busy_ns);
+
+/* The timeline of a run: pool_mark(step) records "step starts now" (model.c calls it before
+ * step 0 and after every step), and each task of a pooled call is recorded with the last
+ * marked step, the thread that ran it (0: the caller) and its start and end; at most
+ * NN_POOL_PROFILE_EVENTS events. pool_events copies them, 4 doubles each (step; thread, -1
+ * for a mark; start ns; end ns), into `events` (room for `capacity` events), returns how many
+ * were recorded, and clears them. Call both between runs only. */
+#define NN_POOL_PROFILE_EVENTS 65536
+void NN_FN(pool_mark)(int step);
+int NN_FN(pool_events)(double *events, int capacity);
 #endif
 
 /* Range t of `tiles` near-equal parts of [0, total), boundaries at multiples of `align`. */
