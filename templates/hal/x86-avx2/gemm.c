@@ -13,6 +13,9 @@
 #if MR != 2 * VL
 #error "NN_GEMM_MR must be two vectors"
 #endif
+#if NR % 3 != 0
+#error "NN_GEMM_NR must be a multiple of 3 (narrow panels run in thirds of it)"
+#endif
 
 #define INLINE static inline __attribute__((always_inline))
 
@@ -79,16 +82,17 @@ static void pack_dense(const nn_gemm_source *src, int k0, int kc, int n0, int nc
 #define C_PREFETCH_STEPS 32
 
 /* acc[j][v] += A rows [v * VL, v * VL + VL) times B column j over `steps` values of k, for the
- * nv vectors of rows that hold data (nv = 1 when the tile has at most VL rows); advances a, b. */
-INLINE void kernel_steps(int steps, int nv, const float *restrict *pa, const float *restrict *pb,
-                         vec acc[NR][2])
+ * nv vectors of rows that hold data (nv = 1 when the tile has at most VL rows) and the first
+ * nj columns (a constant at each call: NR, or fewer for the last panel of B); advances a, b. */
+INLINE void kernel_steps(int steps, int nv, int nj, const float *restrict *pa,
+                         const float *restrict *pb, vec acc[NR][2])
 {
     const float *restrict a = *pa, *restrict b = *pb;
     _Pragma("GCC unroll 4")
     for (int p = 0; p < steps; ++p) {
         const vec a0 = vload(a);
         const vec a1 = nv > 1 ? vload(a + VL) : vzero();
-        for (int j = 0; j < NR; ++j) {
+        for (int j = 0; j < nj; ++j) {
             const vec bj = vset1(b[j]);
             acc[j][0] = vfma(a0, bj, acc[j][0]);
             if (nv > 1)
@@ -123,7 +127,7 @@ INLINE void prefetch_tile(int mr, int nr, const float *c, ptrdiff_t rsc, ptrdiff
 /* acc[j][v] = sum over p < kc of A rows [v * VL, v * VL + VL) times B column j, k ascending;
  * C's tile is prefetched C_PREFETCH_STEPS before the end, and the pf_lines lines at pf a few
  * every A_PREFETCH_STEPS steps before that. */
-INLINE void kernel_tile(int kc, int nv, const float *restrict a, const float *restrict b,
+INLINE void kernel_tile(int kc, int nv, int nj, const float *restrict a, const float *restrict b,
                         vec acc[NR][2], int mr, int nr, const float *c, ptrdiff_t rsc,
                         ptrdiff_t csc, const char *pf, int pf_lines)
 {
@@ -139,13 +143,13 @@ INLINE void kernel_tile(int kc, int nv, const float *restrict a, const float *re
             prefetch_lines(pf, n);
             pf += (size_t)n * 64;
             pf_lines -= n;
-            kernel_steps(A_PREFETCH_STEPS, nv, &a, &b, acc);
+            kernel_steps(A_PREFETCH_STEPS, nv, nj, &a, &b, acc);
         }
         prefetch_lines(pf, pf_lines);
     }
-    kernel_steps(early - p, nv, &a, &b, acc);
+    kernel_steps(early - p, nv, nj, &a, &b, acc);
     prefetch_tile(mr, nr, c, rsc, csc);
-    kernel_steps(kc - early, nv, &a, &b, acc);
+    kernel_steps(kc - early, nv, nj, &a, &b, acc);
 }
 
 /* One column of B (a matrix-vector product): four partial sums over k mod 4 hide the FMA
@@ -349,10 +353,15 @@ static void tile(int kc, int mr, int nr, const float *a, const float *b, float a
             kernel_column(kc, 2, a, b, acc);
         else
             kernel_column(kc, 1, a, b, acc);
-    } else if (mr > VL) {
-        kernel_tile(kc, 2, a, b, acc, mr, nr, c, rsc, csc, pf, pf_lines);
+    } else if (mr > VL) {                  /* columns in thirds of NR: a narrow last panel */
+        if (3 * nr <= NR)                  /* of B runs a third of the FMAs */
+            kernel_tile(kc, 2, NR / 3, a, b, acc, mr, nr, c, rsc, csc, pf, pf_lines);
+        else if (3 * nr <= 2 * NR)
+            kernel_tile(kc, 2, 2 * NR / 3, a, b, acc, mr, nr, c, rsc, csc, pf, pf_lines);
+        else
+            kernel_tile(kc, 2, NR, a, b, acc, mr, nr, c, rsc, csc, pf, pf_lines);
     } else {
-        kernel_tile(kc, 1, a, b, acc, mr, nr, c, rsc, csc, pf, pf_lines);
+        kernel_tile(kc, 1, NR, a, b, acc, mr, nr, c, rsc, csc, pf, pf_lines);
     }
     store_tile(mr, nr, acc, alpha, init, bias, c, rsc, csc, epi, res);
 }
