@@ -1,11 +1,11 @@
 """Convolution kernel paths of every target, on edge shapes, against onnxruntime.
 
 The x86 kernels (templates/hal/x86-avx2/conv.c, also built for x86-avx512) pick a path by
-shape: a 1x1 stride-1 kernel whose reduction fits one KC block goes vectors-along-positions
-(straight NCHW stores, the image read in place, masked loads at its end), a longer one the
-GEMM over the image; other kernels direct tiles vectorised along output channels from a
-zero-padded copy, or the GEMM over implicit im2col when rows are short or the copy does not fit
-the work buffer. One model holds a Conv per case below, each on its own input; every case must
+shape: a 1x1 stride-1 kernel with a reduction up to 640 long (over one or more KC blocks) on at
+least 64 positions goes vectors-along-positions (straight NCHW stores, the image read in place,
+masked loads at its end), others the GEMM over the image; other kernels direct tiles (along
+positions or output channels) from a zero-padded copy, or the GEMM over implicit im2col when
+the image is small, rows are short or the copy does not fit the work buffer. One model holds a Conv per case below, each on its own input; every case must
 match onnxruntime within the op tolerance, on every target this CPU runs, and be bit-identical
 at 1 and 3 threads.
 
@@ -40,6 +40,7 @@ CASES = {
     "pointwise_long_k": ([1, 300, 6, 9], 10, [1, 1], {}, True),
     "pointwise_wide": ([1, 8, 13, 17], 40, [1, 1], {}, False),
     "pointwise_k256": ([1, 256, 9, 9], 13, [1, 1], {}, True),
+    "pointwise_k300_positions": ([1, 300, 9, 11], 19, [1, 1], {}, True),
     "pointwise_tiny": ([1, 16, 1, 5], 70, [1, 1], {}, True),
     "pointwise_stride2": ([1, 12, 11, 11], 9, [1, 1], {"strides": [2, 2]}, True),
     "same_3x3_tail": ([1, 5, 9, 13], 37, [3, 3], {"pads": [1, 1, 1, 1]}, True),

@@ -1,7 +1,7 @@
 /* Convolution and transposed convolution for the x86 targets; see conv.h.
  *
  * Conv runs one of four paths per image and group, by shape:
- * - 1x1, stride 1, unpadded, k in one KC block: position tiles over the image itself (RB
+ * - 1x1, stride 1, unpadded, k not long: position tiles over the image itself (RB
  *   channels x up to VMAX vectors of consecutive positions, weights broadcast from the packed
  *   A panels, NCHW vector stores);
  * - else, when bands of output rows of a zero-padded copy of the image fit the work buffer
@@ -249,30 +249,41 @@ static int vector_pieces(const direct_job *j, int q, int len, piece *out)
     return n;
 }
 
-/* A tile's stores: its vectors' pieces, the output and residual rows of channel ir. */
+/* A tile's stores: its vectors' pieces (`whole`: each vector one piece of all its lanes),
+ * the output and residual rows of channel ir. */
 typedef struct {
     const piece *pieces[VMAX];
     int count[VMAX];
+    bool whole;
     float *y;
     const float *res;
 } tile_out;
 
-/* Vector v of one row of a tile stored: the residual added, the clamps applied. */
-INLINE void store_vec(const direct_job *j, const tile_out *o, int r, int v, vec val)
+/* Vector v of one row of a tile stored: the residual added, the clamps of e applied (a copy
+ * of the job's: the stores cannot change it). */
+INLINE void store_vec(const direct_job *j, const nn_conv_epilogue *e, const tile_out *o, int r,
+                      int v, vec val)
 {
     float *y = o->y + r * j->ys;
     const float *res = o->res ? o->res + r * j->ys : NULL;
-    for (int e = 0; e < o->count[v]; ++e) {
-        const piece *pc = &o->pieces[v][e];
+    if (o->whole) {
+        const ptrdiff_t at = o->pieces[v][0].at;
+        if (res)
+            val = vadd(val, vload(res + at));
+        vstore(y + at, clamp_vec(e, val));
+        return;
+    }
+    for (int n = 0; n < o->count[v]; ++n) {
+        const piece *pc = &o->pieces[v][n];
         vec t = val;
         if (pc->full) {
             if (res)
                 t = vadd(t, vload(res + pc->at));
-            vstore(y + pc->at, clamp_vec(j->epi, t));
+            vstore(y + pc->at, clamp_vec(e, t));
         } else {
             if (res)
                 t = vadd(t, vload_lanes(res + pc->at, pc->mask));
-            vstore_lanes(y + pc->at, pc->mask, clamp_vec(j->epi, t));
+            vstore_lanes(y + pc->at, pc->mask, clamp_vec(e, t));
         }
     }
 }
@@ -289,11 +300,11 @@ INLINE void store_vec(const direct_job *j, const tile_out *o, int r, int v, vec 
     }
 #define POS_STORE(r)                                                                           \
     if (r < rows) {                                                                            \
-        store_vec(j, o, r, 0, acc##r##_0);                                                     \
+        store_vec(j, &epi, o, r, 0, acc##r##_0);                                               \
         if (nv > 1)                                                                            \
-            store_vec(j, o, r, 1, acc##r##_1);                                                 \
+            store_vec(j, &epi, o, r, 1, acc##r##_1);                                           \
         if (nv > 2)                                                                            \
-            store_vec(j, o, r, 2, acc##r##_2);                                                 \
+            store_vec(j, &epi, o, r, 2, acc##r##_2);                                           \
     }
 
 INLINE vec positions_load(const float *x, bool masked, lanes last)
@@ -322,6 +333,7 @@ INLINE void positions_kernel(const direct_job *j, int nv, bool exact, lanes last
             a += MR;
         }
     }
+    const nn_conv_epilogue epi = *j->epi;
     ROWS(POS_STORE)
 }
 
@@ -355,9 +367,11 @@ static void positions_block(const direct_job *j, int i0, int i1, int t0, int t1)
             const lanes last = lane_range(0, len % VL);
             piece pieces[VMAX][VL];
             tile_out o;
+            o.whole = true;
             for (int v = v0; v < v1; ++v) {
                 o.count[v - v0] = vector_pieces(j, v * VL, len, pieces[v - v0]);
                 o.pieces[v - v0] = pieces[v - v0];
+                o.whole = o.whole && o.count[v - v0] == 1 && pieces[v - v0][0].full;
             }
             const float *xt = j->x + r * j->x_step + (ptrdiff_t)v0 * VL;
             float *yt = j->y + r * j->y_step;
@@ -654,10 +668,13 @@ void NN_FN(conv)(const nn_conv_params *p, const float *x, const float *w_packed,
                            p->pads[1] == 0 && p->pads[2] == 0;
     const size_t work_floats = NN_GEMM_WORK_FLOATS(positions);
     const nn_conv_epilogue *e = epi ? epi : &no_epilogue;
-    /* A 1x1 kernel with k in one KC block: vectors along positions (when they fill them).
-     * Others: direct tiles over bands of rows that fit the work, when they store at least
-     * half of what they compute; else the GEMM over implicit im2col. */
-    const bool by_positions = pointwise && k <= KC && positions_fill(positions) &&
+    /* A 1x1 kernel with k <= POSITIONS_MAX_K on at least DIRECT_MIN_POSITIONS positions:
+     * vectors along positions (when they fill them; measured, AVX-512, 1 thread: 384->64 at
+     * 14x14 25% and 512->128 at 28x28 12-16% faster than the GEMM, 1024->256 at 14x14 a
+     * tie, 160->960 at 7x7 30% slower). Others: direct tiles over bands of rows that fit the
+     * work (direct_kind); else the GEMM, over the image or implicit im2col. */
+    const bool by_positions = pointwise && k <= POSITIONS_MAX_K &&
+                              positions >= DIRECT_MIN_POSITIONS && positions_fill(positions) &&
                               (size_t)k <= work_floats;
     const int band_rows = pointwise ? 0 : direct_band_rows(p, c, k, work_floats);
     const int kind = band_rows ? direct_kind(p, k, band_rows) : DIRECT_NONE;
