@@ -24,8 +24,10 @@ ATTR = "winograd"
 # V and M of one chunk of tile rows are kept to about this many bytes (cache-sized; see
 # chunk_rows).
 CHUNK_BYTES = 1 << 20
-# choose(): larger transformed F(2x2) weights cost more memory traffic than F(2x2) saves.
+# choose(): transformed F(2x2) weights larger than this need this many output tiles to pay for
+# streaming them.
 MAX_WEIGHT_BYTES = 8 << 20
+MIN_TILES_BIG_WEIGHTS = 32
 
 
 def _matrices(m: int) -> tuple:
@@ -163,17 +165,18 @@ def choose(g) -> int:
     """m of the Winograd convolution to run for geometry ``g``, or 0 for the direct kernels.
 
     Measured (docs/winograd.md: one 3x3 pad-1 Conv + Relu per shape, one thread, x86-avx512,
-    at fd34a32): F(2x2) beats the direct kernels when both channel counts per group are >= 64
-    and the products are not too small for their transforms, 1/C + 1/M < 1/32 (64 -> 64 at
-    56x56 is a tie; 128 -> 32, 48 -> 192 and smaller lose), unless the transformed weights
-    (16 C M floats) exceed MAX_WEIGHT_BYTES: 512 -> 512 at 7x7 wins alone, with its weights
-    cache-hot, but made ResNet-18 slower end to end, where they stream from memory. F(4x4) is faster still on large
-    images but its error is about 10x the direct kernels' (above OP_TOLERANCE for >= 128 input
-    channels), so it is never chosen here; a node's ``winograd`` attribute (the text or JSON IR)
-    still selects it."""
+    at d839c65): F(2x2) beats the direct kernels on every shape with at least 32 input and
+    output channels per group (0.55x to 0.9x the time; 16 -> 64 at 55x55 loses), except where
+    its transformed weights (16 C M floats) exceed MAX_WEIGHT_BYTES and the image has fewer
+    than MIN_TILES_BIG_WEIGHTS output tiles: 512 -> 512 at 7x7 (16 tiles) streams 16 MiB of U
+    for little work and runs 1.35x slower, at 14x14 (49 tiles) 0.78x, at 28x28 0.55x. F(4x4) is
+    faster still on large images but its error is about 10x the direct kernels' (above
+    OP_TOLERANCE for >= 128 input channels), so it is never chosen here; a node's ``winograd``
+    attribute (the text or JSON IR) still selects it."""
     if not applicable(g):
         return 0
     c, m = g.in_channels // g.groups, g.out_channels // g.groups
-    if 16 * c * m * 4 > MAX_WEIGHT_BYTES:
+    tiles = g.batch * -(-g.out_size[0] // 2) * -(-g.out_size[1] // 2)
+    if 16 * c * m * 4 > MAX_WEIGHT_BYTES and tiles < MIN_TILES_BIG_WEIGHTS:
         return 0
-    return 2 if min(c, m) >= 64 and c * m > 32 * (c + m) else 0
+    return 2 if min(c, m) >= 32 else 0

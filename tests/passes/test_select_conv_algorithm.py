@@ -34,11 +34,9 @@ def test_strided_small_runtime_weights_and_chosen_nodes_stay():
       %a: f32[1,64,28,28] = Conv(%x, @W) {pads=[1, 1, 1, 1], strides=[2, 2]}  # strided
       %b: f32[1,64,56,56] = Conv(%x, %w) {pads=[1, 1, 1, 1]}  # runtime weights
       %c: f32[1,16,56,56] = Conv(%x, @S) {pads=[1, 1, 1, 1]}  # 16 outputs: direct is faster
-      %e: f32[1,64,56,56] = Conv(%x, @W) {pads=[1, 1, 1, 1]}  # 64 -> 64: a tie, direct
       %d: f32[1,64,56,56] = Conv(%x, @W) {pads=[1, 1, 1, 1], winograd=4}  # chosen by hand
       output %a
       output %b
       output %c
       output %d
-      output %e
     }""")
