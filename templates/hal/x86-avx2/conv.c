@@ -511,7 +511,15 @@ static void band_segment(const nn_conv_params *p, const direct_geometry *g, int 
  * - else positions when they store at least half, else none. */
 enum { DIRECT_NONE, DIRECT_CHANNELS, DIRECT_POSITIONS };
 #define DIRECT_MIN_POSITIONS 64
+/* AVX2's position tiles (4 rows x 3 vectors of 8) load more per FMA: there channel tiles
+ * catch up by k = 432 (measured, 1 thread: k = 144, 288 positions 10% faster; 432 a tie;
+ * 576, 1152 channels 10% faster; a 1x1 512->128 at 28x28 4% slower on positions than on
+ * the GEMM). */
+#if VL == 16
 #define POSITIONS_MAX_K 640
+#else
+#define POSITIONS_MAX_K 320
+#endif
 
 static int direct_kind(const nn_conv_params *p, int k, int rows)
 {
