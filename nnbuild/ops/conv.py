@@ -252,9 +252,8 @@ class Conv(_Convolution):
 
     def takes_epilogue(self, node, graph) -> bool:
         """Whether ``lower`` can apply a fused epilogue (``nn_conv_epilogue``) in the kernel's
-        stores: the float32 kernels of conv.h and winograd.h (not depthwise)."""
-        g = self.geometry(node, graph)
-        return graph.types[node.outputs[0]].dtype.short == "f32" and not self.depthwise(g)
+        stores: the float32 kernels of conv.h, depthwise.h and winograd.h."""
+        return graph.types[node.outputs[0]].dtype.short == "f32"
 
     def lower(self, node, ctx, epilogue: str = ""):
         """``epilogue``: a C initializer of ``nn_conv_epilogue`` the kernel applies as it stores
@@ -296,8 +295,10 @@ class Conv(_Convolution):
         lines = [g.c_params()]
         if self.depthwise(g):
             ctx.fn("conv", "conv")        # depthwise.h takes conv.h's nn_conv_params
+            if epilogue:
+                lines.append(f"const nn_conv_epilogue epilogue = {epilogue};")
             lines.append(f"{ctx.fn('depthwise', 'conv_depthwise')}(&conv, {ptrs[x]}, {ptrs[w]}, "
-                         f"{bias}, {ptrs[y]});")
+                         f"{bias}, {ptrs[y]}, {'&epilogue' if epilogue else 'NULL'});")
         else:
             scratch = ctx.scratch("float")
             if w in ctx.graph.constants:

@@ -8,7 +8,13 @@ vector; 2-D 3x3 and 5x5 kernels with equal strides 1 or 2 and
 no dilation are unrolled over 4 output rows, everything else takes a generic vector loop, and
 rows too wide for the buffer the scalar loop nest. Small 2-D planes whose rows would waste most
 of a vector (7-wide rows in 16 lanes) are computed along the flattened plane instead (phase
-planes along h and w, a few garbage columns per row computed and dropped). The cases cover what that must get right:
+planes along h and w, a few garbage columns per row computed and dropped). On x86, 1-D and 2-D
+problems with one output per channel, output rows narrower than two vectors and at least half
+a vector of channels take channel blocks instead: VL channels transposed into a buffer of
+(row, column, channel) vectors, VL positions of a band computed at once and transposed back
+(the "ch_" cases: partial last blocks, batch 2, stride 2 and 3, dilation, 5x5 and 7x7 kernels,
+padding wider than the image, several bands with a shorter last one). The cases cover what
+that must get right:
 rows shorter than one vector (1, 7, 14 wide; the flattened path for 7x7 at stride 1 and 2,
 2x2 stride 2, 1-D), tails, rows wider than several vectors, planes
 that need several bands (and a last band shorter than the others), strides 1, 2 and 3 and
@@ -56,6 +62,21 @@ CASES = {
     "conv_1d": ([1, 4, 33], 1, [5], {"strides": [2], "pads": [2, 1]}, True),
     "conv_3d": ([1, 3, 5, 7, 9], 1, [3, 3, 3], {"strides": [2, 1, 2], "pads": [1] * 6}, True),
     "too_wide_for_buffer": ([1, 2, 3, 6000], 1, [3, 3], {"pads": [1, 1, 1, 1]}, True),
+    # channel blocks (x86: rows narrower than 2 vectors, at least half a vector of channels):
+    # 19 and 37 channels leave a partial last block (16 + 3 at 16 lanes, 8 + 8 + 3 at 8)
+    "ch_7x7": ([1, 19, 7, 7], 1, [3, 3], {"pads": [1, 1, 1, 1]}, True),
+    "ch_14_to_7": ([1, 37, 14, 14], 1, [3, 3], {"strides": [2, 2], "pads": [1, 1, 1, 1]}, True),
+    "ch_odd_s2_batch2": ([2, 19, 13, 11], 1, [3, 3], {"strides": [2, 2], "pads": [1, 0, 1, 1]},
+                         False),
+    "ch_5x5_asym": ([1, 16, 9, 12], 1, [5, 5], {"pads": [2, 1, 0, 3]}, True),
+    "ch_7x7_kernel": ([1, 9, 8, 5], 1, [7, 7], {"pads": [3, 3, 3, 3]}, True),
+    "ch_dilated_s3": ([1, 8, 16, 19], 1, [3, 3],
+                      {"strides": [3, 2], "dilations": [2, 3], "pads": [2, 3, 1, 0]}, True),
+    "ch_pad_wider": ([1, 8, 2, 3], 1, [3, 3], {"pads": [3, 4, 2, 5]}, True),
+    "ch_1d": ([1, 24, 21], 1, [3], {"pads": [1, 1]}, True),
+    "ch_bands_s2": ([1, 17, 123, 59], 1, [3, 3], {"strides": [2, 2], "pads": [1, 1, 1, 1]},
+                    True),
+    "ch_bands_tall": ([1, 8, 301, 13], 1, [3, 3], {"pads": [1, 1, 1, 1]}, True),
 }
 
 

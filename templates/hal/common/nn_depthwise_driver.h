@@ -15,8 +15,11 @@
  * common kernels (2-D 3x3 and 5x5, equal strides 1 or 2, no dilation) are unrolled with their
  * weights in registers and RB output rows per pass, so input vectors loaded once serve several
  * rows. Small 2-D planes, whose rows would fill few lanes, go along the flattened plane instead
- * (flat_plan). Rows too wide for the buffer take the scalar loop nest. Bands, row blocks,
- * vectors and the path depend on the shape only: results are the same at every thread count. */
+ * (flat_plan). Rows too wide for the buffer take the scalar loop nest. A target that also
+ * defines NN_DEPTHWISE_CHANNELS (x86) computes narrow rows VL channels per vector instead (the
+ * channel blocks, below). Every path applies the epilogue (conv.h) to the outputs it has just
+ * computed. Bands, row blocks, vectors and the path depend on the shape only: results are the
+ * same at every thread count. */
 #ifndef NN_DEPTHWISE_DRIVER_H
 #define NN_DEPTHWISE_DRIVER_H
 
@@ -24,6 +27,32 @@ static int dw_min(int a, int b) { return a < b ? a : b; }
 static int dw_max(int a, int b) { return a > b ? a : b; }
 
 static int dw_volume(const int size[3]) { return size[0] * size[1] * size[2]; }
+
+/* The epilogue (conv.h) on y[0 .. n) in place, r the residual at the same positions or NULL:
+ * the float operations of the separate ops Add, Relu and Clip, in that order. */
+static void dw_epilogue(const nn_conv_epilogue *e, float *y, const float *r, size_t n)
+{
+    if (!e)
+        return;
+    for (size_t i = 0; i < n; ++i) {
+        float v = y[i];
+        if (r)
+            v = v + r[i];
+        if (e->clamp & NN_CONV_RELU)
+            v = v > 0.0f ? v : 0.0f;
+        if (e->clamp & NN_CONV_MIN)
+            v = v < e->lo ? e->lo : v;
+        if (e->clamp & NN_CONV_MAX)
+            v = v > e->hi ? e->hi : v;
+        y[i] = v;
+    }
+}
+
+/* The residual's part at y's offset `at` (NULL for none). */
+static const float *dw_residual(const nn_conv_epilogue *e, size_t at)
+{
+    return e && e->residual ? e->residual + at : NULL;
+}
 
 /* Indices i in [0, n) with 0 <= i * stride + offset < limit: the range [*lo, *hi). */
 static void dw_valid_range(int n, int stride, int offset, int limit, int *lo, int *hi)
@@ -38,7 +67,8 @@ static void dw_valid_range(int n, int stride, int offset, int limit, int *lo, in
  * output row at a time: the row starts as the bias, then each kernel tap adds its weight times
  * the (shifted, strided) input row. */
 static void depthwise_planes(const nn_conv_params *p, const float *x, const float *w,
-                             const float *bias, float *y, int q0, int q1)
+                             const float *bias, const nn_conv_epilogue *e, float *y, int q0,
+                             int q1)
 {
     const int *in = p->in_size, *out = p->out_size, *ks = p->kernel;
     const int *s = p->strides, *d = p->dilations, *pad = p->pads;
@@ -81,14 +111,16 @@ static void depthwise_planes(const nn_conv_params *p, const float *x, const floa
                 }
             }
         }
+        dw_epilogue(e, ym, dw_residual(e, (size_t)q * positions), (size_t)positions);
     }
 }
 
 typedef struct {
     const nn_conv_params *p;
     const float *x, *w, *bias;
+    const nn_conv_epilogue *e;   /* NULL: none */
     float *y;
-    int planes, tiles;
+    int units, tiles;            /* units: planes, or channel blocks (channel_blocks) */
 } depthwise_job;
 
 /* Planes of one task of conv_depthwise: the generic target's, or the vector path's below. */
@@ -99,17 +131,32 @@ static void depthwise_task(const void *ctx, int t, void *scratch);
  * load): its flops count this many times when choosing the number of tasks. */
 #define DW_FLOP_COST 4.0
 
-/* Planes split into tasks (their number from the problem's size and the thread count; each
- * plane is computed the same way whichever task holds it). */
+/* Blocks of channels the channel path (NN_DEPTHWISE_CHANNELS, below) computes this problem
+ * in, or 0 where it does not apply (then the units of work are planes). */
+static int channel_blocks(const nn_conv_params *p);
+
+/* Planes (or channel blocks) split into tasks (their number from the problem's size and the
+ * thread count; each is computed the same way whichever task holds it). */
 void NN_FN(conv_depthwise)(const nn_conv_params *p, const float *x, const float *w,
-                           const float *bias, float *y)
+                           const float *bias, float *y, const nn_conv_epilogue *epilogue)
 {
-    const int planes = p->batch * p->out_channels;
+    const int planes = p->batch * p->out_channels, blocks = channel_blocks(p);
+    const int units = blocks ? blocks : planes;
     const double flops = 2.0 * planes * (double)dw_volume(p->out_size) * dw_volume(p->kernel);
-    const int tiles = nn_task_count(DW_FLOP_COST * flops);
-    const depthwise_job j = {p, x, w, bias, y, planes, tiles < planes ? tiles : planes};
+    const int tiles = nn_balanced_tasks(units, nn_task_count(DW_FLOP_COST * flops));
+    const nn_conv_epilogue *e = epilogue && (epilogue->residual || epilogue->clamp) ? epilogue
+                                                                                    : NULL;
+    const depthwise_job j = {p, x, w, bias, e, y, units, tiles};
     NN_FN(parallel_for)(j.tiles, depthwise_task, &j, NULL, 0);
 }
+
+#ifndef NN_DEPTHWISE_CHANNELS
+static int channel_blocks(const nn_conv_params *p)
+{
+    (void)p;
+    return 0;
+}
+#endif
 
 #ifdef NN_DEPTHWISE_VECTOR
 /* --- the vector path ---------------------------------------------------------------------------
@@ -317,7 +364,8 @@ static void run_band(const nn_conv_params *p, int kind, const float *x, const dw
 /* Output planes [q0, q1) (plane q: image q / out_channels, channel q % out_channels): the
  * planes of one input channel share each band's copy. */
 static void depthwise_bands(const nn_conv_params *p, const dw_layout *L, const float *x,
-                            const float *w, const float *bias, float *y, int q0, int q1)
+                            const float *w, const float *bias, const nn_conv_epilogue *e,
+                            float *y, int q0, int q1)
 {
     float buf[BUFFER_FLOATS];
     const int *out = p->out_size, kind = fixed_kernel(p);
@@ -332,9 +380,11 @@ static void depthwise_bands(const nn_conv_params *p, const dw_layout *L, const f
                 const int rows = dw_min(L->band, out[1] - oh0);
                 fill_band(p, L, xc, od, oh0, rows, buf);
                 for (int m = m0; m < m1; ++m) {
-                    float *ym = y + ((size_t)n * p->out_channels + m) * positions +
-                                ((size_t)od * out[1] + oh0) * out[2];
-                    run_band(p, kind, buf, L, w + (size_t)m * kvol, bias ? bias[m] : 0.0f, ym, rows);
+                    const size_t at = ((size_t)n * p->out_channels + m) * positions +
+                                      ((size_t)od * out[1] + oh0) * out[2];
+                    run_band(p, kind, buf, L, w + (size_t)m * kvol, bias ? bias[m] : 0.0f,
+                             y + at, rows);
+                    dw_epilogue(e, y + at, dw_residual(e, at), (size_t)rows * out[2]);
                 }
             }
         q += m1 - m0;
@@ -424,7 +474,8 @@ static void plane_flat(const nn_conv_params *p, const flat_layout *F, const floa
 }
 
 static void depthwise_flat(const nn_conv_params *p, const flat_layout *F, const float *x,
-                           const float *w, const float *bias, float *y, int q0, int q1)
+                           const float *w, const float *bias, const nn_conv_epilogue *e,
+                           float *y, int q0, int q1)
 {
     float buf[BUFFER_FLOATS];
     const int multiplier = p->out_channels / p->groups, kvol = dw_volume(p->kernel);
@@ -433,10 +484,231 @@ static void depthwise_flat(const nn_conv_params *p, const flat_layout *F, const 
         const int n = q / p->out_channels, m = q % p->out_channels;
         if (q == q0 || m % multiplier == 0)
             fill_flat(p, F, x + ((size_t)n * p->in_channels + m / multiplier) * in_plane, buf);
-        plane_flat(p, F, buf, buf + F->input, w + (size_t)m * kvol, bias ? bias[m] : 0.0f,
-                   y + ((size_t)n * p->out_channels + m) * positions);
+        const size_t at = (size_t)q * positions;
+        plane_flat(p, F, buf, buf + F->input, w + (size_t)m * kvol, bias ? bias[m] : 0.0f, y + at);
+        dw_epilogue(e, y + at, dw_residual(e, at), (size_t)positions);
     }
 }
+
+#ifdef NN_DEPTHWISE_CHANNELS
+/* --- channel blocks: one vector holds VL channels at one position -------------------------------
+ * The target defines, besides the above, NN_DEPTHWISE_CHANNELS, transpose_vl(r) (the VL x VL
+ * floats r[0 .. VL) transposed in place), vadd, vmax, vmin and vzero. Output rows narrower
+ * than two vectors (7 and 14 wide at 16 lanes) fill few lanes along w, and the copies and
+ * phase splits around them cost more than their taps. For them (one output per channel, at
+ * least VL / 2 channels, a 2-D or 1-D kernel), VL channels (a block; the last one of an image
+ * may hold fewer, its missing lanes read the block's last channel again and are never stored)
+ * are transposed, a band of rows at a time, into a zero-padded buffer of (row, column,
+ * channel) vectors. An output position's taps are then one vector load each at fixed offsets,
+ * VL channels at once, and any plane shape fills every lane: the outputs are taken VL flat
+ * positions of the band at a time (across row ends), each summing its taps in order from the
+ * bias with one FMA each (the same operations as the paths above), transposed back to VL
+ * positions of each channel, the epilogue applied and stored. Bands and blocks depend on the
+ * shape only. */
+#define CH_BUFFER_FLOATS 16384   /* a band's input: 64 KiB on the stack */
+#define CH_TAPS 49
+#define CH_GROUP 8               /* outputs whose taps are summed together */
+#define CH_POSITIONS 1024        /* most outputs per band */
+#define CH_INPUTS 2048           /* most input positions per band */
+
+typedef struct {
+    int Wb;                      /* padded columns the buffer holds (those read and the input's) */
+    int band;                    /* output rows per band */
+    int taps;                    /* kernel taps (at most CH_TAPS) */
+} ch_layout;
+
+/* Whether channel blocks compute this problem, and their layout. */
+static int ch_wp(const nn_conv_params *p)
+{
+    return (p->out_size[2] - 1) * p->strides[2] + (p->kernel[2] - 1) * p->dilations[2] + 1;
+}
+
+static bool ch_plan(const nn_conv_params *p, ch_layout *C)
+{
+    const int *out = p->out_size, *ks = p->kernel;
+    C->taps = dw_volume(ks);
+    if (p->out_channels != p->groups || p->in_size[0] != 1 || out[0] != 1 || ks[0] != 1 ||
+        C->taps > CH_TAPS || p->groups < VL / 2 || out[2] >= 2 * VL)
+        return false;
+    const int in2 = p->in_size[2], spare = (VL + in2 - 1) / in2 + 1;   /* ch_fill's zeros */
+    C->Wb = dw_max(ch_wp(p), p->pads[2] + in2);
+    const size_t row = (size_t)C->Wb * VL;
+    if (row * (rows_for(p, 1) + spare) > CH_BUFFER_FLOATS || out[2] > CH_POSITIONS ||
+        rows_for(p, 1) * in2 > CH_INPUTS)
+        return false;
+    int band = 1;
+    while (band < out[1] && row * (rows_for(p, band + 1) + spare) <= CH_BUFFER_FLOATS &&
+           (band + 1) * out[2] <= CH_POSITIONS && rows_for(p, band + 1) * in2 <= CH_INPUTS)
+        ++band;
+    C->band = band;
+    return true;
+}
+
+static int channel_blocks(const nn_conv_params *p)
+{
+    ch_layout C;
+    return ch_plan(p, &C) ? p->batch * ((p->out_channels + VL - 1) / VL) : 0;
+}
+
+/* The input rows of output rows [oh0, oh0 + rows), transposed: buf[(i * Wb + j) * VL + c] =
+ * padded row i, column j of channel xc[c]. The band's input rows are one run of each plane,
+ * taken VL positions at a time (across row ends; input position f of the run goes to
+ * buf + inpos[f] past its first row); the run's last vectors, past its end, are zeros: they
+ * land in bottom padding rows, rows the band does not read or the CH_SLACK past the buffer. */
+static void ch_fill(const nn_conv_params *p, const ch_layout *C, const float *const *xc,
+                    const int *inpos, int oh0, int rows, float *buf)
+{
+    const int in1 = p->in_size[1], in2 = p->in_size[2], pl = p->pads[2], Wb = C->Wb;
+    const int ih0 = oh0 * p->strides[1] - p->pads[1], n_rows = rows_for(p, rows);
+    const int r0 = dw_max(ih0, 0), r1 = dw_min(ih0 + n_rows, in1);
+    for (int i = 0; i < n_rows; ++i) {
+        float *dst = buf + (size_t)i * Wb * VL;
+        const bool inside = ih0 + i >= 0 && ih0 + i < in1;
+        for (int j = 0; j < Wb; ++j)
+            if (!inside || j < pl || j >= pl + in2)
+                vstore(dst + (size_t)j * VL, vzero());
+    }
+    if (r0 >= r1)
+        return;
+    float *base = buf + (size_t)(r0 - ih0) * Wb * VL;
+    const int total = (r1 - r0) * in2;
+    for (int f = 0; f < total; f += VL) {
+        const int n = dw_min(VL, total - f);
+        vec r[VL];
+        for (int c = 0; c < VL; ++c)
+            r[c] = load_upto(xc[c] + (size_t)r0 * in2 + f, n);
+        transpose_vl(r);
+        for (int j = 0; j < VL; ++j)
+            vstore(base + inpos[f + j], r[j]);
+    }
+}
+
+/* inpos of ch_fill: input position f of a band's run (row f / in2, column f % in2 of its
+ * first row) in the buffer, for the band's input and VL past it. */
+static void ch_inputs(const nn_conv_params *p, const ch_layout *C, int *inpos)
+{
+    const int in2 = p->in_size[2];
+    for (int f = 0; f < rows_for(p, C->band) * in2 + VL; ++f)
+        inpos[f] = (f / in2 * C->Wb + p->pads[2] + f % in2) * VL;
+}
+
+/* The epilogue on VL positions of one channel (n of them real; r: the residual's or NULL). */
+DW_INLINE vec ch_epilogue(const nn_conv_epilogue *e, vec v, const float *r, int n)
+{
+    if (r)
+        v = vadd(v, load_upto(r, n));
+    if (e->clamp & NN_CONV_RELU)            /* maxps / minps: the selects of dw_epilogue */
+        v = vmax(v, vzero());
+    if (e->clamp & NN_CONV_MIN)
+        v = vmax(vset1(e->lo), v);
+    if (e->clamp & NN_CONV_MAX)
+        v = vmin(vset1(e->hi), v);
+    return v;
+}
+
+/* CH_GROUP outputs, each reading its first tap at src[i]: bias plus the KH x KW taps in
+ * order, kernel rows rs floats apart, columns DW vectors apart. */
+DW_INLINE void ch_group(const float *const *src, const vec *wv, vec bias, vec *out, int rs,
+                        int KH, int KW, int DW)
+{
+    vec a[CH_GROUP];
+    const float *x[CH_GROUP];
+    for (int i = 0; i < CH_GROUP; ++i)
+        a[i] = bias, x[i] = src[i];
+    for (int kh = 0; kh < KH; ++kh, wv += KW) {
+        for (int kw = 0; kw < KW; ++kw) {
+            const vec wt = wv[kw];
+            for (int i = 0; i < CH_GROUP; ++i)
+                a[i] = vfma(wt, vload(x[i] + kw * DW * VL), a[i]);
+        }
+        for (int i = 0; i < CH_GROUP; ++i)
+            x[i] += rs;
+    }
+    for (int i = 0; i < CH_GROUP; ++i)
+        out[i] = a[i];
+}
+
+/* Output rows [oh0, oh0 + rows) of the block's nc channels (y + at[c]) from the buffer; output
+ * k of the band reads its first tap at buf + pos[k] (pos: ch_positions). */
+static void ch_band(const nn_conv_params *p, int wb, const float *buf, const int *pos,
+                    const vec *wv, vec bias, const nn_conv_epilogue *e, float *y,
+                    const size_t *at, int nc, int oh0, int rows)
+{
+    const int *ks = p->kernel, *d = p->dilations, out2 = p->out_size[2];
+    const int rs = d[1] * wb * VL, count = rows * out2;
+    const bool k3 = ks[1] == 3 && ks[2] == 3 && d[2] == 1;
+    const size_t first = (size_t)oh0 * out2;
+    for (int q = 0; q < count; q += VL) {
+        vec acc[VL];
+        for (int g = 0; g < VL; g += CH_GROUP) {
+            const float *src[CH_GROUP];
+            for (int i = 0; i < CH_GROUP; ++i)
+                src[i] = buf + pos[q + g + i];
+            if (k3)
+                ch_group(src, wv, bias, acc + g, rs, 3, 3, 1);
+            else
+                ch_group(src, wv, bias, acc + g, rs, ks[1], ks[2], d[2]);
+        }
+        transpose_vl(acc);
+        const int n = dw_min(VL, count - q);
+        for (int c = 0; c < nc; ++c) {
+            vec v = acc[c];
+            if (e)
+                v = ch_epilogue(e, v, e->residual ? e->residual + at[c] + first + q : NULL, n);
+            store_upto(y + at[c] + first + q, v, n);
+        }
+    }
+}
+
+/* Where output k of a band reads its first tap in the buffer, for k in [0, band * out2) and
+ * past it, to the next multiple of VL, the last one again (outputs computed and dropped). */
+static void ch_positions(const nn_conv_params *p, const ch_layout *C, int *pos)
+{
+    const int out2 = p->out_size[2], count = C->band * out2;
+    for (int k = 0; k < (count + VL - 1) / VL * VL; ++k) {
+        const int at = dw_min(k, count - 1);
+        pos[k] = (at / out2 * p->strides[1] * C->Wb + at % out2 * p->strides[2]) * VL;
+    }
+}
+
+/* Channel blocks [b0, b1) of conv_depthwise (block b: image b / blocks per image). */
+static void depthwise_channels(const depthwise_job *j, int b0, int b1)
+{
+    const nn_conv_params *p = j->p;
+    float buf[CH_BUFFER_FLOATS] __attribute__((aligned(64)));
+    float wb[CH_TAPS * VL + VL] __attribute__((aligned(64)));
+    int pos[CH_POSITIONS + VL], inpos[CH_INPUTS + VL];
+    vec wv[CH_TAPS];
+    ch_layout C;
+    ch_plan(p, &C);
+    ch_positions(p, &C, pos);
+    ch_inputs(p, &C, inpos);
+    const int per_image = (p->out_channels + VL - 1) / VL, kvol = C.taps;
+    const int in_plane = dw_volume(p->in_size), positions = dw_volume(p->out_size);
+    for (int b = b0; b < b1; ++b) {
+        const int n = b / per_image, c0 = b % per_image * VL;
+        const int nc = dw_min(VL, p->out_channels - c0);
+        const float *xc[VL];
+        size_t at[VL];
+        for (int c = 0; c < VL; ++c) {
+            const int m = c0 + dw_min(c, nc - 1);
+            xc[c] = j->x + ((size_t)n * p->in_channels + m) * in_plane;
+            at[c] = ((size_t)n * p->out_channels + m) * positions;
+            for (int t = 0; t < kvol; ++t)
+                wb[t * VL + c] = j->w[(size_t)m * kvol + t];
+            wb[kvol * VL + c] = j->bias ? j->bias[m] : 0.0f;
+        }
+        for (int t = 0; t < kvol; ++t)
+            wv[t] = vload(wb + t * VL);
+        const vec bias = vload(wb + kvol * VL);
+        for (int oh0 = 0; oh0 < p->out_size[1]; oh0 += C.band) {
+            const int rows = dw_min(C.band, p->out_size[1] - oh0);
+            ch_fill(p, &C, xc, inpos, oh0, rows, buf);
+            ch_band(p, C.Wb, buf, pos, wv, bias, j->e, j->y, at, nc, oh0, rows);
+        }
+    }
+}
+#endif /* NN_DEPTHWISE_CHANNELS */
 
 /* One task of conv_depthwise (nn_depthwise_driver.h). */
 static void depthwise_task(const void *ctx, int t, void *scratch)
@@ -446,13 +718,21 @@ static void depthwise_task(const void *ctx, int t, void *scratch)
     flat_layout F;
     int q0, q1;
     (void)scratch;
-    nn_tile_range(j->planes, j->tiles, 1, t, &q0, &q1);
-    if (q0 < q1 && dw_plan(j->p, &L) && flat_plan(j->p, &L, &F))
-        depthwise_flat(j->p, &F, j->x, j->w, j->bias, j->y, q0, q1);
-    else if (q0 < q1 && dw_plan(j->p, &L))
-        depthwise_bands(j->p, &L, j->x, j->w, j->bias, j->y, q0, q1);
-    else if (q0 < q1)
-        depthwise_planes(j->p, j->x, j->w, j->bias, j->y, q0, q1);
+    nn_tile_range(j->units, j->tiles, 1, t, &q0, &q1);
+    if (q0 >= q1)
+        return;
+#ifdef NN_DEPTHWISE_CHANNELS
+    if (channel_blocks(j->p)) {
+        depthwise_channels(j, q0, q1);
+        return;
+    }
+#endif
+    if (dw_plan(j->p, &L) && flat_plan(j->p, &L, &F))
+        depthwise_flat(j->p, &F, j->x, j->w, j->bias, j->e, j->y, q0, q1);
+    else if (dw_plan(j->p, &L))
+        depthwise_bands(j->p, &L, j->x, j->w, j->bias, j->e, j->y, q0, q1);
+    else
+        depthwise_planes(j->p, j->x, j->w, j->bias, j->e, j->y, q0, q1);
 }
 #endif /* NN_DEPTHWISE_VECTOR */
 

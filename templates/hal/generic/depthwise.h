@@ -8,9 +8,9 @@
 
 #include "conv.h"    /* nn_conv_params */
 
-/* Y = conv(X, W) + bias (bias may be NULL) for in_channels == groups, W in its ONNX layout
- * [out_channels, 1, kernel]. */
+/* Y = epilogue(conv(X, W) + bias) (bias and epilogue may be NULL; nn_conv_epilogue: conv.h)
+ * for in_channels == groups, W in its ONNX layout [out_channels, 1, kernel]. */
 void NN_FN(conv_depthwise)(const nn_conv_params *p, const float *x, const float *w,
-                           const float *bias, float *y);
+                           const float *bias, float *y, const nn_conv_epilogue *epilogue);
 
 #endif /* NN_DEPTHWISE_H */
