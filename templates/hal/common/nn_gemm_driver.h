@@ -51,7 +51,7 @@ static inline float epilogue_value(const nn_gemm_epilogue *e, float v, const flo
 }
 
 /* The epilogue over an mr x nr tile of C already stored (targets without it in their stores). */
-static inline void epilogue_tile(const nn_gemm_epilogue *e, int mr, int nr, float *c,
+static void epilogue_tile(const nn_gemm_epilogue *e, int mr, int nr, float *c,
                                  ptrdiff_t rsc, ptrdiff_t csc, const float *res)
 {
     for (int i = 0; e && i < mr; ++i)

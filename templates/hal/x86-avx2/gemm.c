@@ -124,9 +124,10 @@ INLINE void prefetch_tile(int mr, int nr, const float *c, ptrdiff_t rsc, ptrdiff
 /* Steps of k between two slices of the next block of A prefetched during a tile. */
 #define A_PREFETCH_STEPS 16
 
-/* acc[j][v] = sum over p < kc of A rows [v * VL, v * VL + VL) times B column j, k ascending;
- * C's tile is prefetched C_PREFETCH_STEPS before the end, and the pf_lines lines at pf a few
- * every A_PREFETCH_STEPS steps before that. */
+/* acc[j][v] = sum over p < kc of A rows [v * VL, v * VL + VL) times B column j (j < nj), k
+ * ascending, A_PREFETCH_STEPS steps at a time: before each, a slice of the pf_lines lines at pf
+ * is prefetched (all of them by C_PREFETCH_STEPS before the end), and C's tile is, once,
+ * C_PREFETCH_STEPS before the end. One loop, so one copy of the unrolled steps per kernel. */
 INLINE void kernel_tile(int kc, int nv, int nj, const float *restrict a, const float *restrict b,
                         vec acc[NR][2], int mr, int nr, const float *c, ptrdiff_t rsc,
                         ptrdiff_t csc, const char *pf, int pf_lines)
@@ -134,22 +135,22 @@ INLINE void kernel_tile(int kc, int nv, int nj, const float *restrict a, const f
     for (int j = 0; j < NR; ++j)
         acc[j][0] = acc[j][1] = vzero();
     const int early = kc > C_PREFETCH_STEPS ? kc - C_PREFETCH_STEPS : 0;
-    int p = 0;
-    if (pf_lines > 0) {
-        const int slices = early / A_PREFETCH_STEPS;
-        const int per_slice = slices > 0 ? (pf_lines + slices - 1) / slices : 0;
-        for (; p + A_PREFETCH_STEPS <= early && pf_lines > 0; p += A_PREFETCH_STEPS) {
+    const int slices = early / A_PREFETCH_STEPS;
+    const int per_slice = slices > 1 ? (pf_lines + slices - 1) / slices : pf_lines;
+    bool c_pending = true;
+    for (int p = 0; p < kc; p += A_PREFETCH_STEPS) {
+        if (c_pending && p >= early) {
+            prefetch_tile(mr, nr, c, rsc, csc);
+            c_pending = false;
+        }
+        if (pf_lines > 0) {
             const int n = min_int(per_slice, pf_lines);
             prefetch_lines(pf, n);
             pf += (size_t)n * 64;
             pf_lines -= n;
-            kernel_steps(A_PREFETCH_STEPS, nv, nj, &a, &b, acc);
         }
-        prefetch_lines(pf, pf_lines);
+        kernel_steps(min_int(A_PREFETCH_STEPS, kc - p), nv, nj, &a, &b, acc);
     }
-    kernel_steps(early - p, nv, nj, &a, &b, acc);
-    prefetch_tile(mr, nr, c, rsc, csc);
-    kernel_steps(kc - early, nv, nj, &a, &b, acc);
 }
 
 /* One column of B (a matrix-vector product): four partial sums over k mod 4 hide the FMA
@@ -269,18 +270,41 @@ INLINE vec epilogue_vec(const nn_gemm_epilogue *e, vec v, const float *res, lane
 }
 
 /* One vector of C (lanes `m` of it at c) = init + r, r = alpha * acc already; b is bias's value
- * or vector for the vector's lanes; then the epilogue e (NULL: none), the residual at res. The
- * same float operations as the scalar form. */
-INLINE void store_vec(float *c, lanes m, bool full, vec r, enum init init, vec b,
-                      const nn_gemm_epilogue *e, const float *res)
+ * or vector for the vector's lanes. The same float operations as the scalar form. */
+INLINE void store_vec(float *c, lanes m, bool full, vec r, enum init init, vec b)
 {
-    vec v = init == INIT_ADD ? vadd(full ? vload(c) : vload_lanes(c, m), r) : vadd(b, r);
-    if (e)
-        v = epilogue_vec(e, v, res, m, full);
+    const vec v = init == INIT_ADD ? vadd(full ? vload(c) : vload_lanes(c, m), r) : vadd(b, r);
     if (full)
         vstore(c, v);
     else
         vstore_lanes(c, m, v);
+}
+
+/* The epilogue e over an mr x nr tile of C just stored (in L1), its residual's tile at res:
+ * vectors down C's columns (rsc == 1) or along its rows (csc == 1), else element by element. */
+static void epilogue_stored(const nn_gemm_epilogue *e, int mr, int nr, float *c, ptrdiff_t rsc,
+                            ptrdiff_t csc, const float *res)
+{
+    const bool by_columns = rsc == 1, by_rows = !by_columns && csc == 1;
+    if (!by_columns && !by_rows) {
+        epilogue_tile(e, mr, nr, c, rsc, csc, res);
+        return;
+    }
+    const int lines = by_columns ? nr : mr, length = by_columns ? mr : nr;
+    const ptrdiff_t step = by_columns ? csc : rsc;
+    for (int l = 0; l < lines; ++l) {
+        for (int at = 0; at < length; at += VL) {
+            const int count = min_int(VL, length - at);
+            const lanes m = first_lanes(count);
+            float *p = c + l * step + at;
+            const vec v = epilogue_vec(e, count == VL ? vload(p) : vload_lanes(p, m),
+                                       res ? res + l * step + at : NULL, m, count == VL);
+            if (count == VL)
+                vstore(p, v);
+            else
+                vstore_lanes(p, m, v);
+        }
+    }
 }
 
 /* C tile (mr x nr) = init + alpha * acc, init the tile itself, bias[i] or 0, then the epilogue
@@ -301,9 +325,10 @@ INLINE void store_tile(int mr, int nr, vec acc[NR][2], float alpha, enum init in
                                                           : vload_lanes(bias + v * VL, m))
                                             : vzero();
             for (int j = 0; j < nr; ++j)
-                store_vec(c + j * csc + v * VL, m, rows == VL, vmul(va, acc[j][v]), init, b, e,
-                          res ? res + j * csc + v * VL : NULL);
+                store_vec(c + j * csc + v * VL, m, rows == VL, vmul(va, acc[j][v]), init, b);
         }
+        if (e)
+            epilogue_stored(e, mr, nr, c, rsc, csc, res);
         return;
     }
     if (csc == 1 && nr > 1) {
@@ -316,10 +341,11 @@ INLINE void store_tile(int mr, int nr, vec acc[NR][2], float alpha, enum init in
             for (int i = 0; i < min_int(VL, mr - v * VL); ++i) {
                 const int row = v * VL + i;
                 store_vec(c + row * rsc, m, nr == VL, vmul(va, r[i]), init,
-                          vset1(init == INIT_BIAS ? bias[row] : 0.0f), e,
-                          res ? res + row * rsc : NULL);
+                          vset1(init == INIT_BIAS ? bias[row] : 0.0f));
             }
         }
+        if (e)
+            epilogue_stored(e, mr, nr, c, rsc, csc, res);
         return;
     }
     float tile[NR][MR];
