@@ -150,6 +150,24 @@ def test_wide_rows_interior_and_border(name, height, width, cache_dir):
     check_against_onnxruntime(model, cache_dir)
 
 
+def test_maxpool_three_wide_windows_over_several_rows(cache_dir):
+    """MaxPool windows 3 wide along w (no dilation) take the taps of up to three rows per pass
+    over a run: 3-D windows of 2 x 2 (4 rows: 3, then 1), 3 x 3 (9: three passes) and 2 x 1 (2)
+    rows, a 1-D window (1 row), border rows with fewer rows inside, strides 1, 2 and 3 along w;
+    the results are window_max's (the same taps in the same order)."""
+    nodes = [helper.make_node("MaxPool", ["v"], ["m223"], kernel_shape=[2, 2, 3],
+                              strides=[1, 1, 2], pads=[0, 1, 1, 1, 0, 1]),
+             helper.make_node("MaxPool", ["v"], ["m333"], kernel_shape=[3, 3, 3],
+                              pads=[1, 1, 1, 1, 1, 1]),
+             helper.make_node("MaxPool", ["v"], ["m213"], kernel_shape=[2, 1, 3],
+                              strides=[1, 2, 3]),
+             helper.make_node("MaxPool", ["a"], ["m3"], kernel_shape=[3], strides=[2],
+                              pads=[1, 1])]
+    model = make_model(nodes, {"v": (F32, [1, 2, 4, 5, 43]), "a": (F32, [2, 3, 61])},
+                       ["m223", "m333", "m213", "m3"])
+    check_against_onnxruntime(model, cache_dir)
+
+
 @target_param(["generic", "x86-avx2", "x86-avx512"])
 def test_pools_split_over_threads_are_bit_identical(target, tmp_path):
     """Enough planes for several tasks at 3 threads: the same bytes as at 1 thread, and onnxruntime's
