@@ -259,31 +259,39 @@ typedef struct {
     const float *res;
 } tile_out;
 
-/* Vector v of one row of a tile stored: the residual added, the clamps of e applied (a copy
- * of the job's: the stores cannot change it). */
-INLINE void store_vec(const direct_job *j, const nn_conv_epilogue *e, const tile_out *o, int r,
-                      int v, vec val)
+/* Vector v of row r of a whole tile stored from its register: the residual added, the clamps
+ * of e applied (a copy of the job's: the stores cannot change it). */
+INLINE void store_whole(const direct_job *j, const nn_conv_epilogue *e, const tile_out *o, int r,
+                        int v, vec val)
 {
-    float *y = o->y + r * j->ys;
-    const float *res = o->res ? o->res + r * j->ys : NULL;
-    if (o->whole) {
-        const ptrdiff_t at = o->pieces[v][0].at;
-        if (res)
-            val = vadd(val, vload(res + at));
-        vstore(y + at, clamp_vec(e, val));
-        return;
-    }
-    for (int n = 0; n < o->count[v]; ++n) {
-        const piece *pc = &o->pieces[v][n];
-        vec t = val;
-        if (pc->full) {
-            if (res)
-                t = vadd(t, vload(res + pc->at));
-            vstore(y + pc->at, clamp_vec(e, t));
-        } else {
-            if (res)
-                t = vadd(t, vload_lanes(res + pc->at, pc->mask));
-            vstore_lanes(y + pc->at, pc->mask, clamp_vec(e, t));
+    const ptrdiff_t at = o->pieces[v][0].at + r * j->ys;
+    if (o->res)
+        val = vadd(val, vload(o->res + at));
+    vstore(o->y + at, clamp_vec(e, val));
+}
+
+/* Rows [0, rows) of a tile that is not whole stored piece by piece from acc (a loop kept out of
+ * the kernels: inlined in each, it made the stride-1 direct tiles 3-8% slower). */
+static void store_pieces(const direct_job *j, const tile_out *o, int rows, int nv,
+                         vec acc[RB][VMAX])
+{
+    for (int r = 0; r < rows; ++r) {
+        float *y = o->y + r * j->ys;
+        const float *res = o->res ? o->res + r * j->ys : NULL;
+        for (int v = 0; v < nv; ++v) {
+            for (int n = 0; n < o->count[v]; ++n) {
+                const piece *pc = &o->pieces[v][n];
+                vec t = acc[r][v];
+                if (pc->full) {
+                    if (res)
+                        t = vadd(t, vload(res + pc->at));
+                    vstore(y + pc->at, clamp_vec(j->epi, t));
+                } else {
+                    if (res)
+                        t = vadd(t, vload_lanes(res + pc->at, pc->mask));
+                    vstore_lanes(y + pc->at, pc->mask, clamp_vec(j->epi, t));
+                }
+            }
         }
     }
 }
@@ -300,12 +308,13 @@ INLINE void store_vec(const direct_job *j, const nn_conv_epilogue *e, const tile
     }
 #define POS_STORE(r)                                                                           \
     if (r < rows) {                                                                            \
-        store_vec(j, &epi, o, r, 0, acc##r##_0);                                               \
+        store_whole(j, &epi, o, r, 0, acc##r##_0);                                             \
         if (nv > 1)                                                                            \
-            store_vec(j, &epi, o, r, 1, acc##r##_1);                                           \
+            store_whole(j, &epi, o, r, 1, acc##r##_1);                                         \
         if (nv > 2)                                                                            \
-            store_vec(j, &epi, o, r, 2, acc##r##_2);                                           \
+            store_whole(j, &epi, o, r, 2, acc##r##_2);                                         \
     }
+#define POS_SAVE(r) acc[r][0] = acc##r##_0; acc[r][1] = acc##r##_1; acc[r][2] = acc##r##_2;
 
 INLINE vec positions_load(const float *x, bool masked, lanes last)
 {
@@ -313,8 +322,9 @@ INLINE vec positions_load(const float *x, bool masked, lanes last)
 }
 
 /* Rows ir.. (`rows` of them) of the tile: init[r] + the sum over all p of weight (ir + r, p)
- * times positions [v VL, v VL + VL) at x + off[p], stored from the registers through `o`.
- * With `exact`, the last vector loads only the lanes of `last`. */
+ * times positions [v VL, v VL + VL) at x + off[p], stored through `o` (from the registers
+ * when the tile is whole, else through acc). With `exact`, the last vector loads only the
+ * lanes of `last`. */
 INLINE void positions_kernel(const direct_job *j, int nv, bool exact, lanes last, int ir,
                              int rows, const float *init, const float *restrict x,
                              const tile_out *o)
@@ -333,8 +343,14 @@ INLINE void positions_kernel(const direct_job *j, int nv, bool exact, lanes last
             a += MR;
         }
     }
-    const nn_conv_epilogue epi = *j->epi;
-    ROWS(POS_STORE)
+    if (o->whole) {
+        const nn_conv_epilogue epi = *j->epi;
+        ROWS(POS_STORE)
+    } else {
+        vec acc[RB][VMAX];
+        ROWS(POS_SAVE)
+        store_pieces(j, o, rows, nv, acc);
+    }
 }
 
 static void positions_tile(const direct_job *j, int nv, bool exact, lanes last, int ir,
