@@ -121,13 +121,14 @@ INLINE void prefetch_tile(int mr, int nr, const float *c, ptrdiff_t rsc, ptrdiff
     }
 }
 
-/* Steps of k between two slices of the next block of A prefetched during a tile. */
-#define A_PREFETCH_STEPS 16
+/* Steps of k in one chunk of a tile's k loop: between two chunks a slice of the next block of
+ * A is prefetched (and C's tile once, C_PREFETCH_STEPS before the end). */
+#define CHUNK_STEPS 32
 
 /* acc[j][v] = sum over p < kc of A rows [v * VL, v * VL + VL) times B column j (j < nj), k
- * ascending, A_PREFETCH_STEPS steps at a time: before each, a slice of the pf_lines lines at pf
- * is prefetched (all of them by C_PREFETCH_STEPS before the end), and C's tile is, once,
- * C_PREFETCH_STEPS before the end. One loop, so one copy of the unrolled steps per kernel. */
+ * ascending, in chunks of CHUNK_STEPS (a constant count: no remainder code but after the
+ * last): before each, a slice of the pf_lines lines at pf is prefetched (all of them by
+ * C_PREFETCH_STEPS before the end), and C's tile is, once, C_PREFETCH_STEPS before the end. */
 INLINE void kernel_tile(int kc, int nv, int nj, const float *restrict a, const float *restrict b,
                         vec acc[NR][2], int mr, int nr, const float *c, ptrdiff_t rsc,
                         ptrdiff_t csc, const char *pf, int pf_lines)
@@ -135,10 +136,11 @@ INLINE void kernel_tile(int kc, int nv, int nj, const float *restrict a, const f
     for (int j = 0; j < NR; ++j)
         acc[j][0] = acc[j][1] = vzero();
     const int early = kc > C_PREFETCH_STEPS ? kc - C_PREFETCH_STEPS : 0;
-    const int slices = early / A_PREFETCH_STEPS;
+    const int slices = early / CHUNK_STEPS;
     const int per_slice = slices > 1 ? (pf_lines + slices - 1) / slices : pf_lines;
     bool c_pending = true;
-    for (int p = 0; p < kc; p += A_PREFETCH_STEPS) {
+    int p = 0;
+    for (; p + CHUNK_STEPS <= kc; p += CHUNK_STEPS) {
         if (c_pending && p >= early) {
             prefetch_tile(mr, nr, c, rsc, csc);
             c_pending = false;
@@ -149,8 +151,12 @@ INLINE void kernel_tile(int kc, int nv, int nj, const float *restrict a, const f
             pf += (size_t)n * 64;
             pf_lines -= n;
         }
-        kernel_steps(min_int(A_PREFETCH_STEPS, kc - p), nv, nj, &a, &b, acc);
+        kernel_steps(CHUNK_STEPS, nv, nj, &a, &b, acc);
     }
+    if (c_pending)
+        prefetch_tile(mr, nr, c, rsc, csc);
+    prefetch_lines(pf, pf_lines);
+    kernel_steps(kc - p, nv, nj, &a, &b, acc);
 }
 
 /* One column of B (a matrix-vector product): four partial sums over k mod 4 hide the FMA
