@@ -544,10 +544,14 @@ static bool ch_plan(const nn_conv_params *p, ch_layout *C)
     return true;
 }
 
+/* The channel path's units of work: (block, band) pairs, a block's bands consecutive. */
 static int channel_blocks(const nn_conv_params *p)
 {
     ch_layout C;
-    return ch_plan(p, &C) ? p->batch * ((p->out_channels + VL - 1) / VL) : 0;
+    if (!ch_plan(p, &C))
+        return 0;
+    const int bands = (p->out_size[1] + C.band - 1) / C.band;
+    return p->batch * ((p->out_channels + VL - 1) / VL) * bands;
 }
 
 /* The input rows of output rows [oh0, oh0 + rows), transposed: buf[(i * Wb + j) * VL + c] =
@@ -671,8 +675,9 @@ static void ch_positions(const nn_conv_params *p, const ch_layout *C, int *pos)
     }
 }
 
-/* Channel blocks [b0, b1) of conv_depthwise (block b: image b / blocks per image). */
-static void depthwise_channels(const depthwise_job *j, int b0, int b1)
+/* Units [u0, u1) of conv_depthwise (channel_blocks: unit u is band u % bands of block
+ * u / bands, block b of image b / blocks per image). */
+static void depthwise_channels(const depthwise_job *j, int u0, int u1)
 {
     const nn_conv_params *p = j->p;
     float buf[CH_BUFFER_FLOATS] __attribute__((aligned(64)));
@@ -684,12 +689,22 @@ static void depthwise_channels(const depthwise_job *j, int b0, int b1)
     ch_positions(p, &C, pos);
     ch_inputs(p, &C, inpos);
     const int per_image = (p->out_channels + VL - 1) / VL, kvol = C.taps;
+    const int bands = (p->out_size[1] + C.band - 1) / C.band;
     const int in_plane = dw_volume(p->in_size), positions = dw_volume(p->out_size);
-    for (int b = b0; b < b1; ++b) {
+    const float *xc[VL];
+    size_t at[VL];
+    vec bias = vzero();
+    int nc = 0;
+    for (int u = u0; u < u1; ++u) {
+        const int b = u / bands, oh0 = u % bands * C.band;
+        const int rows = dw_min(C.band, p->out_size[1] - oh0);
+        if (u > u0 && oh0 > 0) {     /* the block's weights and planes as for its last band */
+            ch_fill(p, &C, xc, inpos, oh0, rows, buf);
+            ch_band(p, C.Wb, buf, pos, wv, bias, j->e, j->y, at, nc, oh0, rows);
+            continue;
+        }
         const int n = b / per_image, c0 = b % per_image * VL;
-        const int nc = dw_min(VL, p->out_channels - c0);
-        const float *xc[VL];
-        size_t at[VL];
+        nc = dw_min(VL, p->out_channels - c0);
         for (int c = 0; c < VL; ++c) {
             const int m = c0 + dw_min(c, nc - 1);
             xc[c] = j->x + ((size_t)n * p->in_channels + m) * in_plane;
@@ -700,12 +715,9 @@ static void depthwise_channels(const depthwise_job *j, int b0, int b1)
         }
         for (int t = 0; t < kvol; ++t)
             wv[t] = vload(wb + t * VL);
-        const vec bias = vload(wb + kvol * VL);
-        for (int oh0 = 0; oh0 < p->out_size[1]; oh0 += C.band) {
-            const int rows = dw_min(C.band, p->out_size[1] - oh0);
-            ch_fill(p, &C, xc, inpos, oh0, rows, buf);
-            ch_band(p, C.Wb, buf, pos, wv, bias, j->e, j->y, at, nc, oh0, rows);
-        }
+        bias = vload(wb + kvol * VL);
+        ch_fill(p, &C, xc, inpos, oh0, rows, buf);
+        ch_band(p, C.Wb, buf, pos, wv, bias, j->e, j->y, at, nc, oh0, rows);
     }
 }
 #endif /* NN_DEPTHWISE_CHANNELS */
