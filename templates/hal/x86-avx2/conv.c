@@ -562,7 +562,24 @@ typedef struct {
     int c, od, oh0, tasks;
 } pad_job;
 
-/* One row of a phase plane: input row `row` (NULL: outside the image) at w phase pw. */
+/* Every other float from x: x[0], x[2], ... x[2 VL - 2]. */
+#if defined(__AVX512F__)
+static vec load_even(const float *x)
+{
+    const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26,
+                                           28, 30);
+    return _mm512_permutex2var_ps(vload(x), even, vload(x + VL));
+}
+#else
+static vec load_even(const float *x)
+{
+    const __m256 pairs = _mm256_shuffle_ps(vload(x), vload(x + VL), 0x88);  /* 0 2 8 10 4 6 12 14 */
+    return _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(pairs), 0xD8));
+}
+#endif
+
+/* One row of a phase plane: input row `row` (NULL: outside the image) at w phase pw; at
+ * stride 2, vectors of even lanes while their loads stay inside the row. */
 static void pad_row(const nn_conv_params *p, const direct_geometry *g, const float *row, int pw,
                     float *dst)
 {
@@ -576,7 +593,14 @@ static void pad_row(const nn_conv_params *p, const direct_geometry *g, const flo
     if (sw == 1) {
         memcpy(dst + lo, src, sizeof(float) * (size_t)(hi - lo));
     } else {
-        for (int i = lo; i < hi; ++i, src += sw)
+        int i = lo;
+        if (sw == 2) {
+            /* input column of dst[i]: 2 i + pw - pads; a vector reads 2 VL columns from it */
+            for (; i + VL <= hi && 2 * i + pw - p->pads[2] + 2 * VL <= p->in_size[2];
+                 i += VL, src += 2 * VL)
+                vstore(dst + i, load_even(src));
+        }
+        for (; i < hi; ++i, src += sw)
             dst[i] = *src;
     }
     memset(dst + hi, 0, sizeof(float) * (size_t)(g->wide - hi));
