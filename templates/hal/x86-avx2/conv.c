@@ -585,9 +585,11 @@ static void pad_row(const nn_conv_params *p, const direct_geometry *g, const flo
 {
     const int sw = p->strides[2];
     int lo, hi;
+    if (!row) {
+        memset(dst, 0, sizeof(float) * (size_t)g->wide);
+        return;
+    }
     valid_range(g->wide, sw, pw - p->pads[2], p->in_size[2], &lo, &hi);
-    if (!row)
-        lo = hi = 0;
     memset(dst, 0, sizeof(float) * (size_t)lo);
     const float *src = row + (ptrdiff_t)lo * sw + pw - p->pads[2];
     if (sw == 1) {
