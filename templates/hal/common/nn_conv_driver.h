@@ -143,8 +143,8 @@ static void epilogue_task(const void *ctx, int t, void *scratch)
         j->y[i] = epilogue_value(j->e, j->y[i], j->r ? j->r + i : NULL);
 }
 
-static void epilogue_pass(const nn_conv_epilogue *e, int m, int positions, float *yg,
-                          const float *rg)
+static inline void epilogue_pass(const nn_conv_epilogue *e, int m, int positions,
+                                 float *yg, const float *rg)
 {
     if (!e || (!e->residual && !e->clamp))
         return;

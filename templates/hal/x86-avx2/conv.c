@@ -744,15 +744,18 @@ void NN_FN(conv)(const nn_conv_params *p, const float *x, const float *w_packed,
                 conv_direct(p, m, c, k, band_rows, kind, xg, wg, bg, yg, rg, e, work);
                 continue;
             }
+            /* the epilogue as the GEMM stores C for the last time (its fields and flags are
+             * the conv's) */
+            const nn_gemm_epilogue ge = {rg, e->clamp, e->lo, e->hi};
+            const nn_gemm_epilogue *gemm_epi = rg || e->clamp ? &ge : NULL;
             if (pointwise) {      /* cols is the image itself: channels x positions */
-                NN_FN(sgemm)(m, positions, k, 1.0f, wg, xg, plane, 1, bg, false,
-                             yg, positions, 1, work);
+                NN_FN(sgemm_epilogue)(m, positions, k, 1.0f, wg, xg, plane, 1, bg, false,
+                                      yg, positions, 1, work, gemm_epi);
             } else {
                 const nn_gemm_source cols = {pack_im2col, xg, 0, 0, p};
-                NN_FN(sgemm_source)(m, positions, k, 1.0f, wg, &cols, bg, false,
-                                    yg, positions, 1, work);
+                NN_FN(sgemm_source_epilogue)(m, positions, k, 1.0f, wg, &cols, bg, false,
+                                             yg, positions, 1, work, gemm_epi);
             }
-            epilogue_pass(e, m, positions, yg, rg);
         }
     }
 }
