@@ -98,7 +98,7 @@ def test_big_loops_become_task_functions_run_by_the_pool(tmp_path):
 def test_small_loops_stay_inline(tmp_path):
     assert 2 * 4000 < loops.PARALLEL_MIN_WORK         # Add and Relu over 4000 elements
     text = source(small_model(), tmp_path / "small", name="small")
-    assert "parallel_for" not in text and "_task(" not in text
+    assert "parallel_for(" not in text and "_task(" not in text     # no call, no task function
     assert "for (size_t i0 = 0; i0 < 4000; ++i0)" in text
 
 
