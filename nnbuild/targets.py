@@ -71,7 +71,7 @@ X86_AVX2 = Target("x86-avx2", "x86-64 with AVX2 and FMA (Haswell, Zen and later)
 X86_AVX512 = Target("x86-avx512", "x86-64 with AVX-512F (Skylake-SP, Ice Lake, Zen4 and later)",
                     X86, ("avx", "avx2", "fma", "avx512f"),
                     ("-mavx2", "-mfma", "-mavx512f"),
-                    GemmBlocking(MR=32, NR=12, KC=256, MC=512, NC=1020),
+                    GemmBlocking(MR=32, NR=12, KC=256, MC=128, NC=1020),
                     ("x86-avx512", "x86-avx2", "generic"))
 # AArch64: NEON (Advanced SIMD) is baseline, so no flags and no CPU feature to require. An
 # 8 x 12 register tile: 2 vectors of A rows times 3 vectors of B columns (vfmaq_laneq_f32),

@@ -11,7 +11,7 @@
 #define NN_GEMM_MR 32     /* micro-kernel rows: 2 vectors */
 #define NN_GEMM_NR 12     /* micro-kernel columns */
 #define NN_GEMM_KC 256    /* depth of one packed block */
-#define NN_GEMM_MC 512    /* rows of A per L2 block (a multiple of MR): 512 KB of A */
+#define NN_GEMM_MC 128    /* rows of A per L2 block (a multiple of MR) */
 #define NN_GEMM_NC 1020   /* columns of B per packed block (a multiple of NR) */
 
 #include "nn_gemm.h"
