@@ -110,20 +110,6 @@ static void pack_im2col(const nn_gemm_source *src, int k0, int kc, int n0, int n
 }
 
 /* --- Conv ------------------------------------------------------------------------------------- */
-/* One element of Y after the epilogue (conv.h): v the conv's value, r the residual's or NULL. */
-static inline float epilogue_value(const nn_conv_epilogue *e, float v, const float *r)
-{
-    if (r)
-        v = v + *r;
-    if (e->clamp & NN_CONV_RELU)
-        v = v > 0.0f ? v : 0.0f;
-    if (e->clamp & NN_CONV_MIN)
-        v = v < e->lo ? e->lo : v;
-    if (e->clamp & NN_CONV_MAX)
-        v = v > e->hi ? e->hi : v;
-    return v;
-}
-
 /* The epilogue as a pass over Y_g (m rows of `positions`) for paths without it in their
  * stores; rows split over the pool. */
 typedef struct {
@@ -140,7 +126,7 @@ static void epilogue_task(const void *ctx, int t, void *scratch)
     (void)scratch;
     nn_tile_range(j->m, j->tasks, 1, t, &i0, &i1);
     for (size_t i = (size_t)i0 * j->positions; i < (size_t)i1 * j->positions; ++i)
-        j->y[i] = epilogue_value(j->e, j->y[i], j->r ? j->r + i : NULL);
+        j->y[i] = nn_conv_epilogue_value(j->e, j->y[i], j->r ? j->r + i : NULL);
 }
 
 static inline void epilogue_pass(const nn_conv_epilogue *e, int m, int positions,

@@ -34,18 +34,8 @@ static void dw_epilogue(const nn_conv_epilogue *e, float *y, const float *r, siz
 {
     if (!e)
         return;
-    for (size_t i = 0; i < n; ++i) {
-        float v = y[i];
-        if (r)
-            v = v + r[i];
-        if (e->clamp & NN_CONV_RELU)
-            v = v > 0.0f ? v : 0.0f;
-        if (e->clamp & NN_CONV_MIN)
-            v = v < e->lo ? e->lo : v;
-        if (e->clamp & NN_CONV_MAX)
-            v = v > e->hi ? e->hi : v;
-        y[i] = v;
-    }
+    for (size_t i = 0; i < n; ++i)
+        y[i] = nn_conv_epilogue_value(e, y[i], r ? r + i : NULL);
 }
 
 /* The residual's part at y's offset `at` (NULL for none). */

@@ -123,21 +123,6 @@ static int wmin(int a, int b) { return a < b ? a : b; }
  * multiples of 4 KiB, as 64 channels x 224 tiles are, all collide in L1). */
 static size_t skew(size_t n) { return round16(n) + 16; }
 
-/* The fused epilogue on one stored value (conv.h): the residual added, then the clamps, the
- * float operations of the separate Add, Relu and Clip. */
-static inline float wino_epilogue(const nn_conv_epilogue *e, float v, const float *r)
-{
-    if (r)
-        v = v + *r;
-    if (e->clamp & NN_CONV_RELU)
-        v = v > 0.0f ? v : 0.0f;
-    if (e->clamp & NN_CONV_MIN)
-        v = v < e->lo ? e->lo : v;
-    if (e->clamp & NN_CONV_MAX)
-        v = v > e->hi ? e->hi : v;
-    return v;
-}
-
 /* The output rows y[i], i < m (y[i] NULL: past the image's bottom edge, and every later one),
  * `cols` columns, = A^T M A + bias over `tiles` tiles (element xi of tile t at mo[xi * plane +
  * t]): down the columns first (tmp[i][b][t]), then across each row, the tile cut at the right
@@ -159,7 +144,7 @@ WINO_INLINE void output_row(int m, int alpha, const float *mo, ptrdiff_t plane, 
             memcpy(y[i] + full * m, line, sizeof(float) * (size_t)(cols - full * m));
         }
         for (int q = 0; e && q < cols; ++q)
-            y[i][q] = wino_epilogue(e, y[i][q], res[i] ? res[i] + q : NULL);
+            y[i][q] = nn_conv_epilogue_value(e, y[i][q], res[i] ? res[i] + q : NULL);
     }
 }
 

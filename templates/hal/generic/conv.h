@@ -37,6 +37,20 @@ typedef struct {
     float lo, hi;
 } nn_conv_epilogue;
 
+/* One element after the epilogue: v the conv's value, r the residual's or NULL. */
+static inline float nn_conv_epilogue_value(const nn_conv_epilogue *e, float v, const float *r)
+{
+    if (r)
+        v = v + *r;
+    if (e->clamp & NN_CONV_RELU)
+        v = v > 0.0f ? v : 0.0f;
+    if (e->clamp & NN_CONV_MIN)
+        v = v < e->lo ? e->lo : v;
+    if (e->clamp & NN_CONV_MAX)
+        v = v > e->hi ? e->hi : v;
+    return v;
+}
+
 /* W [out_channels, in_channels / groups, kernel] -> per group, the packed GEMM A operand. */
 void NN_FN(conv_pack_weights)(const nn_conv_params *p, const float *w, float *packed);
 

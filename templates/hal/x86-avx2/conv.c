@@ -47,7 +47,7 @@ static lanes lane_range(int lo, int hi)
 #define INLINE static inline __attribute__((always_inline))
 
 /* --- the epilogue in the stores ------------------------------------------------------------- */
-/* The clamps of epilogue_value (nn_conv_driver.h) on a vector, after the residual: maxps and
+/* The clamps of nn_conv_epilogue_value (conv.h) on a vector, after the residual: maxps and
  * minps return their second operand when the comparison is false (NaN, equal zeros), so
  * max(v, 0), max(lo, v) and min(hi, v) are the selects v > 0 ? v : 0, v < lo ? lo : v and
  * v > hi ? hi : v exactly. */
@@ -192,7 +192,7 @@ static void channel_block(const direct_job *j, int i0, int i1, int t0, int t1)
                     float *yr = yt + (ir + i) * j->ys;
                     const float *rr = rt ? rt + (ir + i) * j->ys : NULL;
                     for (int c = 0; c < n; ++c) {
-                        yr[dst[c]] = epilogue_value(j->epi, tile[col[c]][i],
+                        yr[dst[c]] = nn_conv_epilogue_value(j->epi, tile[col[c]][i],
                                                     rr ? rr + dst[c] : NULL);
                     }
                 }
