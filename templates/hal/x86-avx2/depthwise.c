@@ -55,54 +55,8 @@ static inline void store_upto(float *p, vec v, int n)
         vstore_tail(p, v, tail_mask(n));
 }
 
-/* r[0 .. VL) transposed in place: lane j of r[i] becomes lane i of r[j]. Interleaves within
- * 128-bit lanes, then moves of whole 128-bit lanes. */
-static inline void transpose_vl(vec r[VL])
-{
-#if defined(__AVX512F__)
-    __m512 t[16];
-    for (int i = 0; i < 16; i += 2) {
-        t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
-        t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
-    }
-    for (int i = 0; i < 16; i += 4) {    /* r[i + k], 128-bit lane l: rows i..i+3, column 4l+k */
-        r[i] = _mm512_shuffle_ps(t[i], t[i + 2], 0x44);
-        r[i + 1] = _mm512_shuffle_ps(t[i], t[i + 2], 0xEE);
-        r[i + 2] = _mm512_shuffle_ps(t[i + 1], t[i + 3], 0x44);
-        r[i + 3] = _mm512_shuffle_ps(t[i + 1], t[i + 3], 0xEE);
-    }
-    for (int k = 0; k < 4; ++k) {
-        t[k] = _mm512_shuffle_f32x4(r[k], r[4 + k], 0x88);        /* lanes 0, 2 */
-        t[4 + k] = _mm512_shuffle_f32x4(r[k], r[4 + k], 0xDD);    /* lanes 1, 3 */
-        t[8 + k] = _mm512_shuffle_f32x4(r[8 + k], r[12 + k], 0x88);
-        t[12 + k] = _mm512_shuffle_f32x4(r[8 + k], r[12 + k], 0xDD);
-    }
-    for (int k = 0; k < 4; ++k) {
-        r[k] = _mm512_shuffle_f32x4(t[k], t[8 + k], 0x88);
-        r[8 + k] = _mm512_shuffle_f32x4(t[k], t[8 + k], 0xDD);
-        r[4 + k] = _mm512_shuffle_f32x4(t[4 + k], t[12 + k], 0x88);
-        r[12 + k] = _mm512_shuffle_f32x4(t[4 + k], t[12 + k], 0xDD);
-    }
-#else
-    __m256 t[8];
-    for (int i = 0; i < 8; i += 2) {
-        t[i] = _mm256_unpacklo_ps(r[i], r[i + 1]);
-        t[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]);
-    }
-    for (int i = 0; i < 8; i += 4) {     /* r[i + k], 128-bit lane l: rows i..i+3, column 4l+k */
-        r[i] = _mm256_shuffle_ps(t[i], t[i + 2], 0x44);
-        r[i + 1] = _mm256_shuffle_ps(t[i], t[i + 2], 0xEE);
-        r[i + 2] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0x44);
-        r[i + 3] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0xEE);
-    }
-    for (int k = 0; k < 4; ++k) {
-        t[k] = _mm256_permute2f128_ps(r[k], r[4 + k], 0x20);
-        t[4 + k] = _mm256_permute2f128_ps(r[k], r[4 + k], 0x31);
-    }
-    for (int i = 0; i < 8; ++i)
-        r[i] = t[i];
-#endif
-}
+/* The channel path's VL x VL transpose (nn_depthwise_driver.h): nn_x86_vec.h's. */
+static inline void transpose_vl(vec r[VL]) { vtranspose(r); }
 
 #define NN_DEPTHWISE_VECTOR
 #define NN_DEPTHWISE_CHANNELS

@@ -196,34 +196,6 @@ static inline lanes first_lanes(int n)
 {
     return (lanes)((1u << n) - 1u);
 }
-
-/* r[i] = lane i of r[0..15] (a 16 x 16 transpose; r[j] lane i becomes r[i] lane j). */
-INLINE void transpose(vec r[VL])
-{
-    vec t[VL];
-    for (int i = 0; i < VL; i += 2) {
-        t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
-        t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
-    }
-    for (int i = 0; i < VL; i += 4) {      /* r[i + q], 128-bit lane l: rows i.. at column 4l + q */
-        r[i] = _mm512_shuffle_ps(t[i], t[i + 2], _MM_SHUFFLE(1, 0, 1, 0));
-        r[i + 1] = _mm512_shuffle_ps(t[i], t[i + 2], _MM_SHUFFLE(3, 2, 3, 2));
-        r[i + 2] = _mm512_shuffle_ps(t[i + 1], t[i + 3], _MM_SHUFFLE(1, 0, 1, 0));
-        r[i + 3] = _mm512_shuffle_ps(t[i + 1], t[i + 3], _MM_SHUFFLE(3, 2, 3, 2));
-    }
-    for (int q = 0; q < 4; ++q) {
-        const vec u0 = _mm512_shuffle_f32x4(r[q], r[4 + q], 0x88);
-        const vec u1 = _mm512_shuffle_f32x4(r[q], r[4 + q], 0xdd);
-        const vec u2 = _mm512_shuffle_f32x4(r[8 + q], r[12 + q], 0x88);
-        const vec u3 = _mm512_shuffle_f32x4(r[8 + q], r[12 + q], 0xdd);
-        t[q] = _mm512_shuffle_f32x4(u0, u2, 0x88);
-        t[4 + q] = _mm512_shuffle_f32x4(u1, u3, 0x88);
-        t[8 + q] = _mm512_shuffle_f32x4(u0, u2, 0xdd);
-        t[12 + q] = _mm512_shuffle_f32x4(u1, u3, 0xdd);
-    }
-    for (int i = 0; i < VL; ++i)
-        r[i] = t[i];
-}
 #else
 typedef __m256i lanes;
 #define vload_lanes(p, m) _mm256_maskload_ps((p), (m))
@@ -231,26 +203,6 @@ typedef __m256i lanes;
 static inline lanes first_lanes(int n)
 {
     return _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
-}
-
-/* r[i] = lane i of r[0..7] (an 8 x 8 transpose). */
-INLINE void transpose(vec r[VL])
-{
-    vec t[VL], s[VL];
-    for (int i = 0; i < VL; i += 2) {
-        t[i] = _mm256_unpacklo_ps(r[i], r[i + 1]);
-        t[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]);
-    }
-    for (int i = 0; i < VL; i += 4) {
-        s[i] = _mm256_shuffle_ps(t[i], t[i + 2], _MM_SHUFFLE(1, 0, 1, 0));
-        s[i + 1] = _mm256_shuffle_ps(t[i], t[i + 2], _MM_SHUFFLE(3, 2, 3, 2));
-        s[i + 2] = _mm256_shuffle_ps(t[i + 1], t[i + 3], _MM_SHUFFLE(1, 0, 1, 0));
-        s[i + 3] = _mm256_shuffle_ps(t[i + 1], t[i + 3], _MM_SHUFFLE(3, 2, 3, 2));
-    }
-    for (int q = 0; q < 4; ++q) {
-        r[q] = _mm256_permute2f128_ps(s[q], s[4 + q], 0x20);
-        r[4 + q] = _mm256_permute2f128_ps(s[q], s[4 + q], 0x31);
-    }
 }
 #endif
 
@@ -343,7 +295,7 @@ INLINE void store_tile(int mr, int nr, vec acc[NR][2], float alpha, enum init in
             vec r[VL];
             for (int j = 0; j < VL; ++j)
                 r[j] = j < NR ? acc[j][v] : vzero();
-            transpose(r);
+            vtranspose(r);
             for (int i = 0; i < min_int(VL, mr - v * VL); ++i) {
                 const int row = v * VL + i;
                 store_vec(c + row * rsc, m, nr == VL, vmul(va, r[i]), init,
