@@ -31,15 +31,18 @@ from dataclasses import dataclass
 @dataclass(frozen=True)
 class GemmBlocking:
     """The SGEMM's blocking: an MR x NR register tile, KC-deep packed blocks, MC rows of A and
-    NC columns of B per cache block. The same numbers as NN_GEMM_* in the target's gemm.h."""
+    NC columns of B per cache block; MC_WIDE rows of A per block where B's block is wide (0:
+    MC; the driver's MC_WIDE). The same numbers as NN_GEMM_* in the target's gemm.h."""
     MR: int
     NR: int
     KC: int
     MC: int
     NC: int
+    MC_WIDE: int = 0
 
     def as_dict(self) -> dict:
-        return {"MR": self.MR, "NR": self.NR, "KC": self.KC, "MC": self.MC, "NC": self.NC}
+        sizes = {"MR": self.MR, "NR": self.NR, "KC": self.KC, "MC": self.MC, "NC": self.NC}
+        return sizes | ({"MC_WIDE": self.MC_WIDE} if self.MC_WIDE else {})
 
 
 @dataclass(frozen=True)
@@ -71,7 +74,7 @@ X86_AVX2 = Target("x86-avx2", "x86-64 with AVX2 and FMA (Haswell, Zen and later)
 X86_AVX512 = Target("x86-avx512", "x86-64 with AVX-512F (Skylake-SP, Ice Lake, Zen4 and later)",
                     X86, ("avx", "avx2", "fma", "avx512f"),
                     ("-mavx2", "-mfma", "-mavx512f"),
-                    GemmBlocking(MR=32, NR=12, KC=256, MC=128, NC=1020),
+                    GemmBlocking(MR=32, NR=12, KC=256, MC=128, NC=1020, MC_WIDE=512),
                     ("x86-avx512", "x86-avx2", "generic"))
 # AArch64: NEON (Advanced SIMD) is baseline, so no flags and no CPU feature to require. An
 # 8 x 12 register tile: 2 vectors of A rows times 3 vectors of B columns (vfmaq_laneq_f32),

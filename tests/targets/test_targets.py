@@ -71,7 +71,7 @@ def test_every_target_declares_the_shared_gemm_interface(name):
         code = re.sub(r"/\*.*?\*/", "", f.read(), flags=re.S)
     lines = [line.split()[:2] for line in code.splitlines() if line.strip()]
     assert lines == [["#ifndef", "NN_GEMM_H"], ["#define", "NN_GEMM_H"]] + \
-        [["#define", f"NN_GEMM_{p}"] for p in ("MR", "NR", "KC", "MC", "NC")] + \
+        [["#define", f"NN_GEMM_{p}"] for p in targets.TARGETS[name].gemm.as_dict()] + \
         [["#include", '"nn_gemm.h"'], ["#endif"]]
 
 

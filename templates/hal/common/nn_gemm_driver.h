@@ -134,6 +134,17 @@ static inline void prefetch_lines(const char *p, int lines)
  * burst is a small part, and the prefetches cost more than they save when A is in L3. */
 #define AHEAD_PANELS 24
 
+/* Rows of A per L2 block when B's block has more than AHEAD_PANELS panels (a target's
+ * NN_GEMM_MC_WIDE, else MC): each A block then meets many panels, and a taller block fetches
+ * C's column pages and each panel of B fewer times (sgemm 1024^3); with few panels (a
+ * matrix-vector product, a layer's 7x7 output) MC rows keep the next-block prefetch short. The
+ * order of tiles only: every element's sum is the same. */
+#ifdef NN_GEMM_MC_WIDE
+#define MC_WIDE NN_GEMM_MC_WIDE
+#else
+#define MC_WIDE MC
+#endif
+
 static void gemm_rows(const gemm_job *g, int i0, int i1, int jc, int nc, int pc, int kc,
                       const float *panels)
 {
@@ -141,11 +152,13 @@ static void gemm_rows(const gemm_job *g, int i0, int i1, int jc, int nc, int pc,
     const enum init init = pc > 0 || g->accumulate ? INIT_ADD : g->bias ? INIT_BIAS : INIT_ZERO;
     const float *a_block = g->a_packed + (size_t)pc * mp;
     const nn_gemm_epilogue *epi = pc + kc == g->k ? g->epi : NULL;
-    for (int ic = i0; ic < i1; ic += MC) {
-        const int i_end = min_int(ic + MC, i1);
+    const bool wide = (nc + NR - 1) / NR > AHEAD_PANELS;
+    const int mc = wide ? MC_WIDE : MC;
+    for (int ic = i0; ic < i1; ic += mc) {
+        const int i_end = min_int(ic + mc, i1);
         const float *next = NULL;          /* the next block of A: rows [n0, n1), depth nk */
         int n0 = i_end, n1 = min_int(i_end + MC, i1), nk = kc;
-        if ((nc + NR - 1) / NR > AHEAD_PANELS) {
+        if (wide) {
             next = NULL;
         } else if (i_end < i1) {
             next = a_block;

@@ -13,6 +13,7 @@
 #define NN_GEMM_KC 256    /* depth of one packed block */
 #define NN_GEMM_MC 128    /* rows of A per L2 block (a multiple of MR) */
 #define NN_GEMM_NC 1020   /* columns of B per packed block (a multiple of NR) */
+#define NN_GEMM_MC_WIDE 512   /* rows of A per L2 block when B's block is wide (the driver) */
 
 #include "nn_gemm.h"
 
