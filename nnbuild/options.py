@@ -7,6 +7,7 @@ import re
 from dataclasses import dataclass, field
 
 from . import bindings, targets
+from .codegen.names import prefix_clash
 from .errors import UsageError
 
 TARGETS = ("host",) + tuple(targets.TARGETS)
@@ -32,6 +33,9 @@ class Options:
             raise UsageError(f"-O{self.opt_level}: optimization level must be 0, 1 or 2")
         if self.name is not None and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", self.name):
             raise UsageError(f"--name {self.name!r}: must be a C identifier")
+        clash = self.name is not None and prefix_clash(self.name)
+        if clash:
+            raise UsageError(f"--name {self.name}: {clash}; choose another name")
 
     @staticmethod
     def make(shapes=None, **kwargs) -> "Options":

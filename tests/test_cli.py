@@ -357,6 +357,36 @@ def test_odd_paths_build(workdir, tmp_path):
         assert (out / "o" / "prod.npy").is_file()
 
 
+def test_model_names_shared_with_nnbuild_headers_build(workdir, tmp_path):
+    """The app's npy.h and the kernels' headers (guards NN_<NAME>_H) do not get in the way of
+    a model named like them: the project includes its model header by path."""
+    for name in ("npy", "nn_hal"):
+        proc = nnbuild("build", workdir / "small.onnx", "--name", name, "-o", tmp_path / name)
+        app = re.search(r"^app:\s+(.*)$", proc.stdout, re.M).group(1)
+        subprocess.run([app, "--input", f"x={workdir / 'x.npy'}", "--input",
+                        f"y={workdir / 'y.npy'}", "--output-dir", str(tmp_path / name / "o")],
+                       check=True)
+        assert (tmp_path / name / "o" / "prod.npy").is_file()
+
+
+@pytest.mark.parametrize("name, why", [("math", r"include/math\.h would hide <math\.h>"),
+                                       ("pthread", r"include/pthread\.h would hide <pthread\.h>"),
+                                       ("all", r"CMake reserves the target name 'all'")])
+def test_a_name_that_hides_a_system_header_or_a_cmake_target_is_refused(workdir, tmp_path,
+                                                                      name, why):
+    proc = nnbuild("generate", workdir / "small.onnx", "--name", name, "-o", tmp_path / "p",
+                   check=False)
+    assert_one_line_error(proc, 2, rf"^nnbuild: error: --name {name}: {why}; choose another")
+    assert not (tmp_path / "p").exists()
+
+
+def test_a_model_file_named_like_a_system_header_gets_a_suffix(workdir, tmp_path):
+    model = tmp_path / "time.onnx"
+    model.write_bytes((workdir / "small.onnx").read_bytes())
+    nnbuild("generate", model, "-o", tmp_path / "p")
+    assert (tmp_path / "p" / "include" / "time_model.h").is_file()
+
+
 # --- a failing C build ---------------------------------------------------------------------------
 def test_failed_c_build_exits_1_with_the_first_compiler_error_and_the_log(workdir, tmp_path):
     # CMake takes CFLAGS from the environment; a macro named like an API function breaks

@@ -20,13 +20,37 @@ def c_identifier(text: str) -> str:
     return ident
 
 
+# A model's prefix also names its header (include/<p>.h), which sits on the include path of
+# every file of the project, ahead of the system's: a prefix equal to a system header hides it
+# (the project's own files include the model header by path and use guards no prefix can
+# make, so nnbuild's header names are free). And the prefix names the CMake library target.
+SYSTEM_HEADERS = frozenset("""assert complex ctype errno fenv float inttypes iso646 limits locale
+math setjmp signal stdalign stdarg stdatomic stdbool stddef stdint stdio stdlib stdnoreturn string
+tgmath threads time uchar wchar wctype alloca endian features malloc memory pthread sched strings
+unistd direct windows arm_neon arm_fp16 arm_bf16 Python""".split())
+CMAKE_RESERVED_TARGETS = frozenset("""all clean help install edit_cache rebuild_cache preinstall
+ALL_BUILD ZERO_CHECK INSTALL""".split())
+
+
+def prefix_clash(prefix: str) -> str | None:
+    """Why ``prefix`` cannot name a model's project (None when it can)."""
+    if prefix in SYSTEM_HEADERS or prefix.endswith("intrin"):
+        return f"include/{prefix}.h would hide <{prefix}.h>"
+    if prefix in CMAKE_RESERVED_TARGETS:
+        return f"CMake reserves the target name {prefix!r}"
+    return None
+
+
 def model_prefix(path: str) -> str:
+    """The prefix a model file gets by default: its base name as a C identifier, with
+    "_model" appended when that name cannot name a project (see prefix_clash)."""
     base = os.path.basename(str(path))
     for ext in (".nnir.json", ".onnx", ".json"):
         if base.endswith(ext):
             base = base[: -len(ext)]
             break
-    return c_identifier(base)
+    prefix = c_identifier(base)
+    return prefix + "_model" if prefix_clash(prefix) else prefix
 
 
 def c_comment(text: str) -> str:
