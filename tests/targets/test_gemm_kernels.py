@@ -26,7 +26,8 @@ CONSTANT_WEIGHTS = [(1, 1, 1), (1, 300, 33), (5, 7, 31), (13, 257, 17), (11, 513
                     (7, 4, 9), (25, 256, 15), (300, 300, 1), (1100, 70, 40), (130, 515, 97),
                     (1, 784, 1024), (5, 600, 200),
                     (49, 1100, 300),   # few columns, many rows: rows split, B packed per task
-                    (300, 70, 600)]    # a wide B (> 24 panels): taller blocks of A's rows
+                    (300, 70, 600),    # a wide B (> 24 panels): taller blocks of A's rows
+                    (361, 90, 40)]     # columns split, the last panel's 1 column folded
 # (m, k, n): MatMul(a, b), both run-time inputs.
 RUNTIME = [(1, 5, 1), (33, 257, 13), (17, 3, 300), (200, 130, 7), (9, 600, 45), (300, 500, 3)]
 # (m, k, n): Gemm(a, b, transB=1) + c, both run-time, c constant per column.

@@ -21,13 +21,35 @@ enum init { INIT_ZERO, INIT_BIAS, INIT_ADD };
 
 static int min_int(int a, int b) { return a < b ? a : b; }
 
+/* Columns of B's last panel that the target's tile folds into the full panel before it (its
+ * TAIL_COLUMNS, defined before this header; 0: none): a panel of one column re-reads A from L2
+ * for a handful of multiply-adds (n = 49: a layer's 7x7 output, 4 panels and 1 column). */
+#ifndef TAIL_COLUMNS
+#define TAIL_COLUMNS 0
+#endif
+
+/* The columns of n's last panel when they are folded into the panel before it, else 0. Every
+ * split of the columns (blocks, tasks) keeps them with that panel, so that the register tiles,
+ * hence every element's sum, are the same at any thread count. */
+static int folded_tail(int n)
+{
+    return n > NR && n % NR <= TAIL_COLUMNS ? n % NR : 0;
+}
+
+/* Register tiles across n columns: panels of NR, a folded tail counted with the one before. */
+static int column_tiles(int n)
+{
+    return (n - folded_tail(n) + NR - 1) / NR;
+}
+
 /* --- what the target defines ------------------------------------------------------------------ */
 /* B from a strided matrix (the nn_gemm_source packer of sgemm): rows [k0, k0 + kc) x columns
  * [n0, n0 + nc) of element (p, j) at data[p * row_stride + j * col_stride], as NR-wide panels. */
 static void pack_dense(const nn_gemm_source *src, int k0, int kc, int n0, int nc, float *panels);
 
 /* One mr x nr (at most MR x NR) tile of C = init + alpha * (A panel x B panel): a packed kc x MR
- * panel of A times a kc x NR panel of B, k ascending; C's element (i, j) at c[i * rsc + j * csc],
+ * panel of A times a kc x NR panel of B, k ascending (nr up to NR + TAIL_COLUMNS: columns past
+ * NR from the next panel, at b + kc * NR); C's element (i, j) at c[i * rsc + j * csc],
  * init the tile itself (INIT_ADD), bias[i] (INIT_BIAS) or 0; then, when epi is not NULL (the last
  * KC block), the epilogue, its residual's tile at res (C's strides; epilogue_value). Meanwhile
  * the pf_lines cache lines from pf on are prefetched into L2 (prefetch_lines; spread over the k
@@ -61,11 +83,21 @@ static void epilogue_tile(const nn_gemm_epilogue *e, int mr, int nr, float *c,
 }
 
 /* Columns per packed block of B for n columns: as few blocks as NC allows, of near-equal
- * widths (multiples of NR), so that no block is a sliver that re-reads all of A. */
+ * widths (multiples of NR), so that no block is a sliver that re-reads all of A; a folded tail
+ * (folded_tail) goes with the last block. */
 static int block_width(int n)
 {
-    const int blocks = (n + NC - 1) / NC;
+    const int tail = folded_tail(n), most = tail ? NC - NR : NC;   /* the last block <= NC */
+    n -= tail;
+    const int blocks = (n + most - 1) / most;
     return ((n + blocks - 1) / blocks + NR - 1) / NR * NR;
+}
+
+/* The width of the block at jc of [.., j1) in blocks of `width`: the rest when only a folded
+ * tail (of the product's n columns) would be left after it. */
+static int block_at(int jc, int j1, int n, int width)
+{
+    return j1 - jc <= width + (j1 == n ? folded_tail(n) : 0) ? j1 - jc : width;
 }
 
 /* --- packing A -------------------------------------------------------------------------------- */
@@ -168,14 +200,14 @@ static void gemm_rows(const gemm_job *g, int i0, int i1, int jc, int nc, int pc,
             n1 = min_int(i0 + MC, i1);
             next = g->a_packed + (size_t)(pc + kc) * mp;
         }
-        const int tiles = (nc + NR - 1) / NR * ((i_end - ic + MR - 1) / MR);
+        const int tiles = column_tiles(nc) * ((i_end - ic + MR - 1) / MR);
         const int lines = next ? (int)(((size_t)(n1 - n0 + MR - 1) / MR * MR * (size_t)nk
                                         * sizeof(float) + 63) / 64) : 0;
         const int per_tile = (lines + tiles - 1) / tiles;
         const char *pf = next ? (const char *)(next + (size_t)n0 * nk) : NULL;
         int done = 0;
-        for (int jr = 0; jr < nc; jr += NR) {
-            const int nr = min_int(NR, nc - jr);
+        for (int jr = 0; jr < nc; ) {
+            const int nr = nc - jr == NR + folded_tail(nc - jr) ? nc - jr : min_int(NR, nc - jr);
             for (int ir = ic; ir < i_end; ir += MR) {
                 const int count = min_int(per_tile, lines - done);
                 const ptrdiff_t at = ir * g->rsc + (jc + jr) * g->csc;
@@ -186,6 +218,7 @@ static void gemm_rows(const gemm_job *g, int i0, int i1, int jc, int nc, int pc,
                      count > 0 ? pf + (size_t)done * 64 : NULL, count > 0 ? count : 0);
                 done += count > 0 ? count : 0;
             }
+            jr += nr;
         }
     }
 }
@@ -194,21 +227,26 @@ static void gemm_rows(const gemm_job *g, int i0, int i1, int jc, int nc, int pc,
 static void gemm_block(const gemm_job *g, int i0, int i1, int j0, int j1, float *work)
 {
     const int width = block_width(j1 - j0);
-    for (int jc = j0; jc < j1; jc += width) {
-        const int nc = min_int(width, j1 - jc);
+    for (int jc = j0; jc < j1; ) {
+        const int nc = block_at(jc, j1, g->n, width);
         for (int pc = 0; pc < g->k; pc += KC) {
             const int kc = min_int(KC, g->k - pc);
             gemm_rows(g, i0, i1, jc, nc, pc, kc, b_block(g, jc, nc, pc, kc, work));
         }
+        jc += nc;
     }
 }
 
-/* Column mode: task t is a range of columns with its own copy of B's blocks. */
+/* Column mode: task t is a range of columns with its own copy of B's blocks (whole panels; a
+ * folded tail with the one before). */
 static void column_task(const void *ctx, int t, void *work)
 {
     const gemm_job *g = ctx;
+    const int tail = folded_tail(g->n);
     int j0, j1;
-    nn_tile_range(g->n, g->tiles, NR, t, &j0, &j1);
+    nn_tile_range(g->n - tail, g->tiles, NR, t, &j0, &j1);
+    if (j0 < j1 && j1 == g->n - tail)
+        j1 = g->n;
     if (j0 < j1)
         gemm_block(g, 0, g->m, j0, j1, work);
 }
@@ -274,7 +312,7 @@ static void sgemm_run(int m, int n, int k, float alpha, const float *a_packed,
     gemm_job g = {m, n, k, 1, alpha, a_packed, bias, b, accumulate, c, rsc, csc,
                   0, 0, 0, 0, work, b_packed, epi};
     const int tasks = nn_task_count(2.0 * m * (double)n * k);
-    const int by_n = min_int(tasks, (n + NR - 1) / NR), by_m = min_int(tasks, (m + MR - 1) / MR);
+    const int by_n = min_int(tasks, column_tiles(n)), by_m = min_int(tasks, (m + MR - 1) / MR);
     const bool small_a = (size_t)m * (size_t)k <= ((size_t)1 << 17);
     if (tasks == 1 || (by_n < 2 && by_m < 2)) {
         gemm_block(&g, 0, m, 0, n, work);
@@ -283,8 +321,9 @@ static void sgemm_run(int m, int n, int k, float alpha, const float *a_packed,
         NN_FN(parallel_for)(g.tiles, narrow_task, &g, b_packed ? NULL : work,
                             b_packed ? 0 : NN_GEMM_WORK_FLOATS(n) * sizeof(float));
     } else if (small_a ? by_n >= by_m : by_m < 2) {
-        g.tiles = nn_balanced_tasks((n + NR - 1) / NR, by_n);
-        const int width = ((n + NR - 1) / NR + g.tiles - 1) / g.tiles * NR;   /* widest tile */
+        g.tiles = nn_balanced_tasks(column_tiles(n), by_n);
+        const int width = (column_tiles(n) + g.tiles - 1) / g.tiles * NR   /* widest task */
+                          + folded_tail(n);
         NN_FN(parallel_for)(g.tiles, column_task, &g, b_packed ? NULL : work,
                             b_packed ? 0 : NN_GEMM_WORK_FLOATS(width) * sizeof(float));
     } else if (n <= PRIVATE_B_COLUMNS && !b_packed) {
@@ -294,8 +333,8 @@ static void sgemm_run(int m, int n, int k, float alpha, const float *a_packed,
     } else {
         const int rows = nn_balanced_tasks((m + MR - 1) / MR, by_m);
         const int width = block_width(n);
-        for (g.jc = 0; g.jc < n; g.jc += width) {
-            g.nc = min_int(width, n - g.jc);
+        for (g.jc = 0; g.jc < n; g.jc += g.nc) {
+            g.nc = block_at(g.jc, n, n, width);
             for (g.pc = 0; g.pc < k; g.pc += KC) {
                 g.kc = min_int(KC, k - g.pc);
                 g.tiles = min_int(rows, (g.nc + NR - 1) / NR);

@@ -6,6 +6,13 @@
  * a fixed order (k ascending within a KC block, blocks in order), so results depend on the
  * operands only. */
 #include "gemm.h"
+
+/* A last panel of B of one column is folded into the tile of the panel before (nn_gemm_driver.h
+ * folded_tail) where the registers allow: 2 x (NR + 1) accumulators, 2 vectors of A and a
+ * broadcast fit AVX-512's 32 (29 of them), not AVX2's 16. */
+#if defined(__AVX512F__)
+#define TAIL_COLUMNS 1
+#endif
 #include "nn_gemm_driver.h"
 
 #include "nn_x86_vec.h"
@@ -18,6 +25,8 @@
 #endif
 
 #define INLINE static inline __attribute__((always_inline))
+
+#define NT (NR + TAIL_COLUMNS)   /* most columns of a register tile */
 
 /* --- packing ---------------------------------------------------------------------------------- */
 /* B from a strided matrix: element (p, j) at data[p * row_stride + j * col_stride]. */
@@ -83,9 +92,10 @@ static void pack_dense(const nn_gemm_source *src, int k0, int kc, int n0, int nc
 
 /* acc[j][v] += A rows [v * VL, v * VL + VL) times B column j over `steps` values of k, for the
  * nv vectors of rows that hold data (nv = 1 when the tile has at most VL rows) and the first
- * nj columns (a constant at each call: NR, or fewer for the last panel of B); advances a, b. */
-INLINE void kernel_steps(int steps, int nv, int nj, const float *restrict *pa,
-                         const float *restrict *pb, vec acc[NR][2])
+ * nj columns (a constant at each call: NR, or fewer for the last panel of B, or NR plus a
+ * folded tail's columns, those from the next panel, at b + kc * NR); advances a, b. */
+INLINE void kernel_steps(int steps, int nv, int nj, ptrdiff_t next_panel,
+                         const float *restrict *pa, const float *restrict *pb, vec acc[NT][2])
 {
     const float *restrict a = *pa, *restrict b = *pb;
     _Pragma("GCC unroll 4")
@@ -93,7 +103,7 @@ INLINE void kernel_steps(int steps, int nv, int nj, const float *restrict *pa,
         const vec a0 = vload(a);
         const vec a1 = nv > 1 ? vload(a + VL) : vzero();
         for (int j = 0; j < nj; ++j) {
-            const vec bj = vset1(b[j]);
+            const vec bj = vset1(j < NR ? b[j] : b[next_panel + j - NR]);
             acc[j][0] = vfma(a0, bj, acc[j][0]);
             if (nv > 1)
                 acc[j][1] = vfma(a1, bj, acc[j][1]);
@@ -130,10 +140,11 @@ INLINE void prefetch_tile(int mr, int nr, const float *c, ptrdiff_t rsc, ptrdiff
  * last): before each, a slice of the pf_lines lines at pf is prefetched (all of them by
  * C_PREFETCH_STEPS before the end), and C's tile is, once, C_PREFETCH_STEPS before the end. */
 INLINE void kernel_tile(int kc, int nv, int nj, const float *restrict a, const float *restrict b,
-                        vec acc[NR][2], int mr, int nr, const float *c, ptrdiff_t rsc,
+                        vec acc[NT][2], int mr, int nr, const float *c, ptrdiff_t rsc,
                         ptrdiff_t csc, const char *pf, int pf_lines)
 {
-    for (int j = 0; j < NR; ++j)
+    const ptrdiff_t next_panel = (ptrdiff_t)kc * NR;
+    for (int j = 0; j < NT; ++j)
         acc[j][0] = acc[j][1] = vzero();
     const int early = kc > C_PREFETCH_STEPS ? kc - C_PREFETCH_STEPS : 0;
     const int slices = early / CHUNK_STEPS;
@@ -151,18 +162,18 @@ INLINE void kernel_tile(int kc, int nv, int nj, const float *restrict a, const f
             pf += (size_t)n * 64;
             pf_lines -= n;
         }
-        kernel_steps(CHUNK_STEPS, nv, nj, &a, &b, acc);
+        kernel_steps(CHUNK_STEPS, nv, nj, next_panel, &a, &b, acc);
     }
     if (c_pending)
         prefetch_tile(mr, nr, c, rsc, csc);
     prefetch_lines(pf, pf_lines);
-    kernel_steps(kc - p, nv, nj, &a, &b, acc);
+    kernel_steps(kc - p, nv, nj, next_panel, &a, &b, acc);
 }
 
 /* One column of B (a matrix-vector product): four partial sums over k mod 4 hide the FMA
  * latency; they are added in a fixed order. */
 INLINE void kernel_column(int kc, int nv, const float *restrict a, const float *restrict b,
-                          vec acc[NR][2])
+                          vec acc[NT][2])
 {
     vec s[4][2];
     for (int u = 0; u < 4; ++u)
@@ -206,7 +217,7 @@ static inline lanes first_lanes(int n)
 }
 #endif
 
-#if NR > VL
+#if NT > VL
 #error "a tile's row must fit one vector"
 #endif
 
@@ -270,7 +281,7 @@ static void epilogue_stored(const nn_gemm_epilogue *e, int mr, int nr, float *c,
  * contiguous (rsc == 1); when its columns are (csc == 1, a layer's Y = W X), the tile is
  * transposed in registers and its rows are stored (masked to nr columns); otherwise it goes
  * through a local buffer. */
-INLINE void store_tile(int mr, int nr, vec acc[NR][2], float alpha, enum init init,
+INLINE void store_tile(int mr, int nr, vec acc[NT][2], float alpha, enum init init,
                        const float *bias, float *c, ptrdiff_t rsc, ptrdiff_t csc,
                        const nn_gemm_epilogue *e, const float *res)
 {
@@ -294,7 +305,7 @@ INLINE void store_tile(int mr, int nr, vec acc[NR][2], float alpha, enum init in
         for (int v = 0; v * VL < mr; ++v) {
             vec r[VL];
             for (int j = 0; j < VL; ++j)
-                r[j] = j < NR ? acc[j][v] : vzero();
+                r[j] = j < NT ? acc[j][v] : vzero();
             vtranspose(r);
             for (int i = 0; i < min_int(VL, mr - v * VL); ++i) {
                 const int row = v * VL + i;
@@ -306,7 +317,7 @@ INLINE void store_tile(int mr, int nr, vec acc[NR][2], float alpha, enum init in
             epilogue_stored(e, mr, nr, c, rsc, csc, res);
         return;
     }
-    float tile[NR][MR];
+    float tile[NT][MR];
     for (int j = 0; j < nr; ++j) {
         vstore(tile[j], vmul(va, acc[j][0]));
         vstore(tile[j] + VL, vmul(va, acc[j][1]));
@@ -330,13 +341,18 @@ static void tile(int kc, int mr, int nr, const float *a, const float *b, float a
                  enum init init, const float *bias, float *c, ptrdiff_t rsc, ptrdiff_t csc,
                  const nn_gemm_epilogue *epi, const float *res, const char *pf, int pf_lines)
 {
-    vec acc[NR][2];
+    vec acc[NT][2];
     if (nr == 1) {
         prefetch_lines(pf, pf_lines);
         if (mr > VL)
             kernel_column(kc, 2, a, b, acc);
         else
             kernel_column(kc, 1, a, b, acc);
+    } else if (TAIL_COLUMNS > 0 && nr > NR) {                   /* a folded tail */
+        if (mr > VL)
+            kernel_tile(kc, 2, NT, a, b, acc, mr, nr, c, rsc, csc, pf, pf_lines);
+        else
+            kernel_tile(kc, 1, NT, a, b, acc, mr, nr, c, rsc, csc, pf, pf_lines);
     } else if (mr > VL) {                  /* columns in thirds of NR: a narrow last panel */
         if (3 * nr <= NR)                  /* of B runs a third of the FMAs */
             kernel_tile(kc, 2, NR / 3, a, b, acc, mr, nr, c, rsc, csc, pf, pf_lines);
