@@ -21,9 +21,14 @@ from .linalg import blocking
 
 TILE_SIZES = (2, 4)
 ATTR = "winograd"
-# V and M of one chunk of tile rows are kept to about this many bytes (cache-sized; see
-# chunk_rows).
+# V and M of one chunk of tiles are kept to about this many bytes (cache-sized; see chunking).
 CHUNK_BYTES = 1 << 20
+# Private chunks (chunking): where U takes at most PRIVATE_U_BYTES (every chunk streams it once)
+# and the image makes at least PRIVATE_MIN_CHUNKS chunks, each chunk is one thread's task, its V
+# and M in that thread's scratch: NN_POOL_SCRATCH_BYTES of hal/nn_pool.h, mirrored here.
+PRIVATE_U_BYTES = 1 << 20
+PRIVATE_MIN_CHUNKS = 4
+POOL_SCRATCH_BYTES = 1 << 20
 # choose(): transformed F(2x2) weights larger than this need this many output tiles to pay for
 # streaming them.
 MAX_WEIGHT_BYTES = 8 << 20
@@ -106,44 +111,75 @@ def reference(x: np.ndarray, w: np.ndarray, bias, pads: tuple, out_size: tuple, 
     return y
 
 
-def chunk_rows(g, m: int) -> int:
-    """Tile rows per chunk: as many as keep V and M near CHUNK_BYTES (twice that when the
-    transformed weights, which every chunk streams once, exceed CHUNK_BYTES / 2), at least one."""
-    alpha = m + 2
-    tw = -(-g.out_size[1] // m)
-    per_row = 4 * alpha * alpha * (g.in_channels + g.out_channels) * tw
-    u_bytes = 4 * alpha * alpha * g.in_channels * g.out_channels // g.groups
-    budget = CHUNK_BYTES * (2 if u_bytes > CHUNK_BYTES // 2 else 1)
-    rows = g.batch * -(-g.out_size[0] // m)
-    return max(1, min(rows, budget // per_row))
-
-
 def _round16(n: int) -> int:
     return -(-n // 16) * 16
 
 
+def _transform_floats(g, m: int) -> int:
+    """Floats of the transforms' scratch: the larger of the input's and the output's."""
+    alpha, tw, mr = m + 2, -(-g.out_size[1] // m), blocking().MR
+    return max(_round16(g.in_size[1]) + alpha * _round16(tw * m + 2 + mr),    # input
+               _round16(tw * m + 2) + alpha * alpha * tw)                   # output
+
+
+def _chunk_floats(g, m: int, tiles: int) -> int:
+    """Floats of V and M for a chunk of ``tiles`` tiles (each element's block skewed)."""
+    mr, area = blocking().MR, (m + 2) * (m + 2)
+    tp = -(-tiles // mr) * mr
+    return area * (_round16(g.in_channels * tp) + 16 + _round16(g.out_channels * tp) + 16)
+
+
+def chunking(g, m: int) -> tuple:
+    """(tiles per chunk, private): the tiles of all images, in the order image, tile row, tile
+    column, are cut into chunks of whole MR-tile panels (the SGEMM's rows), as many panels in
+    each as the budget allows, then spread evenly over the chunks that makes (the last holds
+    the rest); one chunk where all fit.
+
+    Private (each chunk one thread's task, nn_winograd_driver.h): where U is at most
+    PRIVATE_U_BYTES and chunks that fit a worker's scratch with the transforms' scratch
+    (POOL_SCRATCH_BYTES) make at least PRIVATE_MIN_CHUNKS of them. Otherwise the phases split
+    over the pool and V and M of a chunk take about CHUNK_BYTES (twice that when U exceeds
+    CHUNK_BYTES / 2). From the shapes alone, never the thread count."""
+    mr, alpha = blocking().MR, m + 2
+    tiles = g.batch * -(-g.out_size[0] // m) * -(-g.out_size[1] // m)
+    panels = -(-tiles // mr)
+    u_bytes = 4 * alpha * alpha * g.in_channels * g.out_channels // g.groups
+
+    def spread(most: int) -> int:          # panels per chunk, at most `most` of them
+        return -(-panels // -(-panels // most))
+
+    if u_bytes <= PRIVATE_U_BYTES:
+        room = POOL_SCRATCH_BYTES // 4 - _transform_floats(g, m)
+        fit = 0
+        while fit < panels and _chunk_floats(g, m, (fit + 1) * mr) <= room:
+            fit += 1
+        if fit and -(-panels // fit) >= PRIVATE_MIN_CHUNKS:
+            return spread(fit) * mr, True
+    per_tile = 4 * alpha * alpha * (g.in_channels + g.out_channels)
+    budget = CHUNK_BYTES * (2 if u_bytes > CHUNK_BYTES // 2 else 1)
+    fit = max(1, budget // per_tile // mr)
+    if fit >= panels:
+        return tiles, False
+    return spread(fit) * mr, False
+
+
 def work_floats(g, m: int) -> int:
-    """Floats of winograd_conv's work buffer (winograd.h says the same)."""
-    alpha = m + 2
-    tw = -(-g.out_size[1] // m)
-    mr = blocking().MR
-    tiles = -(-chunk_rows(g, m) * tw // mr) * mr
-    transforms = max(_round16(g.in_size[1]) + alpha * _round16(tw * m + 2 + mr),  # input
-                     _round16(tw * m + 2) + alpha * alpha * tw)                # output
-    return (alpha * alpha * (_round16(g.in_channels * tiles) + 16)      # V, each element skewed
-            + alpha * alpha * (_round16(g.out_channels * tiles) + 16)   # M
-            + transforms)
+    """Floats of winograd_conv's work buffer (winograd.h says the same): one chunk's V and M,
+    then the transforms' scratch."""
+    return _chunk_floats(g, m, chunking(g, m)[0]) + _transform_floats(g, m)
 
 
 def c_params(g, m: int, name: str = "wino") -> str:
     """A ``static const nn_winograd_params`` for the kernel."""
     th, tw = -(-g.out_size[0] // m), -(-g.out_size[1] // m)
+    tiles, private = chunking(g, m)
     return (f"static const nn_winograd_params {name} = {{\n"
             f"    .batch = {g.batch}, .in_channels = {g.in_channels}, "
             f".out_channels = {g.out_channels}, .groups = {g.groups},\n"
             f"    .in_h = {g.in_size[0]}, .in_w = {g.in_size[1]}, .out_h = {g.out_size[0]}, "
             f".out_w = {g.out_size[1]}, .pad_h = {g.pads_begin[0]}, .pad_w = {g.pads_begin[1]},\n"
-            f"    .m = {m}, .tiles_h = {th}, .tiles_w = {tw}, .chunk_rows = {chunk_rows(g, m)},\n}};")
+            f"    .m = {m}, .tiles_h = {th}, .tiles_w = {tw}, .chunk_tiles = {tiles}, "
+            f".private_chunks = {int(private)},\n}};")
 
 
 def lower_lines(ctx, g, m: int, w_name: str, w: np.ndarray, x: str, bias: str, y: str,

@@ -111,11 +111,33 @@ def test_matches_onnxruntime(m, target, force, tmp_path):
 
 
 @pytest.mark.parametrize("m", winograd.TILE_SIZES)
-def test_one_tile_row_per_chunk(m, force, monkeypatch, tmp_path):
+def test_one_panel_per_chunk(m, force, monkeypatch, tmp_path):
+    """Chunks of one MR-tile panel: cut inside tile rows (5 x 71: 36 tiles a row) and across
+    the images of a batch."""
     force(m)
     monkeypatch.setattr(winograd, "CHUNK_BYTES", 1)
+    monkeypatch.setattr(winograd, "PRIVATE_U_BYTES", 0)      # the phases split
     model = conv_cases(CASES if m == 2 else FEW_CHANNELS, bias=False)
     check_against_onnxruntime(model, str(tmp_path))
+
+
+# Small weights, many tiles: chunks each run whole by one thread (private), cut inside tile
+# rows (26 tiles a row, chunks of whole MR panels), and the last chunk short.
+PRIVATE = {"private_chunks": ([1, 48, 49, 51], 40, dict(pads=[1, 1, 1, 1])),
+           "private_batch2": ([2, 64, 36, 37], 64, dict(pads=[1, 0, 1, 2]))}
+
+
+@target_param(["generic", "x86-avx2", "x86-avx512"])
+def test_private_chunks_match_onnxruntime(target, tmp_path):
+    from nnbuild import targets
+    model = conv_cases(PRIVATE)
+    graph = nnbuild.optimize(nnbuild.translate(model), opt_level=2)
+    op = registry.lookup("Conv")
+    with targets.using(targets.resolve(target)):
+        plans = [winograd.chunking(op.geometry(n, graph), 2) for n in graph.nodes]
+    assert [n.attr(winograd.ATTR) for n in graph.nodes] == [2, 2]
+    assert all(private for _, private in plans), plans
+    check_against_onnxruntime(model, str(tmp_path), target=target)
 
 
 @pytest.mark.parametrize("m", winograd.TILE_SIZES)
@@ -132,7 +154,7 @@ def test_fused_residual_and_relu(m, target, force, tmp_path):
 def test_bit_identical_at_1_and_3_threads(m, force, tmp_path):
     force(m)
     cases = {"13x13_batch2": ([2, 40, 26, 26], 48, dict(pads=[1, 1, 1, 1])),
-                        "groups": CASES["groups"], "many_channels": CASES["many_channels"]}
+                        "groups": CASES["groups"], "many_channels": CASES["many_channels"], **PRIVATE}
     model = conv_cases(cases)
     compiled = nnbuild.compile(model, cache_dir=str(tmp_path))
     feeds = random_inputs(model)

@@ -117,6 +117,7 @@ WINO_INLINE void output_1d(int m, int n, const float *restrict s, ptrdiff_t ks, 
 
 static size_t round16(size_t n) { return (n + 15) / 16 * 16; }
 static int wmin(int a, int b) { return a < b ? a : b; }
+static int wmax(int a, int b) { return a > b ? a : b; }
 
 /* The stride of the alpha^2 elements' V (or M) for n floats each: n rounded up to 16, plus 16, so
  * that the 16 (36) streams a transform reads or writes start at different cache sets (plain
@@ -148,10 +149,11 @@ WINO_INLINE void output_row(int m, int alpha, const float *mo, ptrdiff_t plane, 
     }
 }
 
-/* One chunk of tile rows [r0, r1) and how its work is split. */
+/* One chunk of tiles [t0, t1) (in the order image, tile row, tile column) and how its work is
+ * split. */
 typedef struct {
     const nn_winograd_params *p;
-    int alpha, r0, r1, tiles, tasks;
+    int alpha, t0, t1, tiles, tasks;
     size_t tp;                 /* tiles rounded up to NN_GEMM_MR: the stride of V and M */
     size_t vs, ms;             /* floats from one element's V, M to the next's (see skew) */
     const float *x, *u, *bias;
@@ -171,24 +173,31 @@ static float *v_column(const wino_job *j, int c, int *kc)
     return j->v + (size_t)g * j->tp * cg + (size_t)k0 * j->tp + (size_t)(cl - k0) * NN_GEMM_MR;
 }
 
-/* The vertical transform of the alpha input rows of tile row ty, over the columns of the
- * zero-padded image: vrow[a * vstride + q], q in [0, tiles_w * m + 2), = B^T down column
- * q - pad_w of input rows ty * m - pad_h + [0, alpha) (0 outside the image; `zero` holds in_w
- * zeros). Floats past the row's width are left as they are. */
+/* The tile columns [*a, *b) of the chunk's tiles in tile row r (of all images). */
+static void row_span(const wino_job *j, int r, int *a, int *b)
+{
+    const int tw = j->p->tiles_w, first = r * tw;
+    *a = j->t0 > first ? j->t0 - first : 0;
+    *b = wmin(tw, j->t1 - first);
+}
+
+/* The vertical transform of the alpha input rows of tile row ty, over columns [c0, c1) of the
+ * zero-padded image: vrow[a * vstride + q] = B^T down column q - pad_w of input rows ty * m -
+ * pad_h + [0, alpha) (0 outside the image; `zero` holds in_w zeros). Other floats are left as
+ * they are. */
 WINO_INLINE void vertical(const nn_winograd_params *p, const float *xc, int ty, int m, int alpha,
-                          const float *zero, float *vrow, ptrdiff_t vstride)
+                          int c0, int c1, const float *zero, float *vrow, ptrdiff_t vstride)
 {
     const float *rows[6];
     for (int i = 0; i < alpha; ++i) {
         const int ih = ty * m + i - p->pad_h;
         rows[i] = ih >= 0 && ih < p->in_h ? xc + (size_t)ih * p->in_w : zero;
     }
-    const int width = p->tiles_w * m + 2, left = wmin(p->pad_w, width);
-    const int right = wmin(width, p->pad_w + p->in_w);  /* columns [left, right) in the image */
+    const int left = wmin(c1, p->pad_w > c0 ? p->pad_w : c0);   /* [left, right) in the image */
+    const int right = wmax(left, wmin(c1, p->pad_w + p->in_w));
     for (int a = 0; a < alpha; ++a) {
-        memset(vrow + a * vstride, 0, sizeof(float) * (size_t)left);
-        if (right < width)
-            memset(vrow + a * vstride + right, 0, sizeof(float) * (size_t)(width - right));
+        memset(vrow + a * vstride + c0, 0, sizeof(float) * (size_t)(left - c0));
+        memset(vrow + a * vstride + right, 0, sizeof(float) * (size_t)(c1 - right));
     }
     if (right > left) {
         for (int i = 0; i < alpha; ++i)
@@ -198,8 +207,8 @@ WINO_INLINE void vertical(const nn_winograd_params *p, const float *xc, int ty, 
 }
 
 /* V[xi] for channel c over the chunk's tiles = B^T d B: per tile row, down the columns of its
- * alpha input rows (vrow[a][q]), then across, straight into V^T's panels (a tile row's run of
- * tiles cut where a panel ends). */
+ * alpha input rows (vrow[a][q]) under the chunk's tiles, then across, straight into V^T's
+ * panels (a tile row's run of tiles cut where a panel ends). */
 WINO_INLINE void input_channel(const wino_job *j, int c, int m, int alpha, float *scratch)
 {
     const nn_winograd_params *p = j->p;
@@ -213,12 +222,15 @@ WINO_INLINE void input_channel(const wino_job *j, int c, int m, int alpha, float
     int kc;
     float *col = v_column(j, c, &kc);
     const ptrdiff_t xs = (ptrdiff_t)j->vs;
-    for (int r = j->r0; r < j->r1; ++r) {
+    for (int r = j->t0 / tw; r * tw < j->t1; ++r) {
         const int n = r / p->tiles_h, ty = r % p->tiles_h;
-        vertical(p, xc0 + (size_t)n * image, ty, m, alpha, zero, vrow, vstride);
-        for (int tx = 0; tx < tw;) {           /* element (a, b) at dst + (a * alpha + b) * xs */
-            const int t = (r - j->r0) * tw + tx, off = t % NN_GEMM_MR;
-            const int n_run = wmin(NN_GEMM_MR - off, tw - tx);
+        int tx, end;
+        row_span(j, r, &tx, &end);
+        vertical(p, xc0 + (size_t)n * image, ty, m, alpha, tx * m, end * m + 2, zero, vrow,
+                 vstride);
+        while (tx < end) {                     /* element (a, b) at dst + (a * alpha + b) * xs */
+            const int t = r * tw + tx - j->t0, off = t % NN_GEMM_MR;
+            const int n_run = wmin(NN_GEMM_MR - off, end - tx);
             float *dst = col + (size_t)(t / NN_GEMM_MR) * NN_GEMM_MR * kc + off;
             for (int a = 0; a < alpha; ++a) {
                 if (m == 2)
@@ -235,36 +247,38 @@ WINO_INLINE void input_channel(const wino_job *j, int c, int m, int alpha, float
         memset(dst + xi * xs, 0, sizeof(float) * (size_t)pad);
 }
 
-/* Y[o] = epilogue(A^T M A + bias) over the chunk's tiles, a tile row at a time, cut at the
- * image's right and bottom edges. */
+/* Y[o] = epilogue(A^T M A + bias) over the chunk's tiles, a tile row's run at a time, cut at
+ * the image's right and bottom edges. */
 WINO_INLINE void output_channel(const wino_job *j, int o, int m, int alpha, float *scratch)
 {
     const nn_winograd_params *p = j->p;
     const int tw = p->tiles_w, M = p->out_channels;
     const ptrdiff_t plane = (ptrdiff_t)j->ms;
     const float b0 = j->bias ? j->bias[o] : 0.0f;
-    for (int r = j->r0; r < j->r1; ++r) {
+    for (int r = j->t0 / tw; r * tw < j->t1; ++r) {
         const int n = r / p->tiles_h, ty = r % p->tiles_h;
-        const float *mo = j->mo + (size_t)o * j->tp + (size_t)(r - j->r0) * tw;
+        int tx, end;
+        row_span(j, r, &tx, &end);
+        const float *mo = j->mo + (size_t)o * j->tp + (size_t)(r * tw + tx - j->t0);
         float *y[4] = {NULL, NULL, NULL, NULL};
         const float *res[4] = {NULL, NULL, NULL, NULL};
         for (int i = 0; i < wmin(m, p->out_h - ty * m); ++i) {
-            const size_t at = (((size_t)n * M + o) * p->out_h + ty * m + i) * p->out_w;
+            const size_t at = (((size_t)n * M + o) * p->out_h + ty * m + i) * p->out_w +
+                              (size_t)tx * m;
             y[i] = j->y + at;
             res[i] = j->e && j->e->residual ? j->e->residual + at : NULL;
         }
+        const int cols = wmin(p->out_w - tx * m, (end - tx) * m);
         if (m == 2)
-            output_row2(mo, plane, tw, p->out_w, b0, y, res, j->e, scratch);
+            output_row2(mo, plane, end - tx, cols, b0, y, res, j->e, scratch);
         else
-            output_row(m, alpha, mo, plane, tw, p->out_w, b0, y, res, j->e, scratch);
+            output_row(m, alpha, mo, plane, end - tx, cols, b0, y, res, j->e, scratch);
     }
 }
 
-static void input_task(const void *ctx, int t, void *scratch)
+/* Channels [c0, c1) of the chunk's V; output channels [o0, o1) of its Y. */
+static void input_channels(const wino_job *j, int c0, int c1, float *scratch)
 {
-    const wino_job *j = ctx;
-    int c0, c1;
-    nn_tile_range(j->p->in_channels, j->tasks, 1, t, &c0, &c1);
     for (int c = c0; c < c1; ++c) {
         if (j->p->m == 2)      /* constant sizes, so the loops unroll and vectorize */
             input_channel(j, c, 2, 4, scratch);
@@ -273,17 +287,30 @@ static void input_task(const void *ctx, int t, void *scratch)
     }
 }
 
-static void output_task(const void *ctx, int t, void *scratch)
+static void output_channels(const wino_job *j, int o0, int o1, float *scratch)
 {
-    const wino_job *j = ctx;
-    int o0, o1;
-    nn_tile_range(j->p->out_channels, j->tasks, 1, t, &o0, &o1);
     for (int o = o0; o < o1; ++o) {
         if (j->p->m == 2)
             output_channel(j, o, 2, 4, scratch);
         else
             output_channel(j, o, 4, 6, scratch);
     }
+}
+
+static void input_task(const void *ctx, int t, void *scratch)
+{
+    const wino_job *j = ctx;
+    int c0, c1;
+    nn_tile_range(j->p->in_channels, j->tasks, 1, t, &c0, &c1);
+    input_channels(j, c0, c1, scratch);
+}
+
+static void output_task(const void *ctx, int t, void *scratch)
+{
+    const wino_job *j = ctx;
+    int o0, o1;
+    nn_tile_range(j->p->out_channels, j->tasks, 1, t, &o0, &o1);
+    output_channels(j, o0, o1, scratch);
 }
 
 /* Task xi * groups + g: M[xi]^T = V[xi]^T U[xi]^T for group g (tiles x output channels), all
@@ -301,34 +328,76 @@ static void gemm_task(const void *ctx, int t, void *scratch)
     NN_FN(sgemm_packed)(j->tiles, mg, cg, 1.0f, v, u, NULL, false, mo, 1, (ptrdiff_t)j->tp);
 }
 
+/* Floats of the largest chunk's V and M (the transforms' scratch follows them). */
+static size_t chunk_floats(const nn_winograd_params *p)
+{
+    const size_t area = (size_t)(p->m + 2) * (p->m + 2);
+    const size_t most = (size_t)(p->chunk_tiles + NN_GEMM_MR - 1) / NN_GEMM_MR * NN_GEMM_MR;
+    return area * (skew(p->in_channels * most) + skew(p->out_channels * most));
+}
+
+/* Chunk c's tiles in j, its V, M and the transforms' scratch (returned) laid out in `buf`. */
+static float *chunk_at(wino_job *j, int c, float *buf)
+{
+    const nn_winograd_params *p = j->p;
+    const size_t area = (size_t)j->alpha * j->alpha;
+    const size_t most = (size_t)(p->chunk_tiles + NN_GEMM_MR - 1) / NN_GEMM_MR * NN_GEMM_MR;
+    const int total = p->batch * p->tiles_h * p->tiles_w;
+    j->t0 = c * p->chunk_tiles;
+    j->t1 = wmin(j->t0 + p->chunk_tiles, total);
+    j->tiles = j->t1 - j->t0;
+    j->tp = (size_t)(j->tiles + NN_GEMM_MR - 1) / NN_GEMM_MR * NN_GEMM_MR;
+    j->vs = skew(p->in_channels * j->tp);
+    j->ms = skew(p->out_channels * j->tp);
+    j->v = buf;
+    j->mo = buf + area * skew(p->in_channels * most);
+    return buf + chunk_floats(p);
+}
+
+/* Bytes of the transforms' scratch: the larger of the input's and the output's. */
+static size_t transform_bytes(const nn_winograd_params *p)
+{
+    const int m = p->m, alpha = m + 2, tw = p->tiles_w;
+    const size_t output = round16((size_t)tw * m + 2) + (size_t)alpha * alpha * tw;
+    const size_t input = round16((size_t)p->in_w) +
+                         round16((size_t)tw * m + 2 + NN_GEMM_MR) * alpha;
+    return sizeof(float) * (output > input ? output : input);
+}
+
+/* Private chunks: a thread transforms chunk t's input, runs its products and its output
+ * transform, all in its own scratch (the same operations as the split phases). */
+static void chunk_task(const void *ctx, int t, void *scratch)
+{
+    wino_job j = *(const wino_job *)ctx;
+    float *ts = chunk_at(&j, t, scratch);
+    input_channels(&j, 0, j.p->in_channels, ts);
+    for (int e = 0; e < j.alpha * j.alpha * j.p->groups; ++e)
+        gemm_task(&j, e, NULL);
+    output_channels(&j, 0, j.p->out_channels, ts);
+}
+
 void NN_FN(winograd_conv)(const nn_winograd_params *p, const float *x, const float *u_packed,
                           const float *bias, float *y, float *work,
                           const nn_conv_epilogue *epilogue)
 {
-    const int m = p->m, alpha = m + 2, area = alpha * alpha, tw = p->tiles_w;
-    const int rows = p->batch * p->tiles_h;
-    const size_t most = (size_t)(p->chunk_rows * tw + NN_GEMM_MR - 1) / NN_GEMM_MR * NN_GEMM_MR;
+    const int alpha = p->m + 2, area = alpha * alpha;
+    const int chunks = (p->batch * p->tiles_h * p->tiles_w + p->chunk_tiles - 1) / p->chunk_tiles;
     wino_job j = {.p = p, .alpha = alpha, .tasks = 1, .x = x, .u = u_packed, .bias = bias,
-                  .y = y, .v = work,
-                  .e = epilogue && (epilogue->residual || epilogue->clamp) ? epilogue : NULL};
-    j.mo = j.v + (size_t)area * skew(p->in_channels * most);
-    float *scratch = j.mo + (size_t)area * skew(p->out_channels * most);
-    const size_t transform_bytes = sizeof(float) * (round16((size_t)tw * m + 2) +
-                                                    (size_t)area * tw);
-    const size_t input_bytes = sizeof(float) * (round16((size_t)p->in_w) +
-                                                round16((size_t)tw * m + 2 + NN_GEMM_MR) * alpha);
-    for (j.r0 = 0; j.r0 < rows; j.r0 = j.r1) {
-        j.r1 = wmin(j.r0 + p->chunk_rows, rows);
-        j.tiles = (j.r1 - j.r0) * tw;
-        j.tp = (size_t)(j.tiles + NN_GEMM_MR - 1) / NN_GEMM_MR * NN_GEMM_MR;
-        j.vs = skew(p->in_channels * j.tp);
-        j.ms = skew(p->out_channels * j.tp);
+                  .y = y, .e = epilogue && (epilogue->residual || epilogue->clamp) ? epilogue
+                                                                                    : NULL};
+    if (p->private_chunks) {
+        NN_FN(parallel_for)(chunks, chunk_task, &j, work,
+                            sizeof(float) * chunk_floats(p) + transform_bytes(p));
+        return;
+    }
+    for (int c = 0; c < chunks; ++c) {
+        float *scratch = chunk_at(&j, c, work);
         const double per_channel = 4.0 * alpha * area * j.tiles;   /* two passes, 2 flops */
         j.tasks = wmin(p->in_channels, nn_task_count(per_channel * p->in_channels));
-        NN_FN(parallel_for)(j.tasks, input_task, &j, scratch, input_bytes);
+        NN_FN(parallel_for)(j.tasks, input_task, &j, scratch, transform_bytes(p));
         NN_FN(parallel_for)(area * p->groups, gemm_task, &j, NULL, 0);
         j.tasks = wmin(p->out_channels, nn_task_count(per_channel * p->out_channels));
-        NN_FN(parallel_for)(j.tasks, output_task, &j, scratch, transform_bytes);
+        NN_FN(parallel_for)(j.tasks, output_task, &j, scratch, transform_bytes(p));
     }
 }
 

@@ -11,9 +11,12 @@
  *   M[xi]^T = V[xi]^T U[xi]^T   one GEMM (sgemm_packed) per element xi and group, over all
  *                  tiles of a chunk;
  *   Y = A^T M A + bias    per output channel and tile, cut at the image's edge.
- * Tiles are walked in chunks of `chunk_rows` tile rows (the rows of all images one after
- * another), so V and M of a chunk stay in cache. Transforms split over channels, GEMMs over
- * (xi, group): every value is computed the same way at any thread count. */
+ * Tiles (in the order image, tile row, tile column) are walked in chunks of `chunk_tiles` (a
+ * multiple of NN_GEMM_MR where there is more than one chunk, so V^T fills whole panels), and V
+ * and M of a chunk stay in cache. Split over the pool either per phase (transforms over
+ * channels, GEMMs over (xi, group)) or, with `private_chunks`, chunk by chunk: one thread runs
+ * a chunk's three phases in its own scratch (V and M stay in its core's caches). Every value is
+ * computed the same way at any thread count and in any chunk. */
 #ifndef NN_WINOGRAD_H
 #define NN_WINOGRAD_H
 
@@ -26,12 +29,13 @@ typedef struct {
     int pad_h, pad_w;      /* padding before the image (the end padding only sizes Y) */
     int m;                 /* output tile side: 2 or 4 */
     int tiles_h, tiles_w;  /* ceil(out_h / m), ceil(out_w / m) */
-    int chunk_rows;        /* tile rows per chunk */
+    int chunk_tiles;       /* tiles per chunk (the last may hold fewer) */
+    int private_chunks;    /* 1: each chunk a task of its own (fits NN_POOL_SCRATCH_BYTES) */
 } nn_winograd_params;
 
 /* Y = epilogue(conv(X, W) + bias) (bias and epilogue may be NULL; the epilogue is conv.h's,
  * applied as the output transform stores), u_packed the transformed, packed weights. `work`
- * holds, with T = chunk_rows * tiles_w tiles rounded up to NN_GEMM_MR: V (alpha^2 elements of
+ * holds, with T = chunk_tiles rounded up to NN_GEMM_MR: V (alpha^2 elements of
  * in_channels x T floats each, rounded up to 16, plus 16), M (the same with out_channels), then
  * the larger of the input transform's scratch (in_w rounded up to 16, then alpha x (tiles_w * m
  * + 2 + NN_GEMM_MR) rounded up to 16) and the output transform's (tiles_w * m + 2 rounded up to
