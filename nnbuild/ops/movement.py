@@ -25,6 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..codegen.loops import c_literal, compute_ctype, emit_nest
+from ..codegen.names import c_comment
 from ..ir.graph import Node, TensorType, is_splat, splat
 from .registry import InferContext, Op, attr_ints, normalize_axis, register
 
@@ -262,14 +263,19 @@ class Concat(Movement):
         y = node.outputs[0]
         axis = normalize_axis(node.attr("axis", 0), ctx.type(y).rank, node)
         ys = strides_of(ctx.shape(y))
-        start = 0
+        in_place = ctx.plan.slices.get(ctx.node_index, {})    # inputs the memory plan put in
+        start = 0                                              # their slice of y: no copy
         for k, x in enumerate(node.inputs):
             if not x:
                 continue
             shape = ctx.shape(x)
             xs = strides_of(shape)
-            copy_nest(ctx, y, x, [Axis(d, ys[i], xs[i]) for i, d in enumerate(shape)],
-                      dst_offset=start * ys[axis], comment=f"input {k}: {x}")
+            if k in in_place:
+                ctx.emit(f"/* input {k}: {c_comment(x)} was written in place at byte "
+                         f"{in_place[k]} of {c_comment(y)}: no copy */")
+            else:
+                copy_nest(ctx, y, x, [Axis(d, ys[i], xs[i]) for i, d in enumerate(shape)],
+                          dst_offset=start * ys[axis], comment=f"input {k}: {x}")
             start += shape[axis]
 
 
