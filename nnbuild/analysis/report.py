@@ -39,7 +39,9 @@ def inspect_report(graph: Graph) -> str:
               f"arena: {plan.arena_bytes} bytes (lower bound {plan.lower_bound}, "
               f"naive sum {plan.naive_bytes})",
               f"memory sharing: {len(plan.aliases)} views without a copy, "
-              f"{len(plan.in_place)} elementwise ops in place"]
+              f"{len(plan.in_place)} elementwise ops in place, "
+              f"{sum(map(len, plan.slices.values()))} concat inputs written in place "
+              f"(in {len(plan.slices)} concats)"]
     fused = Counter(n.op for n in graph.nodes if n.domain == "nnbuild")
     if fused:
         absorbed = sum(len(n.sources) for n in graph.nodes if n.domain == "nnbuild")

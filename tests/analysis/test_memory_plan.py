@@ -369,3 +369,14 @@ def test_compiled_concats_in_place_match_onnxruntime_at_any_thread_count(target,
     cats = {graph.nodes[i].label: v for i, v in plan.slices.items()}
     assert cats == {"fire": {0: 0, 1: 3200}, "dense1": {0: 0, 1: 1600}, "dense2": {0: 0}}
     check_at_thread_counts(model, cache_dir, target)
+
+
+def test_inspect_reports_the_concat_inputs_written_in_place():
+    from nnbuild.analysis.report import inspect_report
+    graph = parse_graph(concat_graph("""
+  %a: f32[1,2,4,4] = Exp(%x)  # exp
+  %c: f32[1,2,4,4] = Neg(%x)  # neg
+  %y: f32[1,6,4,4] = Concat(%a, %c, %x) {axis=1}  # cat
+  %w: f32[1,6,4,4] = Exp(%y)  # out
+  output %w"""))
+    assert "2 concat inputs written in place (in 1 concats)" in inspect_report(graph)
