@@ -271,25 +271,31 @@ INLINE void store_whole(const direct_job *j, const nn_conv_epilogue *e, const ti
 }
 
 /* Rows [0, rows) of a tile that is not whole stored piece by piece from acc (a loop kept out of
- * the kernels: inlined in each, it made the stride-1 direct tiles 3-8% slower). */
+ * the kernels: inlined in each, it made the stride-1 direct tiles 3-8% slower); a piece at a
+ * time down the rows, the epilogue a local copy (the stores cannot change it). */
 static void store_pieces(const direct_job *j, const tile_out *o, int rows, int nv,
                          vec acc[RB][VMAX])
 {
-    for (int r = 0; r < rows; ++r) {
-        float *y = o->y + r * j->ys;
-        const float *res = o->res ? o->res + r * j->ys : NULL;
-        for (int v = 0; v < nv; ++v) {
-            for (int n = 0; n < o->count[v]; ++n) {
-                const piece *pc = &o->pieces[v][n];
-                vec t = acc[r][v];
-                if (pc->full) {
+    const nn_conv_epilogue e = *j->epi;
+    const ptrdiff_t ys = j->ys;
+    for (int v = 0; v < nv; ++v) {
+        for (int n = 0; n < o->count[v]; ++n) {
+            const piece pc = o->pieces[v][n];
+            float *y = o->y + pc.at;
+            const float *res = o->res ? o->res + pc.at : NULL;
+            if (pc.full) {
+                for (int r = 0; r < rows; ++r) {
+                    vec t = acc[r][v];
                     if (res)
-                        t = vadd(t, vload(res + pc->at));
-                    vstore(y + pc->at, clamp_vec(j->epi, t));
-                } else {
+                        t = vadd(t, vload(res + r * ys));
+                    vstore(y + r * ys, clamp_vec(&e, t));
+                }
+            } else {
+                for (int r = 0; r < rows; ++r) {
+                    vec t = acc[r][v];
                     if (res)
-                        t = vadd(t, vload_lanes(res + pc->at, pc->mask));
-                    vstore_lanes(y + pc->at, pc->mask, clamp_vec(j->epi, t));
+                        t = vadd(t, vload_lanes(res + r * ys, pc.mask));
+                    vstore_lanes(y + r * ys, pc.mask, clamp_vec(&e, t));
                 }
             }
         }
@@ -562,50 +568,81 @@ typedef struct {
     int c, od, oh0, tasks;
 } pad_job;
 
-/* Every other float from x: x[0], x[2], ... x[2 VL - 2]. */
+/* Every other lane of (a, b): a[0], a[2], ... b[VL - 2]. */
 #if defined(__AVX512F__)
-static vec load_even(const float *x)
+static vec even_lanes(vec a, vec b)
 {
     const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26,
                                            28, 30);
-    return _mm512_permutex2var_ps(vload(x), even, vload(x + VL));
+    return _mm512_permutex2var_ps(a, even, b);
 }
 #else
-static vec load_even(const float *x)
+static vec even_lanes(vec a, vec b)
 {
-    const __m256 pairs = _mm256_shuffle_ps(vload(x), vload(x + VL), 0x88);  /* 0 2 8 10 4 6 12 14 */
+    const __m256 pairs = _mm256_shuffle_ps(a, b, 0x88);  /* 0 2 8 10 4 6 12 14 */
     return _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(pairs), 0xD8));
 }
 #endif
 
-/* One row of a phase plane: input row `row` (NULL: outside the image) at w phase pw; at
- * stride 2, vectors of even lanes while their loads stay inside the row. */
+/* n floats at dst set to zero / copied from src (vectors, the last one masked: rows are short,
+ * a call of memset or memcpy per row cost more than the copy). */
+static void zero_floats(float *dst, int n)
+{
+    int i = 0;
+    for (; i + VL <= n; i += VL)
+        vstore(dst + i, vzero());
+    if (i < n)
+        vstore_lanes(dst + i, lane_range(0, n - i), vzero());
+}
+
+static void copy_floats(float *dst, const float *src, int n)
+{
+    int i = 0;
+    for (; i + VL <= n; i += VL)
+        vstore(dst + i, vload(src + i));
+    if (i < n) {
+        const lanes m = lane_range(0, n - i);
+        vstore_lanes(dst + i, m, vload_lanes(src + i, m));
+    }
+}
+
+/* n floats at dst from every other float at src (reads src[0 .. 2 n - 2] only). */
+static void copy_even(float *dst, const float *src, int n)
+{
+    int i = 0;
+    for (; i + VL < n; i += VL)
+        vstore(dst + i, even_lanes(vload(src + 2 * i), vload(src + 2 * i + VL)));
+    for (; i < n; i += VL) {
+        const int used = 2 * (n - i) - 1;   /* floats read from src + 2 i */
+        const lanes lo = lane_range(0, min_int(used, VL));
+        const lanes hi = lane_range(0, max_int(min_int(used - VL, VL), 0));
+        const vec v = even_lanes(vload_lanes(src + 2 * i, lo), vload_lanes(src + 2 * i + VL, hi));
+        vstore_lanes(dst + i, lane_range(0, min_int(n - i, VL)), v);
+    }
+}
+
+/* One row of a phase plane: input row `row` (NULL: outside the image) at w phase pw. */
 static void pad_row(const nn_conv_params *p, const direct_geometry *g, const float *row, int pw,
                     float *dst)
 {
     const int sw = p->strides[2];
     int lo, hi;
     if (!row) {
-        memset(dst, 0, sizeof(float) * (size_t)g->wide);
+        zero_floats(dst, g->wide);
         return;
     }
     valid_range(g->wide, sw, pw - p->pads[2], p->in_size[2], &lo, &hi);
-    memset(dst, 0, sizeof(float) * (size_t)lo);
+    zero_floats(dst, lo);
     const float *src = row + (ptrdiff_t)lo * sw + pw - p->pads[2];
     if (sw == 1) {
-        memcpy(dst + lo, src, sizeof(float) * (size_t)(hi - lo));
+        copy_floats(dst + lo, src, hi - lo);
+    } else if (sw == 2) {
+        copy_even(dst + lo, src, hi - lo);
     } else {
-        int i = lo;
-        if (sw == 2) {
-            /* input column of dst[i]: 2 i + pw - pads; a vector reads 2 VL columns from it */
-            for (; i + VL <= hi && 2 * i + pw - p->pads[2] + 2 * VL <= p->in_size[2];
-                 i += VL, src += 2 * VL)
-                vstore(dst + i, load_even(src));
-        }
-        for (; i < hi; ++i, src += sw)
+        for (int i = lo; i < hi; ++i, src += sw)
             dst[i] = *src;
     }
-    memset(dst + hi, 0, sizeof(float) * (size_t)(g->wide - hi));
+    zero_floats(dst + hi, g->wide - hi);
 }
 
 /* Channels of task t: the band's phase planes, zero outside the image. */
