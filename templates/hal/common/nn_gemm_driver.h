@@ -326,8 +326,8 @@ static void sgemm_run(int m, int n, int k, float alpha, const float *a_packed,
                           + folded_tail(n);
         NN_FN(parallel_for)(g.tiles, column_task, &g, b_packed ? NULL : work,
                             b_packed ? 0 : NN_GEMM_WORK_FLOATS(width) * sizeof(float));
-    } else if (n <= PRIVATE_B_COLUMNS && !b_packed) {
-        g.tiles = nn_balanced_tasks((m + MR - 1) / MR, by_m);
+    } else if (n <= PRIVATE_B_COLUMNS && !b_packed) {    /* one task per thread: each packs B */
+        g.tiles = nn_balanced_tasks((m + MR - 1) / MR, min_int(by_m, NN_FN(pool_threads)()));
         NN_FN(parallel_for)(g.tiles, narrow_task, &g, work,
                             NN_GEMM_WORK_FLOATS(n) * sizeof(float));
     } else {
