@@ -26,7 +26,7 @@ CHUNK_BYTES = 1 << 20
 # Private chunks (chunking): where U takes at most PRIVATE_U_BYTES (every chunk streams it once)
 # and the image makes at least PRIVATE_MIN_CHUNKS chunks, each chunk is one thread's task, its V
 # and M in that thread's scratch: NN_POOL_SCRATCH_BYTES of hal/nn_pool.h, mirrored here.
-PRIVATE_U_BYTES = 1 << 20
+PRIVATE_U_BYTES = 1 << 19
 PRIVATE_MIN_CHUNKS = 4
 POOL_SCRATCH_BYTES = 1 << 20
 # choose(): transformed F(2x2) weights larger than this need this many output tiles to pay for
