@@ -1,22 +1,26 @@
 """Winograd convolution (F(2x2, 3x3) and F(4x4, 3x3), hal/<target>/winograd.c) matches
 onnxruntime: odd image sizes (7x7, 13x13, 1x1, 3x40, 5x71: tile rows longer than a GEMM panel),
 pads 1 and 0 and uneven pads, few and many channels (more than one GEMM depth block), batch 2,
-groups, with and without bias, as FusedConv with a Relu and a residual Add, in chunks of one tile
-row and in one chunk, on every x86 target and generic; its results are bit-identical at 1 and 3
-threads. A FusedConv's epilogue (residual Add, Relu, Clip), applied as the output transform
+groups, with and without bias, as FusedConv with a Relu and a residual Add, in chunks of one MR
+panel (cut inside tile rows), in one chunk and in private chunks (each one thread's task), on
+every x86 target and generic; its results are bit-identical at 1 and 3 threads. A FusedConv's epilogue (residual Add, Relu, Clip), applied as the output transform
 stores, is bit for bit the separate ops after the same Winograd convolution. The transforms
 are Lavin & Gray's (checked in float64 against Conv.reference). -O2 records the choice on the
 node (select-conv-algorithm); -O1 keeps the direct kernels."""
+import os
+import re
+
 import numpy as np
-import onnx
 import pytest
 from onnx import helper
 
 import nnbuild
+from nnbuild import targets
 from nnbuild.errors import ModelError
 from nnbuild.ir.graph import Node, TensorType
 from nnbuild.ops import registry, winograd
 from nnbuild.ops.conv import conv_geometry
+from nnbuild.resources import templates_dir
 from nnbuild.testing import assert_close
 from helpers import (check_against_onnxruntime, make_model, onnxruntime_outputs, random_inputs,
                      target_param)
@@ -129,7 +133,6 @@ PRIVATE = {"private_chunks": ([1, 48, 49, 51], 40, dict(pads=[1, 1, 1, 1])),
 
 @target_param(["generic", "x86-avx2", "x86-avx512"])
 def test_private_chunks_match_onnxruntime(target, tmp_path):
-    from nnbuild import targets
     model = conv_cases(PRIVATE)
     graph = nnbuild.optimize(nnbuild.translate(model), opt_level=2)
     op = registry.lookup("Conv")
@@ -148,6 +151,21 @@ def test_fused_residual_and_relu(m, target, force, tmp_path):
     graph = nnbuild.optimize(nnbuild.translate(model), opt_level=2)
     assert [(n.op, n.attr(winograd.ATTR)) for n in graph.nodes] == [("FusedConv", m)] * 2
     check_against_onnxruntime(model, str(tmp_path), target=target)
+
+
+def test_private_chunks_fit_a_pool_workers_scratch():
+    """A private chunk's V, M and transforms' scratch fit NN_POOL_SCRATCH_BYTES (nn_pool.h,
+    mirrored in ops/winograd.py), else the pool would run every chunk on the calling thread."""
+    with open(os.path.join(templates_dir(), "hal", "common", "nn_pool.h")) as f:
+        shift = re.search(r"#define NN_POOL_SCRATCH_BYTES \(\(size_t\)1 << (\d+)\)", f.read())
+    assert shift and winograd.POOL_SCRATCH_BYTES == 1 << int(shift.group(1))
+    for target in ("generic", "x86-avx2", "x86-avx512", "arm64-neon"):
+        with targets.using(targets.resolve(target)):
+            for c, m, side in ((64, 64, 56), (128, 32, 56), (48, 40, 49), (64, 64, 224)):
+                g = geometry(c, m, (side, side))
+                tiles, private = winograd.chunking(g, 2)
+                assert private, (target, c, m, side)
+                assert 4 * winograd.work_floats(g, 2) <= winograd.POOL_SCRATCH_BYTES
 
 
 @pytest.mark.parametrize("m", winograd.TILE_SIZES)
