@@ -267,13 +267,14 @@ def _place(blocks: list, order) -> tuple:
 # Concat slices lengthen the output's block (it starts when its first input is made), which can
 # cost arena; they are kept while the arena stays within this factor of the plan without them.
 SLICE_GROWTH = 1.05
+SLICE_TRIALS = 32        # at most this many extra plans when choosing (batches of Concats)
 
 
 def plan_memory(graph: Graph, concats=None) -> MemoryPlan:
     """The plan of ``graph``. ``concats``: the indices of the Concat nodes whose inputs may take
     their slices of the output; None chooses: all of them when the arena stays within
-    SLICE_GROWTH of the arena without any, else one at a time in node order, each kept when
-    the arena still does."""
+    SLICE_GROWTH of the arena without any, else one at a time in node order (in SLICE_TRIALS
+    consecutive batches when there are more), each kept when the arena still does."""
     if concats is not None:
         return _plan(graph, concats)
     every = _plan(graph, None)
@@ -283,12 +284,18 @@ def plan_memory(graph: Graph, concats=None) -> MemoryPlan:
     if every.arena_bytes <= limit:
         return every
     chosen, best = set(), _plan(graph, set())
-    for index in sorted(every.slices):
-        trial = _plan(graph, chosen | {index})
+    for batch in _batches(sorted(every.slices), SLICE_TRIALS):
+        trial = _plan(graph, chosen | set(batch))
         if trial.arena_bytes <= limit:
-            chosen.add(index)
+            chosen |= set(batch)
             best = trial
     return best
+
+
+def _batches(items: list, count: int) -> list:
+    """``items`` in at most ``count`` consecutive runs of near-equal length."""
+    n = min(count, len(items))
+    return [items[len(items) * k // n:len(items) * (k + 1) // n] for k in range(n)]
 
 
 def _plan(graph: Graph, concats) -> MemoryPlan:
