@@ -177,9 +177,9 @@ def _share(graph: Graph, external: set, last_use: dict, concats) -> tuple:
                    for i in node.inputs):
                 continue
             # one of the two groups must fit inside the other at the shared bytes
-            if not (_alone(groups, x, graph) or _alone(groups, y, graph)):
-                continue
             y_root = groups.root(y)
+            if y_root == root or not (_alone(groups, x, graph) or _alone(groups, y, graph)):
+                continue
             last = max(group_last.pop(root), group_last.pop(y_root))
             if _alone(groups, x, graph):
                 groups.join(x, y)
