@@ -24,88 +24,88 @@ static void valid_range(int n, int stride, int offset, int limit, int *lo, int *
 }
 
 /* --- implicit im2col: GEMM B blocks packed straight from the image ------------------------------ */
-/* Writes values one after another into NR-wide panels (next panel every NR values). */
-typedef struct {
-    float *at;             /* current panel row */
-    int lane;
-    ptrdiff_t panel_step;  /* kc * NR */
-} panel_cursor;
-
-static void advance(panel_cursor *c, int count)
-{
-    c->lane += count;
-    if (c->lane == NR) {
-        c->lane = 0;
-        c->at += c->panel_step;
-    }
-}
-
-static void put_zeros(panel_cursor *c, int count)
-{
-    while (count > 0) {
-        const int run = min_int(count, NR - c->lane);
-        for (int t = 0; t < run; ++t)
-            c->at[c->lane + t] = 0.0f;
-        advance(c, run);
-        count -= run;
-    }
-}
-
-static void put_run(panel_cursor *c, const float *src, int stride, int count)
-{
-    while (count > 0) {
-        const int run = min_int(count, NR - c->lane);
-        float *dst = c->at + c->lane;
-        if (stride == 1) {
-            for (int t = 0; t < run; ++t)
-                dst[t] = src[t];
-        } else {
-            for (int t = 0; t < run; ++t)
-                dst[t] = src[t * stride];
-        }
-        src += run * stride;
-        advance(c, run);
-        count -= run;
-    }
-}
+/* Columns of the implicit im2col gathered into a row at a time (a multiple of NR). */
+#define IM2COL_CHUNK (24 * NR)
 
 /* Row k of cols is input channel c at kernel offset (kd, kh, kw); column j is output position
- * (od, oh, ow). Each row is written as runs along ow: zeros where the kernel tap falls into
- * the padding, the (strided) image row elsewhere. */
+ * (od, oh, ow). A chunk of a row is gathered into a local row as runs along ow (zeros where the
+ * kernel tap falls into the padding, the (strided) image row elsewhere), then copied into the
+ * panels NR values at a time. */
 static void pack_im2col(const nn_gemm_source *src, int k0, int kc, int n0, int nc, float *panels)
 {
     const nn_conv_params *p = src->geometry;
     const int *in = p->in_size, *out = p->out_size, *ks = p->kernel;
     const int *s = p->strides, *d = p->dilations, *pad = p->pads;
     const int kvol = volume(ks), plane = volume(in);
-    for (int kk = 0; kk < kc; ++kk) {
-        const int k = k0 + kk, c = k / kvol, r = k % kvol;
-        const int kd = r / (ks[1] * ks[2]), kh = r / ks[2] % ks[1], kw = r % ks[2];
-        const int d_off = kd * d[0] - pad[0], h_off = kh * d[1] - pad[1], w_off = kw * d[2] - pad[2];
-        const float *xc = src->data + (size_t)c * plane;
-        int lo, hi;
-        valid_range(out[2], s[2], w_off, in[2], &lo, &hi);
-        panel_cursor cur = {panels + (size_t)kk * NR, 0, (ptrdiff_t)kc * NR};
-        int ow = n0 % out[2], row = n0 / out[2], left = nc;
-        while (left > 0) {
-            const int end = min_int(out[2], ow + left);
-            const int id = row / out[1] * s[0] + d_off, ih = row % out[1] * s[1] + h_off;
-            if (id < 0 || id >= in[0] || ih < 0 || ih >= in[1]) {
-                put_zeros(&cur, end - ow);
+    float row[IM2COL_CHUNK];
+    for (int c0 = 0; c0 < nc; c0 += IM2COL_CHUNK) {
+        const int width = min_int(IM2COL_CHUNK, nc - c0);
+        float *chunk = panels + (size_t)c0 * kc;
+        const int ow0 = (n0 + c0) % out[2], oh0 = (n0 + c0) / out[2] % out[1];
+        const int od0 = (n0 + c0) / out[2] / out[1];
+        int c = k0 / kvol, kd = k0 % kvol / (ks[1] * ks[2]), kh = k0 % kvol / ks[2] % ks[1];
+        int kw = k0 % kvol % ks[2];       /* row kk's channel and kernel offset, in step */
+        for (int kk = 0; kk < kc; ++kk) {
+            const int d_off = kd * d[0] - pad[0], h_off = kh * d[1] - pad[1];
+            const int w_off = kw * d[2] - pad[2];
+            const float *xc = src->data + (size_t)c * plane;
+            int lo, hi;
+            if (s[2] == 1) {
+                lo = min_int(max_int(-w_off, 0), out[2]);
+                hi = max_int(min_int(in[2] - w_off, out[2]), lo);
             } else {
-                const float *xrow = xc + ((size_t)id * in[1] + ih) * in[2];
-                const int a = min_int(max_int(lo, ow), end), b = min_int(max_int(hi, a), end);
-                put_zeros(&cur, a - ow);
-                if (b > a)
-                    put_run(&cur, xrow + a * s[2] + w_off, s[2], b - a);
-                put_zeros(&cur, end - b);
+                valid_range(out[2], s[2], w_off, in[2], &lo, &hi);
             }
-            left -= end - ow;
-            ow = 0;
-            ++row;
+            if (++kw == ks[2]) {
+                kw = 0;
+                if (++kh == ks[1]) {
+                    kh = 0;
+                    if (++kd == ks[0]) {
+                        kd = 0;
+                        ++c;
+                    }
+                }
+            }
+            int ow = ow0, oh = oh0, od = od0;
+            for (int at = 0; at < width; ) {
+                const int end = min_int(out[2], ow + width - at);
+                float *dst = row + at;             /* dst[t - ow]: output column t of this row */
+                const int id = od * s[0] + d_off, ih = oh * s[1] + h_off;
+                int a = end, b = end;
+                if (id >= 0 && id < in[0] && ih >= 0 && ih < in[1]) {
+                    a = min_int(max_int(lo, ow), end);
+                    b = min_int(max_int(hi, a), end);
+                    const float *xs = xc + ((size_t)id * in[1] + ih) * in[2];
+                    if (s[2] == 1) {
+                        for (int t = a; t < b; ++t)
+                            dst[t - ow] = xs[t + w_off];
+                    } else {
+                        for (int t = a; t < b; ++t)
+                            dst[t - ow] = xs[t * s[2] + w_off];
+                    }
+                }
+                for (int t = ow; t < a; ++t)
+                    dst[t - ow] = 0.0f;
+                for (int t = b; t < end; ++t)
+                    dst[t - ow] = 0.0f;
+                at += end - ow;
+                ow = 0;
+                if (++oh == out[1]) {
+                    oh = 0;
+                    ++od;
+                }
+            }
+            for (int q = 0; q < width; q += NR) {
+                float *panel = chunk + (size_t)q * kc + (size_t)kk * NR;
+                if (width - q >= NR) {
+                    for (int j = 0; j < NR; ++j)
+                        panel[j] = row[q + j];
+                } else {
+                    for (int j = 0; j < NR; ++j)
+                        panel[j] = q + j < width ? row[q + j] : 0.0f;
+                }
+            }
         }
-        if (nc % NR)
-            put_zeros(&cur, NR - nc % NR);
     }
 }
 
