@@ -280,10 +280,11 @@ def plan_memory(graph: Graph, concats=None) -> MemoryPlan:
     every = _plan(graph, None)
     if not every.slices:
         return every
-    limit = _plan(graph, set()).arena_bytes * SLICE_GROWTH
+    best = _plan(graph, set())
+    limit = best.arena_bytes * SLICE_GROWTH
     if every.arena_bytes <= limit:
         return every
-    chosen, best = set(), _plan(graph, set())
+    chosen = set()
     for batch in _batches(sorted(every.slices), SLICE_TRIALS):
         trial = _plan(graph, chosen | set(batch))
         if trial.arena_bytes <= limit:
