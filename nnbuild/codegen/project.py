@@ -134,6 +134,7 @@ def generate_project(graph: Graph, options, source_file: str, model_hash: str,
     for shared in ("nn_gemm.h", "nn_gemm_driver.h", "nn_gemv_driver.h",  # gemm's, gemv's, conv's
                    "nn_conv_driver.h", "nn_depthwise_driver.h",   # and depthwise's,
                    "nn_winograd_driver.h",                        # winograd's,
+                   "nn_pool_driver.h",                            # pooling's,
                    "nn_x86_vec.h"):                               # the x86 kernels' vectors
         files[f"hal/{shared}"] = _read(os.path.join(hal, "common", shared))
     emitted = all_families() if fixed_files else families

@@ -194,3 +194,42 @@ def test_window_over_the_whole_plane(cache_dir):
     model = make_model(nodes, {"x": (F32, [2, 40, 7, 7]), "v": (F32, [1, 5, 37])},
                        ["avg", "max", "avg1d", "max1d"])
     check_against_onnxruntime(model, cache_dir)
+
+
+# 2-D MaxPool windows with border columns (pads, ceil mode), strides 1 and 2 along w, 1 to 5
+# taps along w (dilated too) and 1 to 4 along h: x86-avx512 computes them in vector rows.
+VECTOR_ROW_WINDOWS = {
+    "3x3-s2-pad1": dict(kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1]),
+    "3x3-s2-ceil": dict(kernel_shape=[3, 3], strides=[2, 2], ceil_mode=1),
+    "2x5-s1-pads": dict(kernel_shape=[2, 5], pads=[0, 2, 1, 3]),
+    "4x2-s12-dilated": dict(kernel_shape=[4, 2], strides=[1, 2], dilations=[1, 3],
+                            pads=[1, 1, 2, 1]),
+    "1x3-s1-dilated": dict(kernel_shape=[1, 3], dilations=[1, 2], pads=[0, 2, 0, 2]),
+    "3x4-s2-ceil-padded": dict(kernel_shape=[3, 4], strides=[2, 2], pads=[1, 3, 0, 3],
+                               ceil_mode=1),
+}
+
+
+def test_maxpool_vector_rows_are_the_scalar_windows(tmp_path):
+    """Every vector-row window, over rows of 61 and 37 (outputs of several vectors and a
+    tail; planes too large for the small-plane copy) with many ties of +0.0 and -0.0:
+    onnxruntime's values, the same bytes at 1 and 3 threads, and the same bytes on every
+    target (the first maximum in window order, as the generic target's window by window
+    loops)."""
+    names = list(VECTOR_ROW_WINDOWS)
+    nodes = [helper.make_node("MaxPool", [src], [f"{name}-{src}"], **VECTOR_ROW_WINDOWS[name])
+             for name in names for src in ("x", "v")]
+    outputs = [node.output[0] for node in nodes]
+    model = make_model(nodes, {"x": (F32, [1, 3, 21, 61]), "v": (F32, [1, 2, 33, 37])}, outputs)
+    rng = np.random.default_rng(5)
+    feeds = {}
+    for name, shape in (("x", (1, 3, 21, 61)), ("v", (1, 2, 33, 37))):
+        value = rng.integers(-3, 2, size=shape).astype(F32) * F32(0.5)
+        value[rng.random(shape) < 0.3] = F32(-0.0)
+        feeds[name] = value
+    results = {target: check_at_thread_counts(model, str(tmp_path / target), target, feeds=feeds)
+               for target in ("generic", "x86-avx512")
+               if target in nnbuild.targets.supported_here()}
+    for target, got in results.items():
+        for name in outputs:
+            assert got[name].tobytes() == results["generic"][name].tobytes(), (target, name)
