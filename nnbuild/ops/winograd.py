@@ -24,10 +24,10 @@ ATTR = "winograd"
 # V and M of one chunk of tiles are kept to about this many bytes (cache-sized; see chunking).
 CHUNK_BYTES = 1 << 20
 # Private chunks (chunking): where U takes at most PRIVATE_U_BYTES (every chunk streams it once)
-# and the image makes at least PRIVATE_MIN_CHUNKS chunks, each chunk is one thread's task, its V
-# and M in that thread's scratch: NN_POOL_SCRATCH_BYTES of hal/nn_pool.h, mirrored here.
+# and the tiles fill at least PRIVATE_MIN_PANELS MR-tile panels, each chunk is one thread's task,
+# its V and M in that thread's scratch: NN_POOL_SCRATCH_BYTES of hal/nn_pool.h, mirrored here.
 PRIVATE_U_BYTES = 1 << 19
-PRIVATE_MIN_CHUNKS = 4
+PRIVATE_MIN_PANELS = 4
 POOL_SCRATCH_BYTES = 1 << 20
 # choose(): transformed F(2x2) weights larger than this need this many output tiles to pay for
 # streaming them.
@@ -136,31 +136,32 @@ def chunking(g, m: int) -> tuple:
     the rest); one chunk where all fit.
 
     Private (each chunk one thread's task, nn_winograd_driver.h): where U is at most
-    PRIVATE_U_BYTES and chunks that fit a worker's scratch with the transforms' scratch
-    (POOL_SCRATCH_BYTES) make at least PRIVATE_MIN_CHUNKS of them. Otherwise the phases split
-    over the pool and V and M of a chunk take about CHUNK_BYTES (twice that when U exceeds
-    CHUNK_BYTES / 2). From the shapes alone, never the thread count."""
+    PRIVATE_U_BYTES and the tiles fill at least PRIVATE_MIN_PANELS panels, in chunks that fit a
+    worker's scratch with the transforms' scratch (POOL_SCRATCH_BYTES), at least two of them.
+    Otherwise the phases split over the pool and V and M of a chunk take about CHUNK_BYTES
+    (twice that when U exceeds CHUNK_BYTES / 2). From the shapes alone, never the thread
+    count."""
     mr, alpha = blocking().MR, m + 2
     tiles = g.batch * -(-g.out_size[0] // m) * -(-g.out_size[1] // m)
     panels = -(-tiles // mr)
     u_bytes = 4 * alpha * alpha * g.in_channels * g.out_channels // g.groups
 
-    def spread(most: int) -> int:          # panels per chunk, at most `most` of them
-        return -(-panels // -(-panels // most))
+    def spread(chunks: int) -> int:        # panels per chunk
+        return -(-panels // chunks)
 
-    if u_bytes <= PRIVATE_U_BYTES:
+    if u_bytes <= PRIVATE_U_BYTES and panels >= PRIVATE_MIN_PANELS:
         room = POOL_SCRATCH_BYTES // 4 - _transform_floats(g, m)
         fit = 0
         while fit < panels and _chunk_floats(g, m, (fit + 1) * mr) <= room:
             fit += 1
-        if fit and -(-panels // fit) >= PRIVATE_MIN_CHUNKS:
-            return spread(fit) * mr, True
+        if fit:
+            return spread(max(2, -(-panels // fit))) * mr, True
     per_tile = 4 * alpha * alpha * (g.in_channels + g.out_channels)
     budget = CHUNK_BYTES * (2 if u_bytes > CHUNK_BYTES // 2 else 1)
     fit = max(1, budget // per_tile // mr)
     if fit >= panels:
         return tiles, False
-    return spread(fit) * mr, False
+    return spread(-(-panels // fit)) * mr, False
 
 
 def work_floats(g, m: int) -> int:
