@@ -55,7 +55,8 @@ def _nn_generate_impl(ctx):
     kernels = [_declare(ctx, "hal/nn_pool.c")]      # the thread pool, in every project
     private += [_declare(ctx, "hal/" + h)        # what the gemm, gemv and conv families share
                 for h in ("nn_gemm.h", "nn_gemm_driver.h", "nn_gemv_driver.h", "nn_conv_driver.h",
-                          "nn_depthwise_driver.h", "nn_winograd_driver.h", "nn_x86_vec.h")]
+                          "nn_depthwise_driver.h", "nn_winograd_driver.h", "nn_pool_driver.h",
+                          "nn_x86_vec.h")]
     for family in sorted([_basename_stem(f) for f in ctx.files._kernel_families]):
         private.append(_declare(ctx, "hal/%s.h" % family))
         kernels.append(_declare(ctx, "hal/%s.c" % family))

@@ -170,6 +170,20 @@ def test_fixed_files_list_depends_only_on_the_options(tmp_path):
     assert lists[0] == lists[1]
 
 
+def test_the_rule_declares_every_file_generate_writes(tmp_path):
+    """nn_model declares its outputs one by one (bazel/defs.bzl): every shipped hal/ header and
+    source of the fixed file list must be among them, or a Bazel build cannot see it."""
+    onnx.save(scorer_model(), str(tmp_path / "scorer.onnx"))
+    nnbuild.generate(str(tmp_path / "scorer.onnx"), str(tmp_path / "p"), name="net",
+                     shapes={"features": "4x16"}, fixed_files=True)
+    with open(os.path.join(resources.bazel_dir(), "bazel", "defs.bzl")) as f:
+        rule = f.read()
+    files = json.loads((tmp_path / "p" / "nnbuild.json").read_text())["files"]
+    shipped = [f[len("hal/"):] for f in files if re.fullmatch(r"hal/nn_\w+\.[ch]", f)]
+    assert shipped and [f for f in shipped if f'"{f}"' not in rule
+                        and f'"hal/{f}"' not in rule] == []
+
+
 @pytest.fixture(scope="module")
 def builds(tmp_path_factory):
     """Workspace A (built and tested, filling a disk cache) and B (another folder, another
