@@ -486,9 +486,9 @@ static void depthwise_flat(const nn_conv_params *p, const flat_layout *F, const 
  * floats r[0 .. VL) transposed in place), vadd, vmax, vmin and vzero. Output rows narrower
  * than two vectors (7 and 14 wide at 16 lanes) fill few lanes along w, and the copies and
  * phase splits around them cost more than their taps. For them (one output per channel, at
- * least VL / 2 channels, a 2-D or 1-D kernel), VL channels (a block; the last one of an image
- * may hold fewer, its missing lanes read the block's last channel again and are never stored)
- * are transposed, a band of rows at a time, into a zero-padded buffer of (row, column,
+ * least VL / 2 channels, a 2-D or 1-D kernel; strided rows only below CH_STRIDED_ROW), VL
+ * channels (a block; the last one of an image may hold fewer, its missing lanes read the
+ * block's last channel again and are never stored) are transposed, a band of rows at a time, into a zero-padded buffer of (row, column,
  * channel) vectors. An output position's taps are then one vector load each at fixed offsets,
  * VL channels at once, and any plane shape fills every lane: the outputs are taken VL flat
  * positions of the band at a time (across row ends), each summing its taps in order from the
@@ -500,6 +500,10 @@ static void depthwise_flat(const nn_conv_params *p, const flat_layout *F, const 
 #define CH_GROUP 8               /* outputs whose taps are summed together */
 #define CH_POSITIONS 1024        /* most outputs per band */
 #define CH_INPUTS 2048           /* most input positions per band */
+/* Strided rows of at least this many outputs take the bands: a stride-s block transposes s^2
+ * inputs per output, which cost more than the bands' idle lanes (16 lanes, 1 thread, user CPU,
+ * 24 channels 56x56 -> 28x28: 3x3/2 24.5 -> 18 us, 5x5/2 36 -> 32 us; 32 -> 16: equal). */
+#define CH_STRIDED_ROW 16
 
 typedef struct {
     int Wb;                      /* padded columns the buffer holds (those read and the input's) */
@@ -518,7 +522,8 @@ static bool ch_plan(const nn_conv_params *p, ch_layout *C)
     const int *out = p->out_size, *ks = p->kernel;
     C->taps = dw_volume(ks);
     if (p->out_channels != p->groups || p->in_size[0] != 1 || out[0] != 1 || ks[0] != 1 ||
-        C->taps > CH_TAPS || p->groups < VL / 2 || out[2] >= 2 * VL)
+        C->taps > CH_TAPS || p->groups < VL / 2 || out[2] >= 2 * VL ||
+        (p->strides[2] > 1 && out[2] >= CH_STRIDED_ROW))
         return false;
     const int in2 = p->in_size[2], spare = (VL + in2 - 1) / in2 + 1;   /* ch_fill's zeros */
     C->Wb = dw_max(ch_wp(p), p->pads[2] + in2);
