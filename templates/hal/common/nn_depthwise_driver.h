@@ -501,8 +501,9 @@ static void depthwise_flat(const nn_conv_params *p, const flat_layout *F, const 
 #define CH_POSITIONS 1024        /* most outputs per band */
 #define CH_INPUTS 2048           /* most input positions per band */
 /* Strided rows of at least this many outputs take the bands: a stride-s block transposes s^2
- * inputs per output, which cost more than the bands' idle lanes (16 lanes, 1 thread, user CPU,
- * 24 channels 56x56 -> 28x28: 3x3/2 24.5 -> 18 us, 5x5/2 36 -> 32 us; 32 -> 16: equal). */
+ * inputs per output, which costs about what the bands' idle lanes do (16 lanes, 1 thread, user
+ * CPU, 56x56 -> 28x28 3x3/2: 32 and 48 channels, full blocks, 2-4% faster in bands; 24, a
+ * half-empty last block, 24.5 -> 18 us, 5x5/2 36 -> 32 us; 32 -> 16: equal). */
 #define CH_STRIDED_ROW 16
 
 typedef struct {
