@@ -374,39 +374,65 @@ static void positions_tile(const direct_job *j, int nv, bool exact, lanes last, 
     }
 }
 
-/* Tiles [t0, t1) (tile t: segment t / seg_tiles, its vectors split into seg_tiles near-equal
- * runs of at most VMAX) x rows [i0, i1) (i0 a multiple of MR). */
+/* One position tile: segment t / seg_tiles, its vectors split into seg_tiles near-equal runs
+ * of at most VMAX; where its outputs go (o.pieces points into pieces: keep it in place). */
+typedef struct {
+    int nv;                       /* vectors in the tile */
+    bool exact;                   /* the segment's last vector is partial and in this tile */
+    lanes last;
+    piece pieces[VMAX][VL];
+    tile_out o;
+    const float *x, *res;         /* the tile's first input / residual of row 0 */
+    float *y;
+} position_tile;
+
+/* Tile t of the job, or false when its segment has fewer tiles. */
+static inline bool position_tile_at(const direct_job *j, int t, position_tile *p)
+{
+    const int r = t / j->seg_tiles, tt = t % j->seg_tiles, len = segment_len(j, r);
+    const int nvec = (len + VL - 1) / VL, ntiles = (nvec + VMAX - 1) / VMAX;
+    if (tt >= ntiles)
+        return false;
+    const int v0 = nvec * tt / ntiles, v1 = nvec * (tt + 1) / ntiles;
+    p->nv = v1 - v0;
+    p->exact = j->exact && v1 == nvec && len % VL;
+    p->last = lane_range(0, len % VL);
+    p->o.whole = true;
+    for (int v = v0; v < v1; ++v) {
+        p->o.count[v - v0] = vector_pieces(j, v * VL, len, p->pieces[v - v0]);
+        p->o.pieces[v - v0] = p->pieces[v - v0];
+        p->o.whole = p->o.whole && p->o.count[v - v0] == 1 && p->pieces[v - v0][0].full;
+    }
+    p->x = j->x + r * j->x_step + (ptrdiff_t)v0 * VL;
+    p->y = j->y + r * j->y_step;
+    p->res = j->res ? j->res + r * j->y_step : NULL;
+    return true;
+}
+
+/* The tile's rows [ir, ir + rows): their bias as the sums' start, their outputs. */
+static inline void position_tile_rows(const direct_job *j, position_tile *p, int ir, int rows,
+                                      float init[RB])
+{
+    for (int i = 0; i < RB; ++i)
+        init[i] = j->bias && i < rows ? j->bias[ir + i] : 0.0f;
+    p->o.y = p->y + ir * j->ys;
+    p->o.res = p->res ? p->res + ir * j->ys : NULL;
+}
+
+/* Tiles [t0, t1) (position_tile) x rows [i0, i1) (i0 a multiple of MR). */
 static void positions_block(const direct_job *j, int i0, int i1, int t0, int t1)
 {
     for (int ic = i0; ic < i1; ic += j->mcb) {
         const int i_end = min_int(ic + j->mcb, i1);
         for (int t = t0; t < t1; ++t) {
-            const int r = t / j->seg_tiles, tt = t % j->seg_tiles, len = segment_len(j, r);
-            const int nvec = (len + VL - 1) / VL, ntiles = (nvec + VMAX - 1) / VMAX;
-            if (tt >= ntiles)
+            position_tile pt;
+            if (!position_tile_at(j, t, &pt))
                 continue;
-            const int v0 = nvec * tt / ntiles, v1 = nvec * (tt + 1) / ntiles;
-            const bool exact = j->exact && v1 == nvec && len % VL;
-            const lanes last = lane_range(0, len % VL);
-            piece pieces[VMAX][VL];
-            tile_out o;
-            o.whole = true;
-            for (int v = v0; v < v1; ++v) {
-                o.count[v - v0] = vector_pieces(j, v * VL, len, pieces[v - v0]);
-                o.pieces[v - v0] = pieces[v - v0];
-                o.whole = o.whole && o.count[v - v0] == 1 && pieces[v - v0][0].full;
-            }
-            const float *xt = j->x + r * j->x_step + (ptrdiff_t)v0 * VL;
-            float *yt = j->y + r * j->y_step;
-            const float *rt = j->res ? j->res + r * j->y_step : NULL;
             for (int ir = ic; ir < i_end; ir += RB) {
                 const int rows = min_int(RB, j->m - ir);
                 float init[RB];
-                for (int i = 0; i < RB; ++i)
-                    init[i] = j->bias && i < rows ? j->bias[ir + i] : 0.0f;
-                o.y = yt + ir * j->ys;
-                o.res = rt ? rt + ir * j->ys : NULL;
-                positions_tile(j, v1 - v0, exact, last, ir, rows, init, xt, &o);
+                position_tile_rows(j, &pt, ir, rows, init);
+                positions_tile(j, pt.nv, pt.exact, pt.last, ir, rows, init, pt.x, &pt.o);
             }
         }
     }
@@ -508,24 +534,9 @@ static void positions_block_spans(const direct_job *j, int i0, int i1, int t0, i
     for (int ic = i0; ic < i1; ic += j->mcb) {
         const int i_end = min_int(ic + j->mcb, i1);
         for (int t = t0; t < t1; ++t) {
-            const int r = t / j->seg_tiles, tt = t % j->seg_tiles, len = segment_len(j, r);
-            const int nvec = (len + VL - 1) / VL, ntiles = (nvec + VMAX - 1) / VMAX;
-            if (tt >= ntiles)
+            position_tile pt;
+            if (!position_tile_at(j, t, &pt))
                 continue;
-            const int v0 = nvec * tt / ntiles, v1 = nvec * (tt + 1) / ntiles;
-            const bool exact = j->exact && v1 == nvec && len % VL;
-            const lanes last = lane_range(0, len % VL);
-            piece pieces[VMAX][VL];
-            tile_out o;
-            o.whole = true;
-            for (int v = v0; v < v1; ++v) {
-                o.count[v - v0] = vector_pieces(j, v * VL, len, pieces[v - v0]);
-                o.pieces[v - v0] = pieces[v - v0];
-                o.whole = o.whole && o.count[v - v0] == 1 && pieces[v - v0][0].full;
-            }
-            const float *xt = j->x + r * j->x_step + (ptrdiff_t)v0 * VL;
-            float *yt = j->y + r * j->y_step;
-            const float *rt = j->res ? j->res + r * j->y_step : NULL;
             for (int is = ic; is < i_end; is += SPAN_ROWS) {
                 const int is_end = min_int(is + SPAN_ROWS, i_end);
                 for (int p0 = 0; p0 < j->k; p0 += K_SPAN) {
@@ -535,11 +546,8 @@ static void positions_block_spans(const direct_job *j, int i0, int i1, int t0, i
                         const k_span s = {p0, p1, p0 > 0 ? partial[g] : NULL,
                                           p1 < j->k ? partial[g] : NULL};
                         float init[RB];
-                        for (int i = 0; i < RB; ++i)
-                            init[i] = j->bias && i < rows ? j->bias[ir + i] : 0.0f;
-                        o.y = yt + ir * j->ys;
-                        o.res = rt ? rt + ir * j->ys : NULL;
-                        span_tile(j, v1 - v0, exact, last, ir, rows, init, xt, &o, &s);
+                        position_tile_rows(j, &pt, ir, rows, init);
+                        span_tile(j, pt.nv, pt.exact, pt.last, ir, rows, init, pt.x, &pt.o, &s);
                     }
                     if (p1 == j->k)
                         break;
