@@ -88,7 +88,7 @@ typedef struct {
     int segments, seg_len, last_len; /* positions per segment, of the last one */
     int wide, out_w;                 /* row pitch in positions, stored columns */
     bool exact;                      /* loads past a segment's end are masked (no padding) */
-    int tile_w, seg_tiles, tiles_m, tiles_n, positions;
+    int tile_w, seg_tiles, tiles_m, tiles_n;
 } direct_job;
 
 /* Rows per block: A's rows for a block (mcb x k floats) stay in L2 while the tiles run past. */
@@ -303,8 +303,21 @@ static void store_pieces(const direct_job *j, const tile_out *o, int rows, int n
     }
 }
 
-#define POS_DECLARE(r) vec acc##r##_0 = vset1(init[r]), acc##r##_1 = acc##r##_0,             \
-                           acc##r##_2 = acc##r##_0;
+/* Part of a tile's sum: k steps [p0, p1) onto the accumulators in `in` (NULL: the tile's
+ * init), left in `out` (NULL: the sum is whole, stored through the tile's pieces). A float
+ * accumulator saved and reloaded is the same float: a sum taken in spans is the sum taken at
+ * once. */
+typedef struct {
+    int p0, p1;
+    vec (*in)[VMAX], (*out)[VMAX];
+} k_span;
+
+#define POS_DECLARE(r) vec acc##r##_0, acc##r##_1, acc##r##_2;                                \
+    if (s->in) {                                                                               \
+        acc##r##_0 = s->in[r][0]; acc##r##_1 = s->in[r][1]; acc##r##_2 = s->in[r][2];          \
+    } else {                                                                                   \
+        acc##r##_0 = acc##r##_1 = acc##r##_2 = vset1(init[r]);                                 \
+    }
 #define POS_STEP(r) {                                                                         \
         const vec w = vset1(a[r]);                                                             \
         acc##r##_0 = vfma(w, x0, acc##r##_0);                                                  \
@@ -328,146 +341,18 @@ INLINE vec positions_load(const float *x, bool masked, lanes last)
     return masked ? vload_lanes(x, last) : vload(x);
 }
 
-/* Rows ir.. (`rows` of them) of the tile: init[r] + the sum over all p of weight (ir + r, p)
- * times positions [v VL, v VL + VL) at x + off[p], stored through `o` (from the registers
- * when the tile is whole, else through acc). With `exact`, the last vector loads only the
- * lanes of `last`. */
-INLINE void positions_kernel(const direct_job *j, int nv, bool exact, lanes last, int ir,
-                             int rows, const float *init, const float *restrict x,
-                             const tile_out *o)
-{
-    ROWS(POS_DECLARE)
-    for (int pc = 0; pc < j->k; pc += KC) {
-        const int kc = min_int(KC, j->k - pc);
-        const float *restrict a = a_block(j, pc, kc, ir);
-        const int *restrict off = j->off + pc;
-        for (int p = 0; p < kc; ++p) {
-            const float *xp = x + off[p];
-            const vec x0 = positions_load(xp, exact && nv == 1, last);
-            const vec x1 = nv > 1 ? positions_load(xp + VL, exact && nv == 2, last) : vzero();
-            const vec x2 = nv > 2 ? positions_load(xp + 2 * VL, exact, last) : vzero();
-            ROWS(POS_STEP)
-            a += MR;
-        }
-    }
-    if (o->whole) {
-        const nn_conv_epilogue epi = *j->epi;
-        ROWS(POS_STORE)
-    } else {
-        vec acc[RB][VMAX];
-        ROWS(POS_SAVE)
-        store_pieces(j, o, rows, nv, acc);
-    }
-}
-
-static void positions_tile(const direct_job *j, int nv, bool exact, lanes last, int ir,
-                           int rows, const float *init, const float *x, const tile_out *o)
-{
-    if (exact) {            /* the image itself: the last vector ends it */
-        if (nv == 1) positions_kernel(j, 1, true, last, ir, rows, init, x, o);
-        else if (nv == 2) positions_kernel(j, 2, true, last, ir, rows, init, x, o);
-        else positions_kernel(j, 3, true, last, ir, rows, init, x, o);
-    } else {
-        if (nv == 1) positions_kernel(j, 1, false, last, ir, rows, init, x, o);
-        else if (nv == 2) positions_kernel(j, 2, false, last, ir, rows, init, x, o);
-        else positions_kernel(j, 3, false, last, ir, rows, init, x, o);
-    }
-}
-
-/* One position tile: segment t / seg_tiles, its vectors split into seg_tiles near-equal runs
- * of at most VMAX; where its outputs go (o.pieces points into pieces: keep it in place). */
-typedef struct {
-    int nv;                       /* vectors in the tile */
-    bool exact;                   /* the segment's last vector is partial and in this tile */
-    lanes last;
-    piece pieces[VMAX][VL];
-    tile_out o;
-    const float *x, *res;         /* the tile's first input / residual of row 0 */
-    float *y;
-} position_tile;
-
-/* Tile t of the job, or false when its segment has fewer tiles. */
-static inline bool position_tile_at(const direct_job *j, int t, position_tile *p)
-{
-    const int r = t / j->seg_tiles, tt = t % j->seg_tiles, len = segment_len(j, r);
-    const int nvec = (len + VL - 1) / VL, ntiles = (nvec + VMAX - 1) / VMAX;
-    if (tt >= ntiles)
-        return false;
-    const int v0 = nvec * tt / ntiles, v1 = nvec * (tt + 1) / ntiles;
-    p->nv = v1 - v0;
-    p->exact = j->exact && v1 == nvec && len % VL;
-    p->last = lane_range(0, len % VL);
-    p->o.whole = true;
-    for (int v = v0; v < v1; ++v) {
-        p->o.count[v - v0] = vector_pieces(j, v * VL, len, p->pieces[v - v0]);
-        p->o.pieces[v - v0] = p->pieces[v - v0];
-        p->o.whole = p->o.whole && p->o.count[v - v0] == 1 && p->pieces[v - v0][0].full;
-    }
-    p->x = j->x + r * j->x_step + (ptrdiff_t)v0 * VL;
-    p->y = j->y + r * j->y_step;
-    p->res = j->res ? j->res + r * j->y_step : NULL;
-    return true;
-}
-
-/* The tile's rows [ir, ir + rows): their bias as the sums' start, their outputs. */
-static inline void position_tile_rows(const direct_job *j, position_tile *p, int ir, int rows,
-                                      float init[RB])
-{
-    for (int i = 0; i < RB; ++i)
-        init[i] = j->bias && i < rows ? j->bias[ir + i] : 0.0f;
-    p->o.y = p->y + ir * j->ys;
-    p->o.res = p->res ? p->res + ir * j->ys : NULL;
-}
-
-/* Tiles [t0, t1) (position_tile) x rows [i0, i1) (i0 a multiple of MR). */
-static void positions_block(const direct_job *j, int i0, int i1, int t0, int t1)
-{
-    for (int ic = i0; ic < i1; ic += j->mcb) {
-        const int i_end = min_int(ic + j->mcb, i1);
-        for (int t = t0; t < t1; ++t) {
-            position_tile pt;
-            if (!position_tile_at(j, t, &pt))
-                continue;
-            for (int ir = ic; ir < i_end; ir += RB) {
-                const int rows = min_int(RB, j->m - ir);
-                float init[RB];
-                position_tile_rows(j, &pt, ir, rows, init);
-                positions_tile(j, pt.nv, pt.exact, pt.last, ir, rows, init, pt.x, &pt.o);
-            }
-        }
-    }
-}
-
-/* Part of a tile's sum: k steps [p0, p1) onto the accumulators in `in` (NULL: the tile's
- * init), left in `out` (NULL: the sum is whole, stored through the tile's pieces). A float
- * accumulator saved and reloaded is the same float: a sum taken in spans is the sum taken at
- * once. */
-typedef struct {
-    int p0, p1;
-    vec (*in)[VMAX], (*out)[VMAX];
-} k_span;
-
-#define SPAN_DECLARE(r) vec acc##r##_0, acc##r##_1, acc##r##_2;                               \
-    if (in) {                                                                                  \
-        acc##r##_0 = in[r][0]; acc##r##_1 = in[r][1]; acc##r##_2 = in[r][2];                   \
-    } else {                                                                                   \
-        acc##r##_0 = acc##r##_1 = acc##r##_2 = vset1(init[r]);                                 \
-    }
-
-/* positions_kernel for k steps s->p0 .. s->p1 only: init[r] (or s->in) + the sum
+/* Rows ir.. (`rows` of them) of the tile, k steps s->p0 .. s->p1: init[r] (or s->in) + the sum
  * of weight (ir + r, p) times positions [v VL, v VL + VL) at x + off[p], left in s->out or
  * stored through `o` (from the registers when the tile is whole, else through acc). With
  * `exact`, the last vector loads only the lanes of `last`. */
-INLINE void span_kernel(const direct_job *j, int nv, bool exact, lanes last, int ir, int rows,
-                        const float *init, const float *restrict x, const tile_out *o,
-                        const k_span *s)
+INLINE void positions_kernel(const direct_job *j, int nv, bool exact, lanes last, int ir,
+                             int rows, const float *init, const float *restrict x,
+                             const tile_out *o, const k_span *s)
 {
-    const int p0 = s->p0, p1 = s->p1;
-    vec (*in)[VMAX] = s->in, (*out)[VMAX] = s->out;
-    ROWS(SPAN_DECLARE)
-    for (int pc = p0 / KC * KC; pc < p1; pc += KC) {
-        const int kc = min_int(KC, j->k - pc), lo = max_int(p0, pc);
-        const int n = min_int(p1, pc + kc) - lo;
+    ROWS(POS_DECLARE)
+    for (int pc = s->p0 / KC * KC; pc < s->p1; pc += KC) {
+        const int kc = min_int(KC, j->k - pc), lo = max_int(s->p0, pc);
+        const int n = min_int(s->p1, pc + kc) - lo;
         const float *restrict a = a_block(j, pc, kc, ir) + (size_t)(lo - pc) * MR;
         const int *restrict off = j->off + lo;
         for (int p = 0; p < n; ++p) {
@@ -479,8 +364,8 @@ INLINE void span_kernel(const direct_job *j, int nv, bool exact, lanes last, int
             a += MR;
         }
     }
-    if (out) {
-        vec (*acc)[VMAX] = out;
+    if (s->out) {
+        vec (*acc)[VMAX] = s->out;
         ROWS(POS_SAVE)
     } else if (o->whole) {
         const nn_conv_epilogue epi = *j->epi;
@@ -492,17 +377,18 @@ INLINE void span_kernel(const direct_job *j, int nv, bool exact, lanes last, int
     }
 }
 
-static void span_tile(const direct_job *j, int nv, bool exact, lanes last, int ir, int rows,
-                      const float *init, const float *x, const tile_out *o, const k_span *s)
+INLINE void positions_tile(const direct_job *j, int nv, bool exact, lanes last, int ir,
+                           int rows, const float *init, const float *x, const tile_out *o,
+                           const k_span *s)
 {
-    if (exact) {
-        if (nv == 1) span_kernel(j, 1, true, last, ir, rows, init, x, o, s);
-        else if (nv == 2) span_kernel(j, 2, true, last, ir, rows, init, x, o, s);
-        else span_kernel(j, 3, true, last, ir, rows, init, x, o, s);
+    if (exact) {            /* the image itself: the last vector ends it */
+        if (nv == 1) positions_kernel(j, 1, true, last, ir, rows, init, x, o, s);
+        else if (nv == 2) positions_kernel(j, 2, true, last, ir, rows, init, x, o, s);
+        else positions_kernel(j, 3, true, last, ir, rows, init, x, o, s);
     } else {
-        if (nv == 1) span_kernel(j, 1, false, last, ir, rows, init, x, o, s);
-        else if (nv == 2) span_kernel(j, 2, false, last, ir, rows, init, x, o, s);
-        else span_kernel(j, 3, false, last, ir, rows, init, x, o, s);
+        if (nv == 1) positions_kernel(j, 1, false, last, ir, rows, init, x, o, s);
+        else if (nv == 2) positions_kernel(j, 2, false, last, ir, rows, init, x, o, s);
+        else positions_kernel(j, 3, false, last, ir, rows, init, x, o, s);
     }
 }
 
@@ -517,37 +403,51 @@ static void span_tile(const direct_job *j, int nv, bool exact, lanes last, int i
 #define K_SPAN (1 << 30)
 #endif
 #define SPAN_ROWS 32
-/* ... on at least SPAN_MIN_POSITIONS positions (an image, or a band of the direct path:
- * ResNet-18's 3x3/2 64->128 runs in 2 bands of 405): alone, a 1x1 384->64 at 14x14 ran 5%
- * faster with spans, but MobileNetV2 and SqueezeNet (such convs at 13x13 / 14x14) measured
- * 1-3% slower end to end in some runs (within the noise of a loaded machine): left off there. */
-#define SPAN_MIN_POSITIONS 256
 #if SPAN_ROWS % RB != 0
 #error "SPAN_ROWS: a multiple of RB"
 #endif
 
-/* positions_block for k > 2 K_SPAN on images of at least SPAN_MIN_POSITIONS: the sums in
- * spans (a copy of its tile walk: sharing it made the other position tiles slower). */
-static void positions_block_spans(const direct_job *j, int i0, int i1, int t0, int t1)
+/* Tiles [t0, t1) (tile t: segment t / seg_tiles, its vectors split into seg_tiles near-equal
+ * runs of at most VMAX) x rows [i0, i1) (i0 a multiple of MR). */
+static void positions_block(const direct_job *j, int i0, int i1, int t0, int t1)
 {
     vec partial[SPAN_ROWS / RB][RB][VMAX];
     for (int ic = i0; ic < i1; ic += j->mcb) {
         const int i_end = min_int(ic + j->mcb, i1);
         for (int t = t0; t < t1; ++t) {
-            position_tile pt;
-            if (!position_tile_at(j, t, &pt))
+            const int r = t / j->seg_tiles, tt = t % j->seg_tiles, len = segment_len(j, r);
+            const int nvec = (len + VL - 1) / VL, ntiles = (nvec + VMAX - 1) / VMAX;
+            if (tt >= ntiles)
                 continue;
+            const int v0 = nvec * tt / ntiles, v1 = nvec * (tt + 1) / ntiles;
+            const bool exact = j->exact && v1 == nvec && len % VL;
+            const lanes last = lane_range(0, len % VL);
+            piece pieces[VMAX][VL];
+            tile_out o;
+            o.whole = true;
+            for (int v = v0; v < v1; ++v) {
+                o.count[v - v0] = vector_pieces(j, v * VL, len, pieces[v - v0]);
+                o.pieces[v - v0] = pieces[v - v0];
+                o.whole = o.whole && o.count[v - v0] == 1 && pieces[v - v0][0].full;
+            }
+            const float *xt = j->x + r * j->x_step + (ptrdiff_t)v0 * VL;
+            float *yt = j->y + r * j->y_step;
+            const float *rt = j->res ? j->res + r * j->y_step : NULL;
+            const int span = j->k / 2 > K_SPAN ? K_SPAN : j->k;
             for (int is = ic; is < i_end; is += SPAN_ROWS) {
                 const int is_end = min_int(is + SPAN_ROWS, i_end);
-                for (int p0 = 0; p0 < j->k; p0 += K_SPAN) {
-                    const int p1 = (j->k - p0) / 2 < K_SPAN ? j->k : p0 + K_SPAN;
+                for (int p0 = 0; p0 < j->k; p0 += span) {
+                    const int p1 = (j->k - p0) / 2 < span ? j->k : p0 + span;
                     for (int ir = is; ir < is_end; ir += RB) {
                         const int rows = min_int(RB, j->m - ir), g = (ir - is) / RB;
                         const k_span s = {p0, p1, p0 > 0 ? partial[g] : NULL,
                                           p1 < j->k ? partial[g] : NULL};
                         float init[RB];
-                        position_tile_rows(j, &pt, ir, rows, init);
-                        span_tile(j, pt.nv, pt.exact, pt.last, ir, rows, init, pt.x, &pt.o, &s);
+                        for (int i = 0; i < RB; ++i)
+                            init[i] = j->bias && i < rows ? j->bias[ir + i] : 0.0f;
+                        o.y = yt + ir * j->ys;
+                        o.res = rt ? rt + ir * j->ys : NULL;
+                        positions_tile(j, v1 - v0, exact, last, ir, rows, init, xt, &o, &s);
                     }
                     if (p1 == j->k)
                         break;
@@ -569,8 +469,6 @@ static void direct_task(const void *ctx, int t, void *scratch)
         return;
     if (j->tile_w == NR)
         channel_block(j, i0, i1, t0, t1);
-    else if (j->k / 2 > K_SPAN && j->positions >= SPAN_MIN_POSITIONS)
-        positions_block_spans(j, i0, i1, t0, t1);
     else
         positions_block(j, i0, i1, t0, t1);
 }
@@ -579,7 +477,6 @@ static void direct_task(const void *ctx, int t, void *scratch)
 static void direct_run(direct_job *j, bool by_positions)
 {
     const int positions = (j->segments - 1) * j->seg_len + j->last_len;
-    j->positions = positions;
     j->tile_w = by_positions ? VMAX * VL : NR;
     j->seg_tiles = by_positions ? ((j->seg_len + VL - 1) / VL + VMAX - 1) / VMAX
                                 : (j->seg_len + NR - 1) / NR;
