@@ -3,7 +3,7 @@ generated project (exit 0) or one error line `nnbuild: error: ...` with exit 2. 
 internal error or a traceback, never a hang (each case has HANG_SECONDS), never a file written
 outside -o (the sandbox around the model and the output folder is compared before and after).
 
-Time-boxed: NNBUILD_FUZZ_SECONDS (default 45) of mutated cases in the default suite. Longer:
+Time-boxed: NNBUILD_FUZZ_SECONDS (default 20) of mutated cases in the default suite. Longer:
 
     NNBUILD_FUZZ_SECONDS=3600 python -m pytest tests/hardening/test_fuzz_frontend.py -q -s
 
@@ -30,7 +30,7 @@ from nnbuild.frontend.onnx_import import MAX_TENSOR_ELEMENTS
 
 from fuzz_models import mutated_model, seeds
 
-BUDGET_SECONDS = float(os.environ.get("NNBUILD_FUZZ_SECONDS", "45"))
+BUDGET_SECONDS = float(os.environ.get("NNBUILD_FUZZ_SECONDS", "20"))
 HANG_SECONDS = 60
 SEEDS = seeds()
 
