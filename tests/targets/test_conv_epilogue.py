@@ -12,7 +12,8 @@ onnxruntime on finite data and are bit-identical at 1 and 3 threads.
 The cases reach each path of the x86 kernels: vectors along positions for a 1x1 kernel (k in
 one KC block), the GEMM for a longer 1x1, position tiles over a zero-padded copy (unit stride
 along w; non-3x3 kernels so the Winograd selection leaves them on the direct kernels), position
-tiles at stride 2 (a short k; a long one, summed in spans on AVX-512), channel tiles (stride 3), the implicit-im2col GEMM (rows too short for tiles), and a padded copy too
+tiles at stride 2 (a short k; a long one, summed in spans on AVX-512; a 3-channel 7x7/2 stem
+whose output channels go in blocks of rows), channel tiles (stride 3), the implicit-im2col GEMM (rows too short for tiles), and a padded copy too
 big for the work buffer, done in bands of output rows.
 """
 from __future__ import annotations
@@ -32,6 +33,7 @@ PATHS = {
     "positions": ([2, 7, 10, 23], 13, [3, 5], {"pads": [1, 2, 1, 2]}),
     "stride2_positions": ([1, 9, 17, 29], 35, [3, 3], {"strides": [2, 2], "pads": [1, 1, 1, 1]}),
     "stride2_k_spans": ([1, 64, 47, 45], 37, [3, 3], {"strides": [2, 2], "pads": [1, 1, 1, 1]}),
+    "stem_row_blocks": ([1, 3, 30, 37], 70, [7, 7], {"strides": [2, 2], "pads": [3, 3, 3, 3]}),
     "channels_stride3": ([1, 9, 17, 29], 35, [3, 3], {"strides": [3, 3], "pads": [1, 1, 1, 1]}),
     "im2col_gemm": ([1, 16, 12, 5], 10, [3, 3], {"strides": [2, 2]}),
     "bands": ([1, 160, 44, 40], 9, [3, 5], {"pads": [1, 2, 1, 2]}),

@@ -22,7 +22,8 @@ stride): strides 2, 3 and 4, a 4x4/4 patch kernel (every phase, no shift) and a 
 kernel whose taps skip phases check that layout. Position tiles sum a long k (over 256 on
 AVX-512, images or bands of 256 positions or more) in spans, over groups of rows, the partial sums kept
 between spans: a strided 3x3 with k = 576 (four spans) and a 1x1 with k = 290 (two), both with
-more output channels than one group of rows and a partial last group. Images whose padded copy
+more output channels than one group of rows and a partial last group. With at most 4 input channels
+(the stems) the output channels go in blocks of 32 rows (70 channels: 32 + 32 + 6). Images whose padded copy
 is bigger than the work buffer are copied and computed in bands of output rows (2-D with
 position tiles and with channel tiles, 3-D). 3x3 stride-1 cases may run as Winograd at -O2
 (select-conv-algorithm); the non-3x3 and strided cases stay on the direct kernels.
@@ -50,6 +51,8 @@ CASES = {
     "wide_rows": ([1, 3, 6, 70], 8, [3, 3], {"pads": [1, 1, 1, 1]}, True),
     "stride2_odd": ([1, 7, 15, 35], 33, [3, 3], {"strides": [2, 2], "pads": [1, 1, 1, 1]}, True),
     "stem_7x7_s2": ([1, 3, 40, 42], 16, [7, 7], {"strides": [2, 2], "pads": [3, 3, 3, 3]}, True),
+    "stem_row_blocks": ([1, 3, 30, 37], 70, [7, 7], {"strides": [2, 2], "pads": [3, 3, 3, 3]},
+                        True),
     "dilated_5x5": ([1, 4, 20, 24], 6, [5, 5], {"dilations": [2, 2], "pads": [3, 2, 4, 1]}, True),
     "stride3_asym": ([1, 6, 19, 50], 11, [2, 4], {"strides": [3, 3], "pads": [0, 2, 1, 0]}, False),
     "long_k_3x3": ([1, 40, 8, 19], 35, [3, 3], {"pads": [1, 1, 1, 1]}, True),

@@ -91,12 +91,20 @@ typedef struct {
     int tile_w, seg_tiles, tiles_m, tiles_n;
 } direct_job;
 
-/* Rows per block: A's rows for a block (mcb x k floats) stay in L2 while the tiles run past. */
+/* Rows per block: A's rows for a block (mcb x k floats) stay in L2 while the tiles run past.
+ * With at most FEW_CHANNELS input channels (the stems) a tile reads few rows of the copy (a
+ * 7x7/2 one 3 x 2 x 4 x 2 = 48 runs of about a tile's width for its 147 taps) and the block is
+ * kept to DIRECT_A_L1_FLOATS, so that it stays in L1 beside them (measured, AVX-512, 7x7/2 3->64
+ * at 224: blocks of 32 rows 4-5% faster at 1 thread, 13% at 2 than the whole 64; at k = 256 the
+ * same L1 blocks were 19% slower: there the tile's image reads are k runs). */
 #define DIRECT_A_FLOATS (1 << 16)
+#define DIRECT_A_L1_FLOATS 6144
+#define FEW_CHANNELS 4
 
-static int direct_block_rows(int k)
+static int direct_block_rows(int k, int c)
 {
-    const int rows = DIRECT_A_FLOATS / (k > 0 ? k : 1) / MR * MR;
+    const int budget = c <= FEW_CHANNELS ? DIRECT_A_L1_FLOATS : DIRECT_A_FLOATS;
+    const int rows = budget / (k > 0 ? k : 1) / MR * MR;
     return rows > MR ? rows : MR;
 }
 
@@ -250,8 +258,18 @@ static int vector_pieces(const direct_job *j, int q, int len, piece *out)
     return n;
 }
 
-/* A tile's stores: its vectors' pieces (`whole`: each vector one piece of all its lanes),
- * the output and residual rows of channel ir. */
+/* AVX-512 stores (and loads) lanes under a mask at the cost of a whole vector: a tile whose
+ * vectors are one piece each (a row's last vector with the padding columns masked off) is
+ * stored from its registers like a full one. AVX2's masked stores cost more: there only full
+ * vectors are. */
+#if VL == 16
+#define MASKED_WHOLE 1
+#else
+#define MASKED_WHOLE 0
+#endif
+
+/* A tile's stores: its vectors' pieces (`whole`: each vector one piece, of all its lanes unless
+ * MASKED_WHOLE), the output and residual rows of channel ir. */
 typedef struct {
     const piece *pieces[VMAX];
     int count[VMAX];
@@ -265,10 +283,17 @@ typedef struct {
 INLINE void store_whole(const direct_job *j, const nn_conv_epilogue *e, const tile_out *o, int r,
                         int v, vec val)
 {
-    const ptrdiff_t at = o->pieces[v][0].at + r * j->ys;
-    if (o->res)
-        val = vadd(val, vload(o->res + at));
-    vstore(o->y + at, clamp_vec(e, val));
+    const piece *pc = &o->pieces[v][0];
+    const ptrdiff_t at = pc->at + r * j->ys;
+    if (MASKED_WHOLE) {
+        if (o->res)
+            val = vadd(val, vload_lanes(o->res + at, pc->mask));
+        vstore_lanes(o->y + at, pc->mask, clamp_vec(e, val));
+    } else {
+        if (o->res)
+            val = vadd(val, vload(o->res + at));
+        vstore(o->y + at, clamp_vec(e, val));
+    }
 }
 
 /* Rows [0, rows) of a tile that is not whole stored piece by piece from acc (a loop kept out of
@@ -428,7 +453,8 @@ static void positions_block(const direct_job *j, int i0, int i1, int t0, int t1)
             for (int v = v0; v < v1; ++v) {
                 o.count[v - v0] = vector_pieces(j, v * VL, len, pieces[v - v0]);
                 o.pieces[v - v0] = pieces[v - v0];
-                o.whole = o.whole && o.count[v - v0] == 1 && pieces[v - v0][0].full;
+                o.whole = o.whole && o.count[v - v0] == 1 &&
+                          (MASKED_WHOLE || pieces[v - v0][0].full);
             }
             const float *xt = j->x + r * j->x_step + (ptrdiff_t)v0 * VL;
             float *yt = j->y + r * j->y_step;
@@ -473,14 +499,15 @@ static void direct_task(const void *ctx, int t, void *scratch)
         positions_block(j, i0, i1, t0, t1);
 }
 
-/* Tiles of NR positions (channel tiles) or of up to VMAX vectors (position tiles). */
-static void direct_run(direct_job *j, bool by_positions)
+/* Tiles of NR positions (channel tiles) or of up to VMAX vectors (position tiles); c input
+ * channels. */
+static void direct_run(direct_job *j, bool by_positions, int c)
 {
     const int positions = (j->segments - 1) * j->seg_len + j->last_len;
     j->tile_w = by_positions ? VMAX * VL : NR;
     j->seg_tiles = by_positions ? ((j->seg_len + VL - 1) / VL + VMAX - 1) / VMAX
                                 : (j->seg_len + NR - 1) / NR;
-    j->mcb = direct_block_rows(j->k);
+    j->mcb = direct_block_rows(j->k, c);
     nn_plan_tiles(j->m, positions, j->k, MR, j->tile_w, &j->tiles_m, &j->tiles_n);
     NN_FN(parallel_for)(j->tiles_m * j->tiles_n, direct_task, j, NULL, 0);
 }
@@ -760,7 +787,7 @@ static void conv_direct(const nn_conv_params *p, int m, int c, int k, int band_r
                             .bias = bias, .off = off, .x = xb, .y = yg + at,
                             .res = resg ? resg + at : NULL, .epi = epi, .ys = positions};
             band_segment(p, &g, rows, &j);
-            direct_run(&j, kind == DIRECT_POSITIONS);
+            direct_run(&j, kind == DIRECT_POSITIONS, c);
         }
     }
 }
@@ -781,7 +808,7 @@ static void conv_pointwise(int m, int k, int positions, const float *xg, const f
                     .exact = true};
     for (int p = 0; p < k; ++p)
         off[p] = p * positions;
-    direct_run(&j, true);
+    direct_run(&j, true, k);
 }
 
 /* Whether vectors of positions fill well enough: `width` positions per segment. */
