@@ -30,8 +30,8 @@ PRIVATE_U_BYTES = 1 << 19
 PRIVATE_MIN_PANELS = 4
 POOL_SCRATCH_BYTES = 1 << 20
 # choose(): transformed F(2x2) weights larger than this need this many output tiles to pay for
-# streaming them.
-MAX_WEIGHT_BYTES = 8 << 20
+# streaming them (in a network they come from memory: docs/winograd.md).
+MAX_WEIGHT_BYTES = 1 << 20
 MIN_TILES_BIG_WEIGHTS = 32
 
 
@@ -206,7 +206,9 @@ def choose(g) -> int:
     output channels per group (0.55x to 0.9x the time; 16 -> 64 at 55x55 loses), except where
     its transformed weights (16 C M floats) exceed MAX_WEIGHT_BYTES and the image has fewer
     than MIN_TILES_BIG_WEIGHTS output tiles: 512 -> 512 at 7x7 (16 tiles) streams 16 MiB of U
-    for little work and runs 1.35x slower, at 14x14 (49 tiles) 0.78x, at 28x28 0.55x. F(4x4) is
+    for little work and runs 1.35x slower, at 14x14 (49 tiles) 0.78x, at 28x28 0.55x; inside a
+    network, where the weights come from memory, 160 -> 224 to 192 -> 384 at 7x7 (U of 2.2 to
+    4.5 MiB) ran 1.2-1.7x faster on the direct kernels (Inception-v1 and v2). F(4x4) is
     faster still on large images but its error is about 10x the direct kernels' (above
     OP_TOLERANCE for >= 128 input channels), so it is never chosen here; a node's ``winograd``
     attribute (the text or JSON IR) still selects it."""

@@ -230,11 +230,12 @@ def geometry(c, m, size, groups=1, batch=1, **attrs):
 def test_the_rule_follows_the_measurements():
     """docs/winograd.md: F(2x2) where it measured faster, else direct; F(4x4) never."""
     for c, m, size in [(64, 64, (56, 56)), (128, 128, (28, 28)), (256, 256, (14, 14)),
-                       (192, 384, (7, 7)), (128, 32, (56, 56)), (128, 32, (7, 7)),
+                       (128, 32, (56, 56)), (128, 32, (7, 7)), (64, 128, (7, 7)),
                        (32, 32, (28, 28)), (48, 192, (13, 13)), (64, 64, (224, 224)),
                        (512, 512, (28, 28)), (512, 512, (14, 14))]:
         assert winograd.choose(geometry(c, m, size)) == 2, (c, m, size)
-    for c, m, size in [(512, 512, (7, 7)), (16, 64, (55, 55)), (24, 64, (28, 28))]:
+    for c, m, size in [(512, 512, (7, 7)), (192, 384, (7, 7)), (160, 224, (7, 7)),
+                       (16, 64, (55, 55)), (24, 64, (28, 28))]:
         assert winograd.choose(geometry(c, m, size)) == 0, (c, m, size)
     assert winograd.choose(geometry(512, 512, (7, 7), batch=4)) == 2     # 64 tiles
     assert winograd.choose(geometry(128, 128, (28, 28), groups=2)) == 2   # 64 x 64 per group
