@@ -233,3 +233,33 @@ def test_maxpool_vector_rows_are_the_scalar_windows(tmp_path):
     for target, got in results.items():
         for name in outputs:
             assert got[name].tobytes() == results["generic"][name].tobytes(), (target, name)
+
+
+# 2-D windows that x86 computes in padded planes (a plane of up to 4096 floats with its
+# padding: each row reduced along w in one run, then the rows along h) or, larger, in vector
+# rows (AveragePool too): Inception's 3x3/1 pad 1 averages and its 3x3/2 maxima, odd sizes
+# (row tails), a dilated and an asymmetric window, and one plane too large for the copy.
+PLANE_WINDOWS = {
+    "3x3-s1-pad1": dict(kernel_shape=[3, 3], pads=[1, 1, 1, 1]),
+    "3x3-s2-end-pad": dict(kernel_shape=[3, 3], strides=[2, 2], pads=[0, 0, 1, 1]),
+    "2x5-s21-pads": dict(kernel_shape=[2, 5], strides=[2, 1], pads=[1, 2, 0, 3]),
+    "3x2-dilated": dict(kernel_shape=[3, 2], dilations=[2, 3], pads=[2, 1, 1, 1]),
+}
+
+
+@target_param(["generic", "x86-avx2", "x86-avx512"])
+def test_pools_over_padded_planes_and_vector_rows(target, tmp_path):
+    """onnxruntime's values and the same bytes at 1 and 3 threads, on 7x7, 14x14 and 13x29
+    planes (several planes per task) and a 67x70 one (vector rows), MaxPool and both counts
+    of AveragePool."""
+    nodes, outputs = [], []
+    for name, attrs in PLANE_WINDOWS.items():
+        for src in ("a", "b", "c", "d"):
+            nodes.append(helper.make_node("MaxPool", [src], [f"max-{name}-{src}"], **attrs))
+            nodes += [helper.make_node("AveragePool", [src], [f"avg{c}-{name}-{src}"],
+                                       count_include_pad=c, **attrs) for c in (0, 1)]
+    outputs = [node.output[0] for node in nodes]
+    model = make_model(nodes, {"a": (F32, [1, 40, 7, 7]), "b": (F32, [1, 24, 14, 14]),
+                               "c": (F32, [2, 5, 13, 29]), "d": (F32, [1, 2, 67, 70])},
+                       outputs, opset=19)
+    check_at_thread_counts(model, str(tmp_path), target)

@@ -8,8 +8,13 @@
  * (MaxPool windows 3 wide along w: three taps of up to three rows per pass, max3_rows.)
  * The last two see each output's taps in window order (d, h, w): the same results.
  * A target's pool.c includes it right after pool.h and nn_pool.h. A SIMD one may define
- * NN_POOL_VECTOR and its vector primitives first (see "vector rows" below): 2-D MaxPool rows
- * with border columns are then computed in vectors, borders included. */
+ * NN_POOL_VECTOR and its vector primitives first (see "vector rows" below): 2-D AveragePool
+ * windows (strides 1 or 2 along w) are then computed in vectors, each row of a window reduced
+ * along w once for all the windows that read it, then the rows along h: over a padded copy of
+ * planes of at most VP_FLOATS floats ("padded planes"), else row by row ("vector rows"); with
+ * NN_POOL_VECTOR_MAX too, so is MaxPool (vector rows only where a row has border columns).
+ * Their sums are in that order (within rounding of window order, the same at any thread
+ * count); their maxima are window order's first maximum: the same results. */
 #ifndef NN_POOL_DRIVER_H
 #define NN_POOL_DRIVER_H
 
@@ -23,7 +28,8 @@ typedef struct {
 /* How many of the taps 0..kernel-1 at first + k * dilation lie below `limit`. */
 static size_t taps_below(ptrdiff_t first, size_t limit, size_t dilation, size_t kernel) {
     if ((ptrdiff_t)limit <= first) return 0;
-    size_t n = ((size_t)((ptrdiff_t)limit - first) + dilation - 1) / dilation;
+    const size_t reach = (size_t)((ptrdiff_t)limit - first);
+    const size_t n = dilation == 1 ? reach : (reach + dilation - 1) / dilation;
     return n < kernel ? n : kernel;
 }
 
@@ -37,7 +43,8 @@ static pool_span span_at(const nn_pool_window *w, int d, size_t o) {
         s.hi = kernel;
         return s;
     }
-    s.lo = s.first < 0 ? ((size_t)(-s.first) + dilation - 1) / dilation : 0;
+    s.lo = s.first >= 0 ? 0 : dilation == 1 ? (size_t)(-s.first)
+                                            : ((size_t)(-s.first) + dilation - 1) / dilation;
     s.hi = taps_below(s.first, in, dilation, kernel);
     if (s.hi < s.lo) s.hi = s.lo;
     return s;
@@ -456,20 +463,26 @@ static void maxpool_planes(const float *x, float *y, int64_t *indices, int stora
 }
 
 #ifdef NN_POOL_VECTOR
-/* --- vector rows: 2-D MaxPool in vectors, borders included -------------------------------------
+/* --- vector rows: 2-D pools in vectors, borders included ---------------------------------------
  * The target defines, before including this header, NN_POOL_VECTOR, `vec` (VL floats), vload /
- * vstore (unaligned), vset1, vmax(a, b) (a > b ? a : b, lane by lane), pool_load_upto(x, n,
- * fill) (x[0 .. min(n, VL)), `fill` after; reads nothing past x[n - 1]; n <= 0: all fill),
- * pool_store_upto(p, v, n) (the first min(n, VL) lanes), pool_even(a, b) / pool_odd(a, b)
- * (lanes 0, 2, 4 ... / 1, 3, 5 ... of a then b) and pool_shift_up(v, k, fill) (lanes [k, VL)
- * are v's lanes [0, VL - k), lanes below k are fill; 0 < k < VL).
- * Each input row a window reads is reduced once along w, VL output columns at a time: h[ow] =
- * the first maximum of the row's taps of output column ow, taps outside the row read as
- * -INFINITY (never a maximum, as window_max skips them). Those rows (a ring of the last
- * (k_h - 1) * d_h + 1) are then combined in order along h. The first maximum of a window's
- * taps in window order is the first maximum of its rows' first maxima, in order (and no row's
- * is NaN: a NaN tap never wins): the same results as window_max. Rows whose every column is
- * interior keep the interior runs (max3_rows): as fast there. */
+ * vstore (unaligned), vset1, vadd, vmul, vmax(a, b) (a > b ? a : b, lane by lane),
+ * pool_load_upto(x, n, fill) (x[0 .. min(n, VL)), `fill` after; reads
+ * nothing past x[n - 1]; n <= 0: all fill), pool_store_upto(p, v, n) (the first min(n, VL)
+ * lanes), pool_even(a, b) / pool_odd(a, b) (lanes 0, 2, 4 ... / 1, 3, 5 ... of a then b) and
+ * pool_shift_up(v, k, fill) (lanes [k, VL) are v's lanes [0, VL - k), lanes below k are fill;
+ * 0 < k < VL). It may define NN_POOL_VECTOR_MAX to take MaxPool's vector rows too.
+ * Each input row a window reads is reduced once along w, VL output columns at a time, in tap
+ * order: h[ow] = the first maximum / the float sum of the row's taps of output column ow, taps
+ * outside the row read as -INFINITY (never a maximum, as window_max skips them) / +0.0. Those
+ * rows (a ring of the last (k_h - 1) * d_h + 1) are then combined in order along h.
+ * MaxPool: the first maximum of a window's taps in window order is the first maximum of its
+ * rows' first maxima, in order (and no row's is NaN: a NaN tap never wins): the same results
+ * as window_max. Rows whose every column is interior keep the interior runs (max3_rows): as
+ * fast there. AveragePool: each window's sum is its rows' sums (each in w order) added in h
+ * order, a fixed order set by the shapes (not window_sum's tap by tap: within rounding of it),
+ * then multiplied by 1 / (its rows' count) and 1 / (its columns' count) (a division per vector
+ * took a fifth of a 7x7 plane's time). A plane whose reduced rows all fit keeps them all (no
+ * ring: each row in its own slot). */
 #define VR_ROWS 16            /* most taps along h */
 #define VR_FLOATS 4096        /* the ring of reduced rows */
 
@@ -478,77 +491,106 @@ typedef struct {
     int slots;                /* reduced rows in the ring */
 } vr_layout;
 
-static bool vr_fits(const nn_pool_window *w, vr_layout *g) {
+static bool vr_fits(const nn_pool_window *w, bool sum, vr_layout *g) {
     size_t c0, c1;
     interior_columns(w, &c0, &c1);
     if (w->in[0] != 1 || w->out[0] != 1 || w->kernel[0] != 1 || w->pad_begin[0] != 0 ||
         (w->stride[2] != 1 && w->stride[2] != 2) || w->kernel[1] > VR_ROWS ||
         w->pad_begin[2] >= VL || w->in[1] > ((size_t)1 << 28) || w->in[2] > ((size_t)1 << 28) ||
-        w->out[2] < VL / 2 || (c0 == 0 && c1 == w->out[2]))
+        (!sum && (w->out[2] < VL / 2 || (c0 == 0 && c1 == w->out[2]))))
         return false;
     g->Wv = (int)((w->out[2] + VL - 1) / VL * VL);
     g->slots = (int)((w->kernel[1] - 1) * w->dilation[1] + 1);
+    if (w->in[1] <= VR_ROWS * VR_ROWS && (size_t)g->Wv * w->in[1] <= VR_FLOATS)
+        g->slots = (int)w->in[1];
     return g->slots <= VR_ROWS * VR_ROWS && (size_t)g->Wv * (size_t)g->slots <= VR_FLOATS;
 }
 
-/* Columns [c, c + VL) of a row of n floats, -INFINITY outside it (c > -VL). */
+/* Columns [c, c + VL) of a row of n floats, `fill` outside it (c > -VL). */
 static inline __attribute__((always_inline)) vec vr_cols(const float *row, int c, int n,
-                                                         vec ninf) {
+                                                         vec fill) {
     if (c >= 0)
-        return c + VL <= n ? vload(row + c) : pool_load_upto(row + c, n - c, ninf);
-    return pool_shift_up(pool_load_upto(row, n, ninf), -c, ninf);
+        return c + VL <= n ? vload(row + c) : pool_load_upto(row + c, n - c, fill);
+    return pool_shift_up(pool_load_upto(row, n, fill), -c, fill);
 }
 
-/* The first maxima, from acc, of VL output columns of row r (n floats), the first one's taps
+/* The running reduction of a row's taps: acc, then the next tap. */
+static inline __attribute__((always_inline)) vec vr_op(bool sum, vec acc, vec t) {
+    return sum ? vadd(acc, t) : vmax(t, acc);
+}
+
+/* The reduction, from acc, of VL output columns of row r (n floats), the first one's taps
  * from column c (stride s2, k2 taps d2 apart); `inside`: every column read lies in the row. */
 static inline __attribute__((always_inline)) vec vr_row(const float *r, int c, int n, int k2,
-                                                        int d2, int s2, bool inside, vec acc,
-                                                        vec ninf) {
+                                                        int d2, int s2, bool inside, bool sum,
+                                                        vec acc, vec fill) {
     if (s2 == 1) {
         for (int kw = 0; kw < k2; ++kw)
-            acc = vmax(inside ? vload(r + c + kw * d2) : vr_cols(r, c + kw * d2, n, ninf), acc);
+            acc = vr_op(sum, acc, inside ? vload(r + c + kw * d2)
+                                         : vr_cols(r, c + kw * d2, n, fill));
     } else if (d2 == 1 && k2 == 3) {    /* taps 0 and 1: the even and odd lanes of one pair */
-        const vec a0 = inside ? vload(r + c) : vr_cols(r, c, n, ninf);
-        const vec a1 = inside ? vload(r + c + VL) : vr_cols(r, c + VL, n, ninf);
-        acc = vmax(pool_even(a0, a1), acc);
-        acc = vmax(pool_odd(a0, a1), acc);
-        const vec b0 = inside ? vload(r + c + 2) : vr_cols(r, c + 2, n, ninf);
-        const vec b1 = inside ? vload(r + c + 2 + VL) : vr_cols(r, c + 2 + VL, n, ninf);
-        acc = vmax(pool_even(b0, b1), acc);
+        const vec a0 = inside ? vload(r + c) : vr_cols(r, c, n, fill);
+        const vec a1 = inside ? vload(r + c + VL) : vr_cols(r, c + VL, n, fill);
+        acc = vr_op(sum, acc, pool_even(a0, a1));
+        acc = vr_op(sum, acc, pool_odd(a0, a1));
+        const vec b0 = inside ? vload(r + c + 2) : vr_cols(r, c + 2, n, fill);
+        const vec b1 = inside ? vload(r + c + 2 + VL) : vr_cols(r, c + 2 + VL, n, fill);
+        acc = vr_op(sum, acc, pool_even(b0, b1));
     } else {
         for (int kw = 0; kw < k2; ++kw) {
             const int o = c + kw * d2;
-            acc = vmax(pool_even(inside ? vload(r + o) : vr_cols(r, o, n, ninf),
-                                 inside ? vload(r + o + VL) : vr_cols(r, o + VL, n, ninf)), acc);
+            acc = vr_op(sum, acc, pool_even(inside ? vload(r + o) : vr_cols(r, o, n, fill),
+                                            inside ? vload(r + o + VL)
+                                                   : vr_cols(r, o + VL, n, fill)));
         }
     }
     return acc;
 }
 
 /* Input row r reduced along w into h[0 .. Wv). */
-static void vr_reduce(const float *r, const nn_pool_window *w, int Wv, float *h) {
+static inline __attribute__((always_inline)) void vr_reduce(const float *r,
+                                                            const nn_pool_window *w, int Wv,
+                                                            bool sum, float *h) {
     const int n = (int)w->in[2], k2 = (int)w->kernel[2];
     const int d2 = (int)w->dilation[2], s2 = (int)w->stride[2], pad = (int)w->pad_begin[2];
     const int reach = (k2 - 1) * d2 + s2 * VL;   /* columns VL outputs read */
-    const vec ninf = vset1(-INFINITY);
+    const vec fill = vset1(sum ? 0.0f : -INFINITY);
     for (int ow = 0; ow < Wv; ow += VL) {
         const int c = ow * s2 - pad;
         const bool inside = c >= 0 && c + reach <= n;
         vec acc;
-        if (inside && s2 == 2 && k2 == 3 && d2 == 1)
-            acc = vr_row(r, c, n, 3, 1, 2, true, ninf, ninf);
+        if (inside && k2 == 3 && d2 == 1)
+            acc = s2 == 2 ? vr_row(r, c, n, 3, 1, 2, true, sum, fill, fill)
+                          : vr_row(r, c, n, 3, 1, 1, true, sum, fill, fill);
         else if (inside)
-            acc = vr_row(r, c, n, k2, d2, s2, true, ninf, ninf);
+            acc = vr_row(r, c, n, k2, d2, s2, true, sum, fill, fill);
         else
-            acc = vr_row(r, c, n, k2, d2, s2, false, ninf, ninf);
+            acc = vr_row(r, c, n, k2, d2, s2, false, sum, fill, fill);
         vstore(h + ow, acc);
     }
 }
 
-static void max_vrows(const float *xp, const nn_pool_window *w, const vr_layout *g, float *y) {
+/* The ring slot of input row ih, from the last one's: (ih mod slots) without a division. */
+static inline int vr_slot(int ih, int slots, int *last_ih, int *last_slot) {
+    int slot = *last_slot + (ih - *last_ih);
+    while (slot < 0)
+        slot += slots;
+    while (slot >= slots)
+        slot -= slots;
+    *last_ih = ih;
+    *last_slot = slot;
+    return slot;
+}
+
+/* One plane; AveragePool's `inv_cols`: 1 / (taps per output column, as its count counts them),
+ * 0 for none (Wv values). */
+static inline __attribute__((always_inline)) void vr_plane(
+        const float *xp, const nn_pool_window *w, const vr_layout *g, bool sum,
+        bool count_include_pad, const float *inv_cols, float *y) {
     float ring[VR_FLOATS] __attribute__((aligned(64)));
     int held[VR_ROWS * VR_ROWS];      /* the input row each slot holds (-1: none) */
     const int in2 = (int)w->in[2], out2 = (int)w->out[2];
+    int last_ih = 0, last_slot = 0;
     for (int i = 0; i < g->slots; ++i)
         held[i] = -1;
     for (size_t oh = 0; oh < w->out[1]; ++oh, y += out2) {
@@ -556,23 +598,155 @@ static void max_vrows(const float *xp, const nn_pool_window *w, const vr_layout 
         const float *rows[VR_ROWS];
         int nr = 0;
         for (size_t kh = sh.lo; kh < sh.hi; ++kh) {
-            const int ih = (int)tap(&sh, kh, w->dilation[1]), slot = ih % g->slots;
+            const int ih = (int)tap(&sh, kh, w->dilation[1]);
+            const int slot = vr_slot(ih, g->slots, &last_ih, &last_slot);
             float *h = ring + (size_t)slot * g->Wv;
             if (held[slot] != ih) {
-                vr_reduce(xp + (size_t)ih * in2, w, g->Wv, h);
+                vr_reduce(xp + (size_t)ih * in2, w, g->Wv, sum, h);
                 held[slot] = ih;
             }
             rows[nr++] = h;
         }
+        const size_t taps_h = count_include_pad ? sh.padded : sh.hi - sh.lo;
+        const vec inv_h = vset1(taps_h ? 1.0f / (float)taps_h : 0.0f);
         for (int ow = 0; ow < out2; ow += VL) {
-            vec acc = vset1(-INFINITY);
+            vec acc = vset1(sum ? 0.0f : -INFINITY);
             if (nr > 0)
                 acc = vload(rows[0] + ow);
             for (int i = 1; i < nr; ++i)
-                acc = vmax(vload(rows[i] + ow), acc);
+                acc = vr_op(sum, acc, vload(rows[i] + ow));
+            if (sum)
+                acc = vmul(acc, vmul(inv_h, vload(inv_cols + ow)));
             pool_store_upto(y + ow, acc, out2 - ow);
         }
     }
+}
+
+static void max_vrows(const float *xp, const nn_pool_window *w, const vr_layout *g, float *y) {
+    vr_plane(xp, w, g, false, false, NULL, y);
+}
+
+/* AveragePool's planes p0 .. p1 - 1. */
+static void avg_vrows(const float *x, float *y, bool count_include_pad, const nn_pool_window *w,
+                      const vr_layout *g, size_t p0, size_t p1) {
+    float cols[VR_FLOATS] __attribute__((aligned(64)));   /* Wv <= VR_FLOATS */
+    for (int ow = 0; ow < g->Wv; ++ow) {
+        const pool_span s = span_at(w, 2, (size_t)ow < w->out[2] ? (size_t)ow : 0);
+        const size_t taps = count_include_pad ? s.padded : s.hi - s.lo;
+        cols[ow] = taps ? 1.0f / (float)taps : 0.0f;
+    }
+    const size_t in_plane = w->in[1] * w->in[2], out_plane = w->out[1] * w->out[2];
+    for (size_t p = p0; p < p1; ++p)
+        vr_plane(x + p * in_plane, w, g, true, count_include_pad, cols, y + p * out_plane);
+}
+
+/* --- padded planes in vectors: 2-D windows over planes of at most VP_FLOATS floats -------------
+ * A plane is copied, its padding filled (as the small planes: -INFINITY / +0.0) into
+ * rows x cols floats (cols a multiple of the stride along w), each row of the copy reduced
+ * along w at once as one flat run h[j] = the taps of copy[stride * j + kw * dilation] (j over
+ * rows x cols / stride: positions between rows computed and dropped), then each output row
+ * combines its rows of h in h order: no border cases, no per-row bookkeeping beyond that. The
+ * same order as the vector rows (each row's taps in w order, the rows in h order): MaxPool's
+ * first maximum, AveragePool's fixed sum, multiplied by 1 / count (a table over the plane). */
+#define VP_FLOATS 4096
+#define VP_GUARD (4 * VL)     /* fill after the copy: h's last vector reads up to 3 VL - 1 on */
+
+typedef struct {
+    int rows, cols;           /* the copy */
+    int hcols;                /* cols / stride: one row of h */
+} vp_layout;
+
+static bool vp_fits(const nn_pool_window *w, vp_layout *g) {
+    if (w->in[0] != 1 || w->out[0] != 1 || w->kernel[0] != 1 || w->pad_begin[0] != 0 ||
+        (w->stride[2] != 1 && w->stride[2] != 2) || w->kernel[1] > VR_ROWS ||
+        w->kernel[2] > VR_ROWS || w->pad_begin[1] > VP_FLOATS || w->pad_begin[2] > VP_FLOATS ||
+        w->in[1] > VP_FLOATS || w->in[2] > VP_FLOATS || w->out[1] > VP_FLOATS ||
+        w->out[2] > VP_FLOATS || w->dilation[1] > VP_FLOATS || w->dilation[2] > VP_FLOATS ||
+        w->stride[1] > VP_FLOATS || (w->kernel[2] - 1) * w->dilation[2] > VL)
+        return false;
+    const size_t s2 = w->stride[2];
+    const size_t rows = (w->out[1] - 1) * w->stride[1] + (w->kernel[1] - 1) * w->dilation[1] + 1;
+    size_t cols = (w->out[2] - 1) * s2 + (w->kernel[2] - 1) * w->dilation[2] + 1;
+    cols = (cols + s2 - 1) / s2 * s2;
+    g->rows = (int)rows;
+    g->cols = (int)cols;
+    g->hcols = (int)(cols / s2);
+    return rows * cols <= VP_FLOATS;
+}
+
+/* The copy of plane xp, VP_GUARD floats of fill after it. */
+static inline __attribute__((always_inline)) void vp_copy(const float *xp,
+                                                          const nn_pool_window *w,
+                                                          const vp_layout *g, vec fill,
+                                                          float *buf) {
+    const int size = g->rows * g->cols, top = (int)w->pad_begin[1], left = (int)w->pad_begin[2];
+    const int in1 = (int)w->in[1], in2 = (int)w->in[2];
+    const int n = in2 < g->cols - left ? in2 : g->cols - left;   /* columns copied per row */
+    for (int i = 0; i < size + VP_GUARD - VL; i += VL)
+        vstore(buf + i, fill);
+    for (int r = top; r < g->rows && r - top < in1; ++r) {
+        const float *x = xp + (size_t)(r - top) * in2;
+        float *b = buf + r * g->cols + left;
+        int c = 0;
+        for (; c + VL <= n; c += VL)
+            vstore(b + c, vload(x + c));
+        if (c < n)
+            pool_store_upto(b + c, pool_load_upto(x + c, n - c, fill), n - c);
+    }
+}
+
+/* The planes p0 .. p1 - 1; inv: AveragePool's 1 / count per output (NULL: MaxPool). */
+static inline __attribute__((always_inline)) void vp_planes(
+        const float *x, float *y, const nn_pool_window *w, const vp_layout *g, bool sum,
+        const float *inv, size_t p0, size_t p1) {
+    float buf[VP_FLOATS + VP_GUARD] __attribute__((aligned(64)));
+    float h[VP_FLOATS + VR_ROWS * VL] __attribute__((aligned(64)));
+    const vec fill = vset1(sum ? 0.0f : -INFINITY);
+    const int k2 = (int)w->kernel[2], d2 = (int)w->dilation[2], s2 = (int)w->stride[2];
+    const int k1 = (int)w->kernel[1], d1 = (int)w->dilation[1], s1 = (int)w->stride[1];
+    const int out1 = (int)w->out[1], out2 = (int)w->out[2];
+    const int hsize = g->rows * g->hcols;
+    const size_t in_plane = w->in[1] * w->in[2], out_plane = w->out[1] * w->out[2];
+    for (size_t p = p0; p < p1; ++p) {
+        vp_copy(x + p * in_plane, w, g, fill, buf);
+        for (int j = 0; j < hsize; j += VL)     /* reads up to the guard */
+            vstore(h + j, k2 == 3 && d2 == 1
+                              ? (s2 == 1 ? vr_row(buf, j, 0, 3, 1, 1, true, sum, fill, fill)
+                                         : vr_row(buf, 2 * j, 0, 3, 1, 2, true, sum, fill, fill))
+                              : vr_row(buf, s2 * j, 0, k2, d2, s2, true, sum, fill, fill));
+        float *yp = y + p * out_plane;
+        for (int oh = 0; oh < out1; ++oh, yp += out2) {
+            const float *hr = h + oh * s1 * g->hcols;
+            for (int ow = 0; ow < out2; ow += VL) {
+                vec acc = vload(hr + ow);
+                for (int kh = 1; kh < k1; ++kh)
+                    acc = vr_op(sum, acc, vload(hr + kh * d1 * g->hcols + ow));
+                if (sum)
+                    acc = vmul(acc, vr_cols(inv + oh * out2, ow, out2, fill));
+                pool_store_upto(yp + ow, acc, out2 - ow);
+            }
+        }
+    }
+}
+
+static void max_vplanes(const float *x, float *y, const nn_pool_window *w, const vp_layout *g,
+                        size_t p0, size_t p1) {
+    vp_planes(x, y, w, g, false, NULL, p0, p1);
+}
+
+static void avg_vplanes(const float *x, float *y, bool count_include_pad,
+                        const nn_pool_window *w, const vp_layout *g, size_t p0, size_t p1) {
+    float inv[VP_FLOATS];     /* out_h * out_w <= rows * cols */
+    for (size_t oh = 0, i = 0; oh < w->out[1]; ++oh) {
+        const pool_span sh = span_at(w, 1, oh);
+        for (size_t ow = 0; ow < w->out[2]; ++ow, ++i) {
+            const pool_span sw = span_at(w, 2, ow);
+            const size_t count = count_include_pad ? sh.padded * sw.padded
+                                                   : (sh.hi - sh.lo) * (sw.hi - sw.lo);
+            inv[i] = count ? 1.0f / (float)count : 0.0f;
+        }
+    }
+    vp_planes(x, y, w, g, true, inv, p0, p1);
 }
 #endif /* NN_POOL_VECTOR */
 
@@ -588,15 +762,22 @@ static void maxpool_task(const void *ctx, int t, void *scratch) {
             j->y[p] = plane_max(j->x + p * size, size);
         return;
     }
+#ifdef NN_POOL_VECTOR_MAX
+    vp_layout vp;
+    if (!j->indices && vp_fits(j->w, &vp)) {
+        max_vplanes(j->x, j->y, j->w, &vp, (size_t)p0, (size_t)p1);
+        return;
+    }
+#endif
     if (!j->indices && small_plane_fits(j->w, &g)) {
         const size_t in_plane = j->w->in[1] * j->w->in[2], out_plane = j->w->out[1] * j->w->out[2];
         for (size_t p = (size_t)p0; p < (size_t)p1; ++p)
             max_small(j->x + p * in_plane, j->w, &g, j->y + p * out_plane);
         return;
     }
-#ifdef NN_POOL_VECTOR
+#ifdef NN_POOL_VECTOR_MAX
     vr_layout vr;
-    if (!j->indices && vr_fits(j->w, &vr)) {
+    if (!j->indices && vr_fits(j->w, false, &vr)) {
         const size_t in_plane = j->w->in[1] * j->w->in[2], out_plane = j->w->out[1] * j->w->out[2];
         for (size_t p = (size_t)p0; p < (size_t)p1; ++p)
             max_vrows(j->x + p * in_plane, j->w, &vr, j->y + p * out_plane);
@@ -656,6 +837,18 @@ static void avgpool_task(const void *ctx, int t, void *scratch) {
             j->y[p] = plane_mean(j->x + p * size, size);
         return;
     }
+#ifdef NN_POOL_VECTOR
+    vp_layout vp;
+    if (vp_fits(j->w, &vp)) {
+        avg_vplanes(j->x, j->y, j->count_include_pad, j->w, &vp, (size_t)p0, (size_t)p1);
+        return;
+    }
+    vr_layout vr;
+    if (vr_fits(j->w, true, &vr)) {
+        avg_vrows(j->x, j->y, j->count_include_pad, j->w, &vr, (size_t)p0, (size_t)p1);
+        return;
+    }
+#endif
     if (small_plane_fits(j->w, &g)) {
         const size_t in_plane = j->w->in[1] * j->w->in[2], out_plane = j->w->out[1] * j->w->out[2];
         float counts[POOL_SMALL + 1];   /* out_h + out_w <= rows + cols <= POOL_SMALL + 1 */

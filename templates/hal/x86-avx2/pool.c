@@ -1,6 +1,6 @@
 /* Pooling kernels for the x86 targets; see pool.h: nn_pool_driver.h's. Compiled for AVX-512
- * (x86-avx512), with its vector rows (2-D MaxPool with border columns): 16 floats, masked
- * loads and stores at row ends, even/odd lanes and lane shifts by permutes. With AVX2 alone
+ * (x86-avx512), with its vector rows and padded planes (2-D AveragePool and MaxPool): 16
+ * floats, masked loads and stores at row ends, even/odd lanes and lane shifts by permutes. With AVX2 alone
  * (x86-avx2) the vector rows measured no faster than the interior runs (8 lanes: squeezenet's
  * 3x3/2 ceil-mode 54 -> 27 MaxPool slower): there it is the generic target's code. */
 #include "pool.h"
@@ -46,6 +46,7 @@ POOL_INLINE vec pool_shift_up(vec v, int k, vec fill)
 }
 
 #define NN_POOL_VECTOR
+#define NN_POOL_VECTOR_MAX
 #endif
 
 #include "nn_pool_driver.h"
