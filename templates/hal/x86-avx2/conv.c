@@ -718,7 +718,10 @@ static void pad_row(const nn_conv_params *p, const direct_geometry *g, const flo
     zero_floats(dst + hi, g->wide - hi);
 }
 
-/* Channels of task t: the band's phase planes, zero outside the image. */
+/* Rows of task t: units (channel, input slice a, band row r) in that order, every phase plane's
+ * row r of them, zero outside the image. Units in order read the image's rows in order (each
+ * once for all its w phases: the second phase's reads hit L1), and rows split the copy evenly
+ * over the tasks however few the channels (a stem's 3). */
 static void pad_task(const void *ctx, int t, void *scratch)
 {
     const pad_job *j = ctx;
@@ -726,28 +729,28 @@ static void pad_task(const void *ctx, int t, void *scratch)
     const direct_geometry *g = j->g;
     const int *in = p->in_size, *pad = p->pads, *s = p->strides, *ks = p->kernel;
     const int *d = p->dilations;
-    int c0, c1;
+    int u0, u1;
     (void)scratch;
-    nn_tile_range(j->c, j->tasks, 1, t, &c0, &c1);
-    for (int ch = c0; ch < c1; ++ch) {
-        float *xp = j->xb + (size_t)ch * g->plane;
-        for (int a = 0; a < g->ext_d; ++a) {
-            const int id = j->od * s[0] - pad[0] + a;
-            for (int ph = 0; ph < s[1]; ++ph) {
-                if (!phase_read(ks[1], d[1], s[1], ph))
+    nn_tile_range(j->c * g->ext_d * g->rows, j->tasks, 1, t, &u0, &u1);
+    for (int u = u0; u < u1; ++u) {
+        const int ch = u / (g->ext_d * g->rows), a = u / g->rows % g->ext_d, r = u % g->rows;
+        const int id = j->od * s[0] - pad[0] + a;
+        float *xr = j->xb + (size_t)ch * g->plane + (size_t)a * g->nh * g->nw * g->phase +
+                    (size_t)r * g->wide;
+        for (int ph = 0, sh = 0; ph < s[1]; ++ph) {
+            if (!phase_read(ks[1], d[1], s[1], ph))
+                continue;
+            const int ih = (j->oh0 + r) * s[1] + ph - pad[1];
+            const bool inside = id >= 0 && id < in[0] && ih >= 0 && ih < in[1];
+            const float *row = inside ? j->x + (((size_t)ch * in[0] + id) * in[1] + ih) * in[2]
+                                      : NULL;
+            for (int pw = 0, sw = 0; pw < s[2]; ++pw) {
+                if (!phase_read(ks[2], d[2], s[2], pw))
                     continue;
-                for (int pw = 0; pw < s[2]; ++pw) {
-                    if (!phase_read(ks[2], d[2], s[2], pw))
-                        continue;
-                    for (int r = 0; r < g->rows; ++r, xp += g->wide) {
-                        const int ih = (j->oh0 + r) * s[1] + ph - pad[1];
-                        const bool inside = id >= 0 && id < in[0] && ih >= 0 && ih < in[1];
-                        const float *row = inside ? j->x + (((size_t)ch * in[0] + id) * in[1] + ih) *
-                                                    in[2] : NULL;
-                        pad_row(p, g, row, pw, xp);
-                    }
-                }
+                pad_row(p, g, row, pw, xr + ((size_t)sh * g->nw + sw) * g->phase);
+                ++sw;
             }
+            ++sh;
         }
     }
 }
@@ -775,7 +778,8 @@ static void conv_direct(const nn_conv_params *p, int m, int c, int k, int band_r
                   tw / s[2];
     }
     const double band_flops = 2.0 * m * (double)k * band_rows * out[2];
-    pad_job pj = {p, &g, xg, xb, c, 0, 0, min_int(c, nn_task_count(band_flops))};
+    pad_job pj = {p, &g, xg, xb, c, 0, 0,
+                  min_int(c * g.ext_d * g.rows, nn_task_count(band_flops))};
     for (int od = 0; od < out[0]; ++od) {
         for (int oh0 = 0; oh0 < out[1]; oh0 += band_rows) {
             const int rows = min_int(band_rows, out[1] - oh0);
