@@ -228,7 +228,7 @@ def test_maxpool_vector_rows_are_the_scalar_windows(tmp_path):
         value[rng.random(shape) < 0.3] = F32(-0.0)
         feeds[name] = value
     results = {target: check_at_thread_counts(model, str(tmp_path / target), target, feeds=feeds)
-               for target in ("generic", "x86-avx512")
+               for target in ("generic", "x86-avx2", "x86-avx512")
                if target in nnbuild.targets.supported_here()}
     for target, got in results.items():
         for name in outputs:

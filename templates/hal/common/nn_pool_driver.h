@@ -12,7 +12,8 @@
  * windows (strides 1 or 2 along w) are then computed in vectors, each row of a window reduced
  * along w once for all the windows that read it, then the rows along h: over a padded copy of
  * planes of at most VP_FLOATS floats ("padded planes"), else row by row ("vector rows"); with
- * NN_POOL_VECTOR_MAX too, so is MaxPool (vector rows only where a row has border columns).
+ * NN_POOL_MAX_ROWS too, so is MaxPool in vector rows (where a row has border columns); MaxPool
+ * in padded planes on every vector target.
  * Their sums are in that order (within rounding of window order, the same at any thread
  * count); their maxima are window order's first maximum: the same results. */
 #ifndef NN_POOL_DRIVER_H
@@ -470,7 +471,8 @@ static void maxpool_planes(const float *x, float *y, int64_t *indices, int stora
  * nothing past x[n - 1]; n <= 0: all fill), pool_store_upto(p, v, n) (the first min(n, VL)
  * lanes), pool_even(a, b) / pool_odd(a, b) (lanes 0, 2, 4 ... / 1, 3, 5 ... of a then b) and
  * pool_shift_up(v, k, fill) (lanes [k, VL) are v's lanes [0, VL - k), lanes below k are fill;
- * 0 < k < VL). It may define NN_POOL_VECTOR_MAX to take MaxPool's vector rows too.
+ * 0 < k < VL). It may define NN_POOL_MAX_ROWS to take MaxPool's vector rows too (padded
+ * planes take both pools).
  * Each input row a window reads is reduced once along w, VL output columns at a time, in tap
  * order: h[ow] = the first maximum / the float sum of the row's taps of output column ow, taps
  * outside the row read as -INFINITY (never a maximum, as window_max skips them) / +0.0. Those
@@ -622,9 +624,11 @@ static inline __attribute__((always_inline)) void vr_plane(
     }
 }
 
+#ifdef NN_POOL_MAX_ROWS
 static void max_vrows(const float *xp, const nn_pool_window *w, const vr_layout *g, float *y) {
     vr_plane(xp, w, g, false, false, NULL, y);
 }
+#endif
 
 /* AveragePool's planes p0 .. p1 - 1. */
 static void avg_vrows(const float *x, float *y, bool count_include_pad, const nn_pool_window *w,
@@ -762,7 +766,7 @@ static void maxpool_task(const void *ctx, int t, void *scratch) {
             j->y[p] = plane_max(j->x + p * size, size);
         return;
     }
-#ifdef NN_POOL_VECTOR_MAX
+#ifdef NN_POOL_VECTOR
     vp_layout vp;
     if (!j->indices && vp_fits(j->w, &vp)) {
         max_vplanes(j->x, j->y, j->w, &vp, (size_t)p0, (size_t)p1);
@@ -775,7 +779,7 @@ static void maxpool_task(const void *ctx, int t, void *scratch) {
             max_small(j->x + p * in_plane, j->w, &g, j->y + p * out_plane);
         return;
     }
-#ifdef NN_POOL_VECTOR_MAX
+#ifdef NN_POOL_MAX_ROWS
     vr_layout vr;
     if (!j->indices && vr_fits(j->w, false, &vr)) {
         const size_t in_plane = j->w->in[1] * j->w->in[2], out_plane = j->w->out[1] * j->w->out[2];

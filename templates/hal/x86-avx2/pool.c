@@ -1,8 +1,9 @@
-/* Pooling kernels for the x86 targets; see pool.h: nn_pool_driver.h's. Compiled for AVX-512
- * (x86-avx512), with its vector rows and padded planes (2-D AveragePool and MaxPool): 16
- * floats, masked loads and stores at row ends, even/odd lanes and lane shifts by permutes. With AVX2 alone
- * (x86-avx2) the vector rows measured no faster than the interior runs (8 lanes: squeezenet's
- * 3x3/2 ceil-mode 54 -> 27 MaxPool slower): there it is the generic target's code. */
+/* Pooling kernels for the x86 targets; see pool.h: nn_pool_driver.h's, with its vector
+ * primitives: 2-D AveragePool and MaxPool in padded planes and vector rows. AVX-512
+ * (x86-avx512): 16 floats, masked loads and stores at row ends, even/odd lanes and lane shifts
+ * by permutes. AVX2 (x86-avx2): 8 floats, maskload / maskstore and blends; no MaxPool vector
+ * rows there (they measured no faster than the interior runs: squeezenet's 3x3/2 ceil-mode
+ * 54 -> 27 slower, a 64x112x112 3x3/2 235 -> 260 us). */
 #include "pool.h"
 
 #include "nn_pool.h"
@@ -46,7 +47,50 @@ POOL_INLINE vec pool_shift_up(vec v, int k, vec fill)
 }
 
 #define NN_POOL_VECTOR
-#define NN_POOL_VECTOR_MAX
+#define NN_POOL_MAX_ROWS
+#else
+POOL_INLINE __m256i pool_lanes(void) { return _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7); }
+
+/* all ones in lanes below n */
+POOL_INLINE __m256i pool_mask(int n) { return _mm256_cmpgt_epi32(_mm256_set1_epi32(n), pool_lanes()); }
+
+POOL_INLINE vec pool_load_upto(const float *x, int n, vec fill)
+{
+    if (n >= VL)
+        return vload(x);
+    const __m256i m = pool_mask(n);
+    return _mm256_blendv_ps(fill, _mm256_maskload_ps(x, m), _mm256_castsi256_ps(m));
+}
+
+POOL_INLINE void pool_store_upto(float *p, vec v, int n)
+{
+    if (n >= VL)
+        vstore(p, v);
+    else
+        _mm256_maskstore_ps(p, pool_mask(n), v);
+}
+
+/* shuffles within 128-bit lanes (a0 a2 b0 b2 | a4 a6 b4 b6), then 64-bit pieces in order */
+POOL_INLINE vec pool_even(vec a, vec b)
+{
+    return _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(_mm256_shuffle_ps(a, b, 0x88)),
+                                                  0xD8));
+}
+
+POOL_INLINE vec pool_odd(vec a, vec b)
+{
+    return _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(_mm256_shuffle_ps(a, b, 0xDD)),
+                                                  0xD8));
+}
+
+POOL_INLINE vec pool_shift_up(vec v, int k, vec fill)
+{
+    const __m256i lane = pool_lanes();
+    const vec moved = _mm256_permutevar8x32_ps(v, _mm256_sub_epi32(lane, _mm256_set1_epi32(k)));
+    return _mm256_blendv_ps(moved, fill, _mm256_castsi256_ps(pool_mask(k)));
+}
+
+#define NN_POOL_VECTOR
 #endif
 
 #include "nn_pool_driver.h"
