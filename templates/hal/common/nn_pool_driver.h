@@ -694,8 +694,34 @@ static inline __attribute__((always_inline)) void vp_copy(const float *xp,
         int c = 0;
         for (; c + VL <= n; c += VL)
             vstore(b + c, vload(x + c));
-        if (c < n)
-            pool_store_upto(b + c, pool_load_upto(x + c, n - c, fill), n - c);
+        if (c < n)      /* a whole vector: fill after the row, before the next row's copy */
+            vstore(b + c, pool_load_upto(x + c, n - c, fill));
+    }
+}
+
+/* A plane's outputs from its rows reduced along w (h, hcols floats a row). */
+static inline __attribute__((always_inline)) void vp_rows(
+        const float *h, int hcols, int k1, int d1, int s1, int out1, int out2, bool sum,
+        const float *inv, float *y) {
+    const int step = d1 * hcols;
+    for (int oh = 0; oh < out1; ++oh, y += out2) {
+        const float *hr = h + oh * s1 * hcols;
+        const float *ir = sum ? inv + oh * out2 : NULL;
+        int ow = 0;
+        for (; ow + VL <= out2; ow += VL) {
+            vec acc = vload(hr + ow);
+            for (int kh = 1; kh < k1; ++kh)
+                acc = vr_op(sum, acc, vload(hr + kh * step + ow));
+            vstore(y + ow, sum ? vmul(acc, vload(ir + ow)) : acc);
+        }
+        if (ow < out2) {
+            vec acc = vload(hr + ow);
+            for (int kh = 1; kh < k1; ++kh)
+                acc = vr_op(sum, acc, vload(hr + kh * step + ow));
+            if (sum)
+                acc = vmul(acc, pool_load_upto(ir + ow, out2 - ow, acc));
+            pool_store_upto(y + ow, acc, out2 - ow);
+        }
     }
 }
 
@@ -719,17 +745,10 @@ static inline __attribute__((always_inline)) void vp_planes(
                                          : vr_row(buf, 2 * j, 0, 3, 1, 2, true, sum, fill, fill))
                               : vr_row(buf, s2 * j, 0, k2, d2, s2, true, sum, fill, fill));
         float *yp = y + p * out_plane;
-        for (int oh = 0; oh < out1; ++oh, yp += out2) {
-            const float *hr = h + oh * s1 * g->hcols;
-            for (int ow = 0; ow < out2; ow += VL) {
-                vec acc = vload(hr + ow);
-                for (int kh = 1; kh < k1; ++kh)
-                    acc = vr_op(sum, acc, vload(hr + kh * d1 * g->hcols + ow));
-                if (sum)
-                    acc = vmul(acc, vr_cols(inv + oh * out2, ow, out2, fill));
-                pool_store_upto(yp + ow, acc, out2 - ow);
-            }
-        }
+        if (k1 == 3)
+            vp_rows(h, g->hcols, 3, d1, s1, out1, out2, sum, inv, yp);
+        else
+            vp_rows(h, g->hcols, k1, d1, s1, out1, out2, sum, inv, yp);
     }
 }
 
