@@ -143,7 +143,8 @@ def test_inspect_lists_passes(workdir):
     out = nnbuild("inspect", workdir / "small.onnx", "--passes").stdout
     assert [line.split()[0] for line in out.splitlines()] == [
         "fold-constants", "remove-identity", "simplify-algebra", "sink-transposes",
-        "fold-batchnorm", "fold-constants", "eliminate-common-subexpressions", "eliminate-dead-code",
+        "fold-batchnorm", "fold-scale-shift", "fold-constants", "eliminate-common-subexpressions",
+        "eliminate-dead-code",
         "recognize-layernorm", "recognize-softmax", "recognize-attention", "recognize-gelu",
         "fuse-epilogue", "fuse-elementwise", "select-conv-algorithm"]
 

@@ -23,8 +23,9 @@ def _bn_params(graph: Graph, bn: Node):
     return s, bias - mean * s
 
 
-def _sole_producer(graph: Graph, bn: Node, op: str):
-    x = bn.inputs[0]
+def sole_producer(graph: Graph, x: str, op: str):
+    """The `op` node that makes value x, when x is read by one node only and is not a graph
+    output; else None."""
     producer = graph.producers().get(x)
     if producer is None or producer.op != op or x in graph.outputs:
         return None
@@ -36,7 +37,7 @@ def _sole_producer(graph: Graph, bn: Node, op: str):
 def _foldable(graph: Graph, bn: Node, op: str):
     """(producer, has_bias, (s, shift)) when ``bn`` folds into its sole ``op`` producer: constant
     weights, constant or absent bias, constant BN parameters; else None."""
-    producer = _sole_producer(graph, bn, op)
+    producer = sole_producer(graph, bn.inputs[0], op)
     params = _bn_params(graph, bn)
     if producer is None or params is None or not graph.is_constant(producer.inputs[1]):
         return None

@@ -6,6 +6,7 @@ from .eliminate_common_subexpressions import eliminate_common_subexpressions
 from .eliminate_dead_code import eliminate_dead_code
 from .fold_batchnorm import fold_batchnorm
 from .fold_constants import fold_constants
+from .fold_scale_shift import fold_scale_shift
 from .fuse_elementwise import fuse_elementwise
 from .fuse_epilogue import fuse_epilogue
 from .recognize_attention import recognize_attention
@@ -21,9 +22,9 @@ PIPELINES = {
     0: [],
     1: [fold_constants, remove_identity, eliminate_dead_code],
     2: [fold_constants, remove_identity, simplify_algebra, sink_transposes, fold_batchnorm,
-        fold_constants, eliminate_common_subexpressions, eliminate_dead_code, recognize_layernorm,
-        recognize_softmax, recognize_attention, recognize_gelu, fuse_epilogue, fuse_elementwise,
-        select_conv_algorithm],
+        fold_scale_shift, fold_constants, eliminate_common_subexpressions, eliminate_dead_code,
+        recognize_layernorm, recognize_softmax, recognize_attention, recognize_gelu,
+        fuse_epilogue, fuse_elementwise, select_conv_algorithm],
 }
 
 ALL_PASSES = {p.name: p for level in PIPELINES.values() for p in level}

@@ -37,7 +37,7 @@ def test_pipelines_are_plain_lists_per_level():
                                              "eliminate-dead-code"]
     assert [p.name for p in pipeline(2)] == ["fold-constants", "remove-identity",
                                              "simplify-algebra", "sink-transposes",
-                                             "fold-batchnorm",
+                                             "fold-batchnorm", "fold-scale-shift",
                                              "fold-constants",
                                              "eliminate-common-subexpressions",
                                              "eliminate-dead-code", "recognize-layernorm",
@@ -62,12 +62,12 @@ def test_dump_ir_writes_one_file_per_pass_in_order(tmp_path):
     files = sorted(os.listdir(tmp_path / "dump"))
     assert files == ["000_input.nnir", "001_fold-constants.nnir", "002_remove-identity.nnir",
                      "003_simplify-algebra.nnir", "004_sink-transposes.nnir",
-                     "005_fold-batchnorm.nnir", "006_fold-constants.nnir",
-                     "007_eliminate-common-subexpressions.nnir", "008_eliminate-dead-code.nnir",
-                     "009_recognize-layernorm.nnir", "010_recognize-softmax.nnir",
-                     "011_recognize-attention.nnir", "012_recognize-gelu.nnir",
-                     "013_fuse-epilogue.nnir", "014_fuse-elementwise.nnir",
-                     "015_select-conv-algorithm.nnir"]
+                     "005_fold-batchnorm.nnir", "006_fold-scale-shift.nnir",
+                     "007_fold-constants.nnir", "008_eliminate-common-subexpressions.nnir",
+                     "009_eliminate-dead-code.nnir", "010_recognize-layernorm.nnir",
+                     "011_recognize-softmax.nnir", "012_recognize-attention.nnir",
+                     "013_recognize-gelu.nnir", "014_fuse-epilogue.nnir",
+                     "015_fuse-elementwise.nnir", "016_select-conv-algorithm.nnir"]
     # each file is the graph after that pass, and parses back
     graph = parse(BEFORE)
     assert (tmp_path / "dump" / files[0]).read_text() == format_graph(graph)
