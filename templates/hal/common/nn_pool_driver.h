@@ -678,16 +678,22 @@ static bool vp_fits(const nn_pool_window *w, vp_layout *g) {
     return rows * cols <= VP_FLOATS;
 }
 
-/* The copy of plane xp, VP_GUARD floats of fill after it. */
+/* The copy's padding and the VP_GUARD floats after it: the fill (once for all planes: each
+ * plane's copy writes the same positions, and fill after its rows' ends). */
+static inline __attribute__((always_inline)) void vp_fill(const vp_layout *g, vec fill,
+                                                          float *buf) {
+    for (int i = 0; i < g->rows * g->cols + VP_GUARD - VL; i += VL)
+        vstore(buf + i, fill);
+}
+
+/* The copy of plane xp, over vp_fill's. */
 static inline __attribute__((always_inline)) void vp_copy(const float *xp,
                                                           const nn_pool_window *w,
                                                           const vp_layout *g, vec fill,
                                                           float *buf) {
-    const int size = g->rows * g->cols, top = (int)w->pad_begin[1], left = (int)w->pad_begin[2];
+    const int top = (int)w->pad_begin[1], left = (int)w->pad_begin[2];
     const int in1 = (int)w->in[1], in2 = (int)w->in[2];
     const int n = in2 < g->cols - left ? in2 : g->cols - left;   /* columns copied per row */
-    for (int i = 0; i < size + VP_GUARD - VL; i += VL)
-        vstore(buf + i, fill);
     for (int r = top; r < g->rows && r - top < in1; ++r) {
         const float *x = xp + (size_t)(r - top) * in2;
         float *b = buf + r * g->cols + left;
@@ -737,6 +743,7 @@ static inline __attribute__((always_inline)) void vp_planes(
     const int out1 = (int)w->out[1], out2 = (int)w->out[2];
     const int hsize = g->rows * g->hcols;
     const size_t in_plane = w->in[1] * w->in[2], out_plane = w->out[1] * w->out[2];
+    vp_fill(g, fill, buf);
     for (size_t p = p0; p < p1; ++p) {
         vp_copy(x + p * in_plane, w, g, fill, buf);
         for (int j = 0; j < hsize; j += VL)     /* reads up to the guard */
