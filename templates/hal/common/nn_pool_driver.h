@@ -697,10 +697,9 @@ static inline __attribute__((always_inline)) void vp_copy(const float *xp,
     for (int r = top; r < g->rows && r - top < in1; ++r) {
         const float *x = xp + (size_t)(r - top) * in2;
         float *b = buf + r * g->cols + left;
-        int c = 0;
-        for (; c + VL <= n; c += VL)
-            vstore(b + c, vload(x + c));
-        if (c < n)      /* a whole vector: fill after the row, before the next row's copy */
+        /* whole vectors, the last with fill after the row (before the next row's copy); one
+         * loop, which gcc does not turn into a call to memcpy per row */
+        for (int c = 0; c < n; c += VL)
             vstore(b + c, pool_load_upto(x + c, n - c, fill));
     }
 }
