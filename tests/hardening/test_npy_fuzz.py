@@ -48,14 +48,27 @@ def seed_corpus(folder) -> None:
         np.lib.format.write_array(f, np.arange(3, dtype=np.float32), version=(2, 0))
 
 
+def peak_rss_mb() -> int:
+    """This process's peak resident size (VmHWM), in MB; 0 where /proc is not there."""
+    try:
+        with open("/proc/self/status") as f:
+            return next(int(line.split()[1]) // 1024 for line in f if line.startswith("VmHWM:"))
+    except (OSError, StopIteration):
+        return 0
+
+
 def test_npy_reader_survives_libfuzzer(tmp_path):
     exe = _fuzzer(tmp_path)
     if exe is None:
         pytest.skip("clang with libFuzzer (apt-get install clang libclang-rt-14-dev) is missing")
     corpus = tmp_path / "corpus"
     seed_corpus(corpus)
+    # libFuzzer's RSS is getrusage's peak, which Linux carries across fork and exec: a fuzzer
+    # started from a test process that has grown (a pytest-xdist worker after the model tests:
+    # 3 GB) starts above a fixed limit. The limit is 2 GB above what it inherits.
+    rss_limit = peak_rss_mb() + 2048
     proc = subprocess.run([exe, f"-max_total_time={SECONDS}", "-print_final_stats=1",
-                           "-rss_limit_mb=2048", "-malloc_limit_mb=1024", str(corpus)],
+                           f"-rss_limit_mb={rss_limit}", "-malloc_limit_mb=1024", str(corpus)],
                           capture_output=True, text=True, timeout=SECONDS + 120, cwd=tmp_path)
     runs = re.search(r"stat::number_of_executed_units:\s*(\d+)", proc.stderr)
     print(f"\nnpy reader fuzz: {runs.group(1) if runs else '?'} executions in {SECONDS} s")
