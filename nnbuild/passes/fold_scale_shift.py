@@ -8,9 +8,9 @@ s and d are constants that vary along the output channel axis only (a scalar, [M
 [1,M,1,1] ...), and they do not widen the Conv's result. Applies when the weights and the bias
 (or its absence) are constants and the Mul/Add/Sub is the only reader of the Conv result. A
 chain (Conv -> Mul -> Add: a Caffe "Scale" layer after a BatchNormalization, as the model
-zoo's Inception-v2 has it) folds node by node in one run. Folding changes the rounding of those products (one multiply in
-the weights instead of one per output element): within the tolerance, as onnxruntime's own
-Conv-Mul/Add fusions.
+zoo's Inception-v2 has it) folds node by node in one run. Folding changes the rounding of those
+products (one multiply in the weights instead of one per output element): within the
+tolerance, as onnxruntime's own Conv-Mul/Add fusions.
 """
 from __future__ import annotations
 

@@ -278,8 +278,6 @@ typedef struct {
     const float *res;
 } tile_out;
 
-/* Vector v of row r of a whole tile stored from its register: the residual added, the clamps
- * of e applied (a copy of the job's: the stores cannot change it). */
 #if MASKED_WHOLE
 /* Lanes `mask` of val (plus the residual's) stored at y: out of line, so that the masked
  * intrinsics are not inlined into every tile kernel (clang's ASan instruments each masked
@@ -295,6 +293,8 @@ static __attribute__((noinline)) void store_masked(const nn_conv_epilogue *e, fl
 #define store_masked(e, y, res, mask, val) ((void)0)       /* never reached: full vectors only */
 #endif
 
+/* Vector v of row r of a whole tile stored from its register: the residual added, the clamps
+ * of e applied (a copy of the job's: the stores cannot change it). */
 INLINE void store_whole(const direct_job *j, const nn_conv_epilogue *e, const tile_out *o, int r,
                         int v, vec val)
 {
