@@ -34,17 +34,26 @@ def sole_producer(graph: Graph, x: str, op: str):
     return producer
 
 
+def has_bias(node: Node) -> bool:
+    """Whether a Conv/Gemm-shaped node has its third (bias) input."""
+    return bool(len(node.inputs) > 2 and node.inputs[2])
+
+
+def constant_parameters(graph: Graph, node: Node) -> bool:
+    """Whether a Conv/Gemm-shaped node's weights are a constant and its bias is a constant or
+    absent: what folding a per-channel affine map into them needs."""
+    return graph.is_constant(node.inputs[1]) and (not has_bias(node)
+                                                  or graph.is_constant(node.inputs[2]))
+
+
 def _foldable(graph: Graph, bn: Node, op: str):
-    """(producer, has_bias, (s, shift)) when ``bn`` folds into its sole ``op`` producer: constant
+    """(producer, whether it has a bias, (s, shift)) when ``bn`` folds into its sole ``op`` producer: constant
     weights, constant or absent bias, constant BN parameters; else None."""
     producer = sole_producer(graph, bn.inputs[0], op)
     params = _bn_params(graph, bn)
-    if producer is None or params is None or not graph.is_constant(producer.inputs[1]):
+    if producer is None or params is None or not constant_parameters(graph, producer):
         return None
-    has_bias = bool(len(producer.inputs) > 2 and producer.inputs[2])
-    if has_bias and not graph.is_constant(producer.inputs[2]):
-        return None
-    return producer, has_bias, params
+    return producer, has_bias(producer), params
 
 
 def _into_conv(graph: Graph, bn: Node):
@@ -52,9 +61,9 @@ def _into_conv(graph: Graph, bn: Node):
     found = _foldable(graph, bn, "Conv")
     if found is None:
         return None
-    conv, has_bias, (s, shift) = found
+    conv, biased, (s, shift) = found
     w = np.asarray(graph.constants[conv.inputs[1]])
-    b = np.asarray(graph.constants[conv.inputs[2]], np.float64) if has_bias else 0.0
+    b = np.asarray(graph.constants[conv.inputs[2]], np.float64) if biased else 0.0
     new_w = (w * s.reshape((-1,) + (1,) * (w.ndim - 1))).astype(w.dtype)
     new_b = (b * s + shift).astype(w.dtype)
     w_name = graph.add_constant(graph.unique_name(conv.inputs[1] + "_bn"), new_w)

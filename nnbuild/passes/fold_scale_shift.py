@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..ir.graph import Graph, Node
-from .fold_batchnorm import sole_producer
+from .fold_batchnorm import constant_parameters, has_bias, sole_producer
 from .manager import Rule, rewrite_pass
 
 
@@ -46,9 +46,7 @@ def _conv_and_constant(graph: Graph, node: Node, constant_first: bool):
     orders = [(0, 1), (1, 0)] if constant_first else [(0, 1)]
     for conv_at, constant_at in orders:
         conv = sole_producer(graph, node.inputs[conv_at], "Conv")
-        if conv is None or not graph.is_constant(conv.inputs[1]):
-            continue
-        if len(conv.inputs) > 2 and conv.inputs[2] and not graph.is_constant(conv.inputs[2]):
+        if conv is None or not constant_parameters(graph, conv):
             continue
         out_shape = tuple(graph.type_of(conv.outputs[0]).shape)
         if tuple(graph.type_of(node.outputs[0]).shape) != out_shape:
@@ -72,7 +70,7 @@ def _replace_conv(graph: Graph, conv: Node, node: Node, new_w, new_b) -> list:
 
 
 def _bias(graph: Graph, conv: Node, channels: int):
-    if len(conv.inputs) > 2 and conv.inputs[2]:
+    if has_bias(conv):
         return np.asarray(graph.constants[conv.inputs[2]], np.float64)
     return np.zeros(channels)
 
