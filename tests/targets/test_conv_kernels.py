@@ -25,7 +25,9 @@ between spans: a strided 3x3 with k = 576 (four spans) and a 1x1 with k = 290 (t
 more output channels than one group of rows and a partial last group. With at most 4 input channels
 (the stems) the output channels go in blocks of 32 rows (70 channels: 32 + 32 + 6). Images whose padded copy
 is bigger than the work buffer are copied and computed in bands of output rows (2-D with
-position tiles and with channel tiles, 3-D). 3x3 stride-1 cases may run as Winograd at -O2
+position tiles and with channel tiles, 3-D). A strided kernel with 256 or more output channels
+on a small output (64 to 400 positions) takes the GEMM over implicit im2col instead (260
+channels: 8 register tiles and a partial one). 3x3 stride-1 cases may run as Winograd at -O2
 (select-conv-algorithm); the non-3x3 and strided cases stay on the direct kernels.
 
 A hang detector closes the file: one ResNet-sized 3x3 convolution per x86 target must not be
@@ -84,6 +86,8 @@ CASES = {
     "stride2_k_spans": ([1, 64, 47, 45], 37, [3, 3], {"strides": [2, 2], "pads": [1, 1, 1, 1]},
                         True),
     "pointwise_k_spans": ([1, 290, 23, 24], 45, [1, 1], {}, False),
+    "stride2_many_channels": ([1, 20, 23, 21], 260, [3, 3], {"strides": [2, 2],
+                                                            "pads": [1, 1, 1, 1]}, True),
 }
 
 

@@ -610,6 +610,13 @@ static void band_segment(const nn_conv_params *p, const direct_geometry *g, int 
  * - none (the GEMM) for images of fewer than DIRECT_MIN_POSITIONS output positions per depth
  *   slice (7x7: a 1x1/2 256->512 took 0.086 ms on the GEMM, 0.12-0.15 ms on the tiles; 3x3
  *   ones at 7x7 tie);
+ * - none for a strided kernel of at least STRIDED_GEMM_MIN_ROWS output channels on at most
+ *   STRIDED_GEMM_MAX_POSITIONS positions per slice: the GEMM reads the image from packed
+ *   panels in L1 where the tiles read it from the phase planes in L2 once per 32 channels
+ *   (GEMM / direct time, 1 thread: 3x3/2 256->256 at 14x14 0.73, at 16x16 0.79, at 20x20
+ *   0.80; 1x1/2 512->1024 at 14x14 0.72, 256->256 0.82; 3x3/2 128->256, 160->256 at 14x14
+ *   0.92, 0.91; 64->256 0.97; 28x28 a tie; with 64 to 160 channels the tiles are 2-50%
+ *   faster);
  * - positions when k <= POSITIONS_MAX_K and they store at least half of what they compute
  *   (k = 64..432: 5-25% faster than channel tiles; k = 576 a tie: 64->64 at 56x56 5% faster,
  *   64->256 at 13x13 5% slower);
@@ -619,6 +626,8 @@ static void band_segment(const nn_conv_params *p, const direct_geometry *g, int 
  * - else positions when they store at least half, else none. */
 enum { DIRECT_NONE, DIRECT_CHANNELS, DIRECT_POSITIONS };
 #define DIRECT_MIN_POSITIONS 64
+#define STRIDED_GEMM_MIN_ROWS 256
+#define STRIDED_GEMM_MAX_POSITIONS 400
 /* AVX2's position tiles (4 rows x 3 vectors of 8) load more per FMA: there channel tiles
  * catch up by k = 432 (measured, 1 thread: k = 144, 288 positions 10% faster; 432 a tie;
  * 576, 1152 channels 10% faster; a 1x1 512->128 at 28x28 4% slower on positions than on
@@ -629,15 +638,18 @@ enum { DIRECT_NONE, DIRECT_CHANNELS, DIRECT_POSITIONS };
 #define POSITIONS_MAX_K 320
 #endif
 
-static int direct_kind(const nn_conv_params *p, int k, int rows)
+static int direct_kind(const nn_conv_params *p, int m, int k, int rows)
 {
     direct_geometry g;
     direct_job j;
     direct_layout(p, rows, &g);
     band_segment(p, &g, rows, &j);
-    const int stored = rows * p->out_size[2];
+    const int stored = rows * p->out_size[2], slice = p->out_size[1] * p->out_size[2];
     const bool positions = 2 * stored >= (j.seg_len + VL - 1) / VL * VL;
-    if (p->out_size[1] * p->out_size[2] < DIRECT_MIN_POSITIONS)
+    const bool strided = p->strides[0] > 1 || p->strides[1] > 1 || p->strides[2] > 1;
+    if (slice < DIRECT_MIN_POSITIONS)
+        return DIRECT_NONE;
+    if (strided && m >= STRIDED_GEMM_MIN_ROWS && slice <= STRIDED_GEMM_MAX_POSITIONS)
         return DIRECT_NONE;
     if (positions && k <= POSITIONS_MAX_K)
         return DIRECT_POSITIONS;
@@ -854,7 +866,7 @@ void NN_FN(conv)(const nn_conv_params *p, const float *x, const float *w_packed,
                               positions >= DIRECT_MIN_POSITIONS && positions_fill(positions) &&
                               (size_t)k <= work_floats;
     const int band_rows = pointwise ? 0 : direct_band_rows(p, c, k, work_floats);
-    const int kind = band_rows ? direct_kind(p, k, band_rows) : DIRECT_NONE;
+    const int kind = band_rows ? direct_kind(p, m, k, band_rows) : DIRECT_NONE;
     for (int n = 0; n < p->batch; ++n) {
         for (int g = 0; g < groups; ++g) {
             const size_t at = ((size_t)n * p->out_channels + (size_t)g * m) * positions;
