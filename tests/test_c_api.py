@@ -129,6 +129,53 @@ def test_weights_file_mode_app(two_models, tmp_path):
         assert len(proc.stderr.splitlines()) == 1
 
 
+def big_model():
+    """A 64-channel 128x128 image through two 3x3 convs (the 4 MiB between them lives in the
+    workspace) and a 1024-vector through a 1024x1024 MatMul (4 MiB of weights)."""
+    rng = np.random.default_rng(2)
+    conv = (rng.standard_normal([64, 64, 3, 3]) * 0.05).astype(F32)
+    nodes = [helper.make_node("Conv", ["x", "k1"], ["c1"], pads=[1, 1, 1, 1]),
+             helper.make_node("Relu", ["c1"], ["r1"]),
+             helper.make_node("Conv", ["r1", "k2"], ["image_out"], pads=[1, 1, 1, 1]),
+             helper.make_node("MatMul", ["v", "w"], ["vector_out"])]
+    return make_model(nodes, {"x": (F32, [1, 64, 128, 128]), "v": (F32, [1, 1024])},
+                      ["image_out", "vector_out"],
+                      {"k1": conv, "k2": conv[::-1].copy(),
+                       "w": rng.standard_normal([1024, 1024]).astype(F32)})
+
+
+def test_big_workspace_and_weights_are_on_huge_pages(tmp_path):
+    """On Linux with transparent huge pages (policy always or madvise) the static workspace and
+    a loaded weight blob of 2 MiB or more are advised for them: each adds at least one 2 MiB
+    page to the process's AnonHugePages (the harness itself advises nothing)."""
+    policy = "/sys/kernel/mm/transparent_hugepage/enabled"
+    if not os.path.exists(policy) or "[never]" in open(policy).read():
+        pytest.skip("no transparent huge pages on this system")
+    onnx.save(big_model(), str(tmp_path / "big.onnx"))
+    nnbuild.generate(str(tmp_path / "big.onnx"), str(tmp_path / "big"), name="big",
+                     weights="file")
+    app = tmp_path / "app"
+    app.mkdir()
+    shutil.copy(os.path.join(HERE, "c_api", "huge_pages.c"), app / "main.c")
+    (app / "CMakeLists.txt").write_text(
+        "cmake_minimum_required(VERSION 3.16)\n"
+        "project(huge_pages LANGUAGES C)\n"
+        "set(BIG_BUILD_APP OFF CACHE BOOL \"\")\n"
+        f"add_subdirectory({(tmp_path / 'big').as_posix()} big)\n"
+        "add_executable(huge_pages main.c)\n"
+        "target_link_libraries(huge_pages PRIVATE big)\n")
+    cmake_build(app, app / "build")
+    proc = subprocess.run([str(app / "build" / "huge_pages"),
+                           str(tmp_path / "big" / "weights" / "big.bin")],
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    before, loaded, ran, workspace, weights = map(int, proc.stdout.split())
+    assert before >= 0, "no AnonHugePages in /proc/self/smaps_rollup"
+    assert workspace >= 4 << 20 and weights >= 4 << 20, (workspace, weights)
+    assert loaded - before >= 2048, proc.stdout
+    assert ran - loaded >= 2048, proc.stdout
+
+
 def werror_model():
     """Several element types and the code paths around them: casts, bool results, an int64
     chain, an output that is an input, one that is a constant, one written twice."""
