@@ -116,20 +116,31 @@ static inline int nn_balanced_tasks(int units, int most)
 }
 
 /* Tiles of an m x n output whose elements each cost k multiply-adds, rows in units of mr and
- * columns in units of nc: *tiles_m x *tiles_n tasks. A row tile re-reads its columns' operand
- * (n k), a column tile its rows' (m k); the split minimises the sum. */
+ * columns in units of nr: *tiles_m x *tiles_n tasks, at most nn_task_count's. The split whose
+ * slowest thread finishes first (its rounds of tasks, when the threads take them in turn,
+ * times the largest task's units) wins; ties go to more tasks (balance on a busy machine),
+ * then to less re-reading (a row tile re-reads its columns' operand, n k; a column tile its
+ * rows', m k). 3 row panels x 5 column units on 2 threads: 3 x 2 tasks (largest 1 x 3, 3
+ * rounds), not 2 x 3 (2 x 2, 3 rounds: a third slower). Where the split falls never changes
+ * a result, only who computes it. */
 static inline void nn_plan_tiles(int m, int n, int k, int mr, int nr, int *tiles_m, int *tiles_n)
 {
     const int tasks = nn_task_count(2.0 * m * (double)n * k);
+    const int threads = NN_FN(pool_threads)();
     const int units_m = (m + mr - 1) / mr, units_n = (n + nr - 1) / nr;
-    int best_m = 1, best_n = 1, best_used = 1;
+    int best_m = 1, best_n = 1;
+    long long best_span = (long long)units_m * units_n;
     double best_cost = (double)m + (double)n;
-    for (int tn = 1; tn <= tasks && tn <= units_n; ++tn) {
-        const int want = (tasks + tn - 1) / tn, tm = want < units_m ? want : units_m;
-        const int used = tm * tn < tasks ? tm * tn : tasks;
-        const double cost = (double)m * tn + (double)n * tm;
-        if (used > best_used || (used == best_used && cost < best_cost))
-            best_m = tm, best_n = tn, best_used = used, best_cost = cost;
+    for (int tm = 1; tm <= tasks && tm <= units_m; ++tm) {
+        for (int tn = 1; tm * tn <= tasks && tn <= units_n; ++tn) {
+            const long long rounds = (tm * tn + threads - 1) / threads;
+            const long long span = rounds * ((units_m + tm - 1) / tm) * ((units_n + tn - 1) / tn);
+            const double cost = (double)m * tn + (double)n * tm;
+            const bool more = tm * tn > best_m * best_n;
+            if (span < best_span || (span == best_span && (more || (tm * tn == best_m * best_n
+                                                                    && cost < best_cost))))
+                best_m = tm, best_n = tn, best_span = span, best_cost = cost;
+        }
     }
     *tiles_m = best_m;
     *tiles_n = best_n;
