@@ -60,19 +60,25 @@ def two_models(tmp_path_factory):
     nnbuild.generate(str(root / "alpha_src.onnx"), str(root / "alpha"), name="alpha")
     nnbuild.generate(str(root / "beta_src.onnx"), str(root / "beta"), name="beta",
                      weights="file")
-    app = root / "app"
-    app.mkdir()
-    shutil.copy(os.path.join(HERE, "c_api", "two_models.c"), app / "main.c")
-    (app / "CMakeLists.txt").write_text(
-        "cmake_minimum_required(VERSION 3.16)\n"
-        "project(two_models LANGUAGES C)\n"
-        "set(ALPHA_BUILD_APP OFF CACHE BOOL \"\")\n"
-        f"add_subdirectory({(root / 'alpha').as_posix()} alpha)\n"
-        f"add_subdirectory({(root / 'beta').as_posix()} beta)\n"
-        "add_executable(two_models main.c)\n"
-        "target_link_libraries(two_models PRIVATE alpha beta)\n")
-    cmake_build(app, app / "build")
+    c_program(root / "app", "two_models", root, ["alpha", "beta"], apps_off=["alpha"])
     return root
+
+
+def c_program(folder, name, models_root, models, apps_off=()):
+    """Builds tests/c_api/<name>.c in `folder` (CMake, folder/build/<name>) against the generated
+    projects models_root/<prefix> for each prefix in `models`, through add_subdirectory; the
+    apps of those in `apps_off` are not built."""
+    folder.mkdir()
+    shutil.copy(os.path.join(HERE, "c_api", f"{name}.c"), folder / "main.c")
+    (folder / "CMakeLists.txt").write_text(
+        "cmake_minimum_required(VERSION 3.16)\n"
+        f"project({name} LANGUAGES C)\n"
+        + "".join(f"set({prefix.upper()}_BUILD_APP OFF CACHE BOOL \"\")\n" for prefix in apps_off)
+        + "".join(f"add_subdirectory({(models_root / prefix).as_posix()} {prefix})\n"
+                  for prefix in models)
+        + f"add_executable({name} main.c)\n"
+        f"target_link_libraries({name} PRIVATE {' '.join(models)})\n")
+    cmake_build(folder, folder / "build")
 
 
 def test_two_models_in_one_program(two_models):
@@ -154,18 +160,8 @@ def test_big_workspace_and_weights_are_on_huge_pages(tmp_path):
     onnx.save(big_model(), str(tmp_path / "big.onnx"))
     nnbuild.generate(str(tmp_path / "big.onnx"), str(tmp_path / "big"), name="big",
                      weights="file")
-    app = tmp_path / "app"
-    app.mkdir()
-    shutil.copy(os.path.join(HERE, "c_api", "huge_pages.c"), app / "main.c")
-    (app / "CMakeLists.txt").write_text(
-        "cmake_minimum_required(VERSION 3.16)\n"
-        "project(huge_pages LANGUAGES C)\n"
-        "set(BIG_BUILD_APP OFF CACHE BOOL \"\")\n"
-        f"add_subdirectory({(tmp_path / 'big').as_posix()} big)\n"
-        "add_executable(huge_pages main.c)\n"
-        "target_link_libraries(huge_pages PRIVATE big)\n")
-    cmake_build(app, app / "build")
-    proc = subprocess.run([str(app / "build" / "huge_pages"),
+    c_program(tmp_path / "app", "huge_pages", tmp_path, ["big"], apps_off=["big"])
+    proc = subprocess.run([str(tmp_path / "app" / "build" / "huge_pages"),
                            str(tmp_path / "big" / "weights" / "big.bin")],
                           capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout + proc.stderr
