@@ -704,6 +704,15 @@ static inline __attribute__((always_inline)) void vp_copy(const float *xp,
     }
 }
 
+/* The k1 rows from hr (step floats apart) reduced, a vector of columns. */
+static inline __attribute__((always_inline)) vec vp_column(const float *hr, int k1, int step,
+                                                           bool sum) {
+    vec acc = vload(hr);
+    for (int kh = 1; kh < k1; ++kh)
+        acc = vr_op(sum, acc, vload(hr + kh * step));
+    return acc;
+}
+
 /* A plane's outputs from its rows reduced along w (h, hcols floats a row). */
 static inline __attribute__((always_inline)) void vp_rows(
         const float *h, int hcols, int k1, int d1, int s1, int out1, int out2, bool sum,
@@ -714,15 +723,11 @@ static inline __attribute__((always_inline)) void vp_rows(
         const float *ir = sum ? inv + oh * out2 : NULL;
         int ow = 0;
         for (; ow + VL <= out2; ow += VL) {
-            vec acc = vload(hr + ow);
-            for (int kh = 1; kh < k1; ++kh)
-                acc = vr_op(sum, acc, vload(hr + kh * step + ow));
+            const vec acc = vp_column(hr + ow, k1, step, sum);
             vstore(y + ow, sum ? vmul(acc, vload(ir + ow)) : acc);
         }
         if (ow < out2) {
-            vec acc = vload(hr + ow);
-            for (int kh = 1; kh < k1; ++kh)
-                acc = vr_op(sum, acc, vload(hr + kh * step + ow));
+            vec acc = vp_column(hr + ow, k1, step, sum);
             if (sum)
                 acc = vmul(acc, pool_load_upto(ir + ow, out2 - ow, acc));
             pool_store_upto(y + ow, acc, out2 - ow);
