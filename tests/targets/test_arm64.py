@@ -305,11 +305,11 @@ def test_neon_gemv_is_exact_for_every_panel_and_block_remainder(gemv_program, th
 
 
 # --- generated projects, cross-built ---------------------------------------------------------
-def cross_build(model, folder) -> str:
-    """nnbuild generate --target arm64-neon, then CMake with the aarch64 toolchain file and
-    -Werror: returns the app."""
+def cross_build(model, folder, **options) -> str:
+    """nnbuild generate --target arm64-neon (and `options`, e.g. opt_level), then CMake with the
+    aarch64 toolchain file and -Werror: returns the app."""
     project = os.path.join(str(folder), "project")
-    generated = nnbuild.generate(model, project, target="arm64-neon")
+    generated = nnbuild.generate(model, project, target="arm64-neon", **options)
     build = os.path.join(project, "build")
     configure = [cmake_exe(), "-S", project, "-B", build, "-G", "Ninja",
                  f"-DCMAKE_MAKE_PROGRAM={ninja_exe()}", f"-DCMAKE_TOOLCHAIN_FILE={TOOLCHAIN}",
@@ -347,6 +347,25 @@ def check_model(model: onnx.ModelProto, feeds: dict, folder, tolerance: dict) ->
     for name in expected:
         assert np.array_equal(single[name], actual[name]), f"{name}: 1 thread != 3 threads"
     return actual
+
+
+def test_neon_depthwise_epilogue_is_the_separate_ops_bit_for_bit(tmp_path):
+    """The depthwise kernels apply a fused Add / Relu / Clip as they store, with NEON selects
+    for maxps / minps: the separate ops' bits (-O1), NaN, infinities and signed zeros in the
+    residual included, on every path the target has (bands, the flattened plane, scalar)."""
+    from test_conv_epilogue import feeds_for
+    from test_depthwise_epilogue import depthwise_epilogue_model
+    model = depthwise_epilogue_model()
+    fused = cross_build(model, tmp_path / "fused")
+    separate = cross_build(model, tmp_path / "separate", opt_level=1)
+    names = [o.name for o in model.graph.output]
+    for special in (False, True):
+        feeds = feeds_for(model, special)
+        got = run_under_qemu(fused, feeds, names, tmp_path / "fused", threads=3)
+        want = run_under_qemu(separate, feeds, names, tmp_path / "separate", threads=1)
+        for name in names:
+            np.testing.assert_array_equal(got[name], want[name],
+                                          err_msg=f"{name}{' special' if special else ''}")
 
 
 def conv_model(c, m, size, kernel, group=1, stride=1, pad=0, dilation=1, relu=False, seed=0):

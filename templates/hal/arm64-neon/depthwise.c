@@ -20,6 +20,13 @@ typedef float32x4_t vec;
 
 /* a * b + c, rounded once. */
 static inline vec vfma(vec a, vec b, vec c) { return vfmaq_f32(c, a, b); }
+#define vadd vaddq_f32
+static inline vec vzero(void) { return vdupq_n_f32(0.0f); }
+
+/* a > b ? a : b and a < b ? a : b lane by lane: b where the comparison is false (NaN, equal
+ * zeros), as the epilogue's selects (NEON's vmaxq / vminq would return NaN for either). */
+static inline vec vmax(vec a, vec b) { return vbslq_f32(vcgtq_f32(a, b), a, b); }
+static inline vec vmin(vec a, vec b) { return vbslq_f32(vcltq_f32(a, b), a, b); }
 
 /* x[0 .. min(n, VL)), zeros after (n > 0): reads nothing past x[n - 1]. */
 static inline vec load_upto(const float *x, int n)

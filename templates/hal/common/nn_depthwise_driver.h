@@ -153,9 +153,29 @@ static int channel_blocks(const nn_conv_params *p)
  * The target defines, before including this header, NN_DEPTHWISE_VECTOR, `vec` (VL floats),
  * vload / vstore (unaligned), vset1 (broadcast), vfma(a, b, c) = a * b + c rounded once,
  * load_upto(x, n) (x[0 .. min(n, VL)), zeros after; reads nothing past x[n - 1]),
- * store_upto(p, v, n) (the first min(n, VL) lanes of v; writes nothing else) and
- * split_even_odd(a, b, &even, &odd) (lanes 0, 2, 4 ... and 1, 3, 5 ... of a then b). */
+ * store_upto(p, v, n) (the first min(n, VL) lanes of v; writes nothing else),
+ * split_even_odd(a, b, &even, &odd) (lanes 0, 2, 4 ... and 1, 3, 5 ... of a then b), vzero,
+ * vadd, and vmax(a, b) / vmin(a, b) as the selects a > b ? a : b and a < b ? a : b (NaN or
+ * equal lanes: b, as x86's maxps / minps). */
 #define DW_INLINE static inline __attribute__((always_inline))
+
+/* The epilogue (conv.h) on VL outputs of one channel about to be stored (n of them real; r:
+ * the residual at the same positions, or NULL): the float operations of dw_epilogue, lane by
+ * lane (vmax / vmin are its selects), so every path gives the same bits. */
+DW_INLINE vec dw_vepilogue(const nn_conv_epilogue *e, vec v, const float *r, int n)
+{
+    if (!e)
+        return v;
+    if (r)
+        v = vadd(v, load_upto(r, n));
+    if (e->clamp & NN_CONV_RELU)
+        v = vmax(v, vzero());
+    if (e->clamp & NN_CONV_MIN)
+        v = vmax(vset1(e->lo), v);
+    if (e->clamp & NN_CONV_MAX)
+        v = vmin(vset1(e->hi), v);
+    return v;
+}
 
 #define BAND_FLOATS 4096      /* a band's buffer, when one output row needs less */
 #define BUFFER_FLOATS 16384   /* the stack buffer: at most this (else the scalar loop nest) */
@@ -262,10 +282,12 @@ static void fill_band(const nn_conv_params *p, const dw_layout *L, const float *
 }
 
 /* Output rows [r, r + NB) x VL columns from ow of the band, KH x KW taps, strides S1/S2 and
- * dilations D1/D2 all constants; wv the broadcast weights. x: the band's first row. Rows that
- * several outputs read are the same loads (same constant offsets): loaded once. */
-DW_INLINE void tile(const float *x, const dw_layout *L, const vec *wv, vec b, float *y, int out2,
-                 int r, int ow, int NB, int KH, int KW, int S1, int S2, int D1, int D2)
+ * dilations D1/D2 all constants; wv the broadcast weights. x: the band's first row; y and res
+ * (the residual, or NULL): the band's first output. Rows that several outputs read are the
+ * same loads (same constant offsets): loaded once. The epilogue e on each vector stored. */
+DW_INLINE void tile(const float *x, const dw_layout *L, const vec *wv, vec b,
+                    const nn_conv_epilogue *e, const float *res, float *y, int out2, int r,
+                    int ow, int NB, int KH, int KW, int S1, int S2, int D1, int D2)
 {
     const float *x0 = x + (size_t)r * S1 * L->rowlen + ow;
     vec acc[RB];
@@ -280,14 +302,15 @@ DW_INLINE void tile(const float *x, const dw_layout *L, const vec *wv, vec b, fl
                               acc[i]);
         }
     for (int i = 0; i < NB; ++i) {
-        float *yt = y + (size_t)(r + i) * out2 + ow;
-        store_upto(yt, acc[i], out2 - ow);
+        const size_t at = (size_t)(r + i) * out2 + ow;
+        store_upto(y + at, dw_vepilogue(e, acc[i], res ? res + at : NULL, out2 - ow), out2 - ow);
     }
 }
 
-/* `rows` output rows of one plane (y: the band's first) from the band buffer x. */
-DW_INLINE void band_fixed(const float *x, const dw_layout *L, const float *w, float bias, float *y,
-                       int out2, int rows, int KH, int KW, int S1, int S2, int D1, int D2)
+/* `rows` output rows of one plane (y, res: the band's first) from the band buffer x. */
+DW_INLINE void band_fixed(const float *x, const dw_layout *L, const float *w, float bias,
+                          const nn_conv_epilogue *e, const float *res, float *y, int out2,
+                          int rows, int KH, int KW, int S1, int S2, int D1, int D2)
 {
     vec wv[25];
     for (int t = 0; t < KH * KW; ++t)
@@ -296,15 +319,16 @@ DW_INLINE void band_fixed(const float *x, const dw_layout *L, const float *w, fl
     int r = 0;
     for (; r + RB <= rows; r += RB)
         for (int ow = 0; ow < out2; ow += VL)
-            tile(x, L, wv, b, y, out2, r, ow, RB, KH, KW, S1, S2, D1, D2);
+            tile(x, L, wv, b, e, res, y, out2, r, ow, RB, KH, KW, S1, S2, D1, D2);
     for (; r < rows; ++r)
         for (int ow = 0; ow < out2; ow += VL)
-            tile(x, L, wv, b, y, out2, r, ow, 1, KH, KW, S1, S2, D1, D2);
+            tile(x, L, wv, b, e, res, y, out2, r, ow, 1, KH, KW, S1, S2, D1, D2);
 }
 
 /* Any kernel, strides and dilations: one output vector at a time, taps from memory. */
 static void band_any(const nn_conv_params *p, const float *x, const dw_layout *L,
-                     const float *w, float bias, float *y, int rows)
+                     const float *w, float bias, const nn_conv_epilogue *e, const float *res,
+                     float *y, int rows)
 {
     const int *ks = p->kernel, *s = p->strides, *d = p->dilations, out2 = p->out_size[2];
     for (int r = 0; r < rows; ++r)
@@ -320,8 +344,8 @@ static void band_any(const nn_conv_params *p, const float *x, const dw_layout *L
                                    acc);
                     }
                 }
-            float *yt = y + (size_t)r * out2 + ow;
-            store_upto(yt, acc, out2 - ow);
+            const size_t at = (size_t)r * out2 + ow;
+            store_upto(y + at, dw_vepilogue(e, acc, res ? res + at : NULL, out2 - ow), out2 - ow);
         }
 }
 
@@ -336,19 +360,20 @@ static int fixed_kernel(const nn_conv_params *p)
 }
 
 static void run_band(const nn_conv_params *p, int kind, const float *x, const dw_layout *L,
-                 const float *w, float bias, float *y, int rows)
+                     const float *w, float bias, const nn_conv_epilogue *e, const float *res,
+                     float *y, int rows)
 {
     const int out2 = p->out_size[2], s = p->strides[2];
     if (kind == 3 && s == 1)
-        band_fixed(x, L, w, bias, y, out2, rows, 3, 3, 1, 1, 1, 1);
+        band_fixed(x, L, w, bias, e, res, y, out2, rows, 3, 3, 1, 1, 1, 1);
     else if (kind == 3)
-        band_fixed(x, L, w, bias, y, out2, rows, 3, 3, 2, 2, 1, 1);
+        band_fixed(x, L, w, bias, e, res, y, out2, rows, 3, 3, 2, 2, 1, 1);
     else if (kind == 5 && s == 1)
-        band_fixed(x, L, w, bias, y, out2, rows, 5, 5, 1, 1, 1, 1);
+        band_fixed(x, L, w, bias, e, res, y, out2, rows, 5, 5, 1, 1, 1, 1);
     else if (kind == 5)
-        band_fixed(x, L, w, bias, y, out2, rows, 5, 5, 2, 2, 1, 1);
+        band_fixed(x, L, w, bias, e, res, y, out2, rows, 5, 5, 2, 2, 1, 1);
     else
-        band_any(p, x, L, w, bias, y, rows);
+        band_any(p, x, L, w, bias, e, res, y, rows);
 }
 
 /* Output planes [q0, q1) (plane q: image q / out_channels, channel q % out_channels): the
@@ -372,9 +397,8 @@ static void depthwise_bands(const nn_conv_params *p, const dw_layout *L, const f
                 for (int m = m0; m < m1; ++m) {
                     const size_t at = ((size_t)n * p->out_channels + m) * positions +
                                       ((size_t)od * out[1] + oh0) * out[2];
-                    run_band(p, kind, buf, L, w + (size_t)m * kvol, bias ? bias[m] : 0.0f,
-                             y + at, rows);
-                    dw_epilogue(e, y + at, dw_residual(e, at), (size_t)rows * out[2]);
+                    run_band(p, kind, buf, L, w + (size_t)m * kvol, bias ? bias[m] : 0.0f, e,
+                             dw_residual(e, at), y + at, rows);
                 }
             }
         q += m1 - m0;
@@ -439,9 +463,10 @@ static void fill_flat(const nn_conv_params *p, const flat_layout *F, const float
 }
 
 /* One output plane from the phase planes: NV vectors of virtual outputs per pass, each summing
- * the taps in order from the bias. */
+ * the taps in order from the bias; the epilogue e (residual res) as its rows are copied out. */
 static void plane_flat(const nn_conv_params *p, const flat_layout *F, const float *buf,
-                       float *virt, const float *w, float bias, float *y)
+                       float *virt, const float *w, float bias, const nn_conv_epilogue *e,
+                       const float *res, float *y)
 {
     const int *out = p->out_size;
     for (int v = 0; v < F->vectors * VL; v += NV * VL) {
@@ -458,9 +483,12 @@ static void plane_flat(const nn_conv_params *p, const flat_layout *F, const floa
             vstore(virt + v + i * VL, acc[i]);
     }
     for (int oh = 0; oh < out[1]; ++oh)
-        for (int ow = 0; ow < out[2]; ow += VL)
-            store_upto(y + (size_t)oh * out[2] + ow,
-                       load_upto(virt + (size_t)oh * F->Rf + ow, out[2] - ow), out[2] - ow);
+        for (int ow = 0; ow < out[2]; ow += VL) {
+            const size_t at = (size_t)oh * out[2] + ow;
+            const int n = out[2] - ow;
+            const vec v = load_upto(virt + (size_t)oh * F->Rf + ow, n);
+            store_upto(y + at, dw_vepilogue(e, v, res ? res + at : NULL, n), n);
+        }
 }
 
 static void depthwise_flat(const nn_conv_params *p, const flat_layout *F, const float *x,
@@ -475,15 +503,15 @@ static void depthwise_flat(const nn_conv_params *p, const flat_layout *F, const 
         if (q == q0 || m % multiplier == 0)
             fill_flat(p, F, x + ((size_t)n * p->in_channels + m / multiplier) * in_plane, buf);
         const size_t at = (size_t)q * positions;
-        plane_flat(p, F, buf, buf + F->input, w + (size_t)m * kvol, bias ? bias[m] : 0.0f, y + at);
-        dw_epilogue(e, y + at, dw_residual(e, at), (size_t)positions);
+        plane_flat(p, F, buf, buf + F->input, w + (size_t)m * kvol, bias ? bias[m] : 0.0f, e,
+                   dw_residual(e, at), y + at);
     }
 }
 
 #ifdef NN_DEPTHWISE_CHANNELS
 /* --- channel blocks: one vector holds VL channels at one position -------------------------------
- * The target defines, besides the above, NN_DEPTHWISE_CHANNELS, transpose_vl(r) (the VL x VL
- * floats r[0 .. VL) transposed in place), vadd, vmax, vmin and vzero. Output rows narrower
+ * The target defines, besides the above, NN_DEPTHWISE_CHANNELS and transpose_vl(r) (the
+ * VL x VL floats r[0 .. VL) transposed in place). Output rows narrower
  * than two vectors (7 and 14 wide at 16 lanes) fill few lanes along w, and the copies and
  * phase splits around them cost more than their taps. For them (one output per channel, at
  * least VL / 2 channels, a 2-D or 1-D kernel; strided rows only below CH_STRIDED_ROW), VL
@@ -592,20 +620,6 @@ static void ch_inputs(const nn_conv_params *p, const ch_layout *C, int *inpos)
         inpos[f] = (f / in2 * C->Wb + p->pads[2] + f % in2) * VL;
 }
 
-/* The epilogue on VL positions of one channel (n of them real; r: the residual's or NULL). */
-DW_INLINE vec ch_epilogue(const nn_conv_epilogue *e, vec v, const float *r, int n)
-{
-    if (r)
-        v = vadd(v, load_upto(r, n));
-    if (e->clamp & NN_CONV_RELU)            /* maxps / minps: the selects of dw_epilogue */
-        v = vmax(v, vzero());
-    if (e->clamp & NN_CONV_MIN)
-        v = vmax(vset1(e->lo), v);
-    if (e->clamp & NN_CONV_MAX)
-        v = vmin(vset1(e->hi), v);
-    return v;
-}
-
 /* CH_GROUP outputs, each reading its first tap at src[i]: bias plus the KH x KW taps in
  * order, kernel rows rs floats apart, columns DW vectors apart. */
 DW_INLINE void ch_group(const float *const *src, const vec *wv, vec bias, vec *out, int rs,
@@ -652,10 +666,8 @@ static void ch_band(const nn_conv_params *p, int wb, const float *buf, const int
         transpose_vl(acc);
         const int n = dw_min(VL, count - q);
         for (int c = 0; c < nc; ++c) {
-            vec v = acc[c];
-            if (e)
-                v = ch_epilogue(e, v, e->residual ? e->residual + at[c] + first + q : NULL, n);
-            store_upto(y + at[c] + first + q, v, n);
+            const float *r = e && e->residual ? e->residual + at[c] + first + q : NULL;
+            store_upto(y + at[c] + first + q, dw_vepilogue(e, acc[c], r, n), n);
         }
     }
 }
