@@ -21,7 +21,8 @@ that need several bands (and a last band shorter than the others), strides 1, 2 
 different along h and w, odd input sizes with stride 2 (the last phase one column short),
 asymmetric and zero padding, padding wider than the image, dilation, kernels 1x1, 2x2, 3x3,
 5x5 and 7x7, a channel multiplier (several output planes per input channel) with batch 2,
-no bias, 1-D and 3-D kernels, and rows too wide for the buffer.
+no bias, 1-D and 3-D kernels, rows too wide for the buffer, and problems the pool splits into
+ranges of output rows (every channel each; one image, 2-D, the bands) at 3 threads.
 """
 from __future__ import annotations
 
@@ -44,6 +45,10 @@ CASES = {
     "s2_same_upper": ([1, 5, 16, 33], 1, [3, 3], {"strides": [2, 2], "pads": [0, 0, 1, 1]}, False),
     "s2_14_to_7": ([1, 9, 14, 14], 1, [3, 3], {"strides": [2, 2], "pads": [1, 1, 1, 1]}, True),
     "s2_bands": ([1, 2, 150, 113], 1, [3, 3], {"strides": [2, 2], "pads": [1, 1, 1, 1]}, True),
+    # big enough for several tasks at 3 threads: the bands' tasks take ranges of output rows
+    # (as s1_bands), which start mid-band and mid-row-block
+    "s2_split_rows": ([1, 6, 101, 90], 1, [3, 3], {"strides": [2, 2], "pads": [1, 1, 1, 1]},
+                      True),
     "5x5_s1": ([1, 6, 17, 29], 1, [5, 5], {"pads": [2, 2, 2, 2]}, True),
     "5x5_s2": ([1, 4, 21, 40], 1, [5, 5], {"strides": [2, 2], "pads": [2, 1, 2, 3]}, True),
     "7x7": ([1, 4, 12, 12], 1, [7, 7], {"pads": [3, 3, 3, 3]}, True),

@@ -18,8 +18,10 @@
  * (flat_plan). Rows too wide for the buffer take the scalar loop nest. A target that also
  * defines NN_DEPTHWISE_CHANNELS (x86) computes narrow rows VL channels per vector instead (the
  * channel blocks, below). Every path applies the epilogue (conv.h) to the outputs it has just
- * computed. Bands, row blocks, vectors and the path depend on the shape only: results are the
- * same at every thread count. */
+ * computed. The path and each output's operations (its taps in order, one FMA each, its lane's
+ * epilogue) depend on the shape only; bands and row blocks only group outputs, so a task that
+ * starts its bands at another row gives the same bits: results are the same at every thread
+ * count. */
 #ifndef NN_DEPTHWISE_DRIVER_H
 #define NN_DEPTHWISE_DRIVER_H
 
@@ -110,7 +112,9 @@ typedef struct {
     const float *x, *w, *bias;
     const nn_conv_epilogue *e;   /* NULL: none */
     float *y;
-    int units, tiles;            /* units: planes, or channel blocks (channel_blocks) */
+    int units, tiles;            /* units: planes, channel blocks (channel_blocks) or output
+                                  * rows (by_rows) */
+    bool by_rows;
 } depthwise_job;
 
 /* Planes of one task of conv_depthwise: the generic target's, or the vector path's below. */
@@ -125,20 +129,37 @@ static void depthwise_task(const void *ctx, int t, void *scratch);
  * in, or 0 where it does not apply (then the units of work are planes). */
 static int channel_blocks(const nn_conv_params *p);
 
-/* Planes (or channel blocks) split into tasks (their number from the problem's size and the
- * thread count; each is computed the same way whichever task holds it). */
+/* Whether the vector path's bands compute this problem (one image, 2-D): its tasks then take
+ * ranges of output rows, every channel, instead of ranges of planes. The layer before split
+ * its output by positions (a GEMM's columns, a conv's position tiles), and the pool runs the
+ * same range of tasks on the same thread (nn_pool.h): each thread then reads mostly the rows
+ * it has just written, from its own L2, rather than half of them from the other core's. */
+static bool rows_split(const nn_conv_params *p);
+
+/* Planes, channel blocks or output rows split into tasks (their number from the problem's size
+ * and the thread count; each output is computed the same way whichever task holds it). */
 void NN_FN(conv_depthwise)(const nn_conv_params *p, const float *x, const float *w,
                            const float *bias, float *y, const nn_conv_epilogue *epilogue)
 {
     const int planes = p->batch * p->out_channels, blocks = channel_blocks(p);
-    const int units = blocks ? blocks : planes;
+    const bool by_rows = !blocks && rows_split(p);
+    const int units = blocks ? blocks : by_rows ? p->out_size[1] : planes;
     const double flops = 2.0 * planes * (double)dw_volume(p->out_size) * dw_volume(p->kernel);
-    const int tiles = nn_balanced_tasks(units, nn_task_count(DW_FLOP_COST * flops));
+    const int most = nn_task_count(DW_FLOP_COST * flops), threads = NN_FN(pool_threads)();
+    const int tiles = nn_balanced_tasks(units, by_rows && most > threads ? threads : most);
     const nn_conv_epilogue *e = epilogue && (epilogue->residual || epilogue->clamp) ? epilogue
                                                                                     : NULL;
-    const depthwise_job j = {p, x, w, bias, e, y, units, tiles};
+    const depthwise_job j = {p, x, w, bias, e, y, units, tiles, by_rows};
     NN_FN(parallel_for)(j.tiles, depthwise_task, &j, NULL, 0);
 }
+
+#ifndef NN_DEPTHWISE_VECTOR
+static bool rows_split(const nn_conv_params *p)
+{
+    (void)p;
+    return false;
+}
+#endif
 
 #ifndef NN_DEPTHWISE_CHANNELS
 static int channel_blocks(const nn_conv_params *p)
@@ -376,11 +397,11 @@ static void run_band(const nn_conv_params *p, int kind, const float *x, const dw
         band_any(p, x, L, w, bias, e, res, y, rows);
 }
 
-/* Output planes [q0, q1) (plane q: image q / out_channels, channel q % out_channels): the
- * planes of one input channel share each band's copy. */
+/* Output rows [r0, r1) of planes [q0, q1) (plane q: image q / out_channels, channel q %
+ * out_channels), in bands from r0: the planes of one input channel share each band's copy. */
 static void depthwise_bands(const nn_conv_params *p, const dw_layout *L, const float *x,
                             const float *w, const float *bias, const nn_conv_epilogue *e,
-                            float *y, int q0, int q1)
+                            float *y, int q0, int q1, int r0, int r1)
 {
     float buf[BUFFER_FLOATS];
     const int *out = p->out_size, kind = fixed_kernel(p);
@@ -391,8 +412,8 @@ static void depthwise_bands(const nn_conv_params *p, const dw_layout *L, const f
         const int m1 = dw_min(m0 + q1 - q, (m0 / multiplier + 1) * multiplier);
         const float *xc = x + ((size_t)n * p->in_channels + m0 / multiplier) * in_plane;
         for (int od = 0; od < out[0]; ++od)
-            for (int oh0 = 0; oh0 < out[1]; oh0 += L->band) {
-                const int rows = dw_min(L->band, out[1] - oh0);
+            for (int oh0 = r0; oh0 < r1; oh0 += L->band) {
+                const int rows = dw_min(L->band, r1 - oh0);
                 fill_band(p, L, xc, od, oh0, rows, buf);
                 for (int m = m0; m < m1; ++m) {
                     const size_t at = ((size_t)n * p->out_channels + m) * positions +
@@ -506,6 +527,14 @@ static void depthwise_flat(const nn_conv_params *p, const flat_layout *F, const 
         plane_flat(p, F, buf, buf + F->input, w + (size_t)m * kvol, bias ? bias[m] : 0.0f, e,
                    dw_residual(e, at), y + at);
     }
+}
+
+static bool rows_split(const nn_conv_params *p)
+{
+    dw_layout L;
+    flat_layout F;
+    return p->batch == 1 && p->in_size[0] == 1 && p->out_size[0] == 1 && dw_plan(p, &L) &&
+           !flat_plan(p, &L, &F);
 }
 
 #ifdef NN_DEPTHWISE_CHANNELS
@@ -741,6 +770,12 @@ static void depthwise_task(const void *ctx, int t, void *scratch)
     nn_tile_range(j->units, j->tiles, 1, t, &q0, &q1);
     if (q0 >= q1)
         return;
+    if (j->by_rows) {
+        dw_plan(j->p, &L);
+        depthwise_bands(j->p, &L, j->x, j->w, j->bias, j->e, j->y, 0, j->p->out_channels, q0,
+                        q1);
+        return;
+    }
 #ifdef NN_DEPTHWISE_CHANNELS
     if (channel_blocks(j->p)) {
         depthwise_channels(j, q0, q1);
@@ -750,7 +785,7 @@ static void depthwise_task(const void *ctx, int t, void *scratch)
     if (dw_plan(j->p, &L) && flat_plan(j->p, &L, &F))
         depthwise_flat(j->p, &F, j->x, j->w, j->bias, j->e, j->y, q0, q1);
     else if (dw_plan(j->p, &L))
-        depthwise_bands(j->p, &L, j->x, j->w, j->bias, j->e, j->y, q0, q1);
+        depthwise_bands(j->p, &L, j->x, j->w, j->bias, j->e, j->y, q0, q1, 0, j->p->out_size[1]);
     else
         depthwise_planes(j->p, j->x, j->w, j->bias, j->e, j->y, q0, q1);
 }

@@ -1,11 +1,13 @@
 /* The thread pool; see nn_pool.h.
  *
- * A job is published through one atomic word: generation << 32 | next task. The caller of
- * parallel_for stores a new generation with task 0 (open), everyone claims tasks by
- * compare-and-swap on the word, and when all tasks are done the caller stores the next
- * generation with no task left (closed) before it changes the job's fields again. A claim
- * succeeds only while the word still holds the generation the claimer read the fields under,
- * so a late worker never runs a task of another job.
+ * A job is published through one atomic word per lane (nn_pool.h: thread i's contiguous range
+ * of tasks): generation << 32 | the lane's next task. The caller of parallel_for stores the job's
+ * fields, then each lane's word with the new generation and its first task, then the new
+ * generation in `word` (open: what the workers poll); everyone claims tasks by compare-and-swap
+ * on a lane's word, its own lane first, and when all tasks are done the caller stores the next
+ * generation with no task left (closed) in every lane before it changes the job's fields
+ * again. A claim succeeds only while the lane's word still holds the generation the claimer
+ * read the fields under, so a late worker never runs a task of another job.
  *
  * Workers wait for the generation to move: polling it (with a pause instruction) for up to
  * NN_POOL_SPIN_NS of monotonic time, so that the next kernel of a run finds them awake, then
@@ -48,14 +50,18 @@ static struct {
     _Atomic int threads;        /* workers + 1 */
     _Atomic int sleepers;       /* waiting on `wake`, not signalled yet */
     _Atomic int stop;
-    _Alignas(64) _Atomic uint64_t word;   /* generation << 32 | next task (CLOSED: none) */
+    _Alignas(64) _Atomic uint64_t word;   /* generation << 32 (| CLOSED: no job) */
     _Alignas(64) _Atomic int done;        /* tasks of the current job finished */
-    _Alignas(64) _Atomic(nn_task_fn) fn;  /* the job; fields change only while word is closed */
+    _Alignas(64) _Atomic(nn_task_fn) fn;  /* the job; fields change only while lanes are closed */
     _Atomic(const void *) ctx;
     _Atomic int n_tasks;
+    _Atomic int n_lanes;                  /* the job's threads: lane i is thread i's range */
     _Atomic size_t scratch_bytes;
     int started;
     worker workers[NN_POOL_MAX_THREADS - 1];
+    struct {
+        _Alignas(64) _Atomic uint64_t word;   /* generation << 32 | next task (CLOSED: none) */
+    } lanes[NN_POOL_MAX_THREADS];
 } pool = {.run = PTHREAD_MUTEX_INITIALIZER, .sleep = PTHREAD_MUTEX_INITIALIZER,
           .wake = PTHREAD_COND_INITIALIZER, .threads = 1, .word = CLOSED};
 
@@ -78,34 +84,49 @@ static void record(int step, int thread, int64_t start, int64_t end)
 
 static uint32_t generation(uint64_t word) { return (uint32_t)(word >> 32); }
 
-/* Claims and runs tasks of generation `gen` until none is left (or the job is another one). */
-static void take_tasks(uint32_t gen, void *scratch, size_t capacity)
+/* The end of lane `lane`'s tasks: lanes split [0, n) into n_lanes contiguous ranges. */
+static uint32_t lane_end(int n, int lanes, int lane)
 {
-    uint64_t word = atomic_load_explicit(&pool.word, memory_order_acquire);
-    for (;;) {
-        if (generation(word) != gen || (uint32_t)word == CLOSED)
-            return;
-        const nn_task_fn fn = atomic_load_explicit(&pool.fn, memory_order_relaxed);
-        const void *ctx = atomic_load_explicit(&pool.ctx, memory_order_relaxed);
-        const int n = atomic_load_explicit(&pool.n_tasks, memory_order_relaxed);
-        if ((uint32_t)word >= (uint32_t)n ||
-            atomic_load_explicit(&pool.scratch_bytes, memory_order_relaxed) > capacity)
-            return;
-        if (!atomic_compare_exchange_weak_explicit(&pool.word, &word, word + 1,
-                                                   memory_order_acquire, memory_order_acquire))
-            continue;                /* the fields were read under `gen`: valid if it still is */
+    return (uint32_t)((long long)n * (lane + 1) / lanes);
+}
+
+/* Claims and runs tasks of generation `gen` until none is left (or the job is another one):
+ * those of its own lane `home` first, in order, then what is left of the others'. */
+static void take_tasks(uint32_t gen, int home, void *scratch, size_t capacity)
+{
+    const int lanes = atomic_load_explicit(&pool.n_lanes, memory_order_relaxed);
+    for (int k = 0; k < lanes; ++k) {   /* a stale count: the claims fail, the gen is another */
+        const int lane = (home + k) % lanes;
+        _Atomic uint64_t *slot = &pool.lanes[lane].word;
+        uint64_t word = atomic_load_explicit(slot, memory_order_acquire);
+        for (;;) {
+            if (generation(word) != gen || (uint32_t)word == CLOSED)
+                return;
+            const nn_task_fn fn = atomic_load_explicit(&pool.fn, memory_order_relaxed);
+            const void *ctx = atomic_load_explicit(&pool.ctx, memory_order_relaxed);
+            const int n = atomic_load_explicit(&pool.n_tasks, memory_order_relaxed);
+            const int used = atomic_load_explicit(&pool.n_lanes, memory_order_relaxed);
+            if (atomic_load_explicit(&pool.scratch_bytes, memory_order_relaxed) > capacity)
+                return;
+            if (lane >= used || (uint32_t)word >= lane_end(n, used, lane))
+                break;               /* this lane is done: the next one */
+            if (!atomic_compare_exchange_weak_explicit(slot, &word, word + 1,
+                                                       memory_order_acquire,
+                                                       memory_order_acquire))
+                continue;            /* the fields were read under `gen`: valid if it still is */
 #ifdef NN_PROFILE
-        const int64_t start = now_ns();
+            const int64_t start = now_ns();
 #endif
-        fn(ctx, (int)(uint32_t)word, scratch);
+            fn(ctx, (int)(uint32_t)word, scratch);
 #ifdef NN_PROFILE
-        const int64_t end = now_ns();
-        atomic_fetch_add_explicit(&busy_ns, end - start, memory_order_relaxed);
-        record(atomic_load_explicit(&marked_step, memory_order_relaxed), thread_index, start,
-               end);
+            const int64_t end = now_ns();
+            atomic_fetch_add_explicit(&busy_ns, end - start, memory_order_relaxed);
+            record(atomic_load_explicit(&marked_step, memory_order_relaxed), thread_index, start,
+                   end);
 #endif
-        atomic_fetch_add_explicit(&pool.done, 1, memory_order_release);
-        word = atomic_load_explicit(&pool.word, memory_order_acquire);
+            atomic_fetch_add_explicit(&pool.done, 1, memory_order_release);
+            word = atomic_load_explicit(slot, memory_order_acquire);
+        }
     }
 }
 
@@ -159,7 +180,7 @@ static void *worker_main(void *arg)
         if (atomic_load(&pool.stop))
             return NULL;
         w->seen = generation(word);
-        take_tasks(w->seen, w->scratch, NN_POOL_SCRATCH_BYTES);
+        take_tasks(w->seen, (int)(w - pool.workers) + 1, w->scratch, NN_POOL_SCRATCH_BYTES);
     }
 }
 
@@ -256,14 +277,20 @@ void NN_FN(parallel_for)(int n_tasks, nn_task_fn fn, const void *ctx, void *scra
             const int64_t opened = now_ns();
 #endif
             const uint32_t gen = generation(atomic_load(&pool.word)) + 1;
+            const int lanes = pool.started + 1;
             atomic_store_explicit(&pool.fn, fn, memory_order_relaxed);
             atomic_store_explicit(&pool.ctx, ctx, memory_order_relaxed);
             atomic_store_explicit(&pool.n_tasks, n_tasks, memory_order_relaxed);
+            atomic_store_explicit(&pool.n_lanes, lanes, memory_order_relaxed);
             atomic_store_explicit(&pool.scratch_bytes, scratch_bytes, memory_order_relaxed);
             atomic_store_explicit(&pool.done, 0, memory_order_relaxed);
+            for (int i = 0; i < lanes; ++i)   /* open each lane at its first task */
+                atomic_store_explicit(&pool.lanes[i].word, (uint64_t)gen << 32 |
+                                      (i > 0 ? lane_end(n_tasks, lanes, i - 1) : 0u),
+                                      memory_order_release);
             atomic_store(&pool.word, (uint64_t)gen << 32);          /* open */
             wake_all();
-            take_tasks(gen, scratch, (size_t)-1);
+            take_tasks(gen, 0, scratch, (size_t)-1);
             for (int spins = 0; atomic_load_explicit(&pool.done, memory_order_acquire) < n_tasks;)
                 if (++spins < 4096)
                     cpu_relax();
@@ -272,6 +299,8 @@ void NN_FN(parallel_for)(int n_tasks, nn_task_fn fn, const void *ctx, void *scra
 #ifdef NN_PROFILE
             atomic_fetch_add_explicit(&pooled_ns, now_ns() - opened, memory_order_relaxed);
 #endif
+            for (int i = 0; i < lanes; ++i)
+                atomic_store(&pool.lanes[i].word, (uint64_t)(gen + 1) << 32 | CLOSED);
             atomic_store(&pool.word, (uint64_t)(gen + 1) << 32 | CLOSED);
             pthread_mutex_unlock(&pool.run);
             return;

@@ -14,6 +14,13 @@
  * a worker's buffer elsewhere; a job whose tasks need more than NN_POOL_SCRATCH_BYTES runs on
  * the caller alone.
  *
+ * Who runs which task: the tasks are cut into one contiguous range (a lane) per thread, the
+ * caller's first; each thread runs its own lane's tasks in order, then helps with what is left
+ * of the others'. So consecutive kernels that split the same way (a GEMM's columns, a conv's
+ * position tiles, a depthwise conv's output rows: ranges of positions) give each thread the
+ * positions it has just written, still in its own L2, instead of half of them from the other
+ * cores' caches; a thread that falls behind (preempted) is still helped.
+ *
  * Determinism: a kernel splits its output only at multiples of its register tile (MR rows
  * and NR columns of a GEMM, whole output rows of a direct convolution, whole planes), so every
  * output element is computed by the same instructions in the same order as in the unsplit
@@ -29,7 +36,8 @@
  *
  * A target's kernels (generic, x86-*, arm64-neon ...) keep their signatures: the split happens
  * inside the family's entry points (sgemm_source over C tiles, conv over output rows and
- * channel panels, depthwise and pooling over planes) through these calls. */
+ * channel panels, depthwise over output rows or planes, pooling over planes) through these
+ * calls. */
 #ifndef NN_THREAD_POOL_H
 #define NN_THREAD_POOL_H
 
