@@ -840,6 +840,15 @@ static void conv_pointwise(int m, int k, int positions, const float *xg, const f
     direct_run(&j, true, k);
 }
 
+/* Pointwise convs on position tiles against the GEMM (measured, AVX-512, GEMM time / tiles
+ * time at 1 | 2 threads): with few output channels per position the tiles win, 64->256 at
+ * 56x56 1.55 | 1.43, 16->96 at 112x112 2.5 | 3.0, 384->64 at 14x14 1.50 | 1.05, 512->128 at
+ * 28x28 1.30 | 1.06, 128->512 and 96->576 at 14x14 1.03 | 1.65 and 1.05 | 1.34; 512->512 at
+ * 14x14 ties (0.95 | 1.01); from 4 channels per position on the GEMM does (its B panels stay
+ * in L1 while the tiles re-read the image for every 32 channels): 256->1024 at 14x14 0.88 |
+ * 0.90, 512->1000 at 13x13 0.89 | 0.94, 320->1280 at 8x8 0.97 | 1.04. */
+#define POSITIONS_MAX_ROWS_PER_POSITION 4
+
 /* Whether vectors of positions fill well enough: `width` positions per segment. */
 static bool positions_fill(int width)
 {
@@ -857,13 +866,13 @@ void NN_FN(conv)(const nn_conv_params *p, const float *x, const float *w_packed,
                            p->pads[1] == 0 && p->pads[2] == 0;
     const size_t work_floats = NN_GEMM_WORK_FLOATS(positions);
     const nn_conv_epilogue *e = epi ? epi : &no_epilogue;
-    /* A 1x1 kernel with k <= POSITIONS_MAX_K on at least DIRECT_MIN_POSITIONS positions:
-     * vectors along positions (when they fill them; measured, AVX-512, 1 thread: 384->64 at
-     * 14x14 25% and 512->128 at 28x28 12-16% faster than the GEMM, 1024->256 at 14x14 a
-     * tie, 160->960 at 7x7 30% slower). Others: direct tiles over bands of rows that fit the
+    /* A 1x1 kernel with k <= POSITIONS_MAX_K on at least DIRECT_MIN_POSITIONS positions, and
+     * fewer than POSITIONS_MAX_ROWS_PER_POSITION output channels per position: vectors along
+     * positions (when they fill them). Others: direct tiles over bands of rows that fit the
      * work (direct_kind); else the GEMM, over the image or implicit im2col. */
     const bool by_positions = pointwise && k <= POSITIONS_MAX_K &&
                               positions >= DIRECT_MIN_POSITIONS && positions_fill(positions) &&
+                              m < POSITIONS_MAX_ROWS_PER_POSITION * positions &&
                               (size_t)k <= work_floats;
     const int band_rows = pointwise ? 0 : direct_band_rows(p, c, k, work_floats);
     const int kind = band_rows ? direct_kind(p, m, k, band_rows) : DIRECT_NONE;
