@@ -822,14 +822,18 @@ static void conv_direct(const nn_conv_params *p, int m, int c, int k, int band_r
 }
 
 /* 1x1, stride 1, unpadded: cols is the image (channels x positions), read in place in segments
- * of POINTWISE_SEGMENT positions; work holds k offsets. */
+ * of at most POINTWISE_SEGMENT positions, as equal as whole vectors allow (the tasks split
+ * segments' tiles: 196 positions as 192 + 4 gave one thread all the work, a 576->96 conv at
+ * 14x14 no faster on 2 threads than on 1); work holds k offsets. */
 #define POINTWISE_SEGMENT (4 * VMAX * VL)
 
 static void conv_pointwise(int m, int k, int positions, const float *xg, const float *wg,
                            const float *bias, float *yg, const float *resg,
                            const nn_conv_epilogue *epi, int *off)
 {
-    const int seg = min_int(POINTWISE_SEGMENT, positions), segments = (positions + seg - 1) / seg;
+    const int parts = (positions + POINTWISE_SEGMENT - 1) / POINTWISE_SEGMENT;
+    const int even = ((positions + parts - 1) / parts + VL - 1) / VL * VL;
+    const int seg = min_int(even, positions), segments = (positions + seg - 1) / seg;
     direct_job j = {.m = m, .k = k, .mp = (m + MR - 1) / MR * MR, .wg = wg, .bias = bias,
                     .off = off, .x = xg, .y = yg, .res = resg, .epi = epi, .ys = positions,
                     .x_step = seg, .y_step = seg, .segments = segments, .seg_len = seg,
