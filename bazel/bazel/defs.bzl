@@ -56,7 +56,7 @@ def _nn_generate_impl(ctx):
     private += [_declare(ctx, "hal/" + h)        # what the gemm, gemv and conv families share
                 for h in ("nn_gemm.h", "nn_gemm_driver.h", "nn_gemv_driver.h", "nn_conv_driver.h",
                           "nn_depthwise_driver.h", "nn_winograd_driver.h", "nn_pool_driver.h",
-                          "nn_x86_vec.h")]
+                          "nn_x86_vec.h", "nn_conv_vclamp.h")]
     for family in sorted([_basename_stem(f) for f in ctx.files._kernel_families]):
         private.append(_declare(ctx, "hal/%s.h" % family))
         kernels.append(_declare(ctx, "hal/%s.c" % family))

@@ -135,7 +135,8 @@ def generate_project(graph: Graph, options, source_file: str, model_hash: str,
                    "nn_conv_driver.h", "nn_depthwise_driver.h",   # and depthwise's,
                    "nn_winograd_driver.h",                        # winograd's,
                    "nn_pool_driver.h",                            # pooling's,
-                   "nn_x86_vec.h"):                               # the x86 kernels' vectors
+                   "nn_x86_vec.h",                                # the x86 kernels' vectors,
+                   "nn_conv_vclamp.h"):                           # the epilogue's clamps
         files[f"hal/{shared}"] = _read(os.path.join(hal, "common", shared))
     emitted = all_families() if fixed_files else families
     for family in emitted:                   # the target's own file, else its fallback's

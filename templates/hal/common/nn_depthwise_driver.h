@@ -180,22 +180,18 @@ static int channel_blocks(const nn_conv_params *p)
  * equal lanes: b, as x86's maxps / minps). */
 #define DW_INLINE static inline __attribute__((always_inline))
 
+#include "nn_conv_vclamp.h"
+
 /* The epilogue (conv.h) on VL outputs of one channel about to be stored (n of them real; r:
  * the residual at the same positions, or NULL): the float operations of dw_epilogue, lane by
- * lane (vmax / vmin are its selects), so every path gives the same bits. */
+ * lane (nn_conv_vclamp's selects), so every path gives the same bits. */
 DW_INLINE vec dw_vepilogue(const nn_conv_epilogue *e, vec v, const float *r, int n)
 {
     if (!e)
         return v;
     if (r)
         v = vadd(v, load_upto(r, n));
-    if (e->clamp & NN_CONV_RELU)
-        v = vmax(v, vzero());
-    if (e->clamp & NN_CONV_MIN)
-        v = vmax(vset1(e->lo), v);
-    if (e->clamp & NN_CONV_MAX)
-        v = vmin(vset1(e->hi), v);
-    return v;
+    return nn_conv_vclamp(e, v);
 }
 
 #define BAND_FLOATS 4096      /* a band's buffer, when one output row needs less */

@@ -21,6 +21,7 @@
 #include "nn_pool.h"
 #include "nn_conv_driver.h"
 #include "nn_x86_vec.h"
+#include "nn_conv_vclamp.h"
 
 /* --- vectors ---------------------------------------------------------------------------------- */
 #if defined(__AVX512F__)
@@ -48,21 +49,8 @@ static lanes lane_range(int lo, int hi)
 #define INLINE static inline __attribute__((always_inline))
 
 /* --- the epilogue in the stores ------------------------------------------------------------- */
-/* The clamps of nn_conv_epilogue_value (conv.h) on a vector, after the residual: maxps and
- * minps return their second operand when the comparison is false (NaN, equal zeros), so
- * max(v, 0), max(lo, v) and min(hi, v) are the selects v > 0 ? v : 0, v < lo ? lo : v and
- * v > hi ? hi : v exactly. */
-INLINE vec clamp_vec(const nn_conv_epilogue *e, vec v)
-{
-    if (e->clamp & NN_CONV_RELU)
-        v = vmax(v, vzero());
-    if (e->clamp & NN_CONV_MIN)
-        v = vmax(vset1(e->lo), v);
-    if (e->clamp & NN_CONV_MAX)
-        v = vmin(vset1(e->hi), v);
-    return v;
-}
-
+/* The residual added, then nn_conv_vclamp (nn_conv_vclamp.h): the clamps of
+ * nn_conv_epilogue_value (conv.h) on a vector, bit for bit. */
 static const nn_conv_epilogue no_epilogue = {NULL, 0, 0.0f, 0.0f};
 
 /* --- how the output is walked ----------------------------------------------------------------- */
@@ -287,7 +275,7 @@ static __attribute__((noinline)) void store_masked(const nn_conv_epilogue *e, fl
 {
     if (res)
         val = vadd(val, vload_lanes(res, mask));
-    vstore_lanes(y, mask, clamp_vec(e, val));
+    vstore_lanes(y, mask, nn_conv_vclamp(e, val));
 }
 #else
 #define store_masked(e, y, res, mask, val) ((void)0)       /* never reached: full vectors only */
@@ -306,7 +294,7 @@ INLINE void store_whole(const direct_job *j, const nn_conv_epilogue *e, const ti
     }
     if (o->res)
         val = vadd(val, vload(o->res + at));
-    vstore(o->y + at, clamp_vec(e, val));
+    vstore(o->y + at, nn_conv_vclamp(e, val));
 }
 
 /* Rows [0, rows) of a tile that is not whole stored piece by piece from acc (a loop kept out of
@@ -327,14 +315,14 @@ static void store_pieces(const direct_job *j, const tile_out *o, int rows, int n
                     vec t = acc[r][v];
                     if (res)
                         t = vadd(t, vload(res + r * ys));
-                    vstore(y + r * ys, clamp_vec(&e, t));
+                    vstore(y + r * ys, nn_conv_vclamp(&e, t));
                 }
             } else {
                 for (int r = 0; r < rows; ++r) {
                     vec t = acc[r][v];
                     if (res)
                         t = vadd(t, vload_lanes(res + r * ys, pc.mask));
-                    vstore_lanes(y + r * ys, pc.mask, clamp_vec(&e, t));
+                    vstore_lanes(y + r * ys, pc.mask, nn_conv_vclamp(&e, t));
                 }
             }
         }

@@ -6,6 +6,7 @@
 
 #include "nn_winograd_driver.h"
 #include "nn_x86_vec.h"
+#include "nn_conv_vclamp.h"
 
 #define INLINE static inline __attribute__((always_inline))
 
@@ -102,21 +103,13 @@ static void input_across2(int n, const float *s, float *d, ptrdiff_t ds)
     }
 }
 
-/* The fused epilogue on a vector of n values (conv.h): the residual added, then the clamps;
- * maxps and minps return their second operand when the comparison is false (NaN, equal zeros),
- * so max(v, 0), max(lo, v) and min(hi, v) are the selects v > 0 ? v : 0, v < lo ? lo : v and
- * v > hi ? hi : v exactly. */
+/* The fused epilogue on a vector of n values (conv.h): the residual added, then the clamps
+ * (nn_conv_vclamp: maxps / minps are the scalar selects, NaN and signed zeros included). */
 INLINE vec epilogue_vec(const nn_conv_epilogue *e, vec v, const float *r, int n)
 {
     if (r)
         v = vadd(v, load_upto(r, n));
-    if (e->clamp & NN_CONV_RELU)
-        v = vmax(v, vzero());
-    if (e->clamp & NN_CONV_MIN)
-        v = vmax(vset1(e->lo), v);
-    if (e->clamp & NN_CONV_MAX)
-        v = vmin(vset1(e->hi), v);
-    return v;
+    return nn_conv_vclamp(e, v);
 }
 
 /* A^T = [1 1 1 0; 0 1 -1 -1] down the columns, then across, VL tiles at a time; the two outputs
