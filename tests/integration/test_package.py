@@ -1,6 +1,7 @@
 """The model as a Python extension, as a user makes and ships it: `nnbuild package`, then
 `pip wheel` (an isolated build: nnbuild is not there, the generated sources are), then the
 wheel installed into a fresh venv that has no nnbuild, where examples/python-extension runs."""
+import json
 import os
 import subprocess
 import sys
@@ -110,6 +111,24 @@ def test_example_script_runs_threads_and_reports_bad_inputs(venv):
     assert "TypeError: classifier.run: input 'image' has dtype float64, expected float32" in out
     assert "ValueError: classifier.run: input 'image' has shape [1, 2, 32, 32], " \
            "expected [1, 3, 32, 32]" in out
+
+
+def test_sequential_runs_reuse_one_workspace(venv, package, tmp_path):
+    """The extension keeps one workspace between calls: after the first run, runs allocate
+    nothing of its size (tracemalloc sees the extension's PyMem_RawMalloc)."""
+    with open(os.path.join(package, "generated", "nnbuild.json")) as f:
+        arena = json.load(f)["arena_bytes"]
+    out = run_in(venv, "import numpy as np, tracemalloc, classifier\n"
+                       "x = np.zeros((1, 3, 32, 32), np.float32)\n"
+                       "tracemalloc.start()\n"
+                       "classifier.run(x)\n"
+                       "kept, first = tracemalloc.get_traced_memory()\n"
+                       "tracemalloc.reset_peak()\n"
+                       "for _ in range(5):\n"
+                       "    classifier.run(x)\n"
+                       "print(first, tracemalloc.get_traced_memory()[1] - kept)\n", tmp_path)
+    first, later = map(int, out.split())            # peak bytes above what was allocated
+    assert first >= arena > later, (arena, first, later)
 
 
 def test_dict_in_dict_out_and_name_errors(venv, tmp_path):
