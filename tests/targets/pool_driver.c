@@ -1,7 +1,9 @@
 /* Drives hal/common/nn_pool.c alone (compiled with -DNN_PREFIX=t): every task of a job runs
- * exactly once, the workers really take tasks, jobs of two concurrent callers both complete,
- * idle workers go to sleep (an idle pool uses no CPU) and wake for the next job, and no job
- * allocates. Prints one line per check; exit 0 when all hold. */
+ * exactly once, whatever the task count against the threads' lanes (fewer tasks than threads,
+ * uneven lanes), the caller runs the first task of its own lane, the workers really take
+ * tasks, jobs of two concurrent callers both complete, idle workers go to sleep (an idle pool
+ * uses no CPU) and wake for the next job, and no job allocates. Prints one line per check;
+ * exit 0 when all hold. */
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -30,20 +32,24 @@ static void task(const void *ctx, int t, void *scratch)
     }
 }
 
-static int run_jobs(int jobs, int slow, int *threads_seen)
+/* `jobs` jobs of `count` tasks (at most TASKS); 0 if a task did not run exactly once, or (with
+ * first_here) the first task did not run on this, the calling, thread. */
+static int run_count(int jobs, int count, int slow, int *threads_seen, int first_here)
 {
     for (int r = 0; r < jobs; ++r) {
         static _Thread_local job j;
         for (int t = 0; t < TASKS; ++t)
             atomic_store(&j.runs[t], 0);
         j.slow = slow;
-        t_parallel_for(TASKS, task, &j, NULL, 0);
+        t_parallel_for(count, task, &j, NULL, 0);
         for (int t = 0; t < TASKS; ++t)
-            if (atomic_load(&j.runs[t]) != 1)
+            if (atomic_load(&j.runs[t]) != (t < count))
                 return 0;
+        if (first_here && !pthread_equal(j.who[0], pthread_self()))
+            return 0;
         if (threads_seen) {
             int distinct = 0;
-            for (int t = 0; t < TASKS; ++t) {
+            for (int t = 0; t < count; ++t) {
                 int seen = 0;
                 for (int u = 0; u < t; ++u)
                     seen |= pthread_equal(j.who[u], j.who[t]);
@@ -53,6 +59,11 @@ static int run_jobs(int jobs, int slow, int *threads_seen)
         }
     }
     return 1;
+}
+
+static int run_jobs(int jobs, int slow, int *threads_seen)
+{
+    return run_count(jobs, TASKS, slow, threads_seen, 0);
 }
 
 static double cpu_seconds(void)
@@ -91,6 +102,10 @@ int main(void)
         CHECK(run_jobs(JOBS, 0, NULL), "many short jobs: every task once");
         int seen = 0;
         CHECK(run_jobs(5, 200, &seen) && seen == n, "slow tasks: all threads take part");
+        CHECK(run_count(JOBS, 2, 0, NULL, 0) && run_count(JOBS, 3, 0, NULL, 0) &&
+              run_count(JOBS, n + 1, 0, NULL, 0) && run_count(JOBS, 2 * n - 1, 0, NULL, 0),
+              "2, 3, n + 1, 2n - 1 tasks (empty and uneven lanes): every task once");
+        CHECK(run_count(5, 4 * n, 200, NULL, 1), "the caller runs its lane's first task");
     }
     CHECK(t_pool_set_threads(4) == 0 && idle_cpu_seconds() < 0.05, "idle workers sleep");
     int woken = 0;
