@@ -10,6 +10,7 @@ import time
 
 import numpy as np
 
+from ..fileio import replacing
 from .cost import Machine
 
 
@@ -80,7 +81,7 @@ def calibrate(cache_dir: str | None = None, runs: int = 5, size: int = 512,
     machine = Machine(machine_name(), flops, bandwidth)
     path = machine_file(cache_dir)
     os.makedirs(os.path.dirname(path), exist_ok=True)
-    with open(path, "w") as f:
+    with replacing(path) as f:
         json.dump({"name": machine.name, "flops_per_s": flops, "bytes_per_s": bandwidth,
                    "probe": {"matmul": n, "stream_mb": stream_mb, "runs": runs}}, f, indent=2)
         f.write("\n")

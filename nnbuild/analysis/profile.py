@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..fileio import replacing
 from ..ir.graph import Graph
 from .cost import Machine, node_cost
 
@@ -338,8 +339,8 @@ td:first-child,th:first-child{{text-align:left}} svg text{{font-size:12px}}</sty
 
 
 def write_reports(p: Profile, trace_path: str, html_path: str) -> None:
-    with open(trace_path, "w") as f:
+    with replacing(trace_path) as f:
         json.dump(chrome_trace(p), f, indent=1)
         f.write("\n")
-    with open(html_path, "w") as f:
+    with replacing(html_path) as f:
         f.write(html_report(p))

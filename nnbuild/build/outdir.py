@@ -31,6 +31,7 @@ import shutil
 import tempfile
 
 from ..errors import UsageError
+from ..fileio import TEMPORARY_INFIX, replacing
 
 MARKER = "nnbuild.json"
 BUILD_DIR = "build"
@@ -89,7 +90,7 @@ def recover(folder: str) -> bool:
     journal = os.path.join(folder, JOURNAL)
     if os.path.isdir(folder):
         for name in os.listdir(folder):       # a journal cut while being written
-            if name.startswith(f"{JOURNAL}.tmp-"):
+            if name.startswith(f"{JOURNAL}{TEMPORARY_INFIX}"):
                 os.unlink(os.path.join(folder, name))
     try:
         with open(journal) as f:
@@ -225,12 +226,8 @@ def _remove_empty_parents(folder: str, rels: list) -> None:
 
 
 def _write_atomically(path: str, data: bytes) -> None:
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "wb") as f:
+    with replacing(path, "wb", durable=True) as f:
         f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
 
 
 def _previous_files(folder: str) -> list:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 from collections import Counter, defaultdict
 
+from ..fileio import replacing
 from .results import CATEGORIES, DATA_DEPENDENT, PASSED, UNSUPPORTED_OP, Result
 
 TOP_MISSING = 30
@@ -38,7 +39,7 @@ def to_json(results: list, settings: dict, timing: dict | None = None) -> dict:
 
 
 def write_json(path: str, results: list, settings: dict, timing: dict | None = None) -> None:
-    with open(path, "w") as f:
+    with replacing(path) as f:
         json.dump(to_json(results, settings, timing), f, indent=1, sort_keys=False)
         f.write("\n")
 
@@ -133,7 +134,7 @@ def markdown(results: list, settings: dict) -> str:
 
 
 def write_markdown(path: str, results: list, settings: dict) -> None:
-    with open(path, "w") as f:
+    with replacing(path) as f:
         f.write(markdown(results, settings))
 
 

@@ -10,13 +10,12 @@ from __future__ import annotations
 import base64
 import json
 import math
-import os
-import tempfile
 
 import numpy as np
 
 from .. import dtypes
 from ..errors import ModelError
+from ..fileio import replacing
 from .graph import Graph, Node, TensorType, is_splat, splat
 
 FORMAT = "nnir"
@@ -109,15 +108,8 @@ def graph_from_json(doc: dict) -> Graph:
 
 def save_json(graph: Graph, path: str) -> None:
     """Write atomically: a temporary file beside the target, then rename."""
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".nnir-", dir=folder)
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(graph_to_json(graph), f, separators=(",", ":"), allow_nan=False)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+    with replacing(path) as f:
+        json.dump(graph_to_json(graph), f, separators=(",", ":"), allow_nan=False)
 
 
 def load_json(path: str) -> Graph:

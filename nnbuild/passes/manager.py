@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from ..errors import UsageError
+from ..fileio import replacing
 from ..ir.graph import Graph, Node
 from ..ir.text import format_graph
 from ..ir.verify import verify
@@ -87,5 +88,5 @@ class PassManager:
 
     def _dump(self, index: int, name: str, graph: Graph) -> None:
         path = os.path.join(self.dump_dir, f"{index:03d}_{name}.nnir")
-        with open(path, "w") as f:
+        with replacing(path) as f:
             f.write(format_graph(graph, elide_weights=True))
