@@ -132,6 +132,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--table", metavar="FILE", help="write the Markdown table, e.g. "
                    "docs/conformance.md")
     p.add_argument("-O", dest="opt_level", type=int, default=2, choices=(0, 1, 2))
+    p.add_argument("--target", default="generic", choices=TARGETS,
+                   help="hardware interface the cases are generated for (default: generic, "
+                   "the reference; host or a named target checks that target's kernels; it "
+                   "must run on this machine)")
     p.add_argument("--timeout", type=float, default=60.0, help="seconds per case run")
     p.add_argument("--freeze-inputs", action="store_true", help="count a case whose shapes "
                    "depend on a graph input by its result with that input frozen to the test "
@@ -317,7 +321,7 @@ def cmd_conformance(args) -> int:
     from .conformance import command
     return command(source=args.source, pattern=args.filter, jobs=args.jobs, keep=args.keep,
                    json_path=args.json, table_path=args.table, opt_level=args.opt_level,
-                   timeout=args.timeout, freeze=args.freeze_inputs)
+                   timeout=args.timeout, freeze=args.freeze_inputs, target=args.target)
 
 
 def cmd_ops(args) -> int:

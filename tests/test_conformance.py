@@ -151,6 +151,50 @@ def test_representative_subset_passes_in_one_batch(tmp_path):
     assert cmake.count("add_subdirectory(") == len(cases)
 
 
+# The cases that reach a target's own kernels (GEMM, convolution, depthwise, pooling,
+# softmax, normalisation, recurrent, attention, elementwise math): they pass generated for this
+# machine's best target too (`nnbuild conformance --target host`), not only the reference.
+TARGET_KERNELS = """
+node/test_basic_conv_with_padding node/test_conv_with_strides_and_asymmetric_padding
+node/test_conv_with_autopad_same pytorch-converted/test_Conv1d_groups
+pytorch-converted/test_Conv2d_depthwise_strided pytorch-converted/test_Conv2d_depthwise_padded
+pytorch-converted/test_Conv3d_dilated_strided node/test_convtranspose node/test_convtranspose_pads
+node/test_maxpool_2d_pads node/test_maxpool_2d_ceil node/test_averagepool_2d_pads_count_include_pad
+node/test_globalaveragepool pytorch-converted/test_MaxPool2d_stride_padding_dilation
+node/test_gemm_all_attributes node/test_gemm_transposeA node/test_matmul_4d node/test_matmul_bcast
+pytorch-converted/test_Linear node/test_softmax_axis_0 node/test_logsoftmax_axis_1
+node/test_layer_normalization_4d_axis1 node/test_batchnorm_epsilon node/test_lstm_with_peepholes
+node/test_gru_bidirectional node/test_attention_4d_fp16 node/test_attention_3d_causal_bf16
+node/test_sigmoid node/test_tanh node/test_exp node/test_erf node/test_gelu_tanh_2
+""".split()
+
+
+def test_target_kernels_pass_on_this_machines_target(tmp_path):
+    from nnbuild import targets
+    best = targets.host().name
+    if best == "generic":
+        pytest.skip("this machine runs the generic target only")
+    cases = _select(TARGET_KERNELS)
+    assert sorted(c.id for c in cases) == sorted(TARGET_KERNELS)
+    sweep = runner.run(cases, str(tmp_path / "batch"), freeze=True, log=lambda _: None,
+                       target=best)
+    failures = [f"{r.id} [{r.category}] {r.reason}" for r in sweep.results if not r.passed]
+    assert not failures, f"{best}: {len(failures)} of {len(cases)} failed:\n" + "\n".join(failures)
+    for case in (tmp_path / "batch" / "cases").iterdir():     # generated against its kernels
+        assert json.loads((case / "nnbuild.json").read_text())["target"] == best
+
+
+def test_cli_refuses_a_target_this_machine_cannot_run(capsys):
+    from nnbuild import targets
+    from nnbuild.cli import main
+    foreign = next((n for n in targets.TARGETS if n not in targets.supported_here()), None)
+    if foreign is None:
+        pytest.skip("this machine runs every target")
+    assert main(["conformance", "--filter", "node/test_abs$", "--target", foreign]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and f"--target {foreign}" in err[0] and "cannot run" in err[0]
+
+
 # Cases whose shape-like graph inputs are read at run time (not frozen): the declared output
 # shape, checked by the generated code (docs/architecture.md, "Values known only at run time").
 RUNTIME_VALUES = """

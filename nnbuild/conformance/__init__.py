@@ -22,26 +22,43 @@ from .results import CATEGORIES, Result
 from .runner import Sweep, run
 
 __all__ = ["SOURCES", "CATEGORIES", "Case", "Result", "Sweep", "collect", "run",
-           "run_conformance", "settings", "command"]
+           "run_conformance", "runnable_target", "settings", "command"]
 
 
 def settings(source: str, pattern: str | None, opt_level: int, command: str,
-             freeze: bool = False) -> dict:
+             freeze: bool = False, target: str = "generic") -> dict:
     """What a sweep ran with, as recorded in its JSON and Markdown."""
     import onnx
     from .. import __version__
     return {"command": command, "source": source, "filter": pattern, "opt_level": opt_level,
             "freeze_inputs": freeze,
-            "target": "generic", "nnbuild_version": __version__, "onnx_version": onnx.__version__,
+            "target": target, "nnbuild_version": __version__, "onnx_version": onnx.__version__,
             "onnx_opset": onnx.defs.onnx_opset_version()}
+
+
+def runnable_target(name: str) -> str:
+    """The concrete target a sweep generates for: ``host`` resolved to this machine's best;
+    a target whose code cannot run on this machine is a usage error (the cases run here)."""
+    import platform
+    from .. import targets
+    if name != "host" and name not in targets.TARGETS:
+        raise UsageError(f"--target {name}: unknown target (known: host, "
+                         f"{', '.join(targets.TARGETS)})")
+    chosen = targets.resolve(name)
+    if not chosen.runs_on(platform.machine(), targets.cpu_flags()):
+        raise UsageError(f"--target {name}: its code cannot run on this machine (the cases "
+                         f"run here; this machine runs {', '.join(targets.supported_here())})")
+    return chosen.name
 
 
 def run_conformance(source: str = "all", pattern: str | None = None, jobs: int | None = None,
                     keep: str | None = None, opt_level: int = 2, timeout: float = 60.0,
-                    freeze: bool = False, log=None) -> Sweep:
+                    freeze: bool = False, log=None, target: str = "generic") -> Sweep:
     """Collect the cases, run them in one batch (in ``keep`` if given, else a temporary
-    folder that is removed afterwards) and return the Sweep."""
+    folder that is removed afterwards) and return the Sweep. ``target``: the hardware
+    interface every case is generated for (``host``: this machine's best); it must run here."""
     log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
+    target = runnable_target(target)
     try:
         cases = collect(source, pattern)
     except re.error as e:
@@ -52,7 +69,7 @@ def run_conformance(source: str = "all", pattern: str | None = None, jobs: int |
     work = os.path.abspath(keep) if keep else tempfile.mkdtemp(prefix="nnbuild-conformance-")
     try:
         return run(cases, work, jobs=jobs, opt_level=opt_level, timeout=timeout, freeze=freeze,
-                   log=log)
+                   log=log, target=target)
     finally:
         if not keep:
             shutil.rmtree(work, ignore_errors=True)
@@ -60,26 +77,31 @@ def run_conformance(source: str = "all", pattern: str | None = None, jobs: int |
 
 def command(source: str = "all", pattern: str | None = None, jobs: int | None = None,
             keep: str | None = None, json_path: str | None = None, table_path: str | None = None,
-            opt_level: int = 2, timeout: float = 60.0, freeze: bool = False) -> int:
+            opt_level: int = 2, timeout: float = 60.0, freeze: bool = False,
+            target: str = "generic") -> int:
     """``nnbuild conformance``: run, write the JSON / Markdown asked for, print a summary.
     Exit code 0 when every selected case passes, else 1."""
     from . import report
+    target = runnable_target(target)          # before minutes of work
     if keep:
         from .runner import check_work_dir
         check_work_dir(os.path.abspath(keep))      # before minutes of work
-    sweep = run_conformance(source, pattern, jobs, keep, opt_level, timeout, freeze)
+    sweep = run_conformance(source, pattern, jobs, keep, opt_level, timeout, freeze,
+                            target=target)
     words = ["nnbuild conformance"]
     if source != "all":
         words.append(f"--source {source}")
     if pattern:
         words.append(f"--filter '{pattern}'")
+    if target != "generic":
+        words.append(f"--target {target}")
     if opt_level != 2:
         words.append(f"-O{opt_level}")
     if freeze:
         words.append("--freeze-inputs")
     if table_path:
         words.append(f"--table {table_path}")
-    info = settings(source, pattern, opt_level, " ".join(words), freeze)
+    info = settings(source, pattern, opt_level, " ".join(words), freeze, target)
     if json_path:
         report.write_json(json_path, sweep.results, info, sweep.timing)
     if table_path:

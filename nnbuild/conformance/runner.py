@@ -82,20 +82,22 @@ def _describe(value) -> str:
     return f"{value.dtype}{list(value.shape)}"
 
 
-def prepare_case(case, prefix: str, work_dir: str, opt_level: int = 2, freeze: bool = False):
-    """Generate one case's project and write its inputs; returns Prepared or a failed Result.
-    Runs in a worker process; never raises. See ``freeze_inputs`` for ``freeze``."""
+def prepare_case(case, prefix: str, work_dir: str, opt_level: int = 2, freeze: bool = False,
+                 target: str = "generic"):
+    """Generate one case's project for ``target`` and write its inputs; returns Prepared or a
+    failed Result. Runs in a worker process; never raises. See ``freeze_inputs`` for ``freeze``."""
     try:
-        return _prepare(case, prefix, work_dir, opt_level, freeze)
+        return _prepare(case, prefix, work_dir, opt_level, freeze, target)
     except Exception as e:   # noqa: BLE001  (any failure belongs to this case only)
         return Result(case.id, case.op, *classify_error(e))
 
 
-def _generate(model, prefix: str, opt_level: int, case_id: str, shapes: dict | None = None):
+def _generate(model, prefix: str, opt_level: int, case_id: str, shapes: dict | None = None,
+              target: str = "generic"):
     from .. import api
     from ..codegen import generate_project
     from ..options import Options
-    options = Options.make(shapes=shapes, name=prefix, target="generic", opt_level=opt_level)
+    options = Options.make(shapes=shapes, name=prefix, target=target, opt_level=opt_level)
     graph = api.optimize(api.translate(model, options), options)
     digest = hashlib.sha256(model.SerializeToString()).hexdigest()
     return graph, generate_project(graph, options, case_id, digest)
@@ -191,7 +193,7 @@ def flatten_values(names: list, values: list) -> list:
     return flat
 
 
-def _prepare(case, prefix: str, work_dir: str, opt_level: int, freeze: bool):
+def _prepare(case, prefix: str, work_dir: str, opt_level: int, freeze: bool, target: str):
     names = _runtime_inputs(case.model)
     model, frozen, dependent_reason = case.model, [], ""
     data, shapes = None, {}
@@ -204,7 +206,7 @@ def _prepare(case, prefix: str, work_dir: str, opt_level: int, freeze: bool):
             return Result(case.id, case.op, UNSUPPORTED_ATTR, one_line(str(e)))
     while True:
         try:
-            graph, project = _generate(model, prefix, opt_level, case.id, shapes)
+            graph, project = _generate(model, prefix, opt_level, case.id, shapes, target)
             break
         except Exception as e:   # noqa: BLE001
             category, reason, missing = classify_error(e)
@@ -259,7 +261,7 @@ def _alarm(signum, frame):
 
 
 def _prepare_task(task):
-    index, case, prefix, work_dir, opt_level, freeze = task
+    index, case, prefix, work_dir, opt_level, freeze, target = task
     previous = None
     try:                                  # a case that hangs the compiler fails alone
         previous = signal.signal(signal.SIGALRM, _alarm)
@@ -267,7 +269,7 @@ def _prepare_task(task):
     except (AttributeError, ValueError):  # no SIGALRM (Windows), or not the main thread
         pass
     try:
-        out = prepare_case(case, prefix, work_dir, opt_level, freeze)
+        out = prepare_case(case, prefix, work_dir, opt_level, freeze, target)
     except PrepareTimeout as e:           # fired outside prepare_case's own handler
         out = Result(case.id, case.op, COMPILER_ERROR, str(e))
     finally:
@@ -285,9 +287,10 @@ def _pool(jobs: int):
 
 
 def prepare_all(cases: list, work_dir: str, jobs: int, opt_level: int, freeze: bool,
-                log) -> tuple:
+                log, target: str = "generic") -> tuple:
     """-> ({index: Prepared}, {index: Result}) over all cases, ``jobs`` processes."""
-    tasks = [(i, c, case_prefix(i), work_dir, opt_level, freeze) for i, c in enumerate(cases)]
+    tasks = [(i, c, case_prefix(i), work_dir, opt_level, freeze, target)
+             for i, c in enumerate(cases)]
     ready, failed = {}, {}
     if jobs <= 1 or len(tasks) <= 1:
         outcomes = map(_prepare_task, tasks)
@@ -595,9 +598,10 @@ def check_work_dir(folder: str) -> None:
 
 
 def run(cases: list, work_dir: str, jobs: int | None = None, opt_level: int = 2,
-        timeout: float = 60.0, freeze: bool = False, log=print) -> Sweep:
+        timeout: float = 60.0, freeze: bool = False, log=print, target: str = "generic") -> Sweep:
     """Every case through translate -> optimize -> generate -> one batched build -> run ->
-    compare. ``work_dir`` holds the batch (see the module docstring).
+    compare. ``work_dir`` holds the batch (see the module docstring). Every case is generated
+    for ``target`` (a target name, not ``host``; its code must run on this machine).
 
     A case whose translation needs the value of a graph input (a Reshape shape, Resize
     scales, reduction axes fed as inputs) is also tried with that input frozen to its test
@@ -613,8 +617,8 @@ def run(cases: list, work_dir: str, jobs: int | None = None, opt_level: int = 2,
         f.writelines(f"{case_prefix(i)} {c.id}\n" for i, c in enumerate(cases))
     timing, start = {}, time.monotonic()
 
-    log(f"conformance: {len(cases)} cases, {jobs} jobs, batch folder {work_dir}")
-    ready, results = prepare_all(cases, work_dir, jobs, opt_level, freeze, log)
+    log(f"conformance: {len(cases)} cases, target {target}, {jobs} jobs, batch folder {work_dir}")
+    ready, results = prepare_all(cases, work_dir, jobs, opt_level, freeze, log, target)
     timing["prepare_s"] = time.monotonic() - start
     log(f"  prepare: {len(ready)} to build, {len(results)} classified without a build "
         f"({timing['prepare_s']:.0f}s)")
