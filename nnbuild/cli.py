@@ -135,7 +135,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--target", default="generic", choices=TARGETS,
                    help="hardware interface the cases are generated for (default: generic, "
                    "the reference; host or a named target checks that target's kernels; it "
-                   "must run on this machine)")
+                   "must run on this machine, or arm64-neon cross-built and run under "
+                   "qemu-aarch64)")
     p.add_argument("--timeout", type=float, default=60.0, help="seconds per case run")
     p.add_argument("--freeze-inputs", action="store_true", help="count a case whose shapes "
                    "depend on a graph input by its result with that input frozen to the test "

@@ -184,15 +184,60 @@ def test_target_kernels_pass_on_this_machines_target(tmp_path):
         assert json.loads((case / "nnbuild.json").read_text())["target"] == best
 
 
-def test_cli_refuses_a_target_this_machine_cannot_run(capsys):
-    from nnbuild import targets
+def test_cli_refuses_a_target_this_machine_can_neither_run_nor_emulate(capsys, monkeypatch):
     from nnbuild.cli import main
-    foreign = next((n for n in targets.TARGETS if n not in targets.supported_here()), None)
-    if foreign is None:
-        pytest.skip("this machine runs every target")
-    assert main(["conformance", "--filter", "node/test_abs$", "--target", foreign]) == 2
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and f"--target {foreign}" in err[0] and "cannot run" in err[0]
+    from nnbuild.conformance import platforms
+    monkeypatch.setattr(platforms.platform, "machine", lambda: "x86_64")
+    monkeypatch.setattr(platforms.targets, "cpu_flags", lambda: frozenset({"sse2"}))
+    monkeypatch.setattr(platforms.shutil, "which", lambda tool: None)
+    for target, says in (("x86-avx2", "this machine runs generic"),
+                         ("arm64-neon", "apt-get install gcc-aarch64-linux-gnu qemu-user")):
+        assert main(["conformance", "--filter", "node/test_abs$", "--target", target]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and f"--target {target}" in err[0] and says in err[0], err
+
+
+def test_a_kept_batch_rerun_for_another_toolchain_is_configured_afresh(tmp_path):
+    build = tmp_path / "build"
+    build.mkdir()
+    (build / "build.ninja").write_text("native")
+    assert runner._configuration(str(build), None) == []          # first run: native
+    assert not build.exists()
+    build.mkdir()
+    (build / "build.ninja").write_text("native")
+    assert runner._configuration(str(build), None) == []          # same: kept (incremental)
+    assert (build / "build.ninja").exists()
+    assert runner._configuration(str(build), "/tc/aarch64.cmake") == \
+        ["-DCMAKE_TOOLCHAIN_FILE=/tc/aarch64.cmake"]
+    assert not build.exists()                                      # cross: configured afresh
+    assert (tmp_path / runner.CONFIGURED).read_text() == "/tc/aarch64.cmake\n"
+
+
+# The NEON kernels' cases, cross-built for arm64-neon and run under qemu-aarch64 when this
+# machine is not arm64 (a native run where it is).
+NEON_KERNELS = """
+node/test_basic_conv_with_padding pytorch-converted/test_Conv2d_depthwise_strided
+node/test_maxpool_2d_pads node/test_gemm_all_attributes node/test_matmul_4d
+node/test_softmax_axis_0 node/test_lstm_with_peepholes node/test_attention_4d_fp16
+node/test_erf
+""".split()
+
+
+def test_arm64_neon_cases_pass_cross_built_or_native(tmp_path):
+    from nnbuild.conformance import platforms
+    from nnbuild.errors import UsageError
+    try:
+        where = platforms.platform_for("arm64-neon")
+    except UsageError as e:
+        pytest.skip(str(e))
+    cases = _select(NEON_KERNELS)
+    sweep = runner.run(cases, str(tmp_path / "batch"), freeze=True, log=lambda _: None,
+                       target="arm64-neon")
+    failures = [f"{r.id} [{r.category}] {r.reason}" for r in sweep.results if not r.passed]
+    assert not failures, f"{where.describe()}: " + "\n".join(failures)
+    if where.emulated:                      # the drivers are AArch64 programs (ELF e_machine)
+        driver = next((tmp_path / "batch" / "build").glob("driver_*"))
+        assert driver.read_bytes()[18] == 183
 
 
 # Cases whose shape-like graph inputs are read at run time (not frozen): the declared output

@@ -18,6 +18,7 @@ import tempfile
 
 from ..errors import UsageError
 from .cases import SOURCES, Case, collect
+from .platforms import platform_for
 from .results import CATEGORIES, Result
 from .runner import Sweep, run
 
@@ -37,18 +38,9 @@ def settings(source: str, pattern: str | None, opt_level: int, command: str,
 
 
 def runnable_target(name: str) -> str:
-    """The concrete target a sweep generates for: ``host`` resolved to this machine's best;
-    a target whose code cannot run on this machine is a usage error (the cases run here)."""
-    import platform
-    from .. import targets
-    if name != "host" and name not in targets.TARGETS:
-        raise UsageError(f"--target {name}: unknown target (known: host, "
-                         f"{', '.join(targets.TARGETS)})")
-    chosen = targets.resolve(name)
-    if not chosen.runs_on(platform.machine(), targets.cpu_flags()):
-        raise UsageError(f"--target {name}: its code cannot run on this machine (the cases "
-                         f"run here; this machine runs {', '.join(targets.supported_here())})")
-    return chosen.name
+    """The concrete target a sweep generates for: ``host`` resolved to this machine's best; a
+    target that can neither run here nor be emulated is a usage error (platforms.platform_for)."""
+    return platform_for(name).target
 
 
 def run_conformance(source: str = "all", pattern: str | None = None, jobs: int | None = None,
@@ -56,7 +48,8 @@ def run_conformance(source: str = "all", pattern: str | None = None, jobs: int |
                     freeze: bool = False, log=None, target: str = "generic") -> Sweep:
     """Collect the cases, run them in one batch (in ``keep`` if given, else a temporary
     folder that is removed afterwards) and return the Sweep. ``target``: the hardware
-    interface every case is generated for (``host``: this machine's best); it must run here."""
+    interface every case is generated for (``host``: this machine's best); it must run here,
+    or be emulated (arm64-neon under qemu-aarch64; ``platforms``)."""
     log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
     target = runnable_target(target)
     try:

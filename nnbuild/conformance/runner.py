@@ -37,6 +37,7 @@ from ..errors import BuildError, UsageError
 from ..resources import templates_dir
 from ..testing import OP_TOLERANCE, mismatch
 from . import not_compiled
+from .platforms import Platform, platform_for
 from .results import (BUILD_ERROR, COMPILER_ERROR, DATA_DEPENDENT, MISMATCH, PASSED, RUNTIME_ERROR,
                       UNSUPPORTED_ATTR, Result, classify_error, one_line)
 
@@ -407,11 +408,33 @@ def _run_logged(cmd: list, log_path: str) -> tuple:
     return proc.returncode, proc.stdout
 
 
-def build_all(work_dir: str, prefixes: list, jobs: int, log) -> tuple:
-    """Build every case in one super-project. -> ({prefix: driver path}, {prefix: reason})."""
+CONFIGURED = "configured-for.txt"     # in a kept batch: the toolchain its build folder uses
+
+
+def _configuration(build_dir: str, toolchain: str | None) -> list:
+    """CMake's configure options for ``toolchain`` (None: the host's compiler); a build
+    folder configured for another one is removed first (a kept batch re-run for a new target)."""
+    wanted = toolchain or "native"
+    stamp = os.path.join(os.path.dirname(build_dir), CONFIGURED)
+    try:
+        with open(stamp) as f:
+            same = f.read().strip() == wanted
+    except OSError:
+        same = False
+    if not same:
+        shutil.rmtree(build_dir, ignore_errors=True)
+        with open(stamp, "w") as f:
+            f.write(wanted + "\n")
+    return [f"-DCMAKE_TOOLCHAIN_FILE={toolchain}"] if toolchain else []
+
+
+def build_all(work_dir: str, prefixes: list, jobs: int, log, toolchain: str | None = None) -> tuple:
+    """Build every case in one super-project (cross-built through ``toolchain``, a CMake
+    toolchain file, when given). -> ({prefix: driver path}, {prefix: reason})."""
     build_dir = os.path.join(work_dir, "build")
     log_path = os.path.join(work_dir, "build.log")
     open(log_path, "w").close()
+    configure = _configuration(build_dir, toolchain)
     bad, alone = {}, set()
     for round_ in range(1, MAX_BUILD_ROUNDS + 1):
         live = [p for p in prefixes if p not in bad]
@@ -423,7 +446,7 @@ def build_all(work_dir: str, prefixes: list, jobs: int, log) -> tuple:
         if not os.path.isfile(os.path.join(build_dir, "build.ninja")):
             rc, out = _run_logged([cmake_exe(), "-S", work_dir, "-B", build_dir, "-G", "Ninja",
                                    f"-DCMAKE_MAKE_PROGRAM={ninja_exe()}",
-                                   "-DCMAKE_BUILD_TYPE=Release"], log_path)
+                                   "-DCMAKE_BUILD_TYPE=Release", *configure], log_path)
             if rc != 0:
                 found, _ = parse_build_log(out, drivers)
                 if not found:
@@ -466,14 +489,16 @@ def _signal_name(code: int) -> str:
         return f"signal {code}"
 
 
-def execute_case(driver: str, prefix: str, set_dirs: list, timeout: float) -> str | None:
-    """Run one case over its data-set folders; None when the driver succeeded, else why not."""
+def execute_case(driver: str, prefix: str, set_dirs: list, timeout: float,
+                 emulator: tuple = ()) -> str | None:
+    """Run one case over its data-set folders (under ``emulator``, a command prefix, when
+    given); None when the driver succeeded, else why not."""
     for d in set_dirs:
         for name in os.listdir(d):
             if name.startswith("output_"):
                 os.remove(os.path.join(d, name))
     try:
-        proc = subprocess.run([driver, prefix, *set_dirs], stdout=subprocess.PIPE,
+        proc = subprocess.run([*emulator, driver, prefix, *set_dirs], stdout=subprocess.PIPE,
                               stderr=subprocess.STDOUT, timeout=timeout, text=True,
                               errors="replace")
     except subprocess.TimeoutExpired:
@@ -572,10 +597,10 @@ def compare_case(case, prefix: str, set_dirs: list) -> Result:
 
 
 def _execute_and_compare(case, prepared: Prepared, driver: str, work_dir: str,
-                         timeout: float) -> Result:
+                         timeout: float, where: Platform) -> Result:
     set_dirs = [os.path.join(work_dir, "data", prepared.prefix, str(k))
                 for k in range(prepared.sets)]
-    problem = execute_case(driver, prepared.prefix, set_dirs, timeout)
+    problem = execute_case(driver, prepared.prefix, set_dirs, timeout, where.emulator)
     if problem is not None:
         return Result(case.id, case.op, RUNTIME_ERROR, problem)
     try:
@@ -601,13 +626,16 @@ def run(cases: list, work_dir: str, jobs: int | None = None, opt_level: int = 2,
         timeout: float = 60.0, freeze: bool = False, log=print, target: str = "generic") -> Sweep:
     """Every case through translate -> optimize -> generate -> one batched build -> run ->
     compare. ``work_dir`` holds the batch (see the module docstring). Every case is generated
-    for ``target`` (a target name, not ``host``; its code must run on this machine).
+    for ``target`` (``host``: this machine's best), built and run where platforms.platform_for
+    says: natively, or cross-built and run under an emulator (arm64-neon under qemu).
 
     A case whose translation needs the value of a graph input (a Reshape shape, Resize
     scales, reduction axes fed as inputs) is also tried with that input frozen to its test
     data. By default it still counts as a data-dependent-shape failure, the reason telling
     how the frozen variant fared; with ``freeze`` the frozen variant's result counts."""
     jobs = jobs or os.cpu_count() or 1
+    where = platform_for(target)
+    target = where.target
     check_work_dir(work_dir)
     os.makedirs(work_dir, exist_ok=True)
     with open(os.path.join(work_dir, MARKER), "w") as f:
@@ -617,7 +645,8 @@ def run(cases: list, work_dir: str, jobs: int | None = None, opt_level: int = 2,
         f.writelines(f"{case_prefix(i)} {c.id}\n" for i, c in enumerate(cases))
     timing, start = {}, time.monotonic()
 
-    log(f"conformance: {len(cases)} cases, target {target}, {jobs} jobs, batch folder {work_dir}")
+    log(f"conformance: {len(cases)} cases, target {where.describe()}, {jobs} jobs, batch folder "
+        f"{work_dir}")
     ready, results = prepare_all(cases, work_dir, jobs, opt_level, freeze, log, target)
     timing["prepare_s"] = time.monotonic() - start
     log(f"  prepare: {len(ready)} to build, {len(results)} classified without a build "
@@ -625,7 +654,8 @@ def run(cases: list, work_dir: str, jobs: int | None = None, opt_level: int = 2,
 
     t = time.monotonic()
     prefixes = [ready[i].prefix for i in sorted(ready)]
-    drivers, bad = build_all(work_dir, prefixes, jobs, log) if prefixes else ({}, {})
+    drivers, bad = build_all(work_dir, prefixes, jobs, log, where.toolchain) if prefixes \
+        else ({}, {})
     timing["build_s"] = time.monotonic() - t
     for i in sorted(ready):
         reason = bad.get(ready[i].prefix)
@@ -637,7 +667,8 @@ def run(cases: list, work_dir: str, jobs: int | None = None, opt_level: int = 2,
     todo = [i for i in sorted(ready) if ready[i].prefix in drivers]
     with cf.ThreadPoolExecutor(max_workers=jobs) as pool:
         futures = {pool.submit(_execute_and_compare, cases[i], ready[i],
-                               drivers[ready[i].prefix], work_dir, timeout): i for i in todo}
+                               drivers[ready[i].prefix], work_dir, timeout, where): i
+                   for i in todo}
         for future in cf.as_completed(futures):
             results[futures[future]] = future.result()
     for i in ready:
