@@ -23,7 +23,7 @@ from .results import CATEGORIES, Result
 from .runner import Sweep, run
 
 __all__ = ["SOURCES", "CATEGORIES", "Case", "Result", "Sweep", "collect", "run",
-           "run_conformance", "runnable_target", "settings", "command"]
+           "run_conformance", "settings", "command"]
 
 
 def settings(source: str, pattern: str | None, opt_level: int, command: str,
@@ -37,12 +37,6 @@ def settings(source: str, pattern: str | None, opt_level: int, command: str,
             "onnx_opset": onnx.defs.onnx_opset_version()}
 
 
-def runnable_target(name: str) -> str:
-    """The concrete target a sweep generates for: ``host`` resolved to this machine's best; a
-    target that can neither run here nor be emulated is a usage error (platforms.platform_for)."""
-    return platform_for(name).target
-
-
 def run_conformance(source: str = "all", pattern: str | None = None, jobs: int | None = None,
                     keep: str | None = None, opt_level: int = 2, timeout: float = 60.0,
                     freeze: bool = False, log=None, target: str = "generic") -> Sweep:
@@ -51,7 +45,6 @@ def run_conformance(source: str = "all", pattern: str | None = None, jobs: int |
     interface every case is generated for (``host``: this machine's best); it must run here,
     or be emulated (arm64-neon under qemu-aarch64; ``platforms``)."""
     log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
-    target = runnable_target(target)
     try:
         cases = collect(source, pattern)
     except re.error as e:
@@ -75,7 +68,7 @@ def command(source: str = "all", pattern: str | None = None, jobs: int | None = 
     """``nnbuild conformance``: run, write the JSON / Markdown asked for, print a summary.
     Exit code 0 when every selected case passes, else 1."""
     from . import report
-    target = runnable_target(target)          # before minutes of work
+    target = platform_for(target).target      # host resolved; refused before minutes of work
     if keep:
         from .runner import check_work_dir
         check_work_dir(os.path.abspath(keep))      # before minutes of work
