@@ -14,7 +14,7 @@ from nnbuild.errors import ModelError
 from nnbuild.ops import linalg
 from nnbuild.resources import templates_dir
 from nnbuild.testing import assert_close
-from helpers import check_against_onnxruntime, make_model, target_param
+from helpers import check_against_onnxruntime, check_at_thread_counts, make_model, target_param
 
 F32, F64 = np.float32, np.float64
 
@@ -101,6 +101,37 @@ def test_gemm_matrix_vector_fully_connected(target, cache_dir):
     model = make_model([node], {"x": (F32, [1, 300])}, ["y"],
                        {"w": weights([70, 300]), "b": weights([70], seed=2)})
     check_against_onnxruntime(model, cache_dir, target=target)
+
+
+@target_param()
+def test_products_of_one_or_two_columns_run_as_matrix_vector_products(target, cache_dir,
+                                                                      tmp_path):
+    """A layer at batch 1 or 2 (its transposed product has 1 or 2 columns) runs as GEMVs on
+    the packed weights, bias and alpha applied after; batch 3 stays on the SGEMM. Depth past
+    one KC block and rows past a whole panel; weights constant or not; a MatMul row vector.
+    The same bytes at 1 and 3 threads."""
+    k = linalg.KC + 37
+    nodes, inputs, inits = [], {"w_runtime": (F32, [45, k])}, {"w": weights([45, k])}
+    for batch in (1, 2, 3):
+        inputs[f"x{batch}"] = (F32, [batch, k])
+        inits[f"b{batch}"] = weights([45], seed=batch)
+        nodes.append(helper.make_node("Gemm", [f"x{batch}", "w", f"b{batch}"], [f"y{batch}"],
+                                      transB=1, alpha=0.5))
+    nodes.append(helper.make_node("Gemm", ["w_runtime", "column"], ["y_runtime"]))
+    inputs["column"] = (F32, [k, 1])
+    inits["m"] = weights([k, 9], seed=5)
+    nodes.append(helper.make_node("MatMul", ["x1", "m"], ["y_matmul"]))
+    model = make_model(nodes, inputs, [n.output[0] for n in nodes], inits)
+    check_at_thread_counts(model, cache_dir, target)
+    nnbuild.generate(model, str(tmp_path), target=target, name="net")
+    source = open(tmp_path / "src" / "net.c").read()
+    calls = re.findall(r"net_(sgemv_packed|sgemm)\((\d+), (\d+), (\d+),", source)
+    # sgemv_packed(m, k, n, ...) for y1, y2, y_runtime and y_matmul; sgemm(m, n, k, ...) for y3
+    assert sorted(calls) == sorted([("sgemv_packed", "45", str(k), "1"),
+                                    ("sgemv_packed", "45", str(k), "2"),
+                                    ("sgemv_packed", "45", str(k), "1"),
+                                    ("sgemv_packed", "9", str(k), "1"),
+                                    ("sgemm", "45", "3", str(k))])
 
 
 @target_param()
