@@ -147,13 +147,13 @@ def gemv_calls(ctx, m: int, n: int, k: int, packed: str, rhs: Matrix, out: Matri
     calls = [f"{ctx.fn('gemv', 'sgemv_packed')}({m}, {k}, {n}, {packed}, {rhs.ptr}, {rhs.cs}, "
              f"{out.ptr}, {out.cs});"]
     scaled = "" if alpha in ("1.0f", "1.0") else f"{alpha} * "
-    if bias or scaled:
-        value = f"{'bias[i] + ' if bias else ''}{scaled}y[j * {out.cs} + i]"
-        lines = [f"float *y = {out.ptr};",
-                 *([f"const float *bias = {bias};"] if bias else []),
+    if bias or scaled:      # names of their own: the caller's expressions may use y or bias
+        value = f"{'gemv_bias[i] + ' if bias else ''}{scaled}gemv_y[j * {out.cs} + i]"
+        lines = [f"float *gemv_y = {out.ptr};",
+                 *([f"const float *gemv_bias = {bias};"] if bias else []),
                  f"for (size_t j = 0; j < {n}; ++j)",
                  f"    for (size_t i = 0; i < {m}; ++i)",
-                 f"        y[j * {out.cs} + i] = {value};"]
+                 f"        gemv_y[j * {out.cs} + i] = {value};"]
         calls.append("{\n" + "".join(f"    {line}\n" for line in lines) + "}")
     return calls
 
