@@ -53,6 +53,7 @@ sys.path.insert(0, HERE)
 import models                                           # noqa: E402  (benchmarks/models.py)
 import nnbuild                                          # noqa: E402
 from nnbuild.errors import BuildError, ModelError       # noqa: E402
+from nnbuild.fileio import replacing                    # noqa: E402
 from nnbuild import targets                             # noqa: E402
 from nnbuild.ops import registry                        # noqa: E402
 from nnbuild.testing import MODEL_TOLERANCE, assert_close   # noqa: E402
@@ -66,6 +67,35 @@ VOCAB = 100                                            # transformer_small's tok
 
 
 # --- the benchmark set ------------------------------------------------------------------------
+def cpu_description() -> str:
+    """The CPU's model name, with its family / model numbers and cache sizes where Linux tells
+    them (a virtual machine's model name may be only the vendor's line: "AMD EPYC")."""
+    if not os.path.exists("/proc/cpuinfo"):
+        return platform.processor() or platform.machine()
+    fields = {}
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            if not line.strip():
+                break                                   # the first processor's fields
+            key, _, value = line.partition(":")
+            fields[key.strip()] = value.strip()
+    parts = [f"family {fields['cpu family']} model {fields['model']}"] \
+        if "cpu family" in fields and "model" in fields else []
+    caches = "/sys/devices/system/cpu/cpu0/cache"
+    for index in sorted(os.listdir(caches)) if os.path.isdir(caches) else []:
+        def read(name, index=index):
+            with open(os.path.join(caches, index, name)) as f:
+                return f.read().strip()
+        try:
+            kind = {"Data": "d", "Instruction": "i", "Unified": ""}.get(read("type"), "")
+            if kind != "i":
+                parts.append(f"L{read('level')}{kind} {read('size')}")
+        except OSError:
+            continue
+    name = fields.get("model name", platform.processor())
+    return f"{name} ({', '.join(parts)})" if parts else name
+
+
 def _light(name: str):
     path = os.path.join(LIGHT_DIR, f"light_{name}.onnx")
     graph = onnx.load(path, load_external_data=False).graph
@@ -299,10 +329,9 @@ def main(argv=None) -> int:
     unknown = [n for n in names if n not in cases]
     if unknown:
         p.error(f"unknown models {unknown} (known: {', '.join(cases)})")
+    started = time.strftime("%Y-%m-%dT%H:%M", time.gmtime())
     peak = fma_peak(target, args.work)
-    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo")
-                if line.startswith("model name")), platform.processor()) \
-        if os.path.exists("/proc/cpuinfo") else platform.processor()
+    cpu = cpu_description()
     print(f"# {time.strftime('%Y-%m-%d')}  {cpu}  target {target.name}  "
           f"FMA peak {peak:.1f} GFLOP/s per core  onnxruntime "
           f"{__import__('onnxruntime').__version__}  load {os.getloadavg()[0]:.1f}", flush=True)
@@ -355,12 +384,13 @@ def main(argv=None) -> int:
     print(table, end="")
     json_path = args.json or os.path.join(args.work, "results.json")
     md_path = args.markdown or os.path.join(args.work, "results.md")
-    with open(json_path, "w") as f:
-        json.dump({"date": time.strftime("%Y-%m-%d"), "cpu": cpu, "target": target.name,
+    with replacing(json_path) as f:
+        json.dump({"date": time.strftime("%Y-%m-%d"), "started_utc": started,
+                   "cpu": cpu, "target": target.name,
                    "fma_peak_gflops_per_core": peak, "load": os.getloadavg()[0],
                    "onnxruntime": __import__("onnxruntime").__version__, "rows": rows},
                   f, indent=2)
-    with open(md_path, "w") as f:
+    with replacing(md_path) as f:
         f.write(table)
     print(f"\nwrote {json_path} and {md_path}", file=sys.stderr)
     return 0

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -20,6 +21,7 @@ def test_benchmark_run_reports_latency_memory_and_code_size(tmp_path):
                     "--markdown", str(out_md)], check=True, capture_output=True, cwd=ROOT)
     result = json.loads(out_json.read_text())
     assert result["fma_peak_gflops_per_core"] > 0
+    assert result["cpu"] and re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d", result["started_utc"])
     rows = result["rows"]
     assert [(r["model"], r["threads"]) for r in rows] == [("mlp", 1), ("mlp", 2)]
     for r in rows:
