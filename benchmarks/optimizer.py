@@ -51,7 +51,8 @@ def measure(name: str, args, work: str) -> dict:
     best = {0: float("inf"), 2: float("inf")}
     for _ in range(args.repeat):
         for level, (app, _) in built.items():
-            best[level] = min(best[level], ours_ms(app, inputs, args.runs, args.warmup, 1))
+            timed = ours_ms(app, inputs, args.runs, args.warmup, args.warmup_ms, 1)
+            best[level] = min(best[level], timed["ms"])
     plan = built[2][1].plan
     mb = 1 << 20
     return {"model": name,
@@ -88,6 +89,7 @@ def main(argv=None) -> int:
     parser.add_argument("--target", default="host")
     parser.add_argument("--runs", type=int, default=10)
     parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--warmup-ms", type=float, default=200.0)
     parser.add_argument("--repeat", type=int, default=2)
     parser.add_argument("--work", default=None, help="build folder (default: a temporary one)")
     parser.add_argument("--markdown", action="store_true", help="print a Markdown table")

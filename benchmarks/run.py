@@ -15,8 +15,10 @@ into ``--work``; a model nnbuild cannot compile is reported as "unsupported" and
 the means. Then, per thread count, our app (``<p>_app --bench N --threads T``) and onnxruntime
 (CPU provider, all graph optimizations on, ``intra_op_num_threads = T``, the same inputs) each
 run in a fresh process, alternating ``--repeat`` times; each side's best median is reported
-(the best is the least disturbed by other work on the machine). Both take ``--warmup`` untimed
-runs first. Outputs are compared once, within the shared model tolerance. Each side's p90 and
+(the best is the least disturbed by other work on the machine). Both run untimed first, in the
+timed process: at least ``--warmup`` runs and ``--warmup-ms`` milliseconds (a process younger
+than a few milliseconds may still have its threads on one core: a 0.04 ms MLP at two threads
+timed in a fresh process ran at its one-thread speed in half the processes). Outputs are compared once, within the shared model tolerance. Each side's p90 and
 peak RSS (the process's own VmHWM at its end: the app's bench line; the onnxruntime worker is a
 Python process, so its figure includes the interpreter and numpy) are reported beside the median,
 and the code size of the built library without its weights (the text of its objects, binutils
@@ -189,15 +191,14 @@ def model_flops(path: str, target: str) -> int:
     return sum(int(registry.get(n).flops(n, graph) or 0) for n in graph.nodes)
 
 
-def ours_ms(app: str, inputs: list, runs: int, warmup: int, threads: int) -> dict:
+def ours_ms(app: str, inputs: list, runs: int, warmup: int, warmup_ms: float,
+            threads: int) -> dict:
     """Median and p90 latency (ms) and peak RSS (MB) of the app, one fresh process."""
     args = [app]
     for name, file in inputs:
         args += ["--input", f"{name}={file}"]
-    if warmup:
-        subprocess.run(args + ["--bench", str(warmup), "--threads", str(threads)],
-                       capture_output=True, check=True)
-    out = subprocess.run(args + ["--bench", str(runs), "--threads", str(threads)],
+    out = subprocess.run(args + ["--bench", str(runs), "--warmup", str(warmup), "--warmup-ms",
+                                 str(warmup_ms), "--threads", str(threads)],
                          capture_output=True, text=True, check=True).stdout
     found = re.search(r"median ([0-9.]+) ms, p90 ([0-9.]+) ms, peak RSS ([-0-9.]+) MB", out)
     return dict(ms=float(found.group(1)), p90=float(found.group(2)), rss_mb=float(found.group(3)))
@@ -205,15 +206,18 @@ def ours_ms(app: str, inputs: list, runs: int, warmup: int, threads: int) -> dic
 
 ORT_WORKER = r"""
 import sys, time, numpy as np, onnxruntime as ort
-path, runs, warmup, threads = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
-feeds = {n: np.load(f) for n, f in zip(sys.argv[5::2], sys.argv[6::2])}
+path, runs, warmup, warmup_ms, threads = (sys.argv[1], int(sys.argv[2]), int(sys.argv[3]),
+                                          float(sys.argv[4]), int(sys.argv[5]))
+feeds = {n: np.load(f) for n, f in zip(sys.argv[6::2], sys.argv[7::2])}
 o = ort.SessionOptions()
 o.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
 o.intra_op_num_threads, o.inter_op_num_threads = threads, 1
 o.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
 s = ort.InferenceSession(path, o, providers=["CPUExecutionProvider"])
-for _ in range(warmup):
+warm, until = 0, time.perf_counter() + warmup_ms * 1e-3
+while warm < warmup or time.perf_counter() < until:
     s.run(None, feeds)
+    warm += 1
 ms = []
 for _ in range(runs):
     t = time.perf_counter(); s.run(None, feeds); ms.append((time.perf_counter() - t) * 1e3)
@@ -223,9 +227,11 @@ print(float(np.median(ms)), float(np.percentile(ms, 90, method="nearest")),
 """
 
 
-def ort_ms(path: str, inputs: list, runs: int, warmup: int, threads: int) -> dict:
+def ort_ms(path: str, inputs: list, runs: int, warmup: int, warmup_ms: float,
+           threads: int) -> dict:
     """Median and p90 latency (ms) and peak RSS (MB) of onnxruntime, one fresh process."""
-    args = [sys.executable, "-c", ORT_WORKER, path, str(runs), str(warmup), str(threads)]
+    args = [sys.executable, "-c", ORT_WORKER, path, str(runs), str(warmup), str(warmup_ms),
+            str(threads)]
     for name, file in inputs:
         args += [name, file]
     out = subprocess.run(args, capture_output=True, text=True, check=True).stdout
@@ -311,7 +317,10 @@ def main(argv=None) -> int:
     p.add_argument("--skip", default="", help="comma-separated models to leave out")
     p.add_argument("--target", default="host", help="nnbuild target (default: host)")
     p.add_argument("--runs", type=int, default=30, help="timed runs per measurement")
-    p.add_argument("--warmup", type=int, default=3)
+    p.add_argument("--warmup", type=int, default=3,
+                   help="untimed runs before the timed ones, in the same process (default 3)")
+    p.add_argument("--warmup-ms", type=float, default=200.0,
+                   help="and untimed runs for at least this long (default 200)")
     p.add_argument("--repeat", type=int, default=2, help="alternating measurements per side")
     p.add_argument("--work", default=os.path.join(tempfile.gettempdir(), "nnbuild-bench"),
                    help="builds and inputs go here (kept for the next run)")
@@ -361,8 +370,9 @@ def main(argv=None) -> int:
         for t in threads:
             ours, ort = [], []
             for _ in range(args.repeat):
-                ours.append(ours_ms(result.app, inputs, args.runs, args.warmup, t))
-                ort.append(ort_ms(path, inputs, args.runs, args.warmup, t))
+                ours.append(ours_ms(result.app, inputs, args.runs, args.warmup,
+                                    args.warmup_ms, t))
+                ort.append(ort_ms(path, inputs, args.runs, args.warmup, args.warmup_ms, t))
             best_ours = min(ours, key=lambda m: m["ms"])
             best_ort = min(ort, key=lambda m: m["ms"])
             row = dict(model=name, threads=t, gflop=flops / 1e9, ours_ms=best_ours["ms"],

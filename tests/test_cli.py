@@ -6,6 +6,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 
 import numpy as np
 import onnx
@@ -218,6 +219,17 @@ def test_app_bench_prints_median_p90_and_peak_memory(built, workdir):
     assert found and 0 < float(found.group(1)) < 100      # a tiny model: a few MB
 
 
+def test_app_bench_warms_up_untimed_for_the_runs_and_time_asked(built, workdir):
+    """--warmup N and --warmup-ms T: untimed runs in the same process before the timed ones,
+    at least N of them and for at least T ms (the wall time shows the 300 ms)."""
+    start = time.perf_counter()
+    proc = run_app(built[0], "--input", f"x={workdir / 'x.npy'}", "--input",
+                   f"y={workdir / 'y.npy'}", "--bench", 2, "--warmup", 5, "--warmup-ms", 300)
+    assert proc.returncode == 0, proc.stderr
+    assert time.perf_counter() - start >= 0.3
+    assert re.match(r"small: 2 runs, 1 threads: median ", proc.stdout)
+
+
 @pytest.mark.parametrize("case, args, message", [
     ("wrong shape", ["--input", "x=x.npy", "--input", "y=x.npy"],
      r"^small_app: error: input y: \S*x\.npy has shape \(2,3\), the model takes \(3\)$"),
@@ -228,6 +240,8 @@ def test_app_bench_prints_median_p90_and_peak_memory(built, workdir):
     ("not a .npy file", ["--input", "x=small.onnx", "--input", "y=y.npy"],
      r"^small_app: error: \S*small\.onnx: not a \.npy file$"),
     ("unknown option", ["--frobnicate", "1"], r"^small_app: error: unknown option --frobnicate$"),
+    ("negative warm-up", ["--input", "x=x.npy", "--warmup-ms", "-1"],
+     r"^small_app: error: --warmup-ms needs a duration, got -1$"),
 ])
 def test_app_errors_exit_2_with_one_line(built, workdir, case, args, message):
     np.save(workdir / "y_int.npy", np.arange(3))
