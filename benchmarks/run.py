@@ -18,10 +18,11 @@ run in a fresh process, alternating ``--repeat`` times; each side's best median 
 (the best is the least disturbed by other work on the machine). Both run untimed first, in the
 timed process: at least ``--warmup`` runs and ``--warmup-ms`` milliseconds (a process younger
 than a few milliseconds may still have its threads on one core: a 0.04 ms MLP at two threads
-timed in a fresh process ran at its one-thread speed in half the processes). Outputs are compared once, within the shared model tolerance. Each side's p90 and
-peak RSS (the process's own VmHWM at its end: the app's bench line; the onnxruntime worker is a
-Python process, so its figure includes the interpreter and numpy) are reported beside the median,
-and the code size of the built library without its weights (the text of its objects, binutils
+timed in a fresh process ran at its one-thread speed in half the processes). Outputs are
+compared once, within the shared model tolerance. Each side's p90 and peak RSS (the
+process's own VmHWM at its end: the app's bench line; the onnxruntime worker is a Python
+process, so its figure includes the interpreter and numpy) are reported beside the median, and
+the code size of the built library without its weights (the text of its objects, binutils
 ``size``).
 
 Results go to stdout as a markdown table (with the geometric mean of the ratios per thread

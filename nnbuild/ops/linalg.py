@@ -123,7 +123,8 @@ def gemm_calls(ctx, dtype, lhs: Matrix, rhs: Matrix, out: Matrix, alpha: float =
         packed, work = scratch, f"{scratch} + {packed_a_floats(m, k)}"
         calls.append(call("sgemm_pack_a", m, k, lhs.ptr, lhs.rs, lhs.cs, packed))
     if n <= GEMV_MAX_COLUMNS and rhs.rs == 1 and out.rs == 1 and not accumulate:
-        return calls + gemv_calls(ctx, m, n, k, packed, rhs, out, c_literal(alpha, dtype), bias)
+        factor = None if alpha == 1.0 else c_literal(alpha, dtype)
+        return calls + gemv_calls(ctx, m, n, k, packed, rhs, out, factor, bias)
     calls.append(call("sgemm", m, n, k, c_literal(alpha, dtype), packed, rhs.ptr, rhs.rs,
                       rhs.cs, *flags, out.ptr, out.rs, out.cs, work))
     return calls
@@ -139,14 +140,14 @@ GEMV_MAX_COLUMNS = 2
 
 
 def gemv_calls(ctx, m: int, n: int, k: int, packed: str, rhs: Matrix, out: Matrix,
-               alpha: str, bias: str | None) -> list:
+               alpha: str | None, bias: str | None) -> list:
     """C statements for out = bias + alpha * A rhs with A packed, as GEMVs: rhs's and out's
-    columns contiguous (rs 1). The bias and alpha follow in one loop over out, the same float
-    operations as the SGEMM's stores (bias[i] + alpha * acc)."""
+    columns contiguous (rs 1); alpha a C literal, None for 1. The bias and alpha follow in one
+    loop over out, the same float operations as the SGEMM's stores (bias[i] + alpha * acc)."""
     ctx.families.add("gemm")        # the packed layout's blocking: gemv.c includes gemm.h
     calls = [f"{ctx.fn('gemv', 'sgemv_packed')}({m}, {k}, {n}, {packed}, {rhs.ptr}, {rhs.cs}, "
              f"{out.ptr}, {out.cs});"]
-    scaled = "" if alpha in ("1.0f", "1.0") else f"{alpha} * "
+    scaled = f"{alpha} * " if alpha else ""
     if bias or scaled:      # names of their own: the caller's expressions may use y or bias
         value = f"{'gemv_bias[i] + ' if bias else ''}{scaled}gemv_y[j * {out.cs} + i]"
         lines = [f"float *gemv_y = {out.ptr};",
