@@ -70,6 +70,11 @@ VOCAB = 100                                            # transformer_small's tok
 
 
 # --- the benchmark set ------------------------------------------------------------------------
+def _text(path: str) -> str:
+    with open(path) as f:
+        return f.read().strip()
+
+
 def cpu_description() -> str:
     """The CPU's model name, with its family / model numbers and cache sizes where Linux tells
     them (a virtual machine's model name may be only the vendor's line: "AMD EPYC")."""
@@ -86,15 +91,13 @@ def cpu_description() -> str:
         if "cpu family" in fields and "model" in fields else []
     caches = "/sys/devices/system/cpu/cpu0/cache"
     for index in sorted(os.listdir(caches)) if os.path.isdir(caches) else []:
-        def read(name, index=index):
-            with open(os.path.join(caches, index, name)) as f:
-                return f.read().strip()
         try:
-            kind = {"Data": "d", "Instruction": "i", "Unified": ""}.get(read("type"), "")
-            if kind != "i":
-                parts.append(f"L{read('level')}{kind} {read('size')}")
+            level, kind, size = (_text(os.path.join(caches, index, name))
+                                 for name in ("level", "type", "size"))
         except OSError:
             continue
+        if kind != "Instruction":
+            parts.append(f"L{level}{'d' if kind == 'Data' else ''} {size}")
     name = fields.get("model name", platform.processor())
     return f"{name} ({', '.join(parts)})" if parts else name
 

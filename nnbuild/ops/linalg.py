@@ -144,7 +144,7 @@ def gemv_calls(ctx, m: int, n: int, k: int, packed: str, rhs: Matrix, out: Matri
     """C statements for out = bias + alpha * A rhs with A packed, as GEMVs: rhs's and out's
     columns contiguous (rs 1); alpha a C literal, None for 1. The bias and alpha follow in one
     loop over out, the same float operations as the SGEMM's stores (bias[i] + alpha * acc)."""
-    ctx.families.add("gemm")        # the packed layout's blocking: gemv.c includes gemm.h
+    ctx.fn("gemm", "sgemm")         # gemv.c reads the gemm kernels' packed layout (gemm.h)
     calls = [f"{ctx.fn('gemv', 'sgemv_packed')}({m}, {k}, {n}, {packed}, {rhs.ptr}, {rhs.cs}, "
              f"{out.ptr}, {out.cs});"]
     scaled = f"{alpha} * " if alpha else ""
